@@ -1,0 +1,35 @@
+"""bnfast: batch normalization numerics with a C++ core.
+
+Kernels (channels on axis 1, float32 and float64):
+    batch_norm, batch_norm_forward, batch_norm_backward
+Threads:
+    set_num_threads, get_num_threads
+Pure-NumPy twins of everything (the test oracle and benchmark baseline):
+    bnfast.reference
+"""
+
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - only without a built extension
+    raise ImportError(
+        "bnfast's compiled extension bnfast._core could not be imported "
+        f"({exc}). Install the package with `pip install .` from the source tree "
+        "(it builds the C++ core with CMake); importing from a source checkout "
+        "without building it does not work."
+    ) from exc
+
+from ._core import ZeroVarianceError
+from .functional import batch_norm, batch_norm_backward, batch_norm_forward
+from .threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ZeroVarianceError",
+    "batch_norm",
+    "batch_norm_backward",
+    "batch_norm_forward",
+    "get_num_threads",
+    "set_num_threads",
+    "__version__",
+]

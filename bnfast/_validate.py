@@ -1,0 +1,124 @@
+"""Argument checks shared by the public functions: friendly conversions and errors
+that name the argument. Nothing here computes; nothing here modifies its inputs."""
+
+import math
+import numbers
+
+import numpy as np
+
+_FLOAT_COMPUTE = {np.dtype(np.float16): np.dtype(np.float32),
+                  np.dtype(np.float32): np.dtype(np.float32),
+                  np.dtype(np.float64): np.dtype(np.float64)}
+
+
+def compute_dtype(arr, name):
+    """The dtype bnfast computes in for an input of arr's dtype.
+
+    float32 and float64 compute as themselves; float16 computes in float32 (results
+    are converted back); integers and bools are converted to float64. Anything else
+    (complex, object, strings, float128, datetimes) is a TypeError.
+    """
+    dt = arr.dtype
+    if dt.kind == "f":
+        native = dt.newbyteorder("=")
+        if native in _FLOAT_COMPUTE:
+            return _FLOAT_COMPUTE[native]
+        raise TypeError(f"{name} has dtype {dt}, which bnfast does not support; "
+                        "use float32 or float64")
+    if dt.kind in "iub":
+        return np.dtype(np.float64)
+    raise TypeError(f"{name} must hold real numbers (float32/float64, or ints/bools "
+                    f"converted to float64), got dtype {dt}")
+
+
+def result_dtype(arr):
+    """The dtype of an output computed from an input of arr's dtype."""
+    dt = arr.dtype
+    if dt.kind == "f" and dt.newbyteorder("=") == np.float16:
+        return np.dtype(np.float16)
+    return compute_dtype(arr, "x")
+
+
+def float_input(x, name, min_ndim=2):
+    """x as a C-contiguous float32/float64 array (a copy only when needed), and the
+    dtype the caller's result should have."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(x).__name__}")
+    arr = np.asarray(x)
+    cdt = compute_dtype(arr, name)
+    if arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions (N, C, *), "
+                         f"got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=cdt), result_dtype(arr)
+
+
+def channel_vector(v, name, channels, allow_none=True):
+    """A per-channel vector as a contiguous float64 array of shape (channels,)."""
+    if v is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name} is required")
+    arr = np.asarray(v)
+    compute_dtype(arr, name)
+    if arr.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},) to match the {channels} "
+                         f"channels of x, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def real_number(value, name):
+    """value as a Python float; TypeError for non-numbers (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def eps_value(eps):
+    eps = real_number(eps, "eps")
+    if not (eps >= 0.0 and math.isfinite(eps)):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+    return eps
+
+
+def momentum_value(momentum):
+    if momentum is None:
+        raise ValueError(
+            "momentum=None (the cumulative average) needs a count of the batches seen, "
+            "which a functional call does not have: for the k-th batch (k = 1, 2, ...) "
+            "pass momentum=1/k, which gives exactly the cumulative average")
+    momentum = real_number(momentum, "momentum")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    return momentum
+
+
+def check_out(out, x, result, name="out", sources=()):
+    """Validates a caller's out= for an input x (C-contiguous compute array) whose
+    result dtype is `result`; returns (buffer for the kernel, array to copy into).
+
+    `sources` are the arrays the kernel reads: out may be one of them exactly (the
+    kernels work in place) but must not overlap one partially."""
+    if out is None:
+        return np.empty(x.shape, dtype=x.dtype), None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.dtype != result:
+        raise TypeError(f"{name} must have dtype {result} (the result's), got {out.dtype}")
+    if out.shape != x.shape:
+        raise ValueError(f"{name} must have shape {x.shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for source in sources:
+        if np.may_share_memory(out, source) and not _same_view(out, source):
+            raise ValueError(f"{name} overlaps an input without being the same array; "
+                             "pass the input itself (in place) or a separate array")
+    if out.dtype == x.dtype and out.flags.c_contiguous:
+        return out, None
+    return np.empty(x.shape, dtype=x.dtype), out
+
+
+def _same_view(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape)

@@ -1,0 +1,18 @@
+#include "bindings.hpp"
+#include "parallel.hpp"
+
+namespace bnfast::bind {
+
+void bind_parallel(py::module_& m) {
+  m.def("set_num_threads", &set_num_threads, py::arg("n"),
+        "Sets how many threads the kernels may use (n >= 1).");
+  m.def("get_num_threads", &num_threads, "How many threads the kernels may use.");
+  m.attr("has_openmp") =
+#if defined(BNFAST_HAVE_OPENMP)
+      true;
+#else
+      false;
+#endif
+}
+
+}  // namespace bnfast::bind

@@ -2,6 +2,8 @@
 
 Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
+Networks as the papers define them, trained natively:
+    BatchNorm, Dense, Network, train, TrainResult, TrainingDiverged
 Threads:
     set_num_threads, get_num_threads
 Pure-NumPy twins of everything (the test oracle and benchmark baseline):
@@ -20,11 +22,20 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 
 from ._core import ZeroVarianceError
 from .functional import batch_norm, batch_norm_backward, batch_norm_forward
+from .layers import BatchNorm, Dense
+from .network import Network
 from .threads import get_num_threads, set_num_threads
+from .train import TrainResult, TrainingDiverged, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchNorm",
+    "Dense",
+    "Network",
+    "TrainResult",
+    "TrainingDiverged",
+    "train",
     "ZeroVarianceError",
     "batch_norm",
     "batch_norm_backward",

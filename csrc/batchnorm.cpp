@@ -13,6 +13,9 @@ ZeroVarianceError::ZeroVarianceError(std::int64_t ch, const char* variance_name)
                             " 0 and eps == 0: batch normalization divides by zero there"),
       channel(ch) {}
 
+ZeroVarianceError::ZeroVarianceError(std::int64_t ch, const std::string& message)
+    : std::invalid_argument(message), channel(ch) {}
+
 double* Workspace::doubles(std::size_t count) {
   if (doubles_.size() < count) doubles_.resize(count);
   return doubles_.data();
@@ -54,16 +57,19 @@ struct Moments {
   }
 };
 
-// Sums with eight independent accumulators so the compiler can vectorize them without
-// reassociating (no -ffast-math); the combination order is fixed, so results are too.
+// Sum of x - shift, with eight independent accumulators so the compiler can vectorize
+// it without reassociating (no -ffast-math); the combination order is fixed, so results
+// are too. Callers shift by a value of the block: a constant block then sums to exactly
+// 0, so its mean is exact and its variance exactly 0 (eps == 0 must see that), which
+// sum(x) / len does not guarantee (7 copies of 0.1 average to 0.09999999999999999).
 template <class T>
-double sum_of(const T* p, i64 len) {
+double shifted_sum(const T* p, i64 len, double shift) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   i64 i = 0;
   for (; i + 8 <= len; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(p[i + k]);
+    for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(p[i + k]) - shift;
   double tail = 0;
-  for (; i < len; ++i) tail += static_cast<double>(p[i]);
+  for (; i < len; ++i) tail += static_cast<double>(p[i]) - shift;
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) +
          tail;
 }
@@ -115,7 +121,9 @@ Moments channel_moments(const T* x, Dims d, i64 ch, i64 n0, i64 n1) {
     const T* plane = x + (n * d.c + ch) * d.s;
     for (i64 s0 = 0; s0 < d.s; s0 += kBlock) {
       const i64 len = std::min(kBlock, d.s - s0);
-      const double block_mean = sum_of(plane + s0, len) / static_cast<double>(len);
+      const double shift = static_cast<double>(plane[s0]);
+      const double block_mean =
+          shift + shifted_sum(plane + s0, len, shift) / static_cast<double>(len);
       acc.merge(static_cast<double>(len), block_mean,
                 squared_deviations(plane + s0, len, block_mean));
     }
@@ -124,7 +132,8 @@ Moments channel_moments(const T* x, Dims d, i64 ch, i64 n0, i64 n1) {
 }
 
 // Per-column mean and m2 over rows [r0, r1) of a row-major (rows, cols) array.
-// Row blocks of a column tile are summed twice while they sit in cache, then merged.
+// Row blocks of a column tile are summed twice while they sit in cache, then merged;
+// the first pass is shifted by the block's first row (see shifted_sum).
 template <class T>
 void column_moments(const T* x, i64 cols, i64 r0, i64 r1, double* mean, double* m2) {
   double block_mean[kTile], block_m2[kTile];
@@ -139,13 +148,16 @@ void column_moments(const T* x, i64 cols, i64 r0, i64 r1, double* mean, double* 
     double seen = 0;
     for (i64 b0 = r0; b0 < r1; b0 += rows_per_block) {
       const i64 nb = std::min(rows_per_block, r1 - b0);
+      const T* first = x + b0 * cols + c0;
       std::fill(block_mean, block_mean + tc, 0.0);
-      for (i64 r = b0; r < b0 + nb; ++r) {
+      for (i64 r = b0 + 1; r < b0 + nb; ++r) {
         const T* row = x + r * cols + c0;
-        for (i64 j = 0; j < tc; ++j) block_mean[j] += static_cast<double>(row[j]);
+        for (i64 j = 0; j < tc; ++j)
+          block_mean[j] += static_cast<double>(row[j]) - static_cast<double>(first[j]);
       }
       const double inv_nb = 1.0 / static_cast<double>(nb);
-      for (i64 j = 0; j < tc; ++j) block_mean[j] *= inv_nb;
+      for (i64 j = 0; j < tc; ++j)
+        block_mean[j] = static_cast<double>(first[j]) + block_mean[j] * inv_nb;
       std::fill(block_m2, block_m2 + tc, 0.0);
       for (i64 r = b0; r < b0 + nb; ++r) {
         const T* row = x + r * cols + c0;

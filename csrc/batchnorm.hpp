@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace bnfast {
@@ -25,6 +26,7 @@ struct Dims {
 class ZeroVarianceError : public std::invalid_argument {
  public:
   ZeroVarianceError(std::int64_t channel, const char* variance_name);
+  ZeroVarianceError(std::int64_t channel, const std::string& message);
   std::int64_t channel;
 };
 

@@ -1,0 +1,58 @@
+// Gradient-descent loops over a Network, entirely in C++: full-batch gradient descent
+// and mini-batch SGD over disjoint batches reshuffled every epoch. Workspaces are
+// allocated once; the caller's hooks are the only way out during the loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "network.hpp"
+
+namespace bnfast {
+
+struct TrainOptions {
+  double lr = 0.0;
+  std::int64_t steps = 0;
+  std::int64_t batch_size = 0;  // 0: full batch
+  std::uint64_t seed = 0;
+  std::int64_t record_every = 1;
+};
+
+// Called with (step, loss) each time a loss is recorded; returning true stops the run.
+using RecordHook = std::function<bool(std::int64_t, double)>;
+// Called about every 10-50 ms of work; returning true stops the run (Ctrl-C).
+using PollHook = std::function<bool()>;
+
+enum class StopReason { finished, requested, interrupted, diverged };
+
+struct TrainOutcome {
+  StopReason reason = StopReason::finished;
+  std::int64_t steps_done = 0;      // updates applied to params
+  std::int64_t diverged_step = -1;  // step whose loss was not finite
+  double diverged_loss = 0.0;
+};
+
+// Runs up to opts.steps updates params <- params - lr * grad on (X (m, in), Y (m, out)).
+// losses gets the full-data loss before steps 0, r, 2r, ... (r = record_every), and
+// after the last step when steps is a multiple of r. A non-finite loss stops the run
+// (reason diverged); params then hold the values that produced it.
+TrainOutcome train(Network& net, double* params, const double* X, const double* Y,
+                   std::int64_t m, const TrainOptions& opts, std::vector<double>& losses,
+                   const RecordHook& on_record, const PollHook& poll);
+
+// The epoch permutations of mini-batch SGD: SplitMix64 seeded with `seed`, each epoch a
+// Fisher-Yates shuffle of 0..m-1 drawing j = next() % (i + 1) for i = m-1 down to 1.
+// bnfast.reference implements the same sequence, so both loops see the same batches.
+class EpochShuffler {
+ public:
+  EpochShuffler(std::int64_t m, std::uint64_t seed);
+  const std::vector<std::int64_t>& next_epoch();
+
+ private:
+  std::uint64_t next();
+  std::uint64_t state_;
+  std::vector<std::int64_t> perm_;
+};
+
+}  // namespace bnfast

@@ -304,6 +304,29 @@ void stats_planes(const T* x, Dims d, double* mean, double* var, Workspace& ws) 
   }
 }
 
+// Sets var = 0 for channels whose values are all identical. Rounding can leave a
+// constant channel with a variance of 1e-34 instead of 0; with eps == 0 that would
+// divide by almost zero instead of reporting the undefined transform. Only eps == 0
+// pays for this extra read.
+template <class T>
+void zero_constant_channels(const T* x, Dims d, double* var, Workspace& ws) {
+  double* varying = ws.doubles(static_cast<std::size_t>(d.c));  // 0/1 flags
+  std::fill(varying, varying + d.c, 0.0);
+  for (i64 n = 0; n < d.n; ++n)
+    for (i64 ch = 0; ch < d.c; ++ch) {
+      if (varying[ch] != 0) continue;
+      const T* p = x + (n * d.c + ch) * d.s;
+      const T first = x[ch * d.s];
+      for (i64 i = 0; i < d.s; ++i)
+        if (!(p[i] == first)) {
+          varying[ch] = 1;
+          break;
+        }
+    }
+  for (i64 ch = 0; ch < d.c; ++ch)
+    if (varying[ch] == 0) var[ch] = 0;
+}
+
 template <class T>
 void check_positive(const double* var, i64 c, double eps, const char* name) {
   if (eps != 0) return;
@@ -491,6 +514,7 @@ void forward_train(const T* x, Dims d, const double* weight, const double* bias,
     return;
   }
   batch_stats(x, d, mean, var, ws);
+  if (eps == 0) zero_constant_channels(x, d, var, ws);
   check_positive<T>(var, d.c, eps, "variance");
   for (i64 ch = 0; ch < d.c; ++ch) invstd[ch] = 1.0 / std::sqrt(var[ch] + eps);
   normalize(x, d, mean, invstd, weight, bias, y, ws);

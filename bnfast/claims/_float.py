@@ -1,0 +1,90 @@
+"""float64 arithmetic for the Lemma 4.5 checker: numpy arrays, least squares by
+LAPACK, and decisions (signs, zero tests) made with a tolerance reasoned from the
+conditioning of the data, so that a quantity lost in rounding is never mistaken for
+a sign. The exact twin is _exact.py; lemma_4_5.py runs the same algorithm on both."""
+
+import math
+
+import numpy as np
+
+_EPS = np.finfo(np.float64).eps
+
+
+class FloatArithmetic:
+    exact = False
+
+    def __init__(self):
+        # Relative size of rounding errors, set from the data by prepare().
+        self.rel = 64 * _EPS
+
+    # ---- inputs -----------------------------------------------------------------
+    def array(self, value, name):
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        arr = np.array(arr, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+        return arr
+
+    def scalar(self, value, name):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        return value
+
+    def prepare(self, X, Xc):
+        """Sets the rounding tolerance from the condition numbers of X and X_c."""
+        cond = max(np.linalg.cond(X), np.linalg.cond(Xc))
+        self.rel = 64 * _EPS * max(1.0, cond)
+
+    # ---- linear algebra ---------------------------------------------------------
+    def rank(self, A):
+        return int(np.linalg.matrix_rank(A))
+
+    def lstsq(self, A, b):
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+    def mean(self, v):
+        return float(np.mean(v))
+
+    def sqrt(self, x):
+        return math.sqrt(x)
+
+    def dot(self, a, b):
+        return float(a @ b)
+
+    # ---- decisions --------------------------------------------------------------
+    def is_positive(self, x, scale):
+        """x > 0, counting |x| <= rounding of `scale` as 0 (not positive)."""
+        return x > self.rel * scale
+
+    def is_zero(self, x, scale):
+        return abs(x) <= self.rel * scale
+
+    def all_equal(self, v):
+        return bool(np.all(v == v[0]))
+
+    def le(self, a, b, scale):
+        """a <= b, with equality up to rounding of `scale` counted as <=."""
+        return bool(a <= b + self.rel * scale)
+
+    def tolerance(self, scale):
+        return self.rel * scale
+
+    # ---- outputs ----------------------------------------------------------------
+    def number(self, x):
+        return float(x)
+
+    def vector(self, v):
+        out = np.array(v, dtype=np.float64)
+        out.setflags(write=False)
+        return out
+
+    def to_float(self, v):
+        return np.asarray(v, dtype=np.float64)

@@ -87,4 +87,7 @@ std::int64_t update_running_stats(R* running_mean, std::int64_t mean_stride,
                                   const double* mean, const double* var, std::int64_t c,
                                   std::int64_t count, double momentum);
 
+// Which kernel variant runs: "avx2" or "baseline" (BNFAST_SIMD=baseline forces it).
+const char* simd_level();
+
 }  // namespace bnfast

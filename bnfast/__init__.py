@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
     ) from exc
 
 from ._core import ZeroVarianceError
+from . import reference
 from .functional import batch_norm, batch_norm_backward, batch_norm_forward
 from .layers import BatchNorm, Dense
 from .network import Network
@@ -42,5 +43,6 @@ __all__ = [
     "batch_norm_forward",
     "get_num_threads",
     "set_num_threads",
+    "reference",
     "__version__",
 ]

@@ -39,9 +39,15 @@ def result_dtype(arr):
     return compute_dtype(arr, "x")
 
 
+_NATIVE_FLOAT_CHARS = "fd"
+
+
 def float_input(x, name, min_ndim=2):
     """x as a C-contiguous float32/float64 array (a copy only when needed), and the
     dtype the caller's result should have."""
+    if (type(x) is np.ndarray and x.dtype.char in _NATIVE_FLOAT_CHARS and x.dtype.isnative
+            and x.flags.c_contiguous and x.ndim >= min_ndim and x.size):
+        return x, x.dtype  # the common case, kept cheap for tiny arrays
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be an array of real numbers, got {type(x).__name__}")
     arr = np.asarray(x)
@@ -70,6 +76,8 @@ def channel_vector(v, name, channels, allow_none=True):
 
 def real_number(value, name):
     """value as a Python float; TypeError for non-numbers (bools included)."""
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)

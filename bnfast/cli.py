@@ -146,8 +146,8 @@ def render(report):
         f"   premise <W0, W*> = {n(report.inner_w0_w_star)} > 0: "
         + ("the lemma applies" if report.premise else "FAILS, the lemma claims nothing"),
         "",
-        "3. The BN network, loss L_BN(w) = sum_i (y_i - gamma (h_i - mean h)/std h - beta)^2,"
-        " h = X w",
+        "3. The BN network, h = X w, loss",
+        "   L_BN(w) = sum_i (y_i - gamma (h_i - mean h) / std h - beta)^2   (std: biased)",
         f"   L_BN(W*) = {n(report.loss_bn_at_w_star)}",
         f"   grad L_BN(W*) = {v(report.grad_bn_at_w_star)}",
         f"   its norm {n(report.grad_bn_norm)} is "
@@ -159,15 +159,15 @@ def render(report):
         f"   the open ray {{t {v(report.bn_direction)} : t > 0}}, i.e. "
         f"{_ray_equation(report.bn_direction)}",
         "   (the least-squares slope WITH intercept; W* is the fit WITHOUT one)",
-        f"   min L_BN = {n(report.loss_bn_min)} < L_BN(W0) = {n(report.loss_bn_at_w0)}",
+        f"   min L_BN = {n(report.loss_bn_min)}, below L_BN(W0) = L_BN(W*)",
         f"   closest BN optimum to W0: What* = {v(report.bn_optimum)}",
     ]
     if gd is not None:
         end = "(" + ", ".join(f"{e:.7g}" for e in gd.end_point) + ")"
         lines += [
-            f"   cross-check: native gradient descent of the BN network from W0 "
-            f"(lr {gd.lr:.4g}, {gd.steps} steps)",
-            f"   ends at {end}, {gd.angle:.1e} rad from the ray: "
+            "   cross-check (float64): bnfast.train, full-batch gradient descent of the BN",
+            f"   network from W0, lr {gd.lr:.4g}, {gd.steps} steps, ends at {end},",
+            f"   {gd.angle:.1e} rad from the ray: "
             + ("agrees with the closed form" if gd.agrees else
                "DOES NOT AGREE with the closed form"),
         ]

@@ -359,3 +359,14 @@ def test_gd_overrides_are_used():
     assert (r.gd.lr, r.gd.steps) == (0.5, 10)
     assert not r.gd.agrees                        # 10 small steps do not reach the ray
     assert r.gd.angle > 1e-6
+
+
+def test_importing_the_claims_is_light():
+    """sympy is imported only by exact=True, matplotlib only by the plot."""
+    import subprocess
+    import sys
+    code = ("import sys, bnfast.claims, bnfast.cli; "
+            "print('sympy' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["False", "False"]

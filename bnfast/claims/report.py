@@ -15,7 +15,7 @@ import numpy as np
 __all__ = ["Lemma45Report", "GDCrossCheck"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality, hashable
 class GDCrossCheck:
     """Native full-batch gradient descent of the BN network from w0 (bnfast.train),
     compared with the closed-form BN optimum ray. Always float64: a numerical check
@@ -43,7 +43,7 @@ class GDCrossCheck:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality, hashable
 class Lemma45Report:
     """Inequality (1) of Lemma 4.5 (Santurkar et al. 2018) checked on one instance.
 

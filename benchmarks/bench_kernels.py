@@ -1,0 +1,271 @@
+"""BN kernels: bnfast against bnfast.reference (NumPy), PyTorch CPU and np.copyto.
+
+Parameters: shape in SHAPES, dtype in DTYPES and, where the code uses threads, the
+thread count (bnfast.set_num_threads / torch.set_num_threads). All calls are training
+mode with per-channel weight and bias. The reference ignores threads, so it is not
+parametrized over them. PyTorch benchmarks are skipped when torch is not importable.
+
+Compare classes at the same parameters, e.g. BnfastKernels.time_forward_out against
+Copy.time_copyto (the memory-bandwidth yardstick: 2 passes over the array, where a
+training forward needs at least 3). The Ratios class measures the targets of
+shared/design/performance.md in one process, and Parity checks that bnfast agrees with
+the reference (a failed Parity benchmark means wrong numbers).
+"""
+
+import numpy as np
+
+import bnfast
+import bnfast.reference as reference
+
+from ._common import (DTYPES, SHAPES, THREADS, arrays, batch_stats, configure_timing,
+                      import_torch, is_tiny, min_time, out_buffer, ratio)
+
+_TIMEOUT = 300  # seconds per parameter combination; a full suite run takes ~15-20 min
+
+
+class Copy:
+    """np.copyto(dst, x) of the same array: reads S bytes and writes S bytes."""
+
+    params = [SHAPES, DTYPES]
+    param_names = ["shape", "dtype"]
+    timeout = _TIMEOUT
+
+    def setup(self, shape, dtype):
+        configure_timing(self, shape)
+        self.x = arrays(shape, dtype)[0]
+        self.out = out_buffer(shape, dtype)
+
+    def time_copyto(self, shape, dtype):
+        np.copyto(self.out, self.x)
+
+
+class BnfastKernels:
+    """bnfast.batch_norm_forward / batch_norm_backward (the C++ kernels)."""
+
+    params = [SHAPES, DTYPES, THREADS]
+    param_names = ["shape", "dtype", "threads"]
+    timeout = _TIMEOUT
+
+    def setup(self, shape, dtype, threads):
+        configure_timing(self, shape)
+        bnfast.set_num_threads(threads)
+        self.x, self.dy, self.w, self.b = arrays(shape, dtype)
+        self.out = out_buffer(shape, dtype)
+        self.mean, self.invstd = batch_stats(shape, dtype, bnfast)
+
+    def time_forward_out(self, shape, dtype, threads):
+        """Forward into a preallocated output (the 3S memory-bound case)."""
+        bnfast.batch_norm_forward(self.x, self.w, self.b, out=self.out)
+
+    def time_forward(self, shape, dtype, threads):
+        """Forward allocating its output (what a NumPy caller usually does)."""
+        bnfast.batch_norm_forward(self.x, self.w, self.b)
+
+    def time_backward(self, shape, dtype, threads):
+        bnfast.batch_norm_backward(self.dy, self.x, self.mean, self.invstd, self.w)
+
+    def time_forward_backward(self, shape, dtype, threads):
+        _, mean, invstd = bnfast.batch_norm_forward(self.x, self.w, self.b)
+        bnfast.batch_norm_backward(self.dy, self.x, mean, invstd, self.w)
+
+
+class ReferenceKernels:
+    """The pure-NumPy reference (float64 internally, single threaded: no threads
+    parameter). ~0.3-1.5 s per call on the large shapes, hence few samples."""
+
+    params = [SHAPES, DTYPES]
+    param_names = ["shape", "dtype"]
+    timeout = _TIMEOUT
+
+    def setup(self, shape, dtype):
+        configure_timing(self, shape, large_repeat=(1, 2, 1.0))
+        self.x, self.dy, self.w, self.b = arrays(shape, dtype)
+        self.mean, self.invstd = batch_stats(shape, dtype, reference)
+
+    def time_forward(self, shape, dtype):
+        reference.batch_norm_forward(self.x, self.w, self.b)
+
+    def time_backward(self, shape, dtype):
+        reference.batch_norm_backward(self.dy, self.x, self.mean, self.invstd, self.w)
+
+    def time_forward_backward(self, shape, dtype):
+        _, mean, invstd = reference.batch_norm_forward(self.x, self.w, self.b)
+        reference.batch_norm_backward(self.dy, self.x, mean, invstd, self.w)
+
+
+class TorchKernels:
+    """PyTorch CPU: F.batch_norm(training=True), and forward + autograd backward with
+    gradients for x, weight and bias (what bnfast's backward returns). Skipped when
+    torch is not importable."""
+
+    params = [SHAPES, DTYPES, THREADS]
+    param_names = ["shape", "dtype", "threads"]
+    timeout = _TIMEOUT
+
+    def setup(self, shape, dtype, threads):
+        torch = import_torch()
+        configure_timing(self, shape)
+        torch.set_num_threads(threads)
+        self.F = torch.nn.functional
+        x, dy, w, b = arrays(shape, dtype)
+        self.x = torch.from_numpy(x).requires_grad_()
+        self.dy = torch.from_numpy(dy)
+        self.w = torch.from_numpy(w.astype(dtype)).requires_grad_()
+        self.b = torch.from_numpy(b.astype(dtype)).requires_grad_()
+        self.no_grad = torch.no_grad
+
+    def time_forward(self, shape, dtype, threads):
+        with self.no_grad():
+            self.F.batch_norm(self.x, None, None, self.w, self.b, training=True)
+
+    def time_forward_backward(self, shape, dtype, threads):
+        self.x.grad = self.w.grad = self.b.grad = None
+        y = self.F.batch_norm(self.x, None, None, self.w, self.b, training=True)
+        y.backward(self.dy)
+
+
+def _max_rel_error(got, want):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300))
+
+
+class Parity:
+    """bnfast against bnfast.reference at every shape and dtype: the largest error of
+    any output relative to the largest magnitude of that output (max over y, mean,
+    invstd; over grad_x, grad_weight, grad_bias). Fails (AssertionError) above a loose
+    bound that only catches wrong maths, or when a repeated call at the same thread
+    count is not bitwise identical. The tight bounds live in the pytest suite."""
+
+    params = [SHAPES, DTYPES]
+    param_names = ["shape", "dtype"]
+    unit = "relative error"
+    timeout = _TIMEOUT
+
+    def setup(self, shape, dtype):
+        bnfast.set_num_threads(2)
+        self.x, self.dy, self.w, self.b = arrays(shape, dtype)
+        self.tol = 1e-5 if dtype == "float32" else 1e-11
+
+    def track_forward(self, shape, dtype):
+        got = bnfast.batch_norm_forward(self.x, self.w, self.b)
+        again = bnfast.batch_norm_forward(self.x, self.w, self.b)
+        want = reference.batch_norm_forward(self.x, self.w, self.b)
+        assert got[0].dtype == self.x.dtype
+        assert all(np.array_equal(a, b) for a, b in zip(got, again)), "not deterministic"
+        err = max(_max_rel_error(g, r) for g, r in zip(got, want))
+        assert err <= self.tol, f"forward differs from the reference: {err:.3g}"
+        return err
+
+    def track_backward(self, shape, dtype):
+        _, mean, invstd = reference.batch_norm_forward(self.x, self.w, self.b)
+        got = bnfast.batch_norm_backward(self.dy, self.x, mean, invstd, self.w)
+        again = bnfast.batch_norm_backward(self.dy, self.x, mean, invstd, self.w)
+        want = reference.batch_norm_backward(self.dy, self.x, mean, invstd, self.w)
+        assert got[0].dtype == self.x.dtype
+        assert all(np.array_equal(a, b) for a, b in zip(got, again)), "not deterministic"
+        err = max(_max_rel_error(g, r) for g, r in zip(got, want))
+        assert err <= self.tol, f"backward differs from the reference: {err:.3g}"
+        return err
+
+
+_RATIO_CASES = {
+    "(65536, 256) float32": ((65536, 256), "float32"),
+    "(64, 64, 56, 56) float32": ((64, 64, 56, 56), "float32"),
+    "(3, 2) float64": ((3, 2), "float64"),
+}
+
+
+class _RatioSetup:
+    """The operations of one case as closures, timed against each other in one process
+    at 2 threads (minimum of repeats, the two sides interleaved)."""
+
+    params = [list(_RATIO_CASES)]
+    param_names = ["case"]
+    timeout = _TIMEOUT
+
+    def setup(self, case):
+        shape, dtype = _RATIO_CASES[case]
+        bnfast.set_num_threads(2)
+        x, dy, w, b = arrays(shape, dtype)
+        out = out_buffer(shape, dtype)
+        self.number = 200 if is_tiny(shape) else 1
+
+        def forward_backward():
+            _, mean, invstd = bnfast.batch_norm_forward(x, w, b)
+            bnfast.batch_norm_backward(dy, x, mean, invstd, w)
+
+        def ref_forward_backward():
+            _, mean, invstd = reference.batch_norm_forward(x, w, b)
+            reference.batch_norm_backward(dy, x, mean, invstd, w)
+
+        self.ops = {
+            "copy": lambda: np.copyto(out, x),
+            "forward_out": lambda: bnfast.batch_norm_forward(x, w, b, out=out),
+            "forward": lambda: bnfast.batch_norm_forward(x, w, b),
+            "forward_backward": forward_backward,
+            "ref_forward": lambda: reference.batch_norm_forward(x, w, b),
+            "ref_forward_backward": ref_forward_backward,
+        }
+        self.arrays = (x, dy, w, b, dtype)
+
+    def _ratio(self, a, b):
+        return ratio(self.ops[a], self.ops[b], number=self.number, repeat=7)
+
+
+class Ratios(_RatioSetup):
+    """bnfast against the copy yardstick and the NumPy reference.
+
+    forward_out_over_copy: time of forward with out= / time of np.copyto (lower is
+    better; target <= 2.0, aim 1.6). speedup_vs_reference_*: reference time / bnfast
+    time (higher is better; targets >= 8 on large arrays, >= 5 on (3, 2)).
+    """
+
+    def track_forward_out_over_copy(self, case):
+        return self._ratio("forward_out", "copy")
+    track_forward_out_over_copy.unit = "ratio"
+
+    def track_speedup_vs_reference_forward(self, case):
+        ref = min_time(self.ops["ref_forward"], self.number, repeat=3)
+        return ref / min_time(self.ops["forward"], self.number, repeat=7)
+    track_speedup_vs_reference_forward.unit = "x"
+
+    def track_speedup_vs_reference_forward_backward(self, case):
+        ref = min_time(self.ops["ref_forward_backward"], self.number, repeat=3)
+        return ref / min_time(self.ops["forward_backward"], self.number, repeat=7)
+    track_speedup_vs_reference_forward_backward.unit = "x"
+
+
+class TorchRatios(_RatioSetup):
+    """bnfast time / PyTorch CPU time, both allocating their outputs (lower is better;
+    target <= 0.6, aim 0.4). Skipped when torch is not importable."""
+
+    def setup(self, case):
+        torch = import_torch()
+        super().setup(case)
+        torch.set_num_threads(2)
+        F = torch.nn.functional
+        x, dy, w, b, dtype = self.arrays
+        tx = torch.from_numpy(x).requires_grad_()
+        tdy = torch.from_numpy(dy)
+        tw = torch.from_numpy(w.astype(dtype)).requires_grad_()
+        tb = torch.from_numpy(b.astype(dtype)).requires_grad_()
+
+        def torch_forward():
+            with torch.no_grad():
+                F.batch_norm(tx, None, None, tw, tb, training=True)
+
+        def torch_forward_backward():
+            tx.grad = tw.grad = tb.grad = None
+            F.batch_norm(tx, None, None, tw, tb, training=True).backward(tdy)
+
+        self.ops["torch_forward"] = torch_forward
+        self.ops["torch_forward_backward"] = torch_forward_backward
+
+    def track_forward_over_torch(self, case):
+        return self._ratio("forward", "torch_forward")
+    track_forward_over_torch.unit = "ratio"
+
+    def track_forward_backward_over_torch(self, case):
+        return self._ratio("forward_backward", "torch_forward_backward")
+    track_forward_backward_over_torch.unit = "ratio"

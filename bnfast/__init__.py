@@ -4,6 +4,8 @@ Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
     BatchNorm, Dense, Network, train, TrainResult, TrainingDiverged
+Claims about BN, checked in float64 and exactly (sympy):
+    bnfast.claims (check_lemma_4_5, example_3_2); `bnfast verify` on the command line
 Threads:
     set_num_threads, get_num_threads
 Pure-NumPy twins of everything (the test oracle and benchmark baseline):
@@ -21,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
     ) from exc
 
 from ._core import ZeroVarianceError
-from . import reference
+from . import claims, reference
 from .functional import batch_norm, batch_norm_backward, batch_norm_forward
 from .layers import BatchNorm, Dense
 from .network import Network
@@ -43,6 +45,7 @@ __all__ = [
     "batch_norm_forward",
     "get_num_threads",
     "set_num_threads",
+    "claims",
     "reference",
     "__version__",
 ]

@@ -1,0 +1,146 @@
+"""Pure-NumPy twins of the BN kernels (math.md section 2): the test oracle and the asv
+baseline. Short and readable on purpose; never imports bnfast._core.
+
+Shapes: x is (N, C) or (N, C, *) with channels on axis 1; per-channel arrays are (C,).
+Statistics of channel c run over axis 0 and every trailing axis (m = N * prod(*)).
+Everything is computed in float64. y and grad_x come back in x's dtype (float16 stays
+float16; ints and bools give float64); per-channel results are float64, as in
+bnfast.functional.
+"""
+
+import warnings
+
+import numpy as np
+
+__all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
+
+
+def _result_dtype(x):
+    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _channels_first(x):
+    """x (N, C, *) as a float64 (C, m) array: one contiguous row per channel, so NumPy
+    sums each row pairwise (error O(log m) roundings rather than O(m))."""
+    x64 = np.asarray(x, dtype=np.float64)
+    return np.moveaxis(x64, 1, 0).reshape(x64.shape[1], -1)
+
+
+def _per_channel(v, ndim):
+    """(C,) -> (1, C, 1, ...) broadcastable against an ndim-dimensional x."""
+    return np.asarray(v, dtype=np.float64).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _moments(x):
+    """Mean and biased variance (float64, (C,)) of each channel, two-pass. The mean
+    gets one correction pass, mean += mean(x - mean), which removes the rounding error
+    of the first sum (and makes a constant channel's mean exact)."""
+    rows = _channels_first(x)
+    mean = rows.mean(axis=1)
+    mean += (rows - mean[:, None]).mean(axis=1)
+    var = np.square(rows - mean[:, None]).mean(axis=1)
+    return mean, var
+
+
+def _check_input(x, training):
+    if x.ndim < 2 or x.size == 0:
+        raise ValueError(f"x must be a non-empty (N, C, *) array, got shape {x.shape}")
+    if training and x.size // x.shape[1] < 2:
+        raise ValueError("Expected more than 1 value per channel when training, "
+                         f"got input of shape {x.shape}")
+
+
+def _invstd(var, eps, what):
+    if eps == 0 and np.any(var == 0):
+        channel = int(np.flatnonzero(var == 0)[0])
+        raise ValueError(f"channel {channel} has {what} 0 and eps == 0")
+    return 1.0 / np.sqrt(var + eps)
+
+
+def _affine(x, mean, invstd, weight, bias):
+    """(x - mean) * invstd * weight + bias per channel, in float64, shape of x."""
+    nd = x.ndim
+    y = (np.asarray(x, dtype=np.float64) - _per_channel(mean, nd)) * _per_channel(invstd, nd)
+    if weight is not None:
+        y *= _per_channel(weight, nd)
+    if bias is not None:
+        y += _per_channel(bias, nd)
+    return y
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+               training=False, momentum=0.1, eps=1e-5):
+    """Batch normalization as torch.nn.functional.batch_norm.
+
+    x : (N, C, *);  running_mean, running_var, weight, bias : (C,) or None.
+    training=True normalizes with the batch statistics and, when running stats are
+    given, updates them in place: running <- (1 - momentum) * running + momentum * batch,
+    with the batch variance unbiased (times m / (m - 1)). Channels whose batch
+    statistics are not finite keep their running values (RuntimeWarning).
+    training=False normalizes with running_mean / running_var.
+    Returns y, shape of x, dtype of x (ints and bools give float64).
+    """
+    x = np.asarray(x)
+    _check_input(x, training)
+    if training:
+        with np.errstate(invalid="ignore"):  # inf in x: NaN statistics, as documented
+            mean, var = _moments(x)
+        invstd = _invstd(var, eps, "variance")
+        if running_mean is not None:
+            m = x.size // x.shape[1]
+            ok = np.isfinite(mean) & np.isfinite(var)
+            if not ok.all():
+                warnings.warn(f"batch statistics of {np.count_nonzero(~ok)} channel(s) "
+                              "are not finite; their running statistics were left unchanged",
+                              RuntimeWarning, stacklevel=2)
+            new_mean = (1 - momentum) * running_mean.astype(np.float64) + momentum * mean
+            new_var = ((1 - momentum) * running_var.astype(np.float64)
+                       + momentum * var * (m / (m - 1)))
+            running_mean[ok] = new_mean[ok]
+            running_var[ok] = new_var[ok]
+    else:
+        mean = np.asarray(running_mean, dtype=np.float64)
+        invstd = _invstd(np.asarray(running_var, dtype=np.float64), eps, "running variance")
+    return _affine(x, mean, invstd, weight, bias).astype(_result_dtype(x))
+
+
+def batch_norm_forward(x, weight=None, bias=None, eps=1e-5):
+    """Training-mode batch normalization.
+
+    x : (N, C, *);  weight, bias : (C,) or None (1 and 0).
+    Returns (y, mean, invstd): y shape and dtype of x; mean and invstd float64 (C,),
+    invstd = 1 / sqrt(biased batch variance + eps).
+    """
+    x = np.asarray(x)
+    _check_input(x, training=True)
+    with np.errstate(invalid="ignore"):  # inf in x: NaN statistics
+        mean, var = _moments(x)
+    invstd = _invstd(var, eps, "variance")
+    y = _affine(x, mean, invstd, weight, bias).astype(_result_dtype(x))
+    return y, mean, invstd
+
+
+def batch_norm_backward(grad_y, x, mean, invstd, weight=None):
+    """Gradients of training-mode batch normalization (math.md section 2).
+
+    grad_y, x : (N, C, *);  mean, invstd, weight : (C,) (weight None means 1).
+    With xhat = (x - mean) * invstd and m = N * prod(*):
+        grad_bias   = sum grad_y                    (over all axes but 1)
+        grad_weight = sum grad_y * xhat
+        grad_x      = weight * invstd / m * (m * grad_y - grad_bias - xhat * grad_weight)
+    Returns (grad_x, grad_weight, grad_bias): grad_x shape and dtype of x, the others
+    float64 (C,).
+    """
+    x = np.asarray(x)
+    nd = x.ndim
+    g = np.asarray(grad_y, dtype=np.float64)
+    xhat = _affine(x, mean, invstd, None, None)
+    grad_bias = _channels_first(g).sum(axis=1)
+    grad_weight = _channels_first(g * xhat).sum(axis=1)
+    m = x.size // x.shape[1]
+    scale = np.asarray(invstd, dtype=np.float64) / m
+    if weight is not None:
+        scale = scale * np.asarray(weight, dtype=np.float64)
+    grad_x = _per_channel(scale, nd) * (m * g - _per_channel(grad_bias, nd)
+                                        - xhat * _per_channel(grad_weight, nd))
+    return grad_x.astype(_result_dtype(x)), grad_weight, grad_bias

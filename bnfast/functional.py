@@ -68,7 +68,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     y = np.empty(xc.shape, dtype=xc.dtype)
     if training:
         tracking = running_mean is not None or running_var is not None
-        momentum = momentum_value(momentum) if tracking else 0.0
+        # momentum=None only matters when there are running stats to update
+        momentum = momentum_value(momentum) if tracking or momentum is not None else 0.0
         _, _, skipped = _core.forward_train(xc, weight, bias, eps, y, running_mean,
                                             running_var, momentum)
         if skipped:
@@ -76,6 +77,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                           "(NaN or inf in x); their running statistics were left unchanged",
                           RuntimeWarning, stacklevel=2)
     else:
+        if momentum is not None:
+            momentum_value(momentum)  # a bad momentum is an error in every mode
         if running_mean is None or running_var is None:
             raise ValueError("running_mean and running_var are required when training=False")
         running_mean = channel_vector(running_mean, "running_mean", channels)

@@ -86,10 +86,10 @@ TrainOutcome train(Network& net, double* params, const double* X, const double* 
     double loss = 0;
     if (full && !last) {
       loss = net.loss(params, X, Y, m, grad.data());
-    } else if (record) {
+    } else if (record || last) {  // the final parameters are checked even unrecorded
       loss = net.loss(params, X, Y, m, nullptr);
     }
-    if ((full && !last) || record) {
+    if ((full && !last) || record || last) {
       if (!std::isfinite(loss)) {
         diverged(step, loss);
         break;

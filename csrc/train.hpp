@@ -36,7 +36,8 @@ struct TrainOutcome {
 // Runs up to opts.steps updates params <- params - lr * grad on (X (m, in), Y (m, out)).
 // losses gets the full-data loss before steps 0, r, 2r, ... (r = record_every), and
 // after the last step when steps is a multiple of r. A non-finite loss stops the run
-// (reason diverged); params then hold the values that produced it.
+// (reason diverged); params then hold the values that produced it. The loss after the
+// last step is always checked, recorded or not.
 TrainOutcome train(Network& net, double* params, const double* X, const double* Y,
                    std::int64_t m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll);

@@ -127,9 +127,9 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
         last = step == steps
         if full and not last:
             loss, grad = _loss_and_gradient(layers, params, X, y)
-        elif record:
+        elif record or last:  # the final parameters are checked even unrecorded
             loss = float(np.sum((y - _forward(layers, params, X)[-1]["A"]) ** 2))
-        if (full and not last) or record:
+        if (full and not last) or record or last:
             if not np.isfinite(loss):
                 raise TrainingDiverged(step, loss, np.array(losses))
         if record:

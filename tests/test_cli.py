@@ -5,6 +5,7 @@ import importlib.metadata
 import json
 import math
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -19,8 +20,11 @@ GRAD = [-10 * math.sqrt(78) / 507, 14 * math.sqrt(78) / 507]
 
 
 def run(*args):
+    # From outside the source tree: `python -m` puts the working directory first on
+    # sys.path, where a checkout's bnfast/ (without the built extension) would shadow
+    # the installed package.
     return subprocess.run([sys.executable, "-m", "bnfast", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, cwd=tempfile.gettempdir())
 
 
 def test_verify_prints_the_argument_and_the_verdict():

@@ -26,6 +26,7 @@ from ._core import ZeroVarianceError
 from . import claims, reference
 from .functional import batch_norm, batch_norm_backward, batch_norm_forward
 from .layers import BatchNorm, Dense
+from .memory import cached_buffer_bytes, clear_buffer_cache
 from .network import Network
 from .threads import get_num_threads, set_num_threads
 from .train import TrainResult, TrainingDiverged, train
@@ -40,6 +41,8 @@ __all__ = [
     "TrainingDiverged",
     "train",
     "ZeroVarianceError",
+    "cached_buffer_bytes",
+    "clear_buffer_cache",
     "batch_norm",
     "batch_norm_backward",
     "batch_norm_forward",

@@ -102,14 +102,15 @@ def momentum_value(momentum):
     return momentum
 
 
-def check_out(out, x, result, name="out", sources=()):
+def check_out(out, x, result, name="out", sources=(), empty=np.empty):
     """Validates a caller's out= for an input x (C-contiguous compute array) whose
     result dtype is `result`; returns (buffer for the kernel, array to copy into).
 
     `sources` are the arrays the kernel reads: out may be one of them exactly (the
-    kernels work in place) but must not overlap one partially."""
+    kernels work in place) but must not overlap one partially. `empty(shape, dtype)`
+    allocates the buffer when one is needed."""
     if out is None:
-        return np.empty(x.shape, dtype=x.dtype), None
+        return empty(x.shape, x.dtype), None
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
     if out.dtype != result:
@@ -124,7 +125,7 @@ def check_out(out, x, result, name="out", sources=()):
                              "pass the input itself (in place) or a separate array")
     if out.dtype == x.dtype and out.flags.c_contiguous:
         return out, None
-    return np.empty(x.shape, dtype=x.dtype), out
+    return empty(x.shape, x.dtype), out
 
 
 def _same_view(a, b):

@@ -6,6 +6,7 @@ dtypes: float32 and float64 compute in their own precision (statistics are alway
 accumulated in float64); float16 computes in float32 and the result is converted back;
 integers and bools are converted to float64; complex/object/string dtypes are a
 TypeError. Per-channel results (mean, invstd, grad_weight, grad_bias) are float64.
+Large outputs (>= 1 MiB) reuse recently freed output buffers (see bnfast.memory).
 """
 
 import warnings
@@ -65,7 +66,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     weight = channel_vector(weight, "weight", channels)
     bias = channel_vector(bias, "bias", channels)
     eps = eps_value(eps)
-    y = np.empty(xc.shape, dtype=xc.dtype)
+    y = _core.empty(xc.shape, xc.dtype)
     if training:
         tracking = running_mean is not None or running_var is not None
         # momentum=None only matters when there are running stats to update
@@ -112,7 +113,7 @@ def batch_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
     weight = channel_vector(weight, "weight", channels)
     bias = channel_vector(bias, "bias", channels)
     eps = eps_value(eps)
-    buffer, target = check_out(out, xc, result, sources=(xc,))
+    buffer, target = check_out(out, xc, result, sources=(xc,), empty=_core.empty)
     mean, invstd, _ = _core.forward_train(xc, weight, bias, eps, buffer, None, None, 0.0)
     y = _finish(buffer, target)
     return (y if target is not None else _result(y, result)), mean, invstd
@@ -148,7 +149,7 @@ def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None):
     mean = channel_vector(mean, "mean", channels, allow_none=False)
     invstd = channel_vector(invstd, "invstd", channels, allow_none=False)
     weight = channel_vector(weight, "weight", channels)
-    buffer, target = check_out(out, xc, result, sources=(xc, gy))
+    buffer, target = check_out(out, xc, result, sources=(xc, gy), empty=_core.empty)
     grad_weight, grad_bias = _core.backward(gy, xc, mean, invstd, weight, buffer)
     gx = _finish(buffer, target)
     return (gx if target is not None else _result(gx, result)), grad_weight, grad_bias

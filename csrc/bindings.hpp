@@ -20,6 +20,7 @@ namespace py = pybind11;
 void bind_batchnorm(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_network(py::module_& m);
+void bind_memory(py::module_& m);
 
 std::string shape_str(const py::array& a);
 

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
   bnfast::bind::bind_parallel(m);
   bnfast::bind::bind_batchnorm(m);
   bnfast::bind::bind_network(m);
+  bnfast::bind::bind_memory(m);
 }

@@ -145,6 +145,12 @@ void column_moments(const T* x, i64 cols, i64 r0, i64 r1, double* mean, double* 
         }
       }
       const double total = seen + static_cast<double>(nb);
+      if (seen == 0) {  // the first block: nothing to merge (saves divisions on tiny inputs)
+        std::copy(block_mean, block_mean + tc, mu);
+        std::copy(block_m2, block_m2 + tc, sq);
+        seen = total;
+        continue;
+      }
       const double w_new = static_cast<double>(nb) / total;
       const double w_cross = seen * static_cast<double>(nb) / total;
       for (i64 j = 0; j < tc; ++j) {
@@ -280,29 +286,6 @@ void stats_planes(const T* x, Dims d, double* mean, double* var, Workspace& ws) 
     mean[ch] = m.mean;
     var[ch] = m.m2 / count;
   }
-}
-
-// Sets var = 0 for channels whose values are all identical. Rounding can leave a
-// constant channel with a variance of 1e-34 instead of 0; with eps == 0 that would
-// divide by almost zero instead of reporting the undefined transform. Only eps == 0
-// pays for this extra read.
-template <class T>
-void zero_constant_channels(const T* x, Dims d, double* var, Workspace& ws) {
-  double* varying = ws.doubles(static_cast<std::size_t>(d.c));  // 0/1 flags
-  std::fill(varying, varying + d.c, 0.0);
-  for (i64 n = 0; n < d.n; ++n)
-    for (i64 ch = 0; ch < d.c; ++ch) {
-      if (varying[ch] != 0) continue;
-      const T* p = x + (n * d.c + ch) * d.s;
-      const T first = x[ch * d.s];
-      for (i64 i = 0; i < d.s; ++i)
-        if (!(p[i] == first)) {
-          varying[ch] = 1;
-          break;
-        }
-    }
-  for (i64 ch = 0; ch < d.c; ++ch)
-    if (varying[ch] == 0) var[ch] = 0;
 }
 
 template <class T>
@@ -492,7 +475,6 @@ void forward_train(const T* x, Dims d, const double* weight, const double* bias,
     return;
   }
   BNFAST_ISA::batch_stats(x, d, mean, var, ws);
-  if (eps == 0) zero_constant_channels(x, d, var, ws);
   check_positive<T>(var, d.c, eps, "variance");
   for (i64 ch = 0; ch < d.c; ++ch) invstd[ch] = 1.0 / std::sqrt(var[ch] + eps);
   BNFAST_ISA::normalize(x, d, mean, invstd, weight, bias, y, ws);

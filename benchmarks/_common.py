@@ -18,6 +18,7 @@ DTYPES = ["float32", "float64"]
 THREADS = [1, 2]
 
 TINY = 1 << 12  # elements: below this a call is overhead bound (microseconds)
+TINY_NUMBER = 20  # calls per timing sample for tiny shapes
 
 # A random block whose length is prime, tiled to any size: random-looking data at
 # memory speed (drawing 16M normals costs ~0.5 s per array, per benchmark process).
@@ -84,12 +85,14 @@ def out_buffer(shape, dtype):
 def configure_timing(bench, shape, large_repeat=(2, 5, 4.0)):
     """Per-parameter timing attributes (asv reads them again after setup).
 
-    Tiny calls take microseconds: batch 200 calls per sample. Large calls take
-    10-100 ms: one call per sample, a few samples (minimum of repeats is reported).
+    Tiny calls take microseconds: 20 calls per sample, many samples (short samples:
+    on a loaded machine a call that waits for a descheduled thread, e.g. PyTorch's
+    autograd engine, can take ~70 ms; the minimum of short samples skips those).
+    Large calls take 10-100 ms: one call per sample, a few samples.
     """
     if is_tiny(shape):
-        bench.number = 200
-        bench.repeat = (5, 10, 2.0)
+        bench.number = TINY_NUMBER
+        bench.repeat = (10, 40, 1.0)
         bench.warmup_time = 0.05
     else:
         bench.number = 0  # asv picks 1 call per sample for these

@@ -17,8 +17,9 @@ import numpy as np
 import bnfast
 import bnfast.reference as reference
 
-from ._common import (DTYPES, SHAPES, THREADS, arrays, batch_stats, configure_timing,
-                      import_torch, is_tiny, min_time, out_buffer, ratio)
+from ._common import (DTYPES, SHAPES, THREADS, TINY_NUMBER, arrays, batch_stats,
+                      configure_timing, import_torch, is_tiny, min_time, out_buffer,
+                      ratio)
 
 _TIMEOUT = 300  # seconds per parameter combination; a full suite run takes ~15-20 min
 
@@ -189,7 +190,10 @@ class _RatioSetup:
         bnfast.set_num_threads(2)
         x, dy, w, b = arrays(shape, dtype)
         out = out_buffer(shape, dtype)
-        self.number = 200 if is_tiny(shape) else 1
+        tiny = is_tiny(shape)
+        self.number = TINY_NUMBER if tiny else 1
+        self.samples = 40 if tiny else 7
+        self.ref_samples = 40 if tiny else 3
 
         def forward_backward():
             _, mean, invstd = bnfast.batch_norm_forward(x, w, b)
@@ -210,7 +214,7 @@ class _RatioSetup:
         self.arrays = (x, dy, w, b, dtype)
 
     def _ratio(self, a, b):
-        return ratio(self.ops[a], self.ops[b], number=self.number, repeat=7)
+        return ratio(self.ops[a], self.ops[b], number=self.number, repeat=self.samples)
 
 
 class Ratios(_RatioSetup):
@@ -226,13 +230,13 @@ class Ratios(_RatioSetup):
     track_forward_out_over_copy.unit = "ratio"
 
     def track_speedup_vs_reference_forward(self, case):
-        ref = min_time(self.ops["ref_forward"], self.number, repeat=3)
-        return ref / min_time(self.ops["forward"], self.number, repeat=7)
+        ref = min_time(self.ops["ref_forward"], self.number, repeat=self.ref_samples)
+        return ref / min_time(self.ops["forward"], self.number, repeat=self.samples)
     track_speedup_vs_reference_forward.unit = "x"
 
     def track_speedup_vs_reference_forward_backward(self, case):
-        ref = min_time(self.ops["ref_forward_backward"], self.number, repeat=3)
-        return ref / min_time(self.ops["forward_backward"], self.number, repeat=7)
+        ref = min_time(self.ops["ref_forward_backward"], self.number, repeat=self.ref_samples)
+        return ref / min_time(self.ops["forward_backward"], self.number, repeat=self.samples)
     track_speedup_vs_reference_forward_backward.unit = "x"
 
 

@@ -21,7 +21,7 @@ from ._common import (DTYPES, SHAPES, THREADS, TINY_NUMBER, arrays, batch_stats,
                       configure_timing, import_torch, is_tiny, min_time, out_buffer,
                       ratio)
 
-_TIMEOUT = 300  # seconds per parameter combination; a full suite run takes ~15-20 min
+_TIMEOUT = 300  # seconds per parameter combination; the full suite takes ~8-10 min when quiet
 
 
 class Copy:

@@ -1,5 +1,7 @@
 #include "network.hpp"
 
+#include "matmul.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -131,17 +133,20 @@ void Network::forward_layers(const double* params, const double* X, i64 m) {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerSpec& L = layers_[l];
     const Offsets& o = offsets_[l];
+    // H = A W^T + b: bias rows, then the product accumulated on top of them.
     const double* W = params + o.w;
+    w_t_.resize(static_cast<std::size_t>(L.in * L.out));
+    for (i64 j = 0; j < L.out; ++j)
+      for (i64 k = 0; k < L.in; ++k) w_t_[k * L.out + j] = W[j * L.in + k];
     double* H = H_[l].data();
     for (i64 i = 0; i < m; ++i) {
-      const double* x = prev + i * L.in;
-      for (i64 j = 0; j < L.out; ++j) {
-        const double* w = W + j * L.in;
-        double acc = o.b >= 0 ? params[o.b + j] : 0.0;
-        for (i64 k = 0; k < L.in; ++k) acc += w[k] * x[k];
-        H[i * L.out + j] = acc;
-      }
+      double* h = H + i * L.out;
+      if (o.b >= 0)
+        std::copy(params + o.b, params + o.b + L.out, h);
+      else
+        std::fill(h, h + L.out, 0.0);
     }
+    matmul_acc(m, L.out, L.in, prev, L.in, w_t_.data(), L.out, H, L.out);
     const double* Z = H;
     if (L.batch_norm) {
       const double* gamma = L.bn_trainable ? params + o.gamma : L.gamma.data();
@@ -215,16 +220,12 @@ double Network::loss(const double* params, const double* X, const double* Y, i64
     }
     // through the dense map: dW = dH^T A_prev, db = column sums of dH, dA_prev = dH W
     const double* prev = l == 0 ? X : A_[l - 1].data();
+    grad_h_t_.resize(static_cast<std::size_t>(L.out * m));
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < L.out; ++j) grad_h_t_[j * m + i] = dH[i * L.out + j];
     double* dW = grad + o.w;
     std::fill(dW, dW + L.out * L.in, 0.0);
-    for (i64 i = 0; i < m; ++i) {
-      const double* p = prev + i * L.in;
-      for (i64 j = 0; j < L.out; ++j) {
-        const double g = dH[i * L.out + j];
-        double* row = dW + j * L.in;
-        for (i64 k = 0; k < L.in; ++k) row[k] += g * p[k];
-      }
-    }
+    matmul_acc(L.out, L.in, m, grad_h_t_.data(), m, prev, L.in, dW, L.in);
     if (o.b >= 0) {
       double* db = grad + o.b;
       std::fill(db, db + L.out, 0.0);
@@ -232,17 +233,9 @@ double Network::loss(const double* params, const double* X, const double* Y, i64
         for (i64 j = 0; j < L.out; ++j) db[j] += dH[i * L.out + j];
     }
     if (l > 0) {
-      const double* W = params + o.w;
       double* dPrev = grad_a_.data();  // dA is consumed: dZ/dH hold what is still needed
       std::fill(dPrev, dPrev + m * L.in, 0.0);
-      for (i64 i = 0; i < m; ++i) {
-        double* d = dPrev + i * L.in;
-        for (i64 j = 0; j < L.out; ++j) {
-          const double g = dH[i * L.out + j];
-          const double* w = W + j * L.in;
-          for (i64 k = 0; k < L.in; ++k) d[k] += g * w[k];
-        }
-      }
+      matmul_acc(m, L.in, L.out, dH, L.out, params + o.w, L.in, dPrev, L.in);
       dA = dPrev;
     }
   }

@@ -61,6 +61,8 @@ class Network {
   std::int64_t reserved_m_ = 0;
   // Per layer, (m, out) each: pre-activations H, normalized Z, activations A.
   std::vector<std::vector<double>> H_, Z_, A_;
+  std::vector<double> w_t_;       // W^T (in, out) of the current layer
+  std::vector<double> grad_h_t_;  // dH^T (out, m) of the current layer
   std::vector<std::vector<double>> mean_, var_, invstd_;  // per BN layer, (out,)
   std::vector<double> grad_a_, grad_z_, grad_h_;          // (m, widest layer)
   std::vector<double> grad_gamma_, grad_beta_;            // (widest layer,)

@@ -95,19 +95,11 @@ std::int64_t update_running_stats(R* running_mean, std::int64_t mean_stride, R* 
   return skipped;
 }
 
-#define BNFAST_INSTANTIATE(T)                                                                 \
-  template void batch_stats<T>(const T*, Dims, double*, double*, Workspace&);                 \
-  template void normalize<T>(const T*, Dims, const double*, const double*, const double*,     \
-                             const double*, T*, Workspace&);                                  \
-  template void forward_train<T>(const T*, Dims, const double*, const double*, double, T*,    \
-                                 double*, double*, double*, Workspace&);                      \
-  template void forward_eval<T>(const T*, Dims, const double*, const double*, const double*,  \
-                                const double*, double, T*, Workspace&);                       \
-  template void backward<T>(const T*, const T*, Dims, const double*, const double*,           \
-                            const double*, T*, double*, double*, Workspace&);                 \
-  template std::int64_t update_running_stats<T>(T*, std::int64_t, T*, std::int64_t,          \
-                                                const double*, const double*, std::int64_t,   \
-                                                std::int64_t, double);
+#define BNFAST_INSTANTIATE(T)                                                         \
+  BNFAST_INSTANTIATE_KERNELS(T)                                                       \
+  template std::int64_t update_running_stats<T>(T*, std::int64_t, T*, std::int64_t,  \
+                                                const double*, const double*,         \
+                                                std::int64_t, std::int64_t, double);
 
 BNFAST_INSTANTIATE(float)
 BNFAST_INSTANTIATE(double)

@@ -502,19 +502,7 @@ void backward(const T* dy, const T* x, Dims d, const double* mean, const double*
     backward_planes(dy, x, d, mean, invstd, weight, dx, grad_weight, grad_bias, ws);
 }
 
-#define BNFAST_INSTANTIATE(T)                                                                \
-  template void batch_stats<T>(const T*, Dims, double*, double*, Workspace&);                \
-  template void normalize<T>(const T*, Dims, const double*, const double*, const double*,    \
-                             const double*, T*, Workspace&);                                 \
-  template void forward_train<T>(const T*, Dims, const double*, const double*, double, T*,   \
-                                 double*, double*, double*, Workspace&);                     \
-  template void forward_eval<T>(const T*, Dims, const double*, const double*, const double*, \
-                                const double*, double, T*, Workspace&);                      \
-  template void backward<T>(const T*, const T*, Dims, const double*, const double*,          \
-                            const double*, T*, double*, double*, Workspace&);
-
-BNFAST_INSTANTIATE(float)
-BNFAST_INSTANTIATE(double)
-#undef BNFAST_INSTANTIATE
+BNFAST_INSTANTIATE_KERNELS(float)
+BNFAST_INSTANTIATE_KERNELS(double)
 
 }  // namespace bnfast::BNFAST_ISA

@@ -25,6 +25,19 @@
                 Workspace& ws);                                                              \
   }
 
+// Explicit instantiations of the five kernels for data type T, in the current namespace
+// (the public one in batchnorm.cpp, each variant's in batchnorm_isa.cpp).
+#define BNFAST_INSTANTIATE_KERNELS(T)                                                        \
+  template void batch_stats<T>(const T*, Dims, double*, double*, Workspace&);                \
+  template void normalize<T>(const T*, Dims, const double*, const double*, const double*,    \
+                             const double*, T*, Workspace&);                                 \
+  template void forward_train<T>(const T*, Dims, const double*, const double*, double, T*,   \
+                                 double*, double*, double*, Workspace&);                     \
+  template void forward_eval<T>(const T*, Dims, const double*, const double*, const double*, \
+                                const double*, double, T*, Workspace&);                      \
+  template void backward<T>(const T*, const T*, Dims, const double*, const double*,          \
+                            const double*, T*, double*, double*, Workspace&);
+
 BNFAST_DECLARE_KERNELS(baseline)
 BNFAST_DECLARE_KERNELS(avx2)
 #undef BNFAST_DECLARE_KERNELS

@@ -66,6 +66,9 @@ def channel_vector(v, name, channels, allow_none=True):
         if allow_none:
             return None
         raise ValueError(f"{name} is required")
+    if (type(v) is np.ndarray and v.dtype.char == "d" and v.dtype.isnative
+            and v.shape == (channels,) and v.flags.c_contiguous):
+        return v  # the common case (e.g. mean/invstd from batch_norm_forward), kept cheap
     arr = np.asarray(v)
     compute_dtype(arr, name)
     if arr.shape != (channels,):

@@ -143,8 +143,9 @@ def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None):
     gy = np.asarray(grad_y)
     if gy.shape != xc.shape:
         raise ValueError(f"grad_y must have the shape of x {xc.shape}, got {gy.shape}")
-    compute_dtype(gy, "grad_y")
-    gy = np.ascontiguousarray(gy, dtype=xc.dtype)
+    if not (gy.dtype == xc.dtype and gy.flags.c_contiguous):
+        compute_dtype(gy, "grad_y")
+        gy = np.ascontiguousarray(gy, dtype=xc.dtype)
     channels = xc.shape[1]
     mean = channel_vector(mean, "mean", channels, allow_none=False)
     invstd = channel_vector(invstd, "invstd", channels, allow_none=False)

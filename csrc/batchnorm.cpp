@@ -8,6 +8,7 @@
 
 #include "batchnorm_isa.hpp"
 #include "isa.hpp"
+#include "parallel.hpp"
 
 namespace bnfast {
 
@@ -39,16 +40,27 @@ double* Workspace::coefficients<double>(std::size_t count) {
 }
 
 
+namespace {
+// A small single channel: its values are one contiguous run, best walked as one plane
+// (vectorized sums along the run instead of a loop over one column per row). Large
+// ones keep their rows, which the threads split.
+Dims canonical(Dims d) {
+  return d.c == 1 && d.size() < kSerialThreshold ? Dims{1, 1, d.size()} : d;
+}
+}  // namespace
+
 #define BNFAST_DISPATCH(call) (use_avx2() ? avx2::call : baseline::call)
 
 template <class T>
 void batch_stats(const T* x, Dims d, double* mean, double* var, Workspace& ws) {
+  d = canonical(d);
   BNFAST_DISPATCH(batch_stats<T>(x, d, mean, var, ws));
 }
 
 template <class T>
 void normalize(const T* x, Dims d, const double* mean, const double* invstd,
                const double* weight, const double* bias, T* y, Workspace& ws) {
+  d = canonical(d);
   BNFAST_DISPATCH(normalize<T>(x, d, mean, invstd, weight, bias, y, ws));
 }
 
@@ -56,6 +68,7 @@ template <class T>
 void forward_train(const T* x, Dims d, const double* weight, const double* bias,
                    double eps, T* y, double* mean, double* var, double* invstd,
                    Workspace& ws) {
+  d = canonical(d);
   BNFAST_DISPATCH(forward_train<T>(x, d, weight, bias, eps, y, mean, var, invstd, ws));
 }
 
@@ -63,6 +76,7 @@ template <class T>
 void forward_eval(const T* x, Dims d, const double* running_mean, const double* running_var,
                   const double* weight, const double* bias, double eps, T* y,
                   Workspace& ws) {
+  d = canonical(d);
   BNFAST_DISPATCH(forward_eval<T>(x, d, running_mean, running_var, weight, bias, eps, y, ws));
 }
 
@@ -70,6 +84,7 @@ template <class T>
 void backward(const T* dy, const T* x, Dims d, const double* mean, const double* invstd,
               const double* weight, T* dx, double* grad_weight, double* grad_bias,
               Workspace& ws) {
+  d = canonical(d);
   BNFAST_DISPATCH(backward<T>(dy, x, d, mean, invstd, weight, dx, grad_weight, grad_bias, ws));
 }
 #undef BNFAST_DISPATCH

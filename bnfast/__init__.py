@@ -1,37 +1,66 @@
-"""bnfast: batch normalization numerics with a C++ core.
+"""bnfast: batch normalization numerics with a C++ core, and a lab for BN theory.
 
 Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
     BatchNorm, Dense, Network, train, TrainResult, TrainingDiverged
-Claims about BN, checked in float64 and exactly (sympy):
-    bnfast.claims (check_lemma_4_5, example_3_2); `bnfast verify` on the command line
-Threads:
-    set_num_threads, get_num_threads
-Pure-NumPy twins of everything (the test oracle and benchmark baseline):
-    bnfast.reference
+Runtime:
+    set_num_threads, get_num_threads, clear_buffer_cache, cached_buffer_bytes
+Subpackages, loaded on first use (so `import bnfast` stays light: no sympy, no
+matplotlib):
+    bnfast.claims       statements about BN checked in float64 and exactly (sympy)
+    bnfast.reference    pure-NumPy twins of everything (the test oracle)
+    bnfast.plot         figures (needs matplotlib)
+    bnfast.cli          the `bnfast` command line
+The maths is in docs/math/, the layout in docs/design/ (in the source repository).
 """
+
+__version__ = "0.1.0"
+
+
+def _missing_core_message(exc):
+    """Why bnfast._core did not import, and what to do."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    in_source_tree = os.path.exists(os.path.join(os.path.dirname(here), "pyproject.toml"))
+    has_extension = any(name.startswith("_core.") and not name.endswith(".pyi")
+                        for name in os.listdir(here))
+    if in_source_tree and not has_extension:
+        return (f"you are importing the source folder {here}, which has no compiled "
+                "extension: run from another directory, or install with "
+                "`pip install -e .` (or `pip install .`) from the repository root "
+                f"({exc})")
+    return (f"bnfast's compiled extension bnfast._core could not be imported ({exc}); "
+            "reinstall bnfast with `pip install .` from the source tree (it builds the "
+            "C++ core with CMake)")
+
 
 try:
     from . import _core
-except ImportError as exc:  # pragma: no cover - only without a built extension
-    raise ImportError(
-        "bnfast's compiled extension bnfast._core could not be imported "
-        f"({exc}). Install the package with `pip install .` from the source tree "
-        "(it builds the C++ core with CMake); importing from a source checkout "
-        "without building it does not work."
-    ) from exc
+except ImportError as _exc:  # pragma: no cover - only without a built extension
+    raise ImportError(_missing_core_message(_exc)) from _exc
 
-from ._core import ZeroVarianceError
-from . import claims, reference
-from .functional import batch_norm, batch_norm_backward, batch_norm_forward
-from .layers import BatchNorm, Dense
-from .memory import cached_buffer_bytes, clear_buffer_cache
-from .network import Network
-from .threads import get_num_threads, set_num_threads
-from .train import TrainResult, TrainingDiverged, train
+from ._core import ZeroVarianceError  # noqa: E402
+from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402
+from .nn import BatchNorm, Dense, Network, TrainingDiverged, TrainResult, train  # noqa: E402
+from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
+                      set_num_threads)
 
-__version__ = "0.1.0"
+_LAZY_SUBPACKAGES = ("claims", "cli", "experiments", "plot", "reference", "search")
+
+
+def __getattr__(name):
+    """bnfast.claims, bnfast.reference, ...: imported on first access."""
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'bnfast' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))
+
 
 __all__ = [
     "BatchNorm",
@@ -48,7 +77,5 @@ __all__ = [
     "batch_norm_forward",
     "get_num_threads",
     "set_num_threads",
-    "claims",
-    "reference",
     "__version__",
 ]

@@ -1,5 +1,17 @@
-"""Argument checks shared by the public functions: friendly conversions and errors
-that name the argument. Nothing here computes; nothing here modifies its inputs."""
+"""The Python layer's rules for user input: conversions and value checks, each written
+once here and used by bnfast.kernels and bnfast.nn.
+
+Who owns which rule (docs/design/argument_rules.md has the whole table):
+- here: dtype policy and conversion to C-contiguous float32/float64, Python types (an int
+  is not a bool, a real number is not a string), and scalar values (eps, momentum, lr,
+  steps, seed, record_every, ...);
+- the bindings (csrc/bind): the structure of arrays (ndim, shapes against each other,
+  contiguity, writability, rows per batch), which guards the raw pointers of the core;
+- the core (csrc/core): what only the data reveals (zero variance with eps = 0,
+  non-finite statistics, divergence).
+
+Nothing here computes; nothing here modifies its inputs. Errors name the argument.
+"""
 
 import math
 import numbers
@@ -42,39 +54,30 @@ def result_dtype(arr):
 _NATIVE_FLOAT_CHARS = "fd"
 
 
-def float_input(x, name, min_ndim=2):
+def float_input(x, name):
     """x as a C-contiguous float32/float64 array (a copy only when needed), and the
-    dtype the caller's result should have."""
+    dtype the caller's result should have. Its shape is the bindings' to check."""
     if (type(x) is np.ndarray and x.dtype.char in _NATIVE_FLOAT_CHARS and x.dtype.isnative
-            and x.flags.c_contiguous and x.ndim >= min_ndim and x.size):
+            and x.flags.c_contiguous):
         return x, x.dtype  # the common case, kept cheap for tiny arrays
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be an array of real numbers, got {type(x).__name__}")
     arr = np.asarray(x)
-    cdt = compute_dtype(arr, name)
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions (N, C, *), "
-                         f"got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=cdt), result_dtype(arr)
+    return np.asarray(arr, dtype=compute_dtype(arr, name), order="C"), result_dtype(arr)
 
 
-def channel_vector(v, name, channels, allow_none=True):
-    """A per-channel vector as a contiguous float64 array of shape (channels,)."""
+def float64_array(v, name):
+    """v as a C-contiguous float64 array (None stays None); ints and bools convert."""
     if v is None:
-        if allow_none:
-            return None
-        raise ValueError(f"{name} is required")
-    if (type(v) is np.ndarray and v.dtype.char == "d" and v.dtype.isnative
-            and v.shape == (channels,) and v.flags.c_contiguous):
+        return None
+    if type(v) is np.ndarray and v.dtype.char == "d" and v.dtype.isnative \
+            and v.flags.c_contiguous:
         return v  # the common case (e.g. mean/invstd from batch_norm_forward), kept cheap
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must hold real numbers, got {type(v).__name__}")
     arr = np.asarray(v)
     compute_dtype(arr, name)
-    if arr.shape != (channels,):
-        raise ValueError(f"{name} must have shape ({channels},) to match the {channels} "
-                         f"channels of x, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return np.asarray(arr, dtype=np.float64, order="C")
 
 
 def real_number(value, name):
@@ -86,11 +89,35 @@ def real_number(value, name):
     return float(value)
 
 
+def integer(value, name, low):
+    """value as a Python int >= low; TypeError for non-ints (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def boolean(value, name):
+    """value as a Python bool; TypeError for anything but bool and numpy.bool_."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def eps_value(eps):
     eps = real_number(eps, "eps")
     if not (eps >= 0.0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     return eps
+
+
+def positive_finite(value, name):
+    value = real_number(value, name)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
 
 
 def momentum_value(momentum):
@@ -111,7 +138,8 @@ def check_out(out, x, result, name="out", sources=(), empty=np.empty):
 
     `sources` are the arrays the kernel reads: out may be one of them exactly (the
     kernels work in place) but must not overlap one partially. `empty(shape, dtype)`
-    allocates the buffer when one is needed."""
+    allocates the buffer when one is needed. out= is the Python layer's rule: a float16
+    out never reaches the core."""
     if out is None:
         return empty(x.shape, x.dtype), None
     if not isinstance(out, np.ndarray):

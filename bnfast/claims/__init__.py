@@ -5,7 +5,9 @@
     example_3_2(exact=False) -> Lemma45Report
         The counterexample of Dannemann and Junike (2025), Example 3.2.
 
-The mathematics is in math.md section 3 and in the docstring of lemma_4_5.
+One file per statement (lemma_4_5.py, ...); the float64 and exact arithmetics they run
+on (_float.py, _exact.py); the report types (report.py); the native gradient-descent
+cross-check (gd.py). The mathematics is in docs/math/lemma_4_5.md.
 """
 
 from .example_3_2 import EXAMPLE_3_2, example_3_2

@@ -1,5 +1,5 @@
 """Example 3.2 of Dannemann and Junike (2025), the counterexample to Lemma 4.5 of
-Santurkar et al. (2018), with the canonical numbers of math.md section 3:
+Santurkar et al. (2018), with the canonical numbers (derived in docs/math/lemma_4_5.md):
 
     x(1) = (1, 0), x(2) = (0, 1), x(3) = (1, 1);  y = 5 x1 + 3 x2 + 3 = (8, 6, 11)
     one identity neuron without bias; gamma = 1, beta = 0, eps = 0

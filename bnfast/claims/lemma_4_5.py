@@ -1,7 +1,7 @@
 """Checker of Lemma 4.5 of Santurkar et al. (2018) on one layer of identity-activation
-neurons without bias, in float64 or in exact arithmetic (math.md section 3).
+neurons without bias, in float64 or in exact arithmetic (docs/math/lemma_4_5.md).
 
-The closed forms (derived in math.md; eps = 0, biased batch variance, constant gamma
+The closed forms (derived in docs/math/lemma_4_5.md; eps = 0, biased batch variance, constant gamma
 and beta). For one neuron with data X (m, d), targets y (m,), weights w:
 
     standard loss  L(w)    = ||y - X w||^2,   minimised by W* = (X^T X)^-1 X^T y
@@ -87,7 +87,7 @@ def check_lemma_4_5(X, y, w0, gamma=1.0, beta=0.0, exact=False, *, cross_check=T
                         for j in range(y.shape[1]))
         report = _stack(columns, ar)
     if cross_check:
-        from ._gd import native_gd_check
+        from .gd import native_gd_check
         report = report.with_gd(native_gd_check(
             ar.to_float(X), ar.to_float(y), ar.to_float(w0), float(gamma), float(beta),
             ar.to_float(report.bn_direction), lr=gd_lr, steps=gd_steps))

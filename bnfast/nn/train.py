@@ -1,0 +1,94 @@
+"""Native gradient-descent training: the whole loop runs in C++ with the GIL released
+(docs/math/networks.md)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _core
+from .._validate import integer, positive_finite
+from .data import learning_set
+from .network import Network
+
+__all__ = ["TrainResult", "TrainingDiverged", "train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced.
+
+    params : float64 (num_params,), the parameters after the last step.
+    losses : float64 array; losses[k] is the full learning-set loss before step
+        k * record_every (the last entry is after the final step when steps is a
+        multiple of record_every).
+    steps : int, the number of updates applied.
+    stopped_by_callback : bool, whether the callback ended the run early.
+    """
+
+    params: np.ndarray
+    losses: np.ndarray
+    steps: int = 0
+    stopped_by_callback: bool = False
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became inf or NaN. ``step`` and ``loss`` say where; ``losses`` holds
+    what was recorded before. The network's params are left as they were."""
+
+    def __init__(self, step, loss, losses):
+        super().__init__(f"training diverged: the loss became {loss} at step {step} "
+                         "(try a smaller lr); the network's params were left unchanged")
+        self.step, self.loss, self.losses = step, loss, losses
+
+
+def _train_args(lr, steps, batch_size, seed, record_every, callback):
+    """The values of a train call (the bindings check batch_size against the data)."""
+    lr = positive_finite(lr, "lr")
+    steps = integer(steps, "steps", 0)
+    batch_size = 0 if batch_size is None else integer(batch_size, "batch_size", 1)
+    seed = integer(seed, "seed", 0)
+    if seed >= 2**64:
+        raise ValueError("seed must be < 2**64")
+    record_every = integer(record_every, "record_every", 1)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable (step, loss) -> bool, or None")
+    return lr, steps, batch_size, seed, record_every
+
+
+def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None):
+    """Train ``net`` by gradient descent on the loss sum_i ||y_i - f(x_i)||^2.
+
+    Parameters
+    ----------
+    net : bnfast.Network; its params are the starting point and receive the result.
+    X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1.
+    lr : float > 0, the step size: params <- params - lr * gradient.
+    steps : int >= 0, the number of updates.
+    batch_size : None for full-batch gradient descent; else mini-batch SGD over
+        disjoint batches of this size, reshuffled each epoch from ``seed`` (the
+        m mod batch_size left-over samples of an epoch are not used in that epoch).
+        BN statistics are those of the batch.
+    record_every : record the full learning-set loss every this many steps.
+    callback : optional callable(step, loss) called at each record, with the GIL held;
+        returning True stops the run (the result holds the parameters at that step).
+
+    Returns
+    -------
+    TrainResult(params, losses, steps, stopped_by_callback); net.params == result.params.
+
+    Raises TrainingDiverged (a FloatingPointError) if the loss becomes inf or NaN, and
+    KeyboardInterrupt on Ctrl-C; in both cases net.params is left unchanged.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
+    X, y = learning_set(net.out_features, X, y)
+    lr, steps, batch_size, seed, record_every = _train_args(
+        lr, steps, batch_size, seed, record_every, callback)
+    params = net.params
+    losses, outcome = net._core.train(params, X, y, lr, steps, batch_size, seed,
+                                      record_every, callback)
+    if outcome.reason == _core.StopReason.diverged:
+        raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses)
+    net.params = params
+    return TrainResult(params.copy(), losses, outcome.steps_done,
+                       outcome.reason == _core.StopReason.requested)

@@ -1,0 +1,161 @@
+// Bindings of the BN kernels (bnfast/kernels.py calls them). Array checks first (GIL
+// held), then the kernel with the GIL released. Outputs are allocated by the caller (the
+// Python layer) or here.
+#include "bind/arrays.hpp"
+
+namespace bnfast::bind {
+namespace {
+
+using Vec = py::array_t<double>;
+
+// A running-statistics buffer updated in place: 1-D, float32 or float64, writable,
+// any stride (a strided view of a larger buffer works).
+struct RunningBuffer {
+  py::array array;
+  char kind = 0;
+  std::int64_t stride = 1;  // in elements
+};
+
+RunningBuffer running_buffer(const py::object& obj, std::int64_t c, const char* name) {
+  RunningBuffer rb;
+  rb.array = as_array(obj, name);
+  rb.kind = float_kind(rb.array, name);
+  if (rb.array.ndim() != 1 || rb.array.shape(0) != c)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(c) +
+                          ",) to match the " + std::to_string(c) + " channels, got shape " +
+                          shape_str(rb.array));
+  if (!rb.array.writeable())
+    throw py::value_error(std::string(name) +
+                          " is read-only, but training updates it in place");
+  const auto itemsize = static_cast<py::ssize_t>(rb.array.itemsize());
+  if (rb.array.strides(0) % itemsize != 0)
+    throw py::value_error(std::string(name) + " has a stride that is not a whole element");
+  rb.stride = rb.array.strides(0) / itemsize;
+  return rb;
+}
+
+py::tuple forward_train_binding(const py::object& x_obj, const py::object& weight,
+                                const py::object& bias, double eps, const py::object& out_obj,
+                                const py::object& running_mean, const py::object& running_var,
+                                double momentum) {
+  py::array x = as_array(x_obj, "x");
+  const char kind = float_kind(x, "x");
+  const Dims d = input_dims(x, "x");
+  if (d.per_channel() < 2)
+    throw py::value_error(
+        "Expected more than 1 value per channel when training, got input of shape " +
+        shape_str(x));
+  const double* w = channel_vector(weight, d.c, "weight");
+  const double* b = channel_vector(bias, d.c, "bias");
+  py::array out = as_array(out_obj, "out");
+  require_output_like(out, x, "out");
+  const bool track = !running_mean.is_none() || !running_var.is_none();
+  RunningBuffer rm, rv;
+  if (track) {
+    if (running_mean.is_none() || running_var.is_none())
+      throw py::value_error("running_mean and running_var must be given together");
+    rm = running_buffer(running_mean, d.c, "running_mean");
+    rv = running_buffer(running_var, d.c, "running_var");
+    if (rm.kind != rv.kind)
+      throw py::type_error("running_mean and running_var must have the same dtype");
+  }
+
+  Vec mean(d.c), var(d.c), invstd(d.c);
+  double* pm = mean.mutable_data();
+  double* pv = var.mutable_data();
+  double* pi = invstd.mutable_data();
+  std::int64_t skipped = 0;
+  {
+    py::gil_scoped_release release;
+    Workspace ws;
+    visit_float(kind, [&](auto t) {
+      using T = decltype(t);
+      batch_norm_kernels<T>().forward_train(cdata<T>(x), d, w, b, eps, mdata<T>(out), pm, pv,
+                                            pi, ws);
+    });
+    if (track)
+      skipped = visit_float(rm.kind, [&](auto t) {
+        using R = decltype(t);
+        return update_running_stats<R>(mdata<R>(rm.array), rm.stride, mdata<R>(rv.array),
+                                       rv.stride, pm, pv, d.c, d.per_channel(), momentum);
+      });
+  }
+  return py::make_tuple(mean, invstd, skipped);
+}
+
+void forward_eval_binding(const py::object& x_obj, const py::object& running_mean,
+                          const py::object& running_var, const py::object& weight,
+                          const py::object& bias, double eps, const py::object& out_obj) {
+  py::array x = as_array(x_obj, "x");
+  const char kind = float_kind(x, "x");
+  const Dims d = input_dims(x, "x");
+  const double* rm = channel_vector(running_mean, d.c, "running_mean");
+  const double* rv = channel_vector(running_var, d.c, "running_var");
+  if (!rm || !rv)
+    throw py::value_error("running_mean and running_var are required when training=False");
+  const double* w = channel_vector(weight, d.c, "weight");
+  const double* b = channel_vector(bias, d.c, "bias");
+  py::array out = as_array(out_obj, "out");
+  require_output_like(out, x, "out");
+  py::gil_scoped_release release;
+  Workspace ws;
+  visit_float(kind, [&](auto t) {
+    using T = decltype(t);
+    batch_norm_kernels<T>().forward_eval(cdata<T>(x), d, rm, rv, w, b, eps, mdata<T>(out), ws);
+  });
+}
+
+py::tuple backward_binding(const py::object& dy_obj, const py::object& x_obj,
+                           const py::object& mean_obj, const py::object& invstd_obj,
+                           const py::object& weight, const py::object& out_obj) {
+  py::array x = as_array(x_obj, "x");
+  const char kind = float_kind(x, "x");
+  const Dims d = input_dims(x, "x");
+  py::array dy = as_array(dy_obj, "grad_y");
+  require_output_like(dy, x, "grad_y");
+  const double* mean = channel_vector(mean_obj, d.c, "mean");
+  const double* invstd = channel_vector(invstd_obj, d.c, "invstd");
+  if (!mean) throw py::value_error("mean is required");
+  if (!invstd) throw py::value_error("invstd is required");
+  const double* w = channel_vector(weight, d.c, "weight");
+  py::array out = as_array(out_obj, "out");
+  require_output_like(out, x, "out");
+  Vec grad_weight(d.c), grad_bias(d.c);
+  double* gw = grad_weight.mutable_data();
+  double* gb = grad_bias.mutable_data();
+  {
+    py::gil_scoped_release release;
+    Workspace ws;
+    visit_float(kind, [&](auto t) {
+      using T = decltype(t);
+      batch_norm_kernels<T>().backward(cdata<T>(dy), cdata<T>(x), d, mean, invstd, w,
+                                       mdata<T>(out), gw, gb, ws);
+    });
+  }
+  return py::make_tuple(grad_weight, grad_bias);
+}
+
+}  // namespace
+
+void bind_kernels(py::module_& m) {
+  py::register_exception<ZeroVarianceError>(m, "ZeroVarianceError", PyExc_ValueError);
+
+  m.def("forward_train", &forward_train_binding, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("eps"), py::arg("out"), py::arg("running_mean"),
+        py::arg("running_var"), py::arg("momentum"),
+        "Training-mode BN of a C-contiguous float32/float64 x (N, C, *) into out (same "
+        "dtype/shape). weight, bias: float64 (C,) or None. Updates running_mean/var "
+        "(float32/float64 (C,), writable) in place when given. Returns (mean, invstd, "
+        "skipped): float64 (C,) each, and the number of channels whose running stats were "
+        "left unchanged because the batch statistics were not finite.");
+  m.def("forward_eval", &forward_eval_binding, py::arg("x"), py::arg("running_mean"),
+        py::arg("running_var"), py::arg("weight"), py::arg("bias"), py::arg("eps"),
+        py::arg("out"),
+        "Inference-mode BN of x (N, C, *) with float64 (C,) running statistics into out.");
+  m.def("backward", &backward_binding, py::arg("grad_y"), py::arg("x"), py::arg("mean"),
+        py::arg("invstd"), py::arg("weight"), py::arg("out"),
+        "Backward of training-mode BN: writes grad_x into out (like x), returns "
+        "(grad_weight, grad_bias), float64 (C,) each.");
+}
+
+}  // namespace bnfast::bind

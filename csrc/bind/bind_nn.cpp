@@ -1,0 +1,261 @@
+// Bindings of the network core: the layer spec crosses as a bound struct (fields by
+// name), the parameter layout is read from nn/layer.hpp, the stop reason is an enum.
+// The Python layer (bnfast/nn/) converts arguments and checks their values; here the
+// arrays are checked against the network, then the GIL released.
+#include <memory>
+#include <mutex>
+
+#include "bind/arrays.hpp"
+#include "nn/network.hpp"
+#include "nn/train.hpp"
+
+namespace bnfast::bind {
+namespace {
+
+using Vec = py::array_t<double>;
+
+// A Network owns workspaces, so one object serves one call at a time: the mutex makes
+// concurrent calls from several Python threads (GIL released) wait instead of race.
+struct BoundNetwork {
+  explicit BoundNetwork(std::vector<LayerSpec> layers) : net(std::move(layers)) {}
+  Network net;
+  std::mutex busy;
+};
+
+std::unique_ptr<BoundNetwork> make_network(const std::vector<LayerSpec>& layers) {
+  return std::make_unique<BoundNetwork>(layers);
+}
+
+// Per layer, {"W": (offset, (out, in)), "b": (offset, (out,)), "gamma": ..., "beta": ...}
+// with only the parameters the layer has.
+py::list param_layout(const Network& net) {
+  py::list out;
+  for (std::size_t l = 0; l < net.layers().size(); ++l) {
+    const LayerSpec& L = net.layers()[l];
+    const ParamOffsets& o = net.layer_offsets()[l];
+    py::dict entry;
+    entry["W"] = py::make_tuple(o.w, py::make_tuple(L.out, L.in));
+    if (o.b >= 0) entry["b"] = py::make_tuple(o.b, py::make_tuple(L.out));
+    if (o.gamma >= 0) entry["gamma"] = py::make_tuple(o.gamma, py::make_tuple(L.out));
+    if (o.beta >= 0) entry["beta"] = py::make_tuple(o.beta, py::make_tuple(L.out));
+    out.append(entry);
+  }
+  return out;
+}
+
+// The data of a float64 C-contiguous array (bnfast/nn converts to that before calling).
+const double* float64_data(const py::array& a, const char* name) {
+  if (float_kind(a, name) != 'd' || !(a.flags() & py::array::c_style))
+    throw py::type_error(std::string(name) + " must be a C-contiguous float64 array here");
+  return cdata<double>(a);
+}
+
+const double* parameters(const py::object& obj, const Network& net) {
+  py::array a = as_array(obj, "params");
+  if (a.ndim() != 1 || a.shape(0) != net.num_params())
+    throw py::value_error("params must have shape (" + std::to_string(net.num_params()) +
+                          ",), got " + shape_str(a));
+  return float64_data(a, "params");
+}
+
+// Batch statistics need two rows: the one check of "at least 2 samples" (the rows of a
+// learning set, or a mini-batch of batch_size rows).
+void require_batch_rows(std::int64_t rows, const Network& net, const std::string& message) {
+  if (rows < 2 && net.has_batch_norm()) throw py::value_error(message);
+}
+
+// The rules of a learning set X (m, in), y (m, out) (y may be None): returns m.
+std::int64_t batch_rows(const py::object& X, const py::object& Y, const Network& net) {
+  const py::array x = as_array(X, "X");
+  float64_data(x, "X");
+  const std::string in = std::to_string(net.in_features());
+  if (x.ndim() != 2)
+    throw py::value_error("X must be 2-D (m, " + in + "), got shape " + shape_str(x));
+  if (x.shape(1) != net.in_features())
+    throw py::value_error("X has " + std::to_string(x.shape(1)) +
+                          " features but the network expects " + in);
+  const std::int64_t m = x.shape(0);
+  if (m < 1) throw py::value_error("X must have at least one row");
+  if (!Y.is_none()) {
+    const py::array y = as_array(Y, "y");
+    float64_data(y, "y");
+    const std::int64_t out = net.out_features();
+    if (y.ndim() != 2 || y.shape(1) != out)
+      throw py::value_error("y must have shape (m, " + std::to_string(out) + ")" +
+                            (out == 1 ? " or (m,)" : "") + ", got " + shape_str(y));
+    if (y.shape(0) != m)
+      throw py::value_error("X has " + std::to_string(m) + " rows but y has " +
+                            std::to_string(y.shape(0)));
+  }
+  require_batch_rows(m, net, "batch normalization needs at least 2 samples, got 1");
+  return m;
+}
+
+double loss_binding(BoundNetwork& self, const py::object& params, const py::object& X,
+                    const py::object& Y) {
+  const double* p = parameters(params, self.net);
+  const std::int64_t m = batch_rows(X, Y, self.net);
+  const double* x = cdata<double>(as_array(X, "X"));
+  const double* y = cdata<double>(as_array(Y, "y"));
+  py::gil_scoped_release release;
+  std::lock_guard<std::mutex> lock(self.busy);
+  return self.net.loss(p, x, y, m, nullptr);
+}
+
+py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const py::object& X,
+                           const py::object& Y) {
+  const double* p = parameters(params, self.net);
+  const std::int64_t m = batch_rows(X, Y, self.net);
+  const double* x = cdata<double>(as_array(X, "X"));
+  const double* y = cdata<double>(as_array(Y, "y"));
+  Vec grad(self.net.num_params());
+  double* g = grad.mutable_data();
+  double loss = 0;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(self.busy);
+    loss = self.net.loss(p, x, y, m, g);
+  }
+  return py::make_tuple(loss, grad);
+}
+
+Vec forward_binding(BoundNetwork& self, const py::object& params, const py::object& X) {
+  const double* p = parameters(params, self.net);
+  const std::int64_t m = batch_rows(X, py::none(), self.net);
+  const double* x = cdata<double>(as_array(X, "X"));
+  Vec out({m, self.net.out_features()});
+  double* o = out.mutable_data();
+  py::gil_scoped_release release;
+  std::lock_guard<std::mutex> lock(self.busy);
+  self.net.forward(p, x, m, o);
+  return out;
+}
+
+// Trains in place on `params` (a float64 array the caller owns). Returns (losses,
+// TrainOutcome). A Python exception from the callback, or KeyboardInterrupt, stops the
+// loop and is re-raised here. lr, steps, record_every, seed: values checked by Python.
+py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& X,
+                        const py::object& Y, double lr, std::int64_t steps,
+                        std::int64_t batch_size, std::uint64_t seed, std::int64_t record_every,
+                        const py::object& callback) {
+  parameters(params, self.net);
+  if (!params.writeable()) throw py::value_error("params must be writable");
+  const std::int64_t m = batch_rows(X, Y, self.net);
+  if (batch_size > m)
+    throw py::value_error("batch_size " + std::to_string(batch_size) +
+                          " is larger than the " + std::to_string(m) + " samples");
+  if (batch_size != 0)
+    require_batch_rows(batch_size, self.net,
+                       "batch_size must be >= 2 with batch normalization (one sample has no "
+                       "batch variance)");
+  const double* x = cdata<double>(as_array(X, "X"));
+  const double* y = cdata<double>(as_array(Y, "y"));
+  double* p = mdata<double>(params);
+
+  std::unique_ptr<py::error_already_set> pending;  // an exception raised during the loop
+  RecordHook on_record;
+  if (!callback.is_none()) {
+    on_record = [&](std::int64_t step, double loss) {
+      py::gil_scoped_acquire acquire;
+      try {
+        return py::bool_(callback(step, loss)).cast<bool>();
+      } catch (py::error_already_set& e) {
+        pending = std::make_unique<py::error_already_set>(std::move(e));
+        return true;
+      }
+    };
+  }
+  PollHook poll = [&]() {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) {
+      pending = std::make_unique<py::error_already_set>();
+      return true;
+    }
+    return false;
+  };
+  TrainOptions opts{lr, steps, batch_size, seed, record_every};
+  std::vector<double> losses;
+  TrainOutcome outcome;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(self.busy);
+    outcome = train(self.net, p, x, y, m, opts, losses, on_record, poll);
+  }
+  if (pending) throw std::move(*pending);
+  Vec recorded(static_cast<py::ssize_t>(losses.size()));
+  std::copy(losses.begin(), losses.end(), recorded.mutable_data());
+  return py::make_tuple(recorded, outcome);
+}
+
+std::vector<std::int64_t> epoch_permutations(std::int64_t m, std::uint64_t seed, int epochs) {
+  EpochShuffler s(m, seed);
+  std::vector<std::int64_t> all;
+  for (int e = 0; e < epochs; ++e) {
+    const auto& p = s.next_epoch();
+    all.insert(all.end(), p.begin(), p.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+void bind_nn(py::module_& m) {
+  py::enum_<Activation>(m, "Activation", "The activation functions phi of a layer.")
+      .value("identity", Activation::identity)
+      .value("sigmoid", Activation::sigmoid)
+      .value("tanh", Activation::tanh)
+      .value("relu", Activation::relu);
+
+  py::class_<LayerSpec>(m, "LayerSpec", "One dense layer phi(BN(A W^T + b)), by field name.")
+      .def(py::init([](std::int64_t in_features, std::int64_t out_features,
+                       Activation activation, bool bias, bool batch_norm, bool trainable,
+                       double eps, std::vector<double> gamma, std::vector<double> beta) {
+             return LayerSpec{in_features, out_features, activation, bias, batch_norm,
+                              trainable, eps, std::move(gamma), std::move(beta)};
+           }),
+           py::kw_only(), py::arg("in_features"), py::arg("out_features"),
+           py::arg("activation"), py::arg("bias"), py::arg("batch_norm"), py::arg("trainable"),
+           py::arg("eps"), py::arg("gamma"), py::arg("beta"))
+      .def_readonly("in_features", &LayerSpec::in)
+      .def_readonly("out_features", &LayerSpec::out)
+      .def_readonly("activation", &LayerSpec::activation)
+      .def_readonly("bias", &LayerSpec::bias)
+      .def_readonly("batch_norm", &LayerSpec::batch_norm)
+      .def_readonly("trainable", &LayerSpec::bn_trainable)
+      .def_readonly("eps", &LayerSpec::eps)
+      .def_property_readonly("num_params",
+                             [](const LayerSpec& L) { return param_offsets(L, 0).end; },
+                             "How many entries of the flat parameter vector the layer has.");
+
+  py::enum_<StopReason>(m, "StopReason", "Why a training run ended.")
+      .value("finished", StopReason::finished)
+      .value("requested", StopReason::requested, "the callback returned True")
+      .value("interrupted", StopReason::interrupted, "Ctrl-C (a signal handler raised)")
+      .value("diverged", StopReason::diverged, "the loss became inf or NaN");
+
+  py::class_<TrainOutcome>(m, "TrainOutcome", "How a training run ended.")
+      .def_readonly("reason", &TrainOutcome::reason)
+      .def_readonly("steps_done", &TrainOutcome::steps_done)
+      .def_readonly("diverged_step", &TrainOutcome::diverged_step)
+      .def_readonly("diverged_loss", &TrainOutcome::diverged_loss);
+
+  py::class_<BoundNetwork>(m, "Network")
+      .def(py::init(&make_network), py::arg("layers"), "Network from a list of LayerSpec.")
+      .def_property_readonly("num_params", [](const BoundNetwork& s) { return s.net.num_params(); })
+      .def_property_readonly("in_features", [](const BoundNetwork& s) { return s.net.in_features(); })
+      .def_property_readonly("out_features", [](const BoundNetwork& s) { return s.net.out_features(); })
+      .def_property_readonly("param_layout", [](const BoundNetwork& s) { return param_layout(s.net); },
+                             "Per layer, {name: (offset, shape)} for W, b, gamma, beta.")
+      .def("loss", &loss_binding, py::arg("params"), py::arg("X"), py::arg("y"))
+      .def("gradient", &gradient_binding, py::arg("params"), py::arg("X"), py::arg("y"),
+           "Returns (loss, gradient).")
+      .def("forward", &forward_binding, py::arg("params"), py::arg("X"))
+      .def("train", &train_binding, py::arg("params"), py::arg("X"), py::arg("y"),
+           py::arg("lr"), py::arg("steps"), py::arg("batch_size"), py::arg("seed"),
+           py::arg("record_every"), py::arg("callback"),
+           "Trains params in place; returns (losses, TrainOutcome).");
+  m.def("epoch_permutations", &epoch_permutations, py::arg("m"), py::arg("seed"),
+        py::arg("epochs"), "The mini-batch SGD shuffles, concatenated (for tests).");
+}
+
+}  // namespace bnfast::bind

@@ -1,0 +1,48 @@
+// Gradient-descent loops over a Network, entirely in C++: full-batch gradient descent
+// and mini-batch SGD over disjoint batches reshuffled every epoch. Workspaces are
+// allocated once; the caller's hooks are the only way out during the loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "nn/network.hpp"
+#include "nn/shuffle.hpp"
+
+namespace bnfast {
+
+// Preconditions (the Python layer and the bindings check them): lr finite, steps >= 0,
+// record_every >= 1, 0 <= batch_size <= m, and batch_size != 1 with batch normalization.
+struct TrainOptions {
+  double lr = 0.0;
+  std::int64_t steps = 0;
+  std::int64_t batch_size = 0;  // 0: full batch
+  std::uint64_t seed = 0;
+  std::int64_t record_every = 1;
+};
+
+// Called with (step, loss) each time a loss is recorded; returning true stops the run.
+using RecordHook = std::function<bool(std::int64_t, double)>;
+// Called about every 10-50 ms of work; returning true stops the run (Ctrl-C).
+using PollHook = std::function<bool()>;
+
+enum class StopReason { finished, requested, interrupted, diverged };
+
+struct TrainOutcome {
+  StopReason reason = StopReason::finished;
+  std::int64_t steps_done = 0;      // updates applied to params
+  std::int64_t diverged_step = -1;  // step whose loss was not finite
+  double diverged_loss = 0.0;
+};
+
+// Runs up to opts.steps updates params <- params - lr * grad on (X (m, in), Y (m, out)).
+// losses gets the full-data loss before steps 0, r, 2r, ... (r = record_every), and
+// after the last step when steps is a multiple of r. A non-finite loss stops the run
+// (reason diverged); params then hold the values that produced it. The loss after the
+// last step is always checked, recorded or not.
+TrainOutcome train(Network& net, double* params, const double* X, const double* Y,
+                   std::int64_t m, const TrainOptions& opts, std::vector<double>& losses,
+                   const RecordHook& on_record, const PollHook& poll);
+
+}  // namespace bnfast

@@ -8,7 +8,7 @@ parametrized over them. PyTorch benchmarks are skipped when torch is not importa
 Compare classes at the same parameters, e.g. BnfastKernels.time_forward_out against
 Copy.time_copyto (the memory-bandwidth yardstick: 2 passes over the array, where a
 training forward needs at least 3). The Ratios class measures the targets of
-shared/design/performance.md in one process, and Parity checks that bnfast agrees with
+docs/design/performance.md in one process, and Parity checks that bnfast agrees with
 the reference (a failed Parity benchmark means wrong numbers).
 """
 

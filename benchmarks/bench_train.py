@@ -4,7 +4,7 @@ bnfast.reference.train (the same loop in NumPy, same signature, same batches).
 The step counts are in the benchmark names, so a time_* result divided by that count
 is the time of one step; the track_*_ns_per_step benchmarks report exactly that, and
 track_speedup_per_step the ratio (reference / native, higher is better; the target of
-shared/design/performance.md for Example 3.2 is >= 100, aim 300).
+docs/design/performance.md for Example 3.2 is >= 100, aim 300).
 Losses are recorded only at the start and the end (record_every = steps), so the
 numbers are the cost of the gradient steps themselves.
 """

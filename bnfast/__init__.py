@@ -18,28 +18,30 @@ The maths is in docs/math/, the layout in docs/design/ (in the source repository
 __version__ = "0.1.0"
 
 
-def _missing_core_message(exc):
-    """Why bnfast._core did not import, and what to do."""
+def _source_folder_without_extension():
+    """This folder, when it is a source checkout's bnfast/ without the built extension."""
     import os
 
     here = os.path.dirname(os.path.abspath(__file__))
     in_source_tree = os.path.exists(os.path.join(os.path.dirname(here), "pyproject.toml"))
     has_extension = any(name.startswith("_core.") and not name.endswith(".pyi")
                         for name in os.listdir(here))
-    if in_source_tree and not has_extension:
-        return (f"you are importing the source folder {here}, which has no compiled "
-                "extension: run from another directory, or install with "
-                "`pip install -e .` (or `pip install .`) from the repository root "
-                f"({exc})")
-    return (f"bnfast's compiled extension bnfast._core could not be imported ({exc}); "
-            "reinstall bnfast with `pip install .` from the source tree (it builds the "
-            "C++ core with CMake)")
+    return here if in_source_tree and not has_extension else None
 
 
 try:
     from . import _core
-except ImportError as _exc:  # pragma: no cover - only without a built extension
-    raise ImportError(_missing_core_message(_exc)) from _exc
+except ImportError as _exc:  # only without a built extension (tests/test_package.py)
+    _folder = _source_folder_without_extension()
+    if _folder is not None:   # Python would call this a "circular import": it is not
+        raise ImportError(
+            f"you are importing the source folder {_folder}, which has no compiled "
+            "extension: run from another directory, or install with `pip install -e .` "
+            "(or `pip install .`) from the repository root") from None
+    raise ImportError(
+        f"bnfast's compiled extension bnfast._core could not be imported ({_exc}); "
+        "reinstall bnfast with `pip install .` from the source tree (it builds the C++ "
+        "core with CMake)") from _exc
 
 from ._core import ZeroVarianceError  # noqa: E402
 from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402

@@ -1,7 +1,7 @@
 """bnfast.claims in float64: Lemma 4.5 (Santurkar et al. 2018) against Example 3.2 of
 Dannemann and Junike (2025), and instances of the same family never seen before.
 
-Oracles are independent of the code under test: the numbers of math.md typed in by
+Oracles are independent of the code under test: the numbers of docs/math/lemma_4_5.md typed in by
 hand, the BN loss computed from its definition (mean, biased std) with its gradient
 by finite differences, and instances generated from a known affine relation
 y = X a + c, whose BN optima must be the ray of a (sign(gamma) a)."""
@@ -53,7 +53,7 @@ def affine_instance(seed, m=7, d=3):
     return X, X @ a + c, a, rng
 
 
-# ---- Example 3.2: the numbers of math.md ----------------------------------------------
+# ---- Example 3.2: the numbers of docs/math/lemma_4_5.md------------------------------------------
 
 def test_example_3_2_reproduces_the_numbers_of_math_md():
     r = example_3_2(cross_check=False)

@@ -1,6 +1,6 @@
 """bnfast.claims in exact arithmetic (sympy): the proof-grade path.
 
-Expected values are the exact forms of math.md typed in by hand, or computed in the
+Expected values are the exact forms of docs/math/lemma_4_5.md typed in by hand, or computed in the
 test with fractions.Fraction from a known affine relation; exact forms are compared
 symbolically (sympy.simplify(a - b) == 0), never as floats."""
 
@@ -38,7 +38,7 @@ def frac_dot(a, b):
     return sum((p * q for p, q in zip(a, b)), Fraction(0))
 
 
-# ---- Example 3.2: the exact numbers of math.md --------------------------------------
+# ---- Example 3.2: the exact numbers of docs/math/lemma_4_5.md----------------------------------
 
 def test_example_3_2_exact_values():
     r = example_3_2(exact=True, cross_check=False)
@@ -66,7 +66,7 @@ def test_example_3_2_exact_values():
 
 def test_example_3_2_exact_forms_are_simplified():
     r = example_3_2(exact=True, cross_check=False)
-    # canonical forms as math.md writes them (sympy's own ordering of terms)
+    # canonical forms as docs/math/lemma_4_5.md writes them (sympy's own ordering of terms)
     assert [str(g) for g in r.grad_bn_at_w_star] == ["-10*sqrt(78)/507", "14*sqrt(78)/507"]
     assert str(r.lhs) == "8/17" and str(r.rhs) == "0"
     assert [str(v) for v in r.bn_optimum] == ["125/17", "75/17"]

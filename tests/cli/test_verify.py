@@ -122,6 +122,35 @@ def test_unwritable_plot_path_exits_2(tmp_path):
     assert "cannot write" in p.stderr
 
 
+@pytest.mark.parametrize("path,match", [("", "the figure path is empty"),
+                                        ("v.jpg", "must end in one of")])
+def test_bad_plot_paths_exit_2_before_any_work(tmp_path, path, match):
+    p = run("verify", "--plot", path)
+    assert p.returncode == 2 and match in p.stderr
+    assert p.stdout == ""                            # nothing computed, nothing printed
+
+
+def test_plot_pdf(tmp_path):
+    target = tmp_path / "v.pdf"
+    p = run("verify", "--plot", str(target))
+    assert p.returncode == 0, p.stderr
+    assert target.read_bytes().startswith(b"%PDF-")
+
+
+def test_verify_explains_its_gradient_descent_settings():
+    out = run("verify").stdout
+    assert "for 5000 steps with step size" in out
+    assert "chosen" in out and "so every" in out and "step is stable" in out
+
+
+def test_subcommands_register_themselves():
+    import importlib
+    parser = importlib.import_module("bnfast.cli.main").build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert "verify" in sub.choices
+    assert sub.choices["verify"].get_default("run").__module__ == "bnfast.cli.verify"
+
+
 def test_main_in_process_and_console_script_entry_point(capsys):
     assert cli.main(["verify"]) == 0
     assert VERDICT in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The kernel rows of reliability.md: every bad input gets a clear exception naming the
+"""The kernel rows of docs/design/argument_rules.md: every bad input gets a clear exception naming the
 argument, and a call that fails modifies nothing (running stats, out, x)."""
 
 import re

@@ -144,7 +144,7 @@ def test_equivariance_under_permuting_the_batch(data, random, eps):
 @given(batches(), st.sampled_from([0.0, 1e-5, 1.0]), st.integers(0, 2**32 - 1))
 def test_grad_x_sums_to_zero_and_is_orthogonal_to_xhat(data, eps, seed):
     """grad_x = w * invstd * P g with P removing the components along 1 and along xhat
-    (math.md section 4): per channel, sum grad_x = 0, and sum grad_x * xhat = 0 when
+    (docs/math/batch_norm.md): per channel, sum grad_x = 0, and sum grad_x * xhat = 0 when
     eps = 0 (with eps > 0 it is sum g*xhat * w*invstd * eps / (var + eps))."""
     x, weight, _ = data
     assume(eps > 0 or well_spread(x))

@@ -1,4 +1,4 @@
-"""Running statistics and eval mode against the formulas of math.md section 2, computed
+"""Running statistics and eval mode against the formulas of docs/math/batch_norm.md, computed
 by hand in exact rational arithmetic (fractions.Fraction) on small integer data:
 
     mu = (1/m) sum x,   sigma2 = (1/m) sum (x - mu)^2            (biased)
@@ -64,7 +64,7 @@ def test_running_stats_follow_the_formula_over_several_batches(rng, impl, shape)
 
 
 def test_momentum_one_over_k_is_the_cumulative_average(rng):
-    """math.md: momentum = None (cumulative average) is momentum = 1/k at batch k; the
+    """docs/math/batch_norm.md: momentum = None (cumulative average) is momentum = 1/k at batch k; the
     result is Ioffe and Szegedy's population estimate: E[mu_B] and m/(m-1) E[sigma2_B]."""
     rm, rv = np.full(3, 7.0), np.full(3, -5.0)  # overwritten by the first batch (k = 1)
     batch_means, batch_vars = [], []

@@ -1,5 +1,5 @@
 # Type stubs of bnfast._core, the compiled module (csrc/bind). Private: the public API is
-X checks these names and signatures against the built
+# bnfast's. tests/bind/test_core_stubs.py checks these names and signatures against the built
 # module. Read-only properties are written as Final attributes.
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Final, SupportsFloat, SupportsIndex, SupportsInt

@@ -1,6 +1,6 @@
 """Helpers of the network and train tests: random networks and an independent forward.
 
-``manual_forward`` re-implements f(x) straight from math.md and product.md (it reads the
+``manual_forward`` re-implements f(x) straight from docs/math/networks.md (it reads the
 flat parameter vector in the documented order itself, without bnfast.layers.unflatten),
 so the tests can check the parameter order and find the pre-activations of ReLU layers
 without asking the code under test.
@@ -67,9 +67,9 @@ def random_params(layers, rng):
 
 
 def manual_forward(layers, params, X):
-    """(outputs, [per layer the activation's input Z (m, out)]), from math.md directly.
+    """(outputs, [per layer the activation's input Z (m, out)]), from docs/math/networks.md directly.
 
-    Order of params (product.md): layer by layer, W (out, in) row-major, b if bias,
+    Order of params (docs/math/networks.md): layer by layer, W (out, in) row-major, b if bias,
     gamma and beta if batch_norm and trainable.
     """
     params = np.asarray(params, dtype=np.float64)

@@ -1,5 +1,5 @@
 """bnfast.Network: the documented parameter order, parity with the NumPy reference, the
-Example 3.2 network of math.md, scale invariance, and the SGD shuffles.
+Example 3.2 network of docs/math/lemma_4_5.md, scale invariance, and the SGD shuffles.
 
 Parity tolerance: both sides compute the same float64 formulas in different orders
 (blocked sums in C++, pairwise sums in NumPy). Each entry sums at most a few hundred
@@ -22,7 +22,7 @@ from network_cases import (ACTIVATIONS, BN_MODES, manual_forward, network, rando
 
 RTOL = 1e-12
 
-# Example 3.2 of math.md (the canonical instance bnfast ships).
+# Example 3.2 of docs/math/lemma_4_5.md (the canonical instance bnfast ships).
 X32 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 Y32 = np.array([8.0, 6.0, 11.0])
 W_STAR = np.array([7.0, 5.0])
@@ -226,7 +226,7 @@ def test_example_3_2_gradient_descent_from_w_star_converges_onto_the_ray():
 
 def test_example_3_2_scale_invariance():
     """eps = 0: the loss is constant along rays, the gradient is orthogonal to w and
-    scales like 1/t (math.md section 2)."""
+    scales like 1/t (docs/math/batch_norm.md)."""
     net = example_bn_network()
     rng = np.random.default_rng(32)
     for w in [W_STAR, np.array([-1.0, 4.0]), rng.normal(size=2), rng.normal(size=2)]:

@@ -1,4 +1,4 @@
-"""Bad input to BatchNorm, Dense, Network and train (reliability.md, network and train
+"""Bad input to BatchNorm, Dense, Network and train (docs/design/argument_rules.md, network and train
 rows): a clear exception naming the problem, and nothing modified by a failing call."""
 
 import math

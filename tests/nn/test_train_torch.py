@@ -1,7 +1,7 @@
 """bnfast.train against PyTorch autograd + plain SGD in float64 (issue 3, "Done when").
 
 The same network is written in torch from the layer descriptions, its parameters copied
-from Network.params in the order of product.md (layer by layer: W (out, in) row-major,
+from Network.params in the order of docs/math/networks.md (layer by layer: W (out, in) row-major,
 b, gamma, beta), BN by torch.nn.functional.batch_norm(training=True) with the layer's
 eps (written out with torch ops for eps = 0, which torch refuses in training),
 loss = sum of squares, updated by torch.optim.SGD(lr) (no momentum). Mini-batch runs
@@ -43,7 +43,7 @@ def one_torch_thread():
 
 def batch_norm(H, gamma, beta, eps):
     """torch's training-mode BN; torch refuses eps = 0 in training, so the exact
-    transform is written out (math.md section 2: biased variance)."""
+    transform is written out (docs/math/batch_norm.md: biased variance)."""
     if eps > 0:
         return F.batch_norm(H, None, None, weight=gamma, bias=beta, training=True, eps=eps)
     mean = H.mean(dim=0)

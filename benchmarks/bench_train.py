@@ -1,5 +1,5 @@
 """Training loops: native bnfast.train (C++, GIL released) against
-bnfast.reference.train (the same loop in NumPy, same signature, same batches).
+bnfast.reference.train (the same loop in NumPy on plain layer dicts, same batches).
 
 The step counts are in the benchmark names, so a time_* result divided by that count
 is the time of one step; the track_*_ns_per_step benchmarks report exactly that, and
@@ -41,14 +41,15 @@ class Example32:
         self.net = Network([Dense(2, 1, bias=False,
                                   batch_norm=BatchNorm(1.0, 0.0, trainable=False, eps=0.0))])
         self.net.params = self.w0
+        self.layers = [layer.to_dict() for layer in self.net.layers]  # the oracle's input
 
     def _native(self, steps):
         self.net.params = self.w0
         bnfast.train(self.net, self.X, self.y, self.lr, steps, record_every=steps)
 
     def _reference(self, steps):
-        self.net.params = self.w0
-        reference.train(self.net, self.X, self.y, self.lr, steps, record_every=steps)
+        reference.train(self.layers, self.w0, self.X, self.y, self.lr, steps,
+                        record_every=steps)
 
     def time_native_100000_steps(self):
         self._native(self.NATIVE_STEPS)
@@ -110,6 +111,7 @@ class MLP:
             Dense(64, 1),
         ], seed=0)
         self.p0 = self.net.params
+        self.layers = [layer.to_dict() for layer in self.net.layers]  # the oracle's input
 
     def _native(self):
         self.net.params = self.p0
@@ -117,8 +119,7 @@ class MLP:
                      batch_size=self.batch_size, record_every=self.STEPS)
 
     def _reference(self):
-        self.net.params = self.p0
-        reference.train(self.net, self.X, self.y, self.lr, self.STEPS,
+        reference.train(self.layers, self.p0, self.X, self.y, self.lr, self.STEPS,
                         batch_size=self.batch_size, record_every=self.STEPS)
 
     def time_native_100_steps(self, batch_size):

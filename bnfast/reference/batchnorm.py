@@ -1,11 +1,11 @@
-"""Pure-NumPy twins of the BN kernels (math.md section 2): the test oracle and the asv
-baseline. Short and readable on purpose; never imports bnfast._core.
+"""Pure-NumPy twins of the BN kernels (docs/math/batch_norm.md): the test oracle and the
+asv baseline. Short and readable on purpose; imports nothing from bnfast.
 
 Shapes: x is (N, C) or (N, C, *) with channels on axis 1; per-channel arrays are (C,).
 Statistics of channel c run over axis 0 and every trailing axis (m = N * prod(*)).
 Everything is computed in float64. y and grad_x come back in x's dtype (float16 stays
 float16; ints and bools give float64); per-channel results are float64, as in
-bnfast.functional.
+bnfast.kernels.
 """
 
 import warnings
@@ -121,7 +121,7 @@ def batch_norm_forward(x, weight=None, bias=None, eps=1e-5):
 
 
 def batch_norm_backward(grad_y, x, mean, invstd, weight=None):
-    """Gradients of training-mode batch normalization (math.md section 2).
+    """Gradients of training-mode batch normalization (docs/math/batch_norm.md, sec. 2).
 
     grad_y, x : (N, C, *);  mean, invstd, weight : (C,) (weight None means 1).
     With xhat = (x - mean) * invstd and m = N * prod(*):

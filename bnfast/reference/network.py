@@ -1,18 +1,25 @@
-"""The network maths of bnfast.Network and bnfast.train in plain NumPy (the oracle).
+"""The network maths of docs/math/networks.md in plain NumPy (the oracle).
 
-A layer maps A (m, in) to phi(BN(A W^T + b)); the loss is sum_i ||y_i - f(x_i)||^2.
-Functions take the layer descriptions (a sequence of bnfast.Dense) and a flat float64
-parameter vector in the public order (layer by layer: W (out, in), b, gamma, beta).
+A layer maps A (m, in) to phi(BN(A W^T + b)) with batch statistics over the m rows; the
+loss is sum_i ||y_i - f(x_i)||^2. A network is a list of layer dicts (the format of
+bnfast.Dense.to_dict()):
+
+    {"in_features": int, "out_features": int,
+     "activation": "identity" | "sigmoid" | "tanh" | "relu", "bias": bool,
+     "batch_norm": None or {"gamma": float or (out,), "beta": float or (out,),
+                            "trainable": bool, "eps": float >= 0}}
+
+The flat float64 parameter vector runs layer by layer: W (out, in) row-major, then b
+(out,) if bias, then gamma, beta (out,) each if batch_norm is trainable. A constant
+batch_norm uses the dict's gamma and beta.
 """
 
 import numpy as np
 
-from ..data import learning_set
-from ..layers import check_chain, unflatten
+from ._checks import check_layers, check_params, learning_set, num_params
 from .batchnorm import batch_norm_backward, batch_norm_forward
-from .shuffle import EpochShuffler
 
-__all__ = ["network_forward", "network_loss", "network_gradient", "train"]
+__all__ = ["network_forward", "network_loss", "network_gradient", "param_count"]
 
 _PHI = {
     "identity": lambda z: z,
@@ -30,30 +37,49 @@ _DPHI = {
 }
 
 
-def _bn_constants(layer, views):
-    if "gamma" in views:
-        return views["gamma"], views["beta"]
-    return layer.batch_norm.values(layer.out_features)
+def unpack(layers, vector):
+    """Views into a flat vector (params or a gradient), one dict per layer with the
+    entries the layer has: W (out, in), b (out,), gamma (out,), beta (out,)."""
+    views, pos = [], 0
+
+    def take(shape):
+        nonlocal pos
+        size = int(np.prod(shape))
+        view = vector[pos:pos + size].reshape(shape)
+        pos += size
+        return view
+
+    for layer in layers:
+        n_in, n_out = layer.in_features, layer.out_features
+        v = {"W": take((n_out, n_in))}
+        if layer.bias:
+            v["b"] = take((n_out,))
+        if layer.bn is not None and layer.bn.trainable:
+            v["gamma"], v["beta"] = take((n_out,)), take((n_out,))
+        views.append(v)
+    assert pos == vector.size
+    return views
 
 
-def _forward(layers, params, X):
-    """All intermediate values, one dict per layer (the backward pass needs them)."""
+def forward_tape(layers, params, X):
+    """Every intermediate value, one dict per layer (the backward pass needs them).
+    layers are checked (_checks.Layer), params float64 of the right length."""
     tape, A = [], X
-    for layer, views in zip(layers, unflatten(layers, params)):
-        H = A @ views["W"].T
-        if "b" in views:
-            H = H + views["b"]
-        rec = {"input": A, "H": H, "views": views}
+    for index, (layer, v) in enumerate(zip(layers, unpack(layers, params))):
+        H = A @ v["W"].T
+        if layer.bias:
+            H = H + v["b"]
+        rec = {"input": A, "H": H, "W": v["W"]}
         Z = H
-        if layer.batch_norm is not None:
-            gamma, beta = _bn_constants(layer, views)
-            if layer.batch_norm.eps == 0:
-                constant = np.all(H == H[0], axis=0)
-                if np.any(constant):
-                    raise ValueError(f"neuron {int(np.flatnonzero(constant)[0])} has a "
-                                     "constant pre-activation and eps == 0")
-            Z, rec["mean"], rec["invstd"] = batch_norm_forward(H, gamma, beta,
-                                                               layer.batch_norm.eps)
+        if layer.bn is not None:
+            gamma, beta = (v["gamma"], v["beta"]) if layer.bn.trainable \
+                else (layer.bn.gamma, layer.bn.beta)
+            if layer.bn.eps == 0:
+                constant = np.flatnonzero(np.all(H == H[0], axis=0))
+                if constant.size:
+                    raise ValueError(f"layer {index}, neuron {constant[0]} has a constant "
+                                     "pre-activation and eps == 0")
+            Z, rec["mean"], rec["invstd"] = batch_norm_forward(H, gamma, beta, layer.bn.eps)
             rec["gamma"] = gamma
         A = _PHI[layer.activation](Z)
         rec["Z"], rec["A"] = Z, A
@@ -61,93 +87,62 @@ def _forward(layers, params, X):
     return tape
 
 
-def network_forward(layers, params, X):
-    """Outputs f(X), (m, out_features), batch statistics over the rows of X."""
-    layers = check_chain(layers)
-    X = learning_set(layers, X)
-    return _forward(layers, np.asarray(params, dtype=np.float64), X)[-1]["A"]
+def loss_of(layers, params, X, y):
+    """sum_i ||y_i - f(x_i)||^2 on checked arguments."""
+    return float(np.sum((y - forward_tape(layers, params, X)[-1]["A"]) ** 2))
 
 
-def network_loss(layers, params, X, y):
-    """sum_i ||y_i - f(x_i)||^2."""
-    layers = check_chain(layers)
-    X, y = learning_set(layers, X, y)
-    F = _forward(layers, np.asarray(params, dtype=np.float64), X)[-1]["A"]
-    return float(np.sum((y - F) ** 2))
-
-
-def _loss_and_gradient(layers, params, X, y):
-    tape = _forward(layers, params, X)
+def loss_and_gradient(layers, params, X, y):
+    """(loss, gradient) on checked arguments: backpropagation of docs/math/networks.md
+    section 4."""
+    tape = forward_tape(layers, params, X)
     F = tape[-1]["A"]
     loss = float(np.sum((y - F) ** 2))
     grad = np.zeros_like(params)
-    grads = unflatten(layers, grad)
     dA = 2.0 * (F - y)
+    grads = unpack(layers, grad)
     for layer, rec, g in zip(reversed(layers), reversed(tape), reversed(grads)):
-        dZ = dA * _DPHI[layer.activation](rec["Z"], rec["A"])
-        dH = dZ
-        if layer.batch_norm is not None:
-            dH, dgamma, dbeta = batch_norm_backward(dZ, rec["H"], rec["mean"],
+        dH = dA * _DPHI[layer.activation](rec["Z"], rec["A"])
+        if layer.bn is not None:
+            dH, dgamma, dbeta = batch_norm_backward(dH, rec["H"], rec["mean"],
                                                     rec["invstd"], rec["gamma"])
             if "gamma" in g:
                 g["gamma"][...], g["beta"][...] = dgamma, dbeta
         g["W"][...] = dH.T @ rec["input"]
         if "b" in g:
             g["b"][...] = dH.sum(axis=0)
-        dA = dH @ rec["views"]["W"]
+        dA = dH @ rec["W"]
     return loss, grad
 
 
-def network_gradient(layers, params, X, y):
-    """d loss / d params, float64, in the order of params."""
-    layers = check_chain(layers)
-    X, y = learning_set(layers, X, y)
-    return _loss_and_gradient(layers, np.asarray(params, dtype=np.float64), X, y)[1]
+def param_count(layers):
+    """The number of parameters of a network described by ``layers`` (list of dicts)."""
+    return num_params(check_layers(layers))
 
 
-def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None):
-    """The loop of bnfast.train in NumPy: same arguments, same batches, same records.
+def network_forward(layers, params, X):
+    """Outputs f(X), float64 (m, out_features), batch statistics over the rows of X.
 
-    Sets net.params to the result and returns a bnfast.TrainResult; raises
-    bnfast.TrainingDiverged when the loss becomes inf or NaN.
+    layers : list of layer dicts; params : (param_count(layers),); X : (m, in_features).
     """
-    from ..train import TrainingDiverged, TrainResult, check_train_args
+    layers = check_layers(layers)
+    params = check_params(layers, params)
+    X = learning_set(layers, X)
+    return forward_tape(layers, params, X)[-1]["A"]
 
-    X, y, lr, steps, batch_size, seed, record_every = check_train_args(
-        net, X, y, lr, steps, batch_size, seed, record_every, callback)
-    layers = net.layers
-    params = net.params
-    m = X.shape[0]
-    full = batch_size in (0, m)
-    shuffler = EpochShuffler(m, seed)
-    perm, pos = None, m
-    losses, done, by_callback = [], 0, False
-    for step in range(steps + 1):
-        record = step % record_every == 0
-        last = step == steps
-        if full and not last:
-            loss, grad = _loss_and_gradient(layers, params, X, y)
-        elif record or last:  # the final parameters are checked even unrecorded
-            loss = float(np.sum((y - _forward(layers, params, X)[-1]["A"]) ** 2))
-        if (full and not last) or record or last:
-            if not np.isfinite(loss):
-                raise TrainingDiverged(step, loss, np.array(losses))
-        if record:
-            losses.append(loss)
-            if callback is not None and callback(step, loss):
-                by_callback = not last
-                break
-        if last:
-            break
-        if not full:
-            if pos + batch_size > m:
-                perm, pos = shuffler.next_epoch(), 0
-            rows = perm[pos:pos + batch_size]
-            pos += batch_size
-            batch_loss, grad = _loss_and_gradient(layers, params, X[rows], y[rows])
-            if not np.isfinite(batch_loss):
-                raise TrainingDiverged(step, batch_loss, np.array(losses))
-        params = params - lr * grad
-        done = step + 1
-    net.params = params
-    return TrainResult(params.copy(), np.array(losses), done, by_callback)
+
+def network_loss(layers, params, X, y):
+    """sum_i ||y_i - f(x_i)||^2, a float. y : (m, out_features), or (m,) when
+    out_features == 1."""
+    layers = check_layers(layers)
+    params = check_params(layers, params)
+    X, y = learning_set(layers, X, y)
+    return loss_of(layers, params, X, y)
+
+
+def network_gradient(layers, params, X, y):
+    """d loss / d params, float64 (param_count(layers),), in the order of params."""
+    layers = check_layers(layers)
+    params = check_params(layers, params)
+    X, y = learning_set(layers, X, y)
+    return loss_and_gradient(layers, params, X, y)[1]

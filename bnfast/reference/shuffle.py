@@ -1,4 +1,5 @@
-"""The epoch shuffles of mini-batch SGD, in pure Python (the C++ loop draws the same).
+"""The epoch shuffles of mini-batch SGD, in pure Python (the C++ loop draws the same;
+docs/math/networks.md, section 5).
 
 SplitMix64 seeded with ``seed``; each epoch is a Fisher-Yates shuffle of 0..m-1 that
 draws j = next() % (i + 1) for i = m-1 down to 1, starting from the identity.

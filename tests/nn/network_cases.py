@@ -146,6 +146,11 @@ def random_case(activation, bn_mode, bias, seed, m=9, out=2):
     raise AssertionError("no data without ReLU pre-activations near 0 in 100 draws")
 
 
+def specs(layers):
+    """The layers as the plain dicts bnfast.reference takes."""
+    return [layer.to_dict() for layer in layers]
+
+
 def network(layers, params):
     net = bnfast.Network(layers)
     net.params = params

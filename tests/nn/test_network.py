@@ -19,6 +19,7 @@ from bnfast import reference as ref
 from bnfast.reference.shuffle import EpochShuffler
 from network_cases import (ACTIVATIONS, BN_MODES, manual_forward, network, random_case,
                            rel_err)
+from network_cases import specs
 
 RTOL = 1e-12
 
@@ -69,7 +70,7 @@ def test_params_order_is_the_documented_one():
     X = rng.normal(size=(7, 3))
     expected, _ = manual_forward(layers, params, X)
     assert rel_err(net.forward(X), expected) <= RTOL
-    assert rel_err(ref.network_forward(layers, params, X), expected) <= RTOL
+    assert rel_err(ref.network_forward(specs(layers), params, X), expected) <= RTOL
 
 
 def test_initial_params_follow_the_layers():
@@ -114,12 +115,12 @@ def test_native_matches_reference(activation, bn_mode, bias):
     layers, params, X, y = random_case(activation, bn_mode, bias, seed, m=40, out=3)
     net = network(layers, params)
     loss, grad = net.loss_and_gradient(X, y)
-    assert abs(net.loss(X, y) - ref.network_loss(layers, params, X, y)) \
-        <= RTOL * ref.network_loss(layers, params, X, y)
+    assert abs(net.loss(X, y) - ref.network_loss(specs(layers), params, X, y)) \
+        <= RTOL * ref.network_loss(specs(layers), params, X, y)
     assert loss == net.loss(X, y)
-    assert rel_err(grad, ref.network_gradient(layers, params, X, y)) <= RTOL
+    assert rel_err(grad, ref.network_gradient(specs(layers), params, X, y)) <= RTOL
     np.testing.assert_array_equal(net.gradient(X, y), grad)
-    assert rel_err(net.forward(X), ref.network_forward(layers, params, X)) <= RTOL
+    assert rel_err(net.forward(X), ref.network_forward(specs(layers), params, X)) <= RTOL
     assert rel_err(net.forward(X), manual_forward(layers, params, X)[0]) <= RTOL
 
 
@@ -127,9 +128,10 @@ def test_native_matches_reference_on_a_large_batch():
     """1000 samples: long sums, where summation order shows most."""
     layers, params, X, y = random_case("tanh", "trainable-eps0", True, seed=5, m=1000, out=2)
     net = network(layers, params)
-    assert rel_err(net.loss(X, y), ref.network_loss(layers, params, X, y)) <= RTOL
-    assert rel_err(net.gradient(X, y), ref.network_gradient(layers, params, X, y)) <= RTOL
-    assert rel_err(net.forward(X), ref.network_forward(layers, params, X)) <= RTOL
+    assert rel_err(net.loss(X, y), ref.network_loss(specs(layers), params, X, y)) <= RTOL
+    assert rel_err(net.gradient(X, y),
+                   ref.network_gradient(specs(layers), params, X, y)) <= RTOL
+    assert rel_err(net.forward(X), ref.network_forward(specs(layers), params, X)) <= RTOL
 
 
 def test_vector_targets_equal_column_targets():

@@ -9,6 +9,7 @@ import pytest
 import bnfast
 from bnfast import BatchNorm, Dense, Network
 from bnfast import reference as ref
+from network_cases import specs
 
 X32 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 Y32 = np.array([8.0, 6.0, 11.0])
@@ -127,7 +128,7 @@ def test_learning_set_errors(X, y, exc, match):
     with pytest.raises(exc, match=match):
         bnfast.train(net, X, y, lr=0.1, steps=3)
     with pytest.raises(exc, match=match):
-        ref.network_loss(net.layers, before, X, y)
+        ref.network_loss(specs(net.layers), before, X, y)
     np.testing.assert_array_equal(net.params, before)
 
 
@@ -186,7 +187,7 @@ def test_train_arguments(kwargs, exc, match):
         bnfast.train(net, X32, Y32, **args)
     np.testing.assert_array_equal(net.params, before)
     with pytest.raises(exc, match=match):  # the reference loop accepts and rejects alike
-        ref.train(net, X32, Y32, **args)
+        ref.train(specs(net.layers), before, X32, Y32, **args)
     np.testing.assert_array_equal(net.params, before)
 
 
@@ -198,8 +199,8 @@ def test_train_net_must_be_a_network():
 def test_batch_size_one_without_batch_norm_is_plain_sgd():
     net = Network([Dense(2, 1)], seed=0)
     result = bnfast.train(net, X32, Y32, lr=0.05, steps=30, batch_size=1, seed=2)
-    expected = ref.train(Network([Dense(2, 1)], seed=0), X32, Y32, lr=0.05, steps=30,
-                         batch_size=1, seed=2)
+    expected = ref.train(specs([Dense(2, 1)]), Network([Dense(2, 1)], seed=0).params,
+                         X32, Y32, lr=0.05, steps=30, batch_size=1, seed=2)
     np.testing.assert_allclose(result.params, expected.params, rtol=1e-12)
 
 
@@ -239,7 +240,7 @@ def test_zero_variance_with_eps_zero_names_layer_and_neuron():
         assert isinstance(info.value, ValueError)
         np.testing.assert_array_equal(net.params, before)
     with pytest.raises(ValueError, match="neuron 2"):  # the reference agrees
-        ref.network_loss(net.layers, before, X, y)
+        ref.network_loss(specs(net.layers), before, X, y)
 
 
 def test_zero_variance_needs_eps_zero():

@@ -23,6 +23,7 @@ from bnfast import BatchNorm, Dense, Network
 from bnfast import reference as ref
 from bnfast.reference.shuffle import EpochShuffler
 from network_cases import deep_layers, regression_data, rel_err
+from network_cases import specs
 
 RTOL = 1e-10
 
@@ -59,8 +60,8 @@ def test_native_train_matches_reference(variant, lr, batch_size, steps, record_e
     p0 = native_net.params
     native = bnfast.train(native_net, X, Y, lr, steps, batch_size=batch_size, seed=11,
                           record_every=record_every)
-    expected = ref.train(ref_net, X, Y, lr, steps, batch_size=batch_size, seed=11,
-                         record_every=record_every)
+    expected = ref.train(specs(ref_net.layers), ref_net.params, X, Y, lr, steps,
+                         batch_size=batch_size, seed=11, record_every=record_every)
     assert_same_run(native, expected)
     assert native.losses.size == steps // record_every + 1
     np.testing.assert_array_equal(native_net.params, native.params)
@@ -77,13 +78,15 @@ def test_different_seeds_give_different_minibatch_runs():
     a = bnfast.train(Network(layers, seed=4), X, Y, 0.01, 20, batch_size=8, seed=1)
     b = bnfast.train(Network(layers, seed=4), X, Y, 0.01, 20, batch_size=8, seed=2)
     assert rel_err(a.params, b.params) > 1e-6
-    c = ref.train(Network(layers, seed=4), X, Y, 0.01, 20, batch_size=8, seed=2)
+    c = ref.train(specs(layers), Network(layers, seed=4).params, X, Y, 0.01, 20,
+                  batch_size=8, seed=2)
     assert_same_run(b, c)
 
 
 def test_example_3_2_native_matches_reference():
     native = bnfast.train(example_net(), X32, Y32, lr=10.0, steps=500, record_every=3)
-    expected = ref.train(example_net(), X32, Y32, lr=10.0, steps=500, record_every=3)
+    expected = ref.train(specs(example_net().layers), example_net().params, X32, Y32,
+                         lr=10.0, steps=500, record_every=3)
     assert_same_run(native, expected)
 
 
@@ -101,8 +104,8 @@ def test_full_batch_records_and_steps_match_a_hand_written_loop():
     expected_losses = []
     for step in range(steps):
         if step % every == 0:
-            expected_losses.append(ref.network_loss(layers, p, X, Y))
-        p = p - lr * ref.network_gradient(layers, p, X, Y)
+            expected_losses.append(ref.network_loss(specs(layers), p, X, Y))
+        p = p - lr * ref.network_gradient(specs(layers), p, X, Y)
     result = bnfast.train(net, X, Y, lr, steps, record_every=every)
     assert isinstance(result, bnfast.TrainResult)
     assert result.steps == steps and result.stopped_by_callback is False
@@ -114,7 +117,8 @@ def test_full_batch_records_and_steps_match_a_hand_written_loop():
     net2 = Network(layers, seed=2)
     result2 = bnfast.train(net2, X, Y, lr, 20, record_every=every)
     assert result2.losses.shape == (5,)
-    assert rel_err(result2.losses[-1], ref.network_loss(layers, result2.params, X, Y)) <= 1e-12
+    assert rel_err(result2.losses[-1],
+                   ref.network_loss(specs(layers), result2.params, X, Y)) <= 1e-12
     assert rel_err(result2.losses[:4], expected_losses[:4]) <= RTOL
 
 
@@ -135,9 +139,9 @@ def test_minibatch_batches_match_a_hand_written_loop():
     expected_losses = []
     for step in range(steps):
         if step % every == 0:
-            expected_losses.append(ref.network_loss(layers, p, X, Y))
+            expected_losses.append(ref.network_loss(specs(layers), p, X, Y))
         rows = batches[step]
-        p = p - lr * ref.network_gradient(layers, p, X[rows], Y[rows])
+        p = p - lr * ref.network_gradient(specs(layers), p, X[rows], Y[rows])
     result = bnfast.train(net, X, Y, lr, steps, batch_size=B, seed=seed, record_every=every)
     assert result.steps == steps and result.losses.shape == (7,)
     assert rel_err(result.losses, expected_losses) <= RTOL
@@ -194,8 +198,8 @@ def test_callback_sees_every_record(batch_size, steps):
                           record_every=3, callback=callback)
     assert [s for s, _ in calls] == [0, 3, 6, 9]
     np.testing.assert_array_equal([loss for _, loss in calls], result.losses)
-    expected = ref.train(example_net(), X32, Y32, lr=1.0, steps=steps, batch_size=batch_size,
-                         seed=3, record_every=3)
+    expected = ref.train(specs(example_net().layers), example_net().params, X32, Y32,
+                         lr=1.0, steps=steps, batch_size=batch_size, seed=3, record_every=3)
     assert_same_run(result, expected)
     assert result.steps == steps and not result.stopped_by_callback
 
@@ -216,8 +220,8 @@ def test_callback_returning_true_stops_at_that_step(batch_size):
     assert calls == [0, 4, 8, 12]
     assert result.stopped_by_callback is True and result.steps == 12
     assert result.losses.shape == (4,)
-    expected = ref.train(Network(layers, seed=6), X, Y, 0.01, 12, batch_size=batch_size,
-                         seed=2, record_every=4)
+    expected = ref.train(specs(layers), Network(layers, seed=6).params, X, Y, 0.01, 12,
+                         batch_size=batch_size, seed=2, record_every=4)
     assert rel_err(result.params, expected.params) <= RTOL
     assert rel_err(result.losses, expected.losses) <= RTOL
     np.testing.assert_array_equal(net.params, result.params)
@@ -283,8 +287,8 @@ def test_divergence_raises_with_step_and_leaves_params(batch_size, record_every)
     assert f"step {err.step}" in str(err)
     assert np.all(np.isfinite(err.losses)) and err.losses.size == (err.step - 1) // record_every + 1
     np.testing.assert_array_equal(net.params, p0)
-    with np.errstate(all="ignore"), pytest.raises(bnfast.TrainingDiverged) as ref_info:
-        ref.train(Network([Dense(2, 1)], seed=0), X32, Y32, lr=1.0, steps=100_000,
+    with np.errstate(all="ignore"), pytest.raises(ref.TrainingDiverged) as ref_info:
+        ref.train(specs([Dense(2, 1)]), p0, X32, Y32, lr=1.0, steps=100_000,
                   batch_size=batch_size, record_every=record_every)
     assert ref_info.value.step == err.step
     assert rel_err(err.losses, ref_info.value.losses) <= RTOL
@@ -304,9 +308,10 @@ def test_divergence_on_the_last_unrecorded_step_is_reported(batch_size, steps, r
                      record_every=record_every)
     assert info.value.step == steps and not math.isfinite(info.value.loss)
     np.testing.assert_array_equal(net.params, p0)
-    with np.errstate(all="ignore"), pytest.raises(bnfast.TrainingDiverged):
-        ref.train(Network([Dense(2, 1)], seed=0), X32, Y32, lr=lr, steps=steps,
+    with np.errstate(all="ignore"), pytest.raises(ref.TrainingDiverged) as ref_info:
+        ref.train(specs([Dense(2, 1)]), p0, X32, Y32, lr=lr, steps=steps,
                   batch_size=batch_size, record_every=record_every)
+    assert ref_info.value.step == steps
 
 
 # ---------------------------------------------------------------- GIL and Ctrl-C

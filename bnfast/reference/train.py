@@ -14,15 +14,9 @@ __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a training run produced.
-
-    params : float64 (num_params,), the parameters after the last step.
-    losses : float64 array; losses[k] is the full learning-set loss before step
-        k * record_every (the last entry is after the final step when steps is a
-        multiple of record_every).
-    steps : int, the number of updates applied.
-    stopped_by_callback : bool, whether the callback ended the run early.
-    """
+    """The oracle's record of a run, field by field what bnfast.train returns: the final
+    params, the recorded losses (before steps 0, r, 2r, ... and after the last step when
+    r divides steps), the number of updates, and whether the callback stopped it."""
 
     params: np.ndarray
     losses: np.ndarray

@@ -96,6 +96,23 @@ class ExactArithmetic:
     def prepare(self, X, Xc):
         pass
 
+    def prepare_batch(self, m):
+        pass
+
+    # ---- scaling and centring (section-4 checkers; exact numbers need neither) -------
+    def split_scale(self, v):
+        return v, 0
+
+    def scale_back(self, v, e):
+        if e == 0:
+            return v
+        factor = sympy.Integer(2) ** int(e)
+        return v * factor if not isinstance(v, np.ndarray) else self.vector(v * factor)
+
+    def centre(self, v):
+        mean = self.mean(v)
+        return self.vector(np.array([e - mean for e in v], dtype=object)), mean
+
     # ---- linear algebra ---------------------------------------------------------
     def rank(self, A):
         return sympy.Matrix(A.tolist()).rank(simplify=True)

@@ -43,6 +43,40 @@ class FloatArithmetic:
         cond = max(np.linalg.cond(X), np.linalg.cond(Xc))
         self.rel = 64 * _EPS * max(1.0, cond)
 
+    def prepare_batch(self, m):
+        """Sets the rounding tolerance of the section-4 checkers for a batch of m
+        samples: 64 m eps (the derivation is in bnfast/claims/statement.py)."""
+        self.rel = 64 * m * _EPS
+
+    # ---- scaling and centring (section-4 checkers) ----------------------------------
+    def split_scale(self, v):
+        """(v / 2**e, e) with max |v / 2**e| in [1/2, 1) (e = 0 when v is 0). Dividing
+        by a power of two is exact, so the scaled values are the inputs' own digits."""
+        arr = np.asarray(v, dtype=np.float64)
+        top = float(np.max(np.abs(arr))) if arr.size else 0.0
+        if top == 0.0:
+            return (arr.copy() if arr.ndim else float(arr)), 0
+        e = math.frexp(top)[1]
+        out = np.ldexp(arr, -e)
+        return (out if arr.ndim else float(out)), e
+
+    def scale_back(self, v, e):
+        """v * 2**e, saturating to +-inf (or 0) outside the float64 range."""
+        with np.errstate(over="ignore", under="ignore"):
+            out = np.ldexp(np.asarray(v, dtype=np.float64), int(e))
+        return out if out.ndim else float(out)
+
+    def centre(self, v):
+        """(v - mean(v), mean(v)) for a vector v. Two passes with correctly rounded
+        sums (math.fsum): the second removes the rounding of the first mean, so the
+        centred values are accurate to a few roundings of their own size however
+        large the mean is against the spread."""
+        v = np.asarray(v, dtype=np.float64)
+        mean = math.fsum(v) / v.size
+        c = v - mean
+        shift = math.fsum(c) / v.size
+        return c - shift, mean + shift
+
     # ---- linear algebra ---------------------------------------------------------
     def rank(self, A):
         return int(np.linalg.matrix_rank(A))

@@ -158,10 +158,10 @@ def render(report):
         end = "(" + ", ".join(f"{e:.7g}" for e in gd.end_point) + ")"
         lines += [
             "   cross-check (float64): bnfast.train runs full-batch gradient descent of the",
-            f"   BN network from W0 for {gd.steps} steps with step size {gd.lr:.4g}, chosen",
-            "   from the data as 1 / (a bound on the BN loss's curvature near W0), so every",
-            f"   step is stable. It ends at {end},",
-            f"   {gd.angle:.1e} rad from the ray: "
+            f"   BN network from W0: {gd.steps} steps of size {gd.lr:.4g}, the inverse of a bound",
+            "   on the BN loss's curvature near W0 computed from the data (so every step is",
+            f"   stable). It ends at {end}, {gd.angle:.1e} rad from the ray:",
+            "   "
             + ("agrees with the closed form" if gd.agrees else
                "DOES NOT AGREE with the closed form"),
         ]

@@ -4,14 +4,34 @@
         Inequality (1) of Lemma 4.5 of Santurkar et al. (2018) on one instance.
     example_3_2(exact=False) -> Lemma45Report
         The counterexample of Dannemann and Junike (2025), Example 3.2.
+    lemma_4_5_holds_probability(X, y, gamma=1.0) -> (p, theta)
+        P[(1) holds | premise] for an isotropic random w0, and the angle behind it.
 
-One file per statement (lemma_4_5.py, ...); the float64 and exact arithmetics they run
-on (_float.py, _exact.py); the report types (report.py); the native gradient-descent
-cross-check (gd.py). The mathematics is in docs/math/lemma_4_5.md.
+Section 4 of Santurkar et al. on one neuron h (m,) with gradient grad (m,) and Hessian
+hessian (m, m) of the loss at the BN output; each returns a StatementReport:
+    check_theorem_4_1(h, grad, gamma=1.0, beta=0.0, form="printed", exact=False, eps=0.0)
+    check_theorem_4_2(h, grad, hessian, gamma=1.0, beta=0.0, part="a", exact=False, eps=0.0)
+    check_theorem_4_4(h, grad, gamma=1.0, beta=0.0, lam=1.0, form="printed", exact=False,
+                      eps=0.0)
+    check_observation_4_3(X, W, y=None, gamma=None, beta=None, exact=False, eps=0.0)
+
+One file per statement (lemma_4_5.py, theorem_4_1.py, ...); the float64 and exact
+arithmetics they run on (_float.py, _exact.py); the report types (report.py, and
+statement.py with what the section-4 checkers share); the native gradient-descent
+cross-check (gd.py). The mathematics is in docs/math/lemma_4_5.md and
+docs/math/santurkar_section_4.md.
 """
 
 from .example_3_2 import EXAMPLE_3_2, example_3_2
 from .lemma_4_5 import check_lemma_4_5
+from .lemma_4_5_probability import lemma_4_5_holds_probability
+from .observation_4_3 import check_observation_4_3
 from .report import GDCrossCheck, Lemma45Report
+from .statement import StatementReport
+from .theorem_4_1 import check_theorem_4_1
+from .theorem_4_2 import check_theorem_4_2
+from .theorem_4_4 import check_theorem_4_4
 
-__all__ = ["check_lemma_4_5", "example_3_2", "EXAMPLE_3_2", "Lemma45Report", "GDCrossCheck"]
+__all__ = ["check_lemma_4_5", "example_3_2", "EXAMPLE_3_2", "Lemma45Report", "GDCrossCheck",
+           "lemma_4_5_holds_probability", "check_theorem_4_1", "check_theorem_4_2",
+           "check_theorem_4_4", "check_observation_4_3", "StatementReport"]

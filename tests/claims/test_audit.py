@@ -1,0 +1,106 @@
+"""The audit of Santurkar et al. section 4 and the counterexample search: verdicts, the
+smallest counterexamples (minimal under the shrink, failing exactly), determinism."""
+
+import numpy as np
+import pytest
+
+from bnfast.claims import audit as audit_module
+from bnfast.claims import check_lemma_4_5, check_theorem_4_1
+from bnfast.claims.counterexample import find_counterexample, shrink
+
+EXPECTED = {  # (statement, form) -> verdict, from docs/math/santurkar_section_4.md
+    ("Theorem 4.1", "printed"): "fails",
+    ("Theorem 4.1", "corrected"): "identity",
+    ("Theorem 4.2(a)", "printed"): "identity",
+    ("Theorem 4.2(b)", "printed"): "fails",
+    ("Observation 4.3", "w-dependent"): "identity",
+    ("Observation 4.3", "constant"): "fails",
+    ("Theorem 4.4", "printed"): "fails",
+    ("Theorem 4.4", "corrected"): "identity",
+    ("Lemma 4.5", "printed"): "fails",
+}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return audit_module.audit(seed=0)
+
+
+def test_every_row_has_the_expected_verdict(rows):
+    assert {(r.statement, r.form): r.verdict for r in rows} == EXPECTED
+
+
+def test_counterexamples_fail_exactly_and_are_minimal(rows):
+    for row in (r for r in rows if r.verdict == "fails"):
+        ce = row.counterexample
+        assert ce.m == 2                      # the smallest batch already fails
+        assert row.report.exact and row.report.holds is False
+        check = next(r.check for r in audit_module.ROWS
+                     if (r.statement, r.form) == (row.statement, row.form))
+        # no single entry can move towards 0 and still fail
+        for name, array in ce.instance.items():
+            for index in np.ndindex(array.shape):
+                v = int(array[index])
+                for smaller in ([0] if abs(v) == 1 else [0, v - np.sign(v)]) if v else []:
+                    trial = {k: a.copy() for k, a in ce.instance.items()}
+                    trial[name][index] = smaller
+                    if name == "hessian":
+                        trial[name][index[::-1]] = smaller
+                    try:
+                        still = check(**trial, exact=True).holds is False
+                    except ValueError:
+                        still = False
+                    assert not still, (row.statement, name, index, smaller)
+
+
+def test_theorem_4_1_counterexample_is_the_known_one(rows):
+    row = rows[0]
+    assert (row.statement, row.form) == ("Theorem 4.1", "printed")
+    r = check_theorem_4_1(**row.counterexample.instance, form="printed", exact=True)
+    assert r.holds is False and r.gap == row.gap
+
+
+def test_lemma_4_5_row_carries_the_closed_form_probability(rows):
+    row = rows[-1]
+    assert row.extra["example_3_2_holds_probability"] == pytest.approx(0.4872947, abs=1e-7)
+    assert row.extra["example_3_2_theta_degrees"] == pytest.approx(4.573921, abs=1e-6)
+    i = row.counterexample.instance
+    assert check_lemma_4_5(i["X"], i["y"], i["w0"], exact=True, cross_check=False).refutes
+
+
+def test_the_audit_is_deterministic_for_a_seed(rows):
+    again = audit_module.audit(["theorem-4-4", "lemma-4-5"], seed=0)
+    mine = [r for r in rows if r.statement in ("Theorem 4.4", "Lemma 4.5")]
+    for a, b in zip(again, mine):
+        assert a.to_dict() == b.to_dict()
+
+
+def test_exact_mode_agrees_on_one_statement():
+    (printed, corrected) = audit_module.audit(["theorem-4-1"], exact=True, seed=3)
+    assert printed.verdict == "fails" and corrected.verdict == "identity"
+    assert corrected.gap == 0 and corrected.to_dict()["exact_forms"]["gap"] == "0"
+
+
+def test_unknown_statement():
+    with pytest.raises(ValueError, match="unknown statement 'theorem-9'"):
+        audit_module.audit(["theorem-9"])
+    with pytest.raises(ValueError, match="unknown statement"):
+        audit_module.check_instance("nope", {})
+
+
+def test_search_and_shrink_on_a_toy_statement():
+    """'the sum of the entries is below 5' fails first at m where 4-bounded entries can
+    reach 5; the shrink stops where no entry can get closer to 0."""
+    def check(instance, exact):
+        return int(np.sum(instance["v"])) < 5
+
+    def draw(rng, m):
+        return {"v": rng.integers(-4, 5, m)}
+
+    ce = find_counterexample(check, draw, sizes=range(1, 5), tries=200, seed=1)
+    assert ce.m == 2 and int(ce.instance["v"].sum()) == 5
+    assert sorted(ce.instance["v"].tolist()) in ([1, 4], [2, 3])
+    assert find_counterexample(check, draw, sizes=range(1, 5), tries=200, seed=1).to_dict() \
+        == ce.to_dict()
+    assert shrink(check, {"v": np.array([4, 4, -1])})["v"].tolist() == [2, 3, 0]
+    assert find_counterexample(lambda i, e: True, draw, sizes=[2], tries=5) is None

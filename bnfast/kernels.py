@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._validate import (check_out, compute_dtype, eps_value, float64_array, float_input,
-                        momentum_value)
+from ._validate import (boolean, check_out, compute_dtype, eps_value, float64_array,
+                        float_input, momentum_value)
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
@@ -67,6 +67,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     weight = float64_array(weight, "weight")
     bias = float64_array(bias, "bias")
     eps = eps_value(eps)
+    training = boolean(training, "training")
     y = _core.empty(xc.shape, xc.dtype)
     if training:
         tracking = running_mean is not None or running_var is not None

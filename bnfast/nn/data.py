@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validate import compute_dtype
 
-__all__ = ["learning_set"]
+__all__ = ["inputs", "learning_set"]
 
 
 def _float64(a, name):
@@ -17,12 +17,17 @@ def _float64(a, name):
     return np.asarray(a, dtype=np.float64, order="C")
 
 
-def learning_set(out_features, X, y=None):
+def inputs(X):
+    """X as a C-contiguous float64 array."""
+    return _float64(X, "X")
+
+
+def learning_set(out_features, X, y):
     """X as a C-contiguous float64 array and y likewise, y of shape (m,) made (m, 1) when
     the network has one output."""
-    X = _float64(X, "X")
+    X = inputs(X)
     if y is None:
-        return X
+        raise TypeError("y must be an array of targets, got None")
     y = _float64(y, "y")
     if y.ndim == 1 and out_features == 1:
         y = y.reshape(-1, 1)

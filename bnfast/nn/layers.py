@@ -105,12 +105,17 @@ class Dense:
         return self.spec().num_params
 
     def spec(self):
-        """The layer as the core's bound LayerSpec."""
+        """The layer as the core's bound LayerSpec. The attributes are checked again
+        (by the constructors, the one owner of these rules): a layer changed after
+        construction cannot hand the core a value it never saw checked."""
         bn = self.batch_norm
-        gamma, beta = bn.values(self.out_features) if bn is not None else ([], [])
+        if bn is not None:
+            bn = BatchNorm(bn.gamma, bn.beta, bn.trainable, bn.eps)
+        layer = Dense(self.in_features, self.out_features, self.activation, self.bias, bn)
+        gamma, beta = bn.values(layer.out_features) if bn is not None else ([], [])
         return _core.LayerSpec(
-            in_features=self.in_features, out_features=self.out_features,
-            activation=_core.Activation.__members__[self.activation], bias=self.bias,
+            in_features=layer.in_features, out_features=layer.out_features,
+            activation=_core.Activation.__members__[layer.activation], bias=layer.bias,
             batch_norm=bn is not None, trainable=bn is not None and bn.trainable,
             eps=bn.eps if bn is not None else 0.0, gamma=list(gamma), beta=list(beta))
 

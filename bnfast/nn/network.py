@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core
-from .data import learning_set
+from .data import inputs, learning_set
 from .init import default_params
 from .layers import check_chain, param_slices, unflatten
 
@@ -89,7 +89,7 @@ class Network:
 
     def forward(self, X):
         """Outputs f(X), float64 (m, out_features), batch statistics over X (m, in)."""
-        X = learning_set(self.out_features, X)
+        X = inputs(X)
         return self._core.forward(self._params, X)
 
     def __repr__(self):

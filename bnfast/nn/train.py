@@ -50,6 +50,10 @@ def _train_args(lr, steps, batch_size, seed, record_every, callback):
     if seed >= 2**64:
         raise ValueError("seed must be < 2**64")
     record_every = integer(record_every, "record_every", 1)
+    for name, value in (("steps", steps), ("batch_size", batch_size),
+                        ("record_every", record_every)):
+        if value >= 2**63:
+            raise ValueError(f"{name} must be < 2**63, got {value}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable (step, loss) -> bool, or None")
     return lr, steps, batch_size, seed, record_every

@@ -42,7 +42,7 @@ Dims input_dims(const py::array& x, const char* name) {
   return d;
 }
 
-void require_output_like(const py::array& a, const py::array& like, const char* name) {
+void require_input_like(const py::array& a, const py::array& like, const char* name) {
   if (!a.dtype().is(like.dtype()) && !a.dtype().equal(like.dtype()))
     throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(like.dtype())) +
                          ", got " + std::string(py::str(a.dtype())));
@@ -53,6 +53,10 @@ void require_output_like(const py::array& a, const py::array& like, const char* 
                           ", got " + shape_str(a));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
+}
+
+void require_output_like(const py::array& a, const py::array& like, const char* name) {
+  require_input_like(a, like, name);
   if (!a.writeable()) throw py::value_error(std::string(name) + " is read-only");
 }
 

@@ -31,7 +31,9 @@ char float_kind(const py::array& a, const char* name);
 // C-contiguous, ndim >= 2, non-empty: the (n, c, s) view of x.
 Dims input_dims(const py::array& x, const char* name);
 
-// `a` has exactly the dtype and shape of `like`, is C-contiguous and writable.
+// `a` has exactly the dtype and shape of `like` and is C-contiguous (an input read
+// alongside x, such as grad_y); require_output_like also wants it writable.
+void require_input_like(const py::array& a, const py::array& like, const char* name);
 void require_output_like(const py::array& a, const py::array& like, const char* name);
 
 // None -> nullptr; else a C-contiguous float64 array of shape (c,).

@@ -112,7 +112,7 @@ py::tuple backward_binding(const py::object& dy_obj, const py::object& x_obj,
   const char kind = float_kind(x, "x");
   const Dims d = input_dims(x, "x");
   py::array dy = as_array(dy_obj, "grad_y");
-  require_output_like(dy, x, "grad_y");
+  require_input_like(dy, x, "grad_y");
   const double* mean = channel_vector(mean_obj, d.c, "mean");
   const double* invstd = channel_vector(invstd_obj, d.c, "invstd");
   if (!mean) throw py::value_error("mean is required");

@@ -140,6 +140,10 @@ py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& 
                         const py::object& callback) {
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
+  // Guards, not rules (bnfast.train owns these): a zero modulus would kill the process
+  // and negative steps would never end.
+  if (steps < 0 || record_every < 1 || batch_size < 0)
+    throw py::value_error("steps >= 0, batch_size >= 0 and record_every >= 1 are required");
   const std::int64_t m = batch_rows(X, Y, self.net);
   if (batch_size > m)
     throw py::value_error("batch_size " + std::to_string(batch_size) +

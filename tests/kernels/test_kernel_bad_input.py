@@ -460,3 +460,20 @@ def test_a_failing_in_place_call_leaves_x_unchanged(rng, threads, shape, dtype):
     with pytest.raises(bnfast.ZeroVarianceError, match="channel 2"):
         bnfast.batch_norm_forward(x, eps=0.0, out=x)
     np.testing.assert_array_equal(x, saved)
+
+
+def test_training_must_be_a_bool():
+    x = np.arange(12.0).reshape(4, 3)
+    for bad in ("no", 1, None):
+        with pytest.raises(TypeError, match="training must be a bool"):
+            bnfast.batch_norm(x, np.zeros(3), np.ones(3), training=bad)
+    bnfast.batch_norm(x, np.zeros(3), np.ones(3), training=np.bool_(False))
+
+
+def test_a_read_only_grad_y_is_fine():
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    _, mean, invstd = bnfast.batch_norm_forward(x)
+    g = np.ones_like(x)
+    g.setflags(write=False)
+    gx, _, _ = bnfast.batch_norm_backward(g, x, mean, invstd)
+    np.testing.assert_allclose(gx, 0.0, atol=1e-15)    # a constant grad_y has no effect

@@ -274,3 +274,54 @@ def test_the_network_works_after_errors():
     with pytest.raises(ValueError):
         bnfast.train(net, X32, Y32, lr=-1.0, steps=1)
     assert net.loss(X32, Y32) == loss
+
+
+# ---------------------------------------------------------------- found in review
+
+
+def test_a_layer_changed_after_construction_is_checked_again():
+    bn = BatchNorm()
+    layer = Dense(2, 3, batch_norm=bn)
+    bn.eps = math.nan
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        Network([layer])
+    bn.eps = 0.0
+    layer.activation = "softmax"
+    with pytest.raises(ValueError, match="unknown activation 'softmax'"):
+        Network([layer])
+    layer.activation, layer.out_features = "tanh", -1
+    with pytest.raises(ValueError, match="out_features must be >= 1"):
+        Network([layer])
+
+
+def test_targets_are_required():
+    net = Network([Dense(2, 1)], seed=0)
+    for call in (net.loss, net.gradient, net.loss_and_gradient):
+        with pytest.raises(TypeError, match="y must be an array of targets, got None"):
+            call(np.zeros((3, 2)), None)
+    with pytest.raises(TypeError, match="y must be an array of targets"):
+        bnfast.train(net, np.zeros((3, 2)), None, lr=0.1, steps=1)
+
+
+@pytest.mark.parametrize("name", ["steps", "batch_size", "record_every"])
+def test_integers_beyond_int64_name_the_argument(name):
+    net = Network([Dense(2, 1)], seed=0)
+    args = {"lr": 0.1, "steps": 1, name: 2**63}
+    with pytest.raises(ValueError, match=rf"{name} must be < 2\*\*63"):
+        bnfast.train(net, X32, Y32, **args)
+
+
+def test_a_huge_run_stopped_by_its_callback_does_not_reserve_every_record():
+    net = Network([Dense(2, 1)], seed=0)
+    result = bnfast.train(net, X32, Y32, lr=0.01, steps=2**62, callback=lambda s, l: s >= 3)
+    assert result.steps == 3 and result.stopped_by_callback
+
+
+def test_the_core_guards_against_a_crash_or_a_hang():
+    """bnfast.train owns these rules; the binding still refuses a zero record_every (a
+    division by zero would kill the process) and negative steps (a loop without end)."""
+    net = Network([Dense(2, 1)], seed=0)
+    X, Y = np.asarray(X32, dtype=np.float64), np.asarray(Y32, dtype=np.float64).reshape(-1, 1)
+    for steps, batch_size, record_every in [(3, 0, 0), (-1, 0, 1), (3, -1, 1)]:
+        with pytest.raises(ValueError, match="record_every >= 1 are required"):
+            net._core.train(net.params, X, Y, 0.1, steps, batch_size, 0, record_every, None)

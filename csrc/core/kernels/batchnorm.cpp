@@ -17,6 +17,8 @@ ZeroVarianceError::ZeroVarianceError(std::int64_t ch, const char* variance_name)
 ZeroVarianceError::ZeroVarianceError(std::int64_t ch, const std::string& message)
     : std::invalid_argument(message), channel(ch) {}
 
+ZeroVarianceError::~ZeroVarianceError() = default;
+
 double* Workspace::doubles(std::size_t count) {
   if (doubles_.size() < count) doubles_.resize(count);
   return doubles_.data();

@@ -30,6 +30,7 @@ class ZeroVarianceError : public std::invalid_argument {
  public:
   ZeroVarianceError(std::int64_t channel, const char* variance_name);
   ZeroVarianceError(std::int64_t channel, const std::string& message);
+  ~ZeroVarianceError() override;  // defined in batchnorm.cpp: one vtable, outside the ISA files
   std::int64_t channel;
 };
 

@@ -51,7 +51,9 @@ TrainOutcome train(Network& net, double* params, const double* X, const double* 
     xb.resize(B * in);
     yb.resize(B * out);
   }
-  losses.reserve(static_cast<std::size_t>(opts.steps / opts.record_every + 1));
+  // A huge run stopped early by its callback must not ask for all its records up front.
+  losses.reserve(static_cast<std::size_t>(
+      std::min<i64>(opts.steps / opts.record_every + 1, i64{1} << 20)));
   Poller poller(poll);
   TrainOutcome outcome;
 

@@ -11,8 +11,6 @@ The formulas are in docs/math/batch_norm.md; which layer checks which argument i
 docs/design/argument_rules.md (shapes are checked by the bindings, values here).
 """
 
-import warnings
-
 import numpy as np
 
 from . import _core
@@ -73,12 +71,9 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         tracking = running_mean is not None or running_var is not None
         # momentum=None only matters when there are running stats to update
         momentum = momentum_value(momentum) if tracking or momentum is not None else 0.0
-        _, _, skipped = _core.forward_train(xc, weight, bias, eps, y, running_mean,
-                                            running_var, momentum)
-        if skipped:
-            warnings.warn(f"batch statistics of {skipped} channel(s) are not finite "
-                          "(NaN or inf in x); their running statistics were left unchanged",
-                          RuntimeWarning, stacklevel=2)
+        # the binding warns (RuntimeWarning) about channels whose statistics are not
+        # finite before it updates anything
+        _core.forward_train(xc, weight, bias, eps, y, running_mean, running_var, momentum)
     else:
         if momentum is not None:
             momentum_value(momentum)  # a bad momentum is an error in every mode

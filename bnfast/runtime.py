@@ -10,15 +10,20 @@ were freed. The cache holds at most 8 buffers and 512 MiB.
 """
 
 from . import _core
+from ._validate import integer
+
+#: More threads than this is a mistake (the kernels split work into at most this many).
+MAX_THREADS = 1024
 
 __all__ = ["cached_buffer_bytes", "clear_buffer_cache", "get_num_threads",
            "set_num_threads", "simd_level"]
 
 
 def set_num_threads(n):
-    """Let the kernels use up to ``n`` threads (an int >= 1)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    """Let the kernels use up to ``n`` threads (an int, 1 <= n <= MAX_THREADS)."""
+    n = integer(n, "n", 1)
+    if n > MAX_THREADS:
+        raise ValueError(f"n must be <= {MAX_THREADS}, got {n}")
     _core.set_num_threads(n)
 
 

@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from ._float import FloatArithmetic
 from .report import Lemma45Report
+from .statement import arithmetic
 
 __all__ = ["check_lemma_4_5"]
 
@@ -55,11 +55,7 @@ def check_lemma_4_5(X, y, w0, gamma=1.0, beta=0.0, exact=False, *, cross_check=T
     centred X of rank < d, constant targets, targets uncorrelated with the inputs
     (the BN loss is then constant), w0 or W* with a zero column (BN undefined there).
     """
-    if exact:
-        from ._exact import ExactArithmetic   # sympy is imported only when needed
-        ar = ExactArithmetic()
-    else:
-        ar = FloatArithmetic()
+    ar = arithmetic(exact)
     X = ar.array(X, "X")
     y = ar.array(y, "y")
     w0 = ar.array(w0, "w0")

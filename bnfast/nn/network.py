@@ -34,6 +34,15 @@ class Network:
         self._layout = self._core.param_layout
         self._params = default_params(self.layers, self._layout, seed)
 
+    def __getstate__(self):
+        # The compiled network is rebuilt from the layers: pickle and copy.deepcopy
+        # round-trip exactly (Dask ships networks to workers this way).
+        return {"layers": self.layers, "params": self._params}
+
+    def __setstate__(self, state):
+        self.__init__(state["layers"])
+        self._params = np.array(state["params"], dtype=np.float64)
+
     @property
     def num_params(self):
         return self._core.num_params

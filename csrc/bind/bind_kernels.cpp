@@ -1,6 +1,12 @@
 // Bindings of the BN kernels (bnfast/kernels.py calls them). Array checks first (GIL
 // held), then the kernel with the GIL released. Outputs are allocated by the caller (the
 // Python layer) or here.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "bind/arrays.hpp"
 
 namespace bnfast::bind {
@@ -31,7 +37,41 @@ RunningBuffer running_buffer(const py::object& obj, std::int64_t c, const char* 
   if (rb.array.strides(0) % itemsize != 0)
     throw py::value_error(std::string(name) + " has a stride that is not a whole element");
   rb.stride = rb.array.strides(0) / itemsize;
+  if (rb.stride == 0 && c > 1)
+    throw py::value_error(std::string(name) + " has stride 0: its " + std::to_string(c) +
+                          " channels would all be written to one element");
   return rb;
+}
+
+// The bytes [first, last) a running buffer of c channels spans.
+std::pair<const char*, const char*> span(const RunningBuffer& rb, std::int64_t c) {
+  const char* base = static_cast<const char*>(rb.array.data());
+  const std::int64_t reach = (c - 1) * rb.stride * static_cast<std::int64_t>(rb.array.itemsize());
+  const char* first = reach < 0 ? base + reach : base;
+  return {first, first + (reach < 0 ? -reach : reach) + rb.array.itemsize()};
+}
+
+bool overlap(const RunningBuffer& a, const RunningBuffer& b, std::int64_t c) {
+  const auto [a0, a1] = span(a, c);
+  const auto [b0, b1] = span(b, c);
+  if (!(a0 < b1 && b0 < a1)) return false;  // the common case: apart
+  // Interleaved views (x[::2], x[1::2]) share a span but no element: compare elements.
+  const auto starts = [c](const RunningBuffer& rb) {
+    std::vector<const char*> out(static_cast<std::size_t>(c));
+    const char* base = static_cast<const char*>(rb.array.data());
+    for (std::int64_t ch = 0; ch < c; ++ch)
+      out[static_cast<std::size_t>(ch)] = base + ch * rb.stride * rb.array.itemsize();
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<const char*> pa = starts(a), pb = starts(b);
+  const py::ssize_t size = a.array.itemsize();
+  for (std::size_t i = 0, j = 0; i < pa.size() && j < pb.size();) {
+    if (pa[i] + size <= pb[j]) ++i;
+    else if (pb[j] + size <= pa[i]) ++j;
+    else return true;
+  }
+  return false;
 }
 
 py::tuple forward_train_binding(const py::object& x_obj, const py::object& weight,
@@ -58,6 +98,9 @@ py::tuple forward_train_binding(const py::object& x_obj, const py::object& weigh
     rv = running_buffer(running_var, d.c, "running_var");
     if (rm.kind != rv.kind)
       throw py::type_error("running_mean and running_var must have the same dtype");
+    if (overlap(rm, rv, d.c))
+      throw py::value_error("running_mean and running_var overlap in memory: each needs "
+                            "its own array (one would overwrite the other)");
   }
 
   Vec mean(d.c), var(d.c), invstd(d.c);
@@ -73,12 +116,25 @@ py::tuple forward_train_binding(const py::object& x_obj, const py::object& weigh
       batch_norm_kernels<T>().forward_train(cdata<T>(x), d, w, b, eps, mdata<T>(out), pm, pv,
                                             pi, ws);
     });
-    if (track)
-      skipped = visit_float(rm.kind, [&](auto t) {
-        using R = decltype(t);
-        return update_running_stats<R>(mdata<R>(rm.array), rm.stride, mdata<R>(rv.array),
-                                       rv.stride, pm, pv, d.c, d.per_channel(), momentum);
-      });
+  }
+  if (track) {
+    // Warn before anything changes: with warnings turned into errors the call then
+    // raises with every running statistic as it was.
+    for (std::int64_t ch = 0; ch < d.c; ++ch)
+      skipped += !std::isfinite(pm[ch]) || !std::isfinite(pv[ch]);
+    if (skipped > 0) {
+      const std::string message =
+          "batch statistics of " + std::to_string(skipped) +
+          " channel(s) are not finite (NaN or inf in x); their running statistics were "
+          "left unchanged";
+      if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 2) < 0)
+        throw py::error_already_set();
+    }
+    visit_float(rm.kind, [&](auto t) {
+      using R = decltype(t);
+      update_running_stats<R>(mdata<R>(rm.array), rm.stride, mdata<R>(rv.array), rv.stride,
+                              pm, pv, d.c, d.per_channel(), momentum);
+    });
   }
   return py::make_tuple(mean, invstd, skipped);
 }

@@ -2,8 +2,11 @@
 // name), the parameter layout is read from nn/layer.hpp, the stop reason is an enum.
 // The Python layer (bnfast/nn/) converts arguments and checks their values; here the
 // arrays are checked against the network, then the GIL released.
+#include <atomic>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <thread>
 
 #include "bind/arrays.hpp"
 #include "nn/network.hpp"
@@ -20,6 +23,35 @@ struct BoundNetwork {
   explicit BoundNetwork(std::vector<LayerSpec> layers) : net(std::move(layers)) {}
   Network net;
   std::mutex busy;
+  std::atomic<std::thread::id> owner{};  // the thread inside a call, if any
+};
+
+// Holds a network for one call (take it with the GIL released). A call from the thread
+// that already holds it, a train callback calling back into the network it trains,
+// would wait for itself forever: reject_reentry refuses it first, with the GIL held.
+void reject_reentry(const BoundNetwork& self) {
+  if (self.owner.load() == std::this_thread::get_id())
+    throw std::runtime_error(
+        "this network is being trained by this thread: a train callback cannot call "
+        "loss, gradient, forward or train on the network it trains (use the callback's "
+        "loss argument, or a copy made before training: copy.deepcopy(net))");
+}
+
+class Held {
+ public:
+  explicit Held(BoundNetwork& n) : n_(n) {
+    n_.busy.lock();
+    n_.owner.store(std::this_thread::get_id());
+  }
+  ~Held() {
+    n_.owner.store(std::thread::id{});
+    n_.busy.unlock();
+  }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+ private:
+  BoundNetwork& n_;
 };
 
 std::unique_ptr<BoundNetwork> make_network(const std::vector<LayerSpec>& layers) {
@@ -93,17 +125,19 @@ std::int64_t batch_rows(const py::object& X, const py::object& Y, const Network&
 
 double loss_binding(BoundNetwork& self, const py::object& params, const py::object& X,
                     const py::object& Y) {
+  reject_reentry(self);
   const double* p = parameters(params, self.net);
   const std::int64_t m = batch_rows(X, Y, self.net);
   const double* x = cdata<double>(as_array(X, "X"));
   const double* y = cdata<double>(as_array(Y, "y"));
   py::gil_scoped_release release;
-  std::lock_guard<std::mutex> lock(self.busy);
+  Held held(self);
   return self.net.loss(p, x, y, m, nullptr);
 }
 
 py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const py::object& X,
                            const py::object& Y) {
+  reject_reentry(self);
   const double* p = parameters(params, self.net);
   const std::int64_t m = batch_rows(X, Y, self.net);
   const double* x = cdata<double>(as_array(X, "X"));
@@ -113,20 +147,21 @@ py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const p
   double loss = 0;
   {
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(self.busy);
+    Held held(self);
     loss = self.net.loss(p, x, y, m, g);
   }
   return py::make_tuple(loss, grad);
 }
 
 Vec forward_binding(BoundNetwork& self, const py::object& params, const py::object& X) {
+  reject_reentry(self);
   const double* p = parameters(params, self.net);
   const std::int64_t m = batch_rows(X, py::none(), self.net);
   const double* x = cdata<double>(as_array(X, "X"));
   Vec out({m, self.net.out_features()});
   double* o = out.mutable_data();
   py::gil_scoped_release release;
-  std::lock_guard<std::mutex> lock(self.busy);
+  Held held(self);
   self.net.forward(p, x, m, o);
   return out;
 }
@@ -138,6 +173,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& 
                         const py::object& Y, double lr, std::int64_t steps,
                         std::int64_t batch_size, std::uint64_t seed, std::int64_t record_every,
                         const py::object& callback) {
+  reject_reentry(self);
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
   // Guards, not rules (bnfast.train owns these): a zero modulus would kill the process
@@ -182,7 +218,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& 
   TrainOutcome outcome;
   {
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(self.busy);
+    Held held(self);
     outcome = train(self.net, p, x, y, m, opts, losses, on_record, poll);
   }
   if (pending) throw std::move(*pending);

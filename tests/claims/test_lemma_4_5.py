@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import bnfast
-from bnfast.claims import Lemma45Report, check_lemma_4_5, example_3_2
+from bnfast.claims import EXAMPLE_3_2, Lemma45Report, check_lemma_4_5, example_3_2
 
 SQRT78 = math.sqrt(78)
 X_EX = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -373,3 +373,9 @@ def test_importing_the_claims_is_light():
                          cwd=tempfile.gettempdir()).stdout.split()  # not the source tree
 
     assert out == ["False", "False"]
+
+
+def test_exact_must_be_a_bool():
+    data = {k: v for k, v in EXAMPLE_3_2.items()}
+    with pytest.raises(TypeError, match="exact must be a bool"):
+        check_lemma_4_5(data["X"], data["y"], data["w0"], exact="yes")

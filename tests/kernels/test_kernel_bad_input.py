@@ -477,3 +477,34 @@ def test_a_read_only_grad_y_is_fine():
     g.setflags(write=False)
     gx, _, _ = bnfast.batch_norm_backward(g, x, mean, invstd)
     np.testing.assert_allclose(gx, 0.0, atol=1e-15)    # a constant grad_y has no effect
+
+
+def test_running_stats_that_share_memory_are_refused():
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    both = np.zeros(4)
+    with pytest.raises(ValueError, match="running_mean and running_var overlap"):
+        bnfast.batch_norm(x, both, both, training=True)
+    buffer = np.zeros(6)
+    with pytest.raises(ValueError, match="overlap"):
+        bnfast.batch_norm(x, buffer[:4], buffer[2:], training=True)
+    np.testing.assert_array_equal(buffer, 0)
+    flat = np.zeros(8)
+    bnfast.batch_norm(x, flat[::2], flat[1::2], training=True)   # interleaved, disjoint
+    zero_stride = np.lib.stride_tricks.as_strided(np.zeros(1), (4,), (0,), writeable=True)
+    with pytest.raises(ValueError, match="running_var has stride 0"):
+        bnfast.batch_norm(x, np.zeros(4), zero_stride, training=True)
+
+
+def test_a_warning_turned_error_leaves_every_running_stat_unchanged():
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    x[2, 1] = np.nan
+    rm, rv = np.zeros(4), np.ones(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="1 channel"):
+            bnfast.batch_norm(x, rm, rv, training=True)
+    np.testing.assert_array_equal(rm, 0)
+    np.testing.assert_array_equal(rv, 1)
+    with pytest.warns(RuntimeWarning, match="1 channel"):
+        bnfast.batch_norm(x, rm, rv, training=True)
+    assert rm[1] == 0 and rv[1] == 1 and np.all(rm[[0, 2, 3]] != 0)

@@ -325,3 +325,8 @@ def test_the_core_guards_against_a_crash_or_a_hang():
     for steps, batch_size, record_every in [(3, 0, 0), (-1, 0, 1), (3, -1, 1)]:
         with pytest.raises(ValueError, match="record_every >= 1 are required"):
             net._core.train(net.params, X, Y, 0.1, steps, batch_size, 0, record_every, None)
+
+
+def test_a_network_too_large_for_any_memory_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"layers\[0\] has 3 x 4611686018427387904 weights"):
+        Network([Dense(3, 2**62)])

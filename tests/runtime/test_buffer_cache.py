@@ -73,3 +73,4 @@ def test_cache_is_bounded_and_can_be_cleared():
 def test_negative_shape_is_rejected():
     with pytest.raises(ValueError, match="negative"):
         _core.empty((-1, 4), np.dtype(np.float64))
+

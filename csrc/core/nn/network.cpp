@@ -16,6 +16,14 @@ Network::Network(std::vector<LayerSpec> layers) : layers_(std::move(layers)) {
   i64 offset = 0;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerSpec& L = layers_[l];
+    // 2**40 float64 parameters are 8 TiB: a larger count is a mistake, and the
+    // products below must not overflow.
+    constexpr i64 kMaxParams = i64{1} << 40;
+    if (L.in > kMaxParams / L.out || L.in * L.out > kMaxParams - offset)
+      throw std::invalid_argument("layers[" + std::to_string(l) + "] has " +
+                                  std::to_string(L.in) + " x " + std::to_string(L.out) +
+                                  " weights: the network would have more than 2**40 "
+                                  "parameters");
     if (l > 0 && L.in != layers_[l - 1].out)
       throw std::invalid_argument("layers[" + std::to_string(l) + "] has in_features " +
                                   std::to_string(L.in) + " but layers[" + std::to_string(l - 1) +

@@ -8,8 +8,15 @@
 namespace bnfast {
 
 // Number of threads the kernels may use (>= 1). Default: the hardware's cores.
+// set_num_threads requires n >= 1 (bnfast.set_num_threads checks it).
 int num_threads();
 void set_num_threads(int n);
+
+// True in a process made by fork() after this library was loaded. OpenMP's thread pool
+// does not survive a fork (a child's first parallel region can wait forever for the
+// parent's threads), so such a child runs every chunk on its own thread: same chunks,
+// same results, no pool.
+bool in_forked_child();
 
 // How many chunks to split `work` elements into: 1 below the serial threshold
 // (thread wake-up would cost more than it saves), else up to num_threads().
@@ -31,6 +38,10 @@ template <class F>
 void parallel_chunks(int chunks, F&& f) {
   if (chunks <= 1) {
     f(0);
+    return;
+  }
+  if (in_forked_child()) {
+    for (int k = 0; k < chunks; ++k) f(k);
     return;
   }
 #if defined(BNFAST_HAVE_OPENMP)

@@ -123,46 +123,52 @@ std::int64_t batch_rows(const py::object& X, const py::object& Y, const Network&
   return m;
 }
 
-double loss_binding(BoundNetwork& self, const py::object& params, const py::object& X,
-                    const py::object& Y) {
+// The checked pointers of one evaluation: params, X (m rows) and y (null when Y is None).
+struct Evaluation {
+  const double* params;
+  std::int64_t m;
+  const double* x;
+  const double* y;
+};
+
+Evaluation evaluation(const BoundNetwork& self, const py::object& params, const py::object& X,
+                      const py::object& Y) {
   reject_reentry(self);
   const double* p = parameters(params, self.net);
   const std::int64_t m = batch_rows(X, Y, self.net);
-  const double* x = cdata<double>(as_array(X, "X"));
-  const double* y = cdata<double>(as_array(Y, "y"));
+  return {p, m, cdata<double>(as_array(X, "X")),
+          Y.is_none() ? nullptr : cdata<double>(as_array(Y, "y"))};
+}
+
+double loss_binding(BoundNetwork& self, const py::object& params, const py::object& X,
+                    const py::object& Y) {
+  const Evaluation e = evaluation(self, params, X, Y);
   py::gil_scoped_release release;
   Held held(self);
-  return self.net.loss(p, x, y, m, nullptr);
+  return self.net.loss(e.params, e.x, e.y, e.m, nullptr);
 }
 
 py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const py::object& X,
                            const py::object& Y) {
-  reject_reentry(self);
-  const double* p = parameters(params, self.net);
-  const std::int64_t m = batch_rows(X, Y, self.net);
-  const double* x = cdata<double>(as_array(X, "X"));
-  const double* y = cdata<double>(as_array(Y, "y"));
+  const Evaluation e = evaluation(self, params, X, Y);
   Vec grad(self.net.num_params());
   double* g = grad.mutable_data();
   double loss = 0;
   {
     py::gil_scoped_release release;
     Held held(self);
-    loss = self.net.loss(p, x, y, m, g);
+    loss = self.net.loss(e.params, e.x, e.y, e.m, g);
   }
   return py::make_tuple(loss, grad);
 }
 
 Vec forward_binding(BoundNetwork& self, const py::object& params, const py::object& X) {
-  reject_reentry(self);
-  const double* p = parameters(params, self.net);
-  const std::int64_t m = batch_rows(X, py::none(), self.net);
-  const double* x = cdata<double>(as_array(X, "X"));
-  Vec out({m, self.net.out_features()});
+  const Evaluation e = evaluation(self, params, X, py::none());
+  Vec out({e.m, self.net.out_features()});
   double* o = out.mutable_data();
   py::gil_scoped_release release;
   Held held(self);
-  self.net.forward(p, x, m, o);
+  self.net.forward(e.params, e.x, e.m, o);
   return out;
 }
 

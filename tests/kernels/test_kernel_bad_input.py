@@ -27,30 +27,27 @@ def test_training_needs_more_than_one_value_per_channel(shape):
         reference.batch_norm_forward(x)
 
 
+def every_entry_point_raises(x, exc, match, channels, grad_y=None):
+    """batch_norm (training and eval), batch_norm_forward and batch_norm_backward (with
+    grad_y, default x) all raise exc matching `match` on x."""
+    stats = (np.zeros(channels), np.ones(channels))
+    calls = [lambda: bnfast.batch_norm(x, training=True), lambda: bnfast.batch_norm(x, *stats),
+             lambda: bnfast.batch_norm_forward(x),
+             lambda: bnfast.batch_norm_backward(x if grad_y is None else grad_y, x, *stats)]
+    for call in calls:
+        with pytest.raises(exc, match=match):
+            call()
+
+
 @pytest.mark.parametrize("x", [np.float64(1.0), np.ones(3), [1.0, 2.0]], ids=["0d", "1d", "list"])
 def test_fewer_than_two_dimensions(x):
-    with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
-        bnfast.batch_norm(x, training=True)
-    with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
-        bnfast.batch_norm(x, np.zeros(1), np.ones(1))
-    with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
-        bnfast.batch_norm_forward(x)
-    with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
-        bnfast.batch_norm_backward(x, x, np.zeros(1), np.ones(1))
+    every_entry_point_raises(x, ValueError, "x must have at least 2 dimensions", channels=1)
 
 
 @pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 3, 0), (0, 0)], ids=str)
 def test_empty_input(shape):
-    x = np.ones(shape)
-    c = shape[1]
-    with pytest.raises(ValueError, match="x must not be empty"):
-        bnfast.batch_norm(x, training=True)
-    with pytest.raises(ValueError, match="x must not be empty"):
-        bnfast.batch_norm(x, np.zeros(c), np.ones(c))
-    with pytest.raises(ValueError, match="x must not be empty"):
-        bnfast.batch_norm_forward(x)
-    with pytest.raises(ValueError, match="x must not be empty"):
-        bnfast.batch_norm_backward(x, x, np.zeros(c), np.ones(c))
+    every_entry_point_raises(np.ones(shape), ValueError, "x must not be empty",
+                             channels=shape[1])
 
 
 # ---- per-channel arrays of the wrong length -----------------------------------------
@@ -216,14 +213,7 @@ def _as(dtype, shape=(4, 3)):
 @pytest.mark.parametrize("dtype", BAD_DTYPES, ids=str)
 def test_unsupported_x_dtypes(dtype):
     x = _as(dtype)
-    with pytest.raises(TypeError, match="x "):
-        bnfast.batch_norm(x, training=True)
-    with pytest.raises(TypeError, match="x "):
-        bnfast.batch_norm(x, np.zeros(3), np.ones(3))
-    with pytest.raises(TypeError, match="x "):
-        bnfast.batch_norm_forward(x)
-    with pytest.raises(TypeError, match="x "):
-        bnfast.batch_norm_backward(np.ones((4, 3)), x, np.zeros(3), np.ones(3))
+    every_entry_point_raises(x, TypeError, "x ", channels=3, grad_y=np.ones((4, 3)))
     with pytest.raises(TypeError, match="grad_y"):
         bnfast.batch_norm_backward(x, np.ones((4, 3)), np.zeros(3), np.ones(3))
 

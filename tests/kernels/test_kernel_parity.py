@@ -205,14 +205,21 @@ def _out_buffers(shape, dtype):
     yield "fortran", np.empty(shape, dtype, order="F"), None
 
 
-@pytest.mark.parametrize("dtype", DTYPES + [np.float16], ids=["float32", "float64", "float16"])
-@pytest.mark.parametrize("shape", [(7, 3), (4, 3, 5), (70000, 3), (8, 4, 4096)], ids=str)
-def test_out_arrays(rng, threads, shape, dtype):
+def _forward_backward(rng, shape, dtype):
+    """Random x, grad_y, weight, bias and what bnfast returns for them without out=:
+    (x, g, weight, bias, (y, mean, invstd), (grad_x, grad_weight, grad_bias))."""
     x = make_input(rng, shape, dtype)
     g = rng.standard_normal(shape).astype(dtype)
     weight, bias = make_affine(rng, shape[1], True)
-    y, mean, invstd = bnfast.batch_norm_forward(x, weight, bias)
-    gx, gw, gb = bnfast.batch_norm_backward(g, x, mean, invstd, weight)
+    forward = bnfast.batch_norm_forward(x, weight, bias)
+    backward = bnfast.batch_norm_backward(g, x, forward[1], forward[2], weight)
+    return x, g, weight, bias, forward, backward
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.float16], ids=["float32", "float64", "float16"])
+@pytest.mark.parametrize("shape", [(7, 3), (4, 3, 5), (70000, 3), (8, 4, 4096)], ids=str)
+def test_out_arrays(rng, threads, shape, dtype):
+    x, g, weight, bias, (y, mean, invstd), (gx, gw, gb) = _forward_backward(rng, shape, dtype)
     assert y.dtype == dtype and gx.dtype == dtype
     for name, out, base in _out_buffers(shape, dtype):
         res = bnfast.batch_norm_forward(x, weight, bias, out=out)
@@ -234,11 +241,7 @@ def test_out_arrays(rng, threads, shape, dtype):
 @pytest.mark.parametrize("shape", [(7, 3), (4, 3, 5), (70000, 3), (8, 4, 4096),
                                    (64, 1, 2048)], ids=str)
 def test_in_place(rng, threads, shape, dtype):
-    x = make_input(rng, shape, dtype)
-    g = rng.standard_normal(shape).astype(dtype)
-    weight, bias = make_affine(rng, shape[1], True)
-    y, mean, invstd = bnfast.batch_norm_forward(x, weight, bias)
-    gx, _, _ = bnfast.batch_norm_backward(g, x, mean, invstd, weight)
+    x, g, weight, bias, (y, mean, invstd), (gx, _, _) = _forward_backward(rng, shape, dtype)
 
     xi = x.copy()
     assert bnfast.batch_norm_forward(xi, weight, bias, out=xi)[0] is xi

@@ -1,12 +1,13 @@
 """Helpers of the network and train tests: random networks and an independent forward.
 
-``manual_forward`` re-implements f(x) straight from docs/math/networks.md (it reads the
-flat parameter vector in the documented order itself, without bnfast.layers.unflatten),
-so the tests can check the parameter order and find the pre-activations of ReLU layers
-without asking the code under test.
+``manual_forward`` (tests/manual_network.py) re-implements f(x) straight from
+docs/math/networks.md (it reads the flat parameter vector in the documented order
+itself, without bnfast's layout), so the tests can check the parameter order and find
+the pre-activations of ReLU layers without asking the code under test.
 """
 
 import numpy as np
+from manual_network import manual_forward, rel_err
 
 import bnfast
 from bnfast import BatchNorm, Dense
@@ -27,15 +28,6 @@ BN_MODES = {
 # A ReLU pre-activation closer to 0 than this makes the loss non-smooth within reach of
 # a finite-difference step: such data is redrawn.
 RELU_MARGIN = 1e-3
-
-
-def rel_err(actual, expected):
-    """max |actual - expected| / max |expected| (norm-wise relative error)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = np.max(np.abs(expected))
-    assert scale > 0, "relative error against an all-zero expectation"
-    return float(np.max(np.abs(actual - expected)) / scale)
 
 
 def batch_norm_layer(mode, width, rng):
@@ -64,48 +56,6 @@ def random_params(layers, rng):
                           * rng.choice([-1.0, 1.0], layer.out_features))
             chunks.append(rng.uniform(-0.5, 0.5, layer.out_features))
     return np.concatenate(chunks)
-
-
-def manual_forward(layers, params, X):
-    """(outputs, [per layer the activation's input Z (m, out)]), from docs/math/networks.md directly.
-
-    Order of params (docs/math/networks.md): layer by layer, W (out, in) row-major, b if bias,
-    gamma and beta if batch_norm and trainable.
-    """
-    params = np.asarray(params, dtype=np.float64)
-    A, pos, Zs = np.asarray(X, dtype=np.float64), 0, []
-    for layer in layers:
-        n_in, n_out = layer.in_features, layer.out_features
-        W = params[pos:pos + n_in * n_out].reshape(n_out, n_in)
-        pos += n_in * n_out
-        H = A @ W.T
-        if layer.bias:
-            H = H + params[pos:pos + n_out]
-            pos += n_out
-        Z = H
-        bn = layer.batch_norm
-        if bn is not None:
-            if bn.trainable:
-                gamma = params[pos:pos + n_out]
-                beta = params[pos + n_out:pos + 2 * n_out]
-                pos += 2 * n_out
-            else:
-                gamma = np.broadcast_to(bn.gamma, (n_out,))
-                beta = np.broadcast_to(bn.beta, (n_out,))
-            mu = H.mean(axis=0)
-            var = ((H - mu) ** 2).mean(axis=0)
-            Z = gamma * (H - mu) / np.sqrt(var + bn.eps) + beta
-        Zs.append(Z)
-        if layer.activation == "identity":
-            A = Z
-        elif layer.activation == "sigmoid":
-            A = 1 / (1 + np.exp(-Z))
-        elif layer.activation == "tanh":
-            A = np.tanh(Z)
-        else:
-            A = np.maximum(Z, 0)
-    assert pos == params.size, "manual_forward did not consume every parameter"
-    return A, Zs
 
 
 def relu_margin(layers, params, X):

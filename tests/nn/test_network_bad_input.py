@@ -10,6 +10,7 @@ import bnfast
 from bnfast import BatchNorm, Dense, Network
 from bnfast import reference as ref
 from network_cases import specs
+from train_argument_cases import TRAIN_ARGUMENT_ERRORS
 
 X32 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 Y32 = np.array([8.0, 6.0, 11.0])
@@ -157,27 +158,7 @@ def test_one_sample_with_batch_norm():
 # ---------------------------------------------------------------- train arguments
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    ({"lr": 0.0}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": -0.1}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": math.nan}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": math.inf}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": "0.1"}, TypeError, "lr must be a real number"),
-    ({"lr": None}, TypeError, "lr must be a real number"),
-    ({"steps": -1}, ValueError, "steps must be >= 0"),
-    ({"steps": 2.0}, TypeError, "steps must be an int"),
-    ({"batch_size": 1}, ValueError, "batch_size must be >= 2 with batch normalization"),
-    ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
-    ({"batch_size": 4}, ValueError, "batch_size 4 is larger than the 3 samples"),
-    ({"batch_size": 2.5}, TypeError, "batch_size must be an int"),
-    ({"record_every": 0}, ValueError, "record_every must be >= 1"),
-    ({"record_every": -2}, ValueError, "record_every must be >= 1"),
-    ({"record_every": None}, TypeError, "record_every must be an int"),
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
-    ({"seed": 2**64}, ValueError, "seed must be < 2\\*\\*64"),
-    ({"callback": 3}, TypeError, "callback must be callable"),
-    ({"callback": "print"}, TypeError, "callback must be callable"),
-])
+@pytest.mark.parametrize("kwargs,exc,match", TRAIN_ARGUMENT_ERRORS)
 def test_train_arguments(kwargs, exc, match):
     net = bn_net()
     before = net.params

@@ -1,9 +1,10 @@
-"""Helpers of the bnfast.reference tests: layer dicts, parameters, and a forward pass
-written straight from docs/math/networks.md (it reads the flat parameter vector itself
-and shares no code with the reference), so the reference's own maths can be checked
-without native code."""
+"""Helpers of the bnfast.reference tests: layer dicts and parameters; the forward pass
+written straight from docs/math/networks.md is tests/manual_network.py, so the
+reference's own maths can be checked without native code."""
 
 import numpy as np
+
+from manual_network import manual_forward, rel_err  # noqa: F401 (re-exported for the tests)
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 
@@ -31,15 +32,6 @@ def dense(n_in, n_out, activation="identity", bias=True, batch_norm=None):
             "bias": bias, "batch_norm": batch_norm}
 
 
-def rel_err(actual, expected):
-    """max |actual - expected| / max |expected| (norm-wise relative error)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = np.max(np.abs(expected))
-    assert scale > 0, "relative error against an all-zero expectation"
-    return float(np.max(np.abs(actual - expected)) / scale)
-
-
 def count_params(layers):
     """Written from the documented order, independently of reference.param_count."""
     n = 0
@@ -48,48 +40,6 @@ def count_params(layers):
         if d["batch_norm"] is not None and d["batch_norm"]["trainable"]:
             n += 2 * d["out_features"]
     return n
-
-
-def manual_forward(layers, params, X):
-    """(outputs, [per layer the activation's input Z (m, out)]).
-
-    Order of params: layer by layer, W (out, in) row-major, b if bias, gamma and beta if
-    batch_norm is trainable; a constant batch_norm uses the dict's gamma and beta.
-    """
-    params = np.asarray(params, dtype=np.float64)
-    A, pos, Zs = np.asarray(X, dtype=np.float64), 0, []
-    for d in layers:
-        n_in, n_out = d["in_features"], d["out_features"]
-        W = params[pos:pos + n_in * n_out].reshape(n_out, n_in)
-        pos += n_in * n_out
-        H = A @ W.T
-        if d["bias"]:
-            H = H + params[pos:pos + n_out]
-            pos += n_out
-        Z = H
-        norm = d["batch_norm"]
-        if norm is not None:
-            if norm["trainable"]:
-                gamma = params[pos:pos + n_out]
-                beta = params[pos + n_out:pos + 2 * n_out]
-                pos += 2 * n_out
-            else:
-                gamma = np.broadcast_to(np.asarray(norm["gamma"], dtype=float), (n_out,))
-                beta = np.broadcast_to(np.asarray(norm["beta"], dtype=float), (n_out,))
-            mu = H.mean(axis=0)
-            var = ((H - mu) ** 2).mean(axis=0)
-            Z = gamma * (H - mu) / np.sqrt(var + norm["eps"]) + beta
-        Zs.append(Z)
-        if d["activation"] == "identity":
-            A = Z
-        elif d["activation"] == "sigmoid":
-            A = 1 / (1 + np.exp(-Z))
-        elif d["activation"] == "tanh":
-            A = np.tanh(Z)
-        else:
-            A = np.maximum(Z, 0)
-    assert pos == params.size, "manual_forward did not consume every parameter"
-    return A, Zs
 
 
 def random_bn(mode, width, rng):

@@ -14,6 +14,7 @@ import pytest
 from bnfast import reference
 from bnfast.reference.shuffle import EpochShuffler
 from reference_cases import bn, dense
+from train_argument_cases import TRAIN_ARGUMENT_ERRORS
 
 # Example 3.2 of docs/math/lemma_4_5.md: one BN neuron, constant gamma = 1, beta = 0.
 EXAMPLE = [dense(2, 1, "identity", False, bn(1.0, 0.0, trainable=False, eps=0.0))]
@@ -236,33 +237,7 @@ def test_non_finite_start_diverges_at_step_zero():
 # ---------------------------------------------------------------- arguments
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    ({"lr": 0.0}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": -0.1}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": math.nan}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": math.inf}, ValueError, "lr must be a finite number > 0"),
-    ({"lr": "0.1"}, TypeError, "lr must be a real number"),
-    ({"lr": None}, TypeError, "lr must be a real number"),
-    ({"lr": True}, TypeError, "lr must be a real number"),
-    ({"lr": 1j}, TypeError, "lr must be a real number"),
-    ({"steps": -1}, ValueError, "steps must be >= 0"),
-    ({"steps": 2.0}, TypeError, "steps must be an int"),
-    ({"steps": True}, TypeError, "steps must be an int"),
-    ({"batch_size": 1}, ValueError, "batch_size must be >= 2 with batch normalization"),
-    ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
-    ({"batch_size": 4}, ValueError, "batch_size 4 is larger than the 3 samples"),
-    ({"batch_size": 2.5}, TypeError, "batch_size must be an int"),
-    ({"batch_size": np.bool_(True)}, TypeError, "batch_size must be an int"),
-    ({"record_every": 0}, ValueError, "record_every must be >= 1"),
-    ({"record_every": None}, TypeError, "record_every must be an int"),
-    ({"record_every": False}, TypeError, "record_every must be an int"),
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
-    ({"seed": 2**64}, ValueError, r"seed must be < 2\*\*64"),
-    ({"seed": 1.0}, TypeError, "seed must be an int"),
-    ({"seed": True}, TypeError, "seed must be an int"),
-    ({"callback": 3}, TypeError, "callback must be callable"),
-    ({"callback": "print"}, TypeError, "callback must be callable"),
-])
+@pytest.mark.parametrize("kwargs,exc,match", TRAIN_ARGUMENT_ERRORS)
 def test_train_arguments(kwargs, exc, match):
     p0 = W_STAR.copy()
     args = {"lr": 0.1, "steps": 5}

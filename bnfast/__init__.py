@@ -3,7 +3,7 @@
 Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
-    BatchNorm, Dense, Network, train, TrainResult, TrainingDiverged
+    BatchNorm, BNNoise, Dense, Residual, Network, train, TrainResult, TrainingDiverged
 Runtime:
     set_num_threads, get_num_threads, clear_buffer_cache, cached_buffer_bytes
 Subpackages, loaded on first use (so `import bnfast` stays light: no sympy, no
@@ -45,7 +45,8 @@ except ImportError as _exc:  # only without a built extension (tests/test_packag
 
 from ._core import ZeroVarianceError  # noqa: E402
 from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402
-from .nn import BatchNorm, Dense, Network, TrainingDiverged, TrainResult, train  # noqa: E402
+from .nn import (BatchNorm, BNNoise, Dense, Network, Residual, TrainingDiverged,  # noqa: E402
+                 TrainResult, train)
 from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
                       set_num_threads)
 

@@ -50,10 +50,25 @@ class Activation(_Enum):
     tanh: ClassVar[Activation]
     relu: ClassVar[Activation]
 
+class Norm(_Enum):
+    __members__: ClassVar[dict[str, Norm]]
+    std: ClassVar[Norm]
+    l1: ClassVar[Norm]
+    l2: ClassVar[Norm]
+    linf: ClassVar[Norm]
+
+class LossKind(_Enum):
+    __members__: ClassVar[dict[str, LossKind]]
+    sum: ClassVar[LossKind]
+    mean: ClassVar[LossKind]
+
 class LayerSpec:
     def __init__(self, *, in_features: _Int, out_features: _Int, activation: Activation,
                  bias: bool, batch_norm: bool, trainable: bool, eps: _Float,
-                 gamma: Sequence[_Float], beta: Sequence[_Float]) -> None: ...
+                 gamma: Sequence[_Float], beta: Sequence[_Float], norm: Norm = ...,
+                 momentum: _Float = ..., cumulative: bool = ..., noise: bool = ...,
+                 n_mu: _Float = ..., n_sigma: _Float = ..., r_mu: _Float = ...,
+                 r_sigma: _Float = ..., skip_from: _Int = ...) -> None: ...
     in_features: Final[int]
     out_features: Final[int]
     activation: Final[Activation]
@@ -61,6 +76,11 @@ class LayerSpec:
     batch_norm: Final[bool]
     trainable: Final[bool]
     eps: Final[float]
+    norm: Final[Norm]
+    momentum: Final[float]
+    cumulative: Final[bool]
+    noise: Final[bool]
+    skip_from: Final[int]
     num_params: Final[int]
 
 class StopReason(_Enum):
@@ -78,17 +98,22 @@ class TrainOutcome:
     diverged_loss: Final[float]
 
 class Network:
-    def __init__(self, layers: Sequence[LayerSpec]) -> None: ...
+    def __init__(self, layers: Sequence[LayerSpec], loss: LossKind = ...) -> None: ...
     num_params: Final[int]
     in_features: Final[int]
     out_features: Final[int]
     param_layout: Final[list[dict[str, tuple[int, tuple[int, ...]]]]]
+    num_running: Final[int]
+    running_offsets: Final[list[int]]
     def loss(self, params: object, X: object, y: object) -> float: ...
     def gradient(self, params: object, X: object, y: object) -> tuple[float, _Vector]: ...
     def forward(self, params: object, X: object) -> _Vector: ...
-    def train(self, params: numpy.ndarray, X: object, y: object, lr: _Float, steps: _Int,
-              batch_size: _Int, seed: _Int, record_every: _Int,
-              callback: Callable[[int, float], object] | None
-              ) -> tuple[_Vector, TrainOutcome]: ...
+    def predict(self, params: object, running: object, X: object) -> _Vector: ...
+    def hvp(self, params: object, X: object, y: object,
+            v: object) -> tuple[float, _Vector, _Vector]: ...
+    def train(self, params: numpy.ndarray, running: numpy.ndarray, updates: _Int, X: object,
+              y: object, lr: _Float, steps: _Int, batch_size: _Int, seed: _Int,
+              record_every: _Int, callback: Callable[[int, float], object] | None
+              ) -> tuple[_Vector, TrainOutcome, int]: ...
 
 def epoch_permutations(m: _Int, seed: _Int, epochs: _Int) -> list[int]: ...

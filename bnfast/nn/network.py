@@ -3,45 +3,82 @@
 import numpy as np
 
 from .. import _core
+from .._validate import float64_array, integer
 from .data import inputs, learning_set
-from .init import default_params
-from .layers import check_chain, param_slices, unflatten
+from .init import default_params, scheme_params
+from .layers import check_layers, dense_layers, flat_specs, param_slices, unflatten
 
-__all__ = ["Network"]
+__all__ = ["Network", "LOSSES"]
+
+#: The loss reductions (docs/math/networks.md section 6).
+LOSSES = tuple(_core.LossKind.__members__)
 
 
 class Network:
-    """A feed-forward network f(x) = layer_L(... layer_1(x)) of bnfast.Dense layers.
+    """A feed-forward network f(x) = layer_L(... layer_1(x)) of bnfast.Dense layers and
+    bnfast.Residual blocks.
 
     Parameters
     ----------
-    layers : sequence of Dense, feature counts chaining
+    layers : sequence of Dense and Residual, feature counts chaining
+    loss : {"sum", "mean"}
+        "sum": sum_i ||y_i - f(x_i)||^2, the papers' loss; "mean": that divided by the
+        number of rows evaluated (in SGD, the batch size). networks.md section 6.
     seed : int
         Seeds the initial weights: W ~ N(0, 1/in_features), b = 0, gamma/beta from
-        each layer's BatchNorm. Set ``params`` to start anywhere else.
+        each layer's BatchNorm. ``init(scheme, seed)`` draws from the usual schemes;
+        set ``params`` to start anywhere else.
 
     Attributes
     ----------
     params : float64 ndarray (num_params,)
-        Get (a copy) and set. Order: layer by layer, W (out, in) row-major, then b (if
-        bias), then gamma, beta (if batch_norm and trainable).
-    layers : tuple of Dense
+        Get (a copy) and set. Order: Dense layer by Dense layer (blocks opened in
+        place), W (out, in) row-major, then b (if bias), then gamma, beta (if
+        batch_norm and trainable).
+    param_slices : list of slice, one per Dense layer: that layer's part of ``params``.
+    running_mean, running_var : list of float64 (out,) arrays, one per BN layer
+        The population statistics ``predict`` uses; updated by ``bnfast.train``.
+    layers : tuple of Dense and Residual
     """
 
-    def __init__(self, layers, seed=0):
-        self.layers = check_chain(layers)
-        self._core = _core.Network([layer.spec() for layer in self.layers])
+    def __init__(self, layers, loss="sum", seed=0):
+        self.layers = check_layers(layers)
+        if not isinstance(loss, str) or loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+        self.loss_kind = loss
+        self._core = _core.Network(flat_specs(self.layers), _core.LossKind.__members__[loss])
         self._layout = self._core.param_layout
-        self._params = default_params(self.layers, self._layout, seed)
+        self._params = default_params(dense_layers(self.layers), self._layout, seed)
+        self._reset_running()
+
+    def _reset_running(self):
+        """Running statistics back to PyTorch's initial 0 (mean) and 1 (var)."""
+        running = np.zeros(self._core.num_running)
+        for _, var in self._running_views(running):
+            var[...] = 1.0
+        self._running, self._updates = running, 0
+
+    def _running_views(self, running):
+        """(mean, var) views into the flat running-statistics vector, per BN layer."""
+        views = []
+        for start, layer in zip(self._core.running_offsets, dense_layers(self.layers)):
+            if start >= 0:
+                n = layer.out_features
+                views.append((running[start:start + n], running[start + n:start + 2 * n]))
+        return views
 
     def __getstate__(self):
         # The compiled network is rebuilt from the layers: pickle and copy.deepcopy
         # round-trip exactly (Dask ships networks to workers this way).
-        return {"layers": self.layers, "params": self._params}
+        return {"layers": self.layers, "loss": self.loss_kind, "params": self._params,
+                "running": self._running, "updates": self._updates}
 
     def __setstate__(self, state):
-        self.__init__(state["layers"])
+        self.__init__(state["layers"], state.get("loss", "sum"))
         self._params = np.array(state["params"], dtype=np.float64)
+        if "running" in state:
+            self._running = np.array(state["running"], dtype=np.float64)
+            self._updates = int(state["updates"])
 
     @property
     def num_params(self):
@@ -70,16 +107,47 @@ class Network:
             raise ValueError("params must be finite")
         self._params = np.array(value, dtype=np.float64)
 
+    @property
     def param_slices(self):
-        """Per layer, {"W"/"b"/"gamma"/"beta": (slice, shape)} into ``params``."""
+        """One slice of ``params`` per Dense layer, in network order (blocks opened in
+        place): params[net.param_slices[i]] are layer i's W, b, gamma, beta."""
+        return [slice(min(sl.start for sl, _ in entry.values()),
+                      max(sl.stop for sl, _ in entry.values()))
+                for entry in param_slices(self._layout)]
+
+    def param_layout(self):
+        """Per Dense layer, {"W"/"b"/"gamma"/"beta": (slice, shape)} into ``params``."""
         return param_slices(self._layout)
 
     def unflatten(self, params=None):
-        """Per layer, a dict of the parameter arrays (W (out, in), b, gamma, beta)."""
+        """Per Dense layer, a dict of the parameter arrays (W (out, in), b, gamma, beta)."""
         return unflatten(self._layout, self.params if params is None else np.asarray(params))
 
+    @property
+    def running_mean(self):
+        """Per BN layer, the running mean (out,) (copies)."""
+        return [mean.copy() for mean, _ in self._running_views(self._running)]
+
+    @property
+    def running_var(self):
+        """Per BN layer, the running variance (out,) (copies); for the lp norms the
+        running average of the squared scale (networks.md section 9)."""
+        return [var.copy() for _, var in self._running_views(self._running)]
+
+    def init(self, scheme="glorot", seed=0):
+        """Redraw the parameters: W from ``scheme`` ("glorot": U(-a, a), a =
+        sqrt(6/(in + out)); "he": N(0, 2/in); "normal": N(0, 1)) with NumPy's
+        default_rng(seed), b = 0, gamma and beta the BatchNorm values; the running
+        statistics start again from 0 and 1. Returns the network."""
+        params = scheme_params(dense_layers(self.layers), self._layout, scheme,
+                               integer(seed, "seed", 0))
+        self._params = params
+        self._reset_running()
+        return self
+
     def loss(self, X, y):
-        """sum_i ||y_i - f(x_i)||^2 with batch statistics over the rows of X.
+        """The loss (sum_i ||y_i - f(x_i)||^2, or that / m) with batch statistics over
+        the rows of X.
 
         X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1.
         """
@@ -96,11 +164,34 @@ class Network:
         X, y = learning_set(self.out_features, X, y)
         return self._core.gradient(self._params, X, y)
 
+    def hvp(self, X, y, v):
+        """The Hessian-vector product H v, float64 (num_params,), H the Hessian of the
+        train-mode loss (batch statistics depend on params and couple the samples) at
+        ``params``. Exact (forward-over-reverse, networks.md section 11), about three
+        gradients' work.
+
+        X : (m, in_features); y : (m, out_features) or (m,); v : (num_params,), finite.
+        """
+        X, y = learning_set(self.out_features, X, y)
+        v = float64_array(v, "v")
+        if v.shape == (self.num_params,) and not np.all(np.isfinite(v)):
+            raise ValueError("v must be finite")
+        return self._core.hvp(self._params, X, y, v)[2]
+
     def forward(self, X):
         """Outputs f(X), float64 (m, out_features), batch statistics over X (m, in)."""
         X = inputs(X)
         return self._core.forward(self._params, X)
 
+    def predict(self, X):
+        """Inference outputs, float64 (m, out_features), for X (m, in_features), m >= 1:
+        BN layers use ``running_mean``/``running_var`` (no noise), so rows do not
+        interact. Before any training these are PyTorch's initial 0 and 1 (allowed, as
+        in PyTorch's eval mode). networks.md section 9."""
+        X = inputs(X)
+        return self._core.predict(self._params, self._running, X)
+
     def __repr__(self):
         inner = ",\n    ".join(repr(layer) for layer in self.layers)
-        return f"Network([\n    {inner},\n])"
+        loss = "" if self.loss_kind == "sum" else f", loss={self.loss_kind!r}"
+        return f"Network([\n    {inner},\n]{loss})"

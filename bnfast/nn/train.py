@@ -60,7 +60,8 @@ def _train_args(lr, steps, batch_size, seed, record_every, callback):
 
 
 def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None):
-    """Train ``net`` by gradient descent on the loss sum_i ||y_i - f(x_i)||^2.
+    """Train ``net`` by gradient descent on its loss (sum_i ||y_i - f(x_i)||^2, or that
+    / m with Network(loss="mean")).
 
     Parameters
     ----------
@@ -71,7 +72,9 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     batch_size : None for full-batch gradient descent; else mini-batch SGD over
         disjoint batches of this size, reshuffled each epoch from ``seed`` (the
         m mod batch_size left-over samples of an epoch are not used in that epoch).
-        BN statistics are those of the batch.
+        BN statistics are those of the batch. Every step also updates the running
+        statistics of the BN layers from its batch (net.running_mean/running_var), and
+        draws the noise of noisy BN layers from ``seed``.
     record_every : record the full learning-set loss every this many steps.
     callback : optional callable(step, loss) called at each record, with the GIL held;
         returning True stops the run (the result holds the parameters at that step).
@@ -81,18 +84,23 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     TrainResult(params, losses, steps, stopped_by_callback); net.params == result.params.
 
     Raises TrainingDiverged (a FloatingPointError) if the loss becomes inf or NaN, and
-    KeyboardInterrupt on Ctrl-C; in both cases net.params is left unchanged.
+    KeyboardInterrupt on Ctrl-C; in both cases net.params and the running statistics are
+    left unchanged.
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
     X, y = learning_set(net.out_features, X, y)
     lr, steps, batch_size, seed, record_every = _train_args(
         lr, steps, batch_size, seed, record_every, callback)
-    params = net.params
-    losses, outcome = net._core.train(params, X, y, lr, steps, batch_size, seed,
-                                      record_every, callback)
+    # The run works on copies, committed only when it succeeds (a failed call changes
+    # nothing).
+    params, running = net.params, net._running.copy()
+    losses, outcome, updates = net._core.train(params, running, net._updates, X, y, lr,
+                                               steps, batch_size, seed, record_every,
+                                               callback)
     if outcome.reason == _core.StopReason.diverged:
         raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses)
     net.params = params
+    net._running, net._updates = running, updates
     return TrainResult(params.copy(), losses, outcome.steps_done,
                        outcome.reason == _core.StopReason.requested)

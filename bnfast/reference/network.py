@@ -1,40 +1,60 @@
 """The network maths of docs/math/networks.md in plain NumPy (the oracle).
 
 A layer maps A (m, in) to phi(BN(A W^T + b)) with batch statistics over the m rows; the
-loss is sum_i ||y_i - f(x_i)||^2. A network is a list of layer dicts (the format of
-bnfast.Dense.to_dict()):
+loss is sum_i ||y_i - f(x_i)||^2 ("sum") or that divided by m ("mean"). A network is a
+list of entries, each a layer dict (the format of bnfast.Dense.to_dict()):
 
     {"in_features": int, "out_features": int,
      "activation": "identity" | "sigmoid" | "tanh" | "relu", "bias": bool,
      "batch_norm": None or {"gamma": float or (out,), "beta": float or (out,),
-                            "trainable": bool, "eps": float >= 0}}
+                            "trainable": bool, "eps": float >= 0,
+                            optional:
+                            "momentum": float in (0, 1] or None   (default 0.1),
+                            "norm": "std" | "l1" | "l2" | "linf"  (default "std"),
+                            "noise": None or {"n_mu": >= 0, "n_sigma": >= 1,
+                                              "r_mu": >= 0, "r_sigma": >= 0}}}
 
-The flat float64 parameter vector runs layer by layer: W (out, in) row-major, then b
-(out,) if bias, then gamma, beta (out,) each if batch_norm is trainable. A constant
-batch_norm uses the dict's gamma and beta.
+or a residual block {"residual": [layer dicts]} (no nesting; the first in_features
+equal to the last out_features) mapping x to x + block(x), the sum after the last
+layer's activation.
+
+The flat float64 parameter vector runs layer by layer, a block's layers in place: W
+(out, in) row-major, then b (out,) if bias, then gamma, beta (out,) each if batch_norm
+is trainable. A constant batch_norm uses the dict's gamma and beta. "The BN layers in
+network order" are the layers with batch_norm in this flat order; running statistics
+are lists with one (out,) array per BN layer.
+
+Noise (section 8) enters only training (train); forward, loss, gradient, hvp and predict
+are noise free.
 """
 
 import numpy as np
 
-from ._checks import check_layers, check_params, learning_set, num_params
-from .batchnorm import batch_norm_backward, batch_norm_forward
+from ._checks import (check_layers, check_params, direction, learning_set, num_params,
+                      reduction, running_stats)
+from .bn_layer import batch_moments, infer, normalize, normalize_backward
 
-__all__ = ["network_forward", "network_loss", "network_gradient", "param_count"]
+__all__ = ["network_forward", "network_loss", "network_gradient", "network_hvp",
+           "network_predict", "param_count"]
 
+# Complex-safe (network_hvp evaluates the gradient at complex parameters).
 _PHI = {
     "identity": lambda z: z,
     "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),
     "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
+    # max(0, z), NaN kept (as np.maximum does) so that a diverged value stays visible
+    "relu": lambda z: np.where((z.real > 0) | np.isnan(z.real), z, 0.0),
 }
 
 # phi'(z) from z and a = phi(z)
 _DPHI = {
-    "identity": lambda z, a: np.ones_like(z),
+    "identity": lambda z, a: np.ones(z.shape),
     "sigmoid": lambda z, a: a * (1.0 - a),
     "tanh": lambda z, a: 1.0 - a * a,
-    "relu": lambda z, a: (z > 0).astype(np.float64),
+    "relu": lambda z, a: (z.real > 0).astype(np.float64),
 }
+
+HVP_STEP = 1e-30  # the complex step h of network_hvp
 
 
 def unpack(layers, vector):
@@ -61,58 +81,101 @@ def unpack(layers, vector):
     return views
 
 
-def forward_tape(layers, params, X):
+def _gamma_beta(layer, v):
+    return (v["gamma"], v["beta"]) if layer.bn.trainable else (layer.bn.gamma,
+                                                               layer.bn.beta)
+
+
+def forward_tape(layers, params, X, noise=None, running=None):
     """Every intermediate value, one dict per layer (the backward pass needs them).
-    layers are checked (_checks.Layer), params float64 of the right length."""
-    tape, A = [], X
+
+    layers are checked (_checks.Layer), params float64 (or complex) of the right length.
+    noise : None or {flat layer index: (s, m)}, (m, out) arrays applied as z <- s z + m
+        after gamma and beta (training only).
+    running : None (training: batch statistics) or (running_mean, running_var), lists
+        with one array per BN layer (inference).
+    """
+    tape, A, skip, j = [], X, None, 0
     for index, (layer, v) in enumerate(zip(layers, unpack(layers, params))):
+        if layer.block_start:
+            skip = A
         H = A @ v["W"].T
         if layer.bias:
             H = H + v["b"]
         rec = {"input": A, "H": H, "W": v["W"]}
         Z = H
         if layer.bn is not None:
-            gamma, beta = (v["gamma"], v["beta"]) if layer.bn.trainable \
-                else (layer.bn.gamma, layer.bn.beta)
-            if layer.bn.eps == 0:
-                constant = np.flatnonzero(np.all(H == H[0], axis=0))
-                if constant.size:
-                    raise ValueError(f"layer {index}, neuron {constant[0]} has a constant "
-                                     "pre-activation and eps == 0")
-            Z, rec["mean"], rec["invstd"] = batch_norm_forward(H, gamma, beta, layer.bn.eps)
+            gamma, beta = _gamma_beta(layer, v)
+            if running is None:
+                rec["zhat"], rec["cache"] = normalize(H, layer.bn, f"layer {index}")
+            else:
+                rec["zhat"] = infer(H, layer.bn, running[0][j], running[1][j],
+                                    f"layer {index}")
+            j += 1
             rec["gamma"] = gamma
-        A = _PHI[layer.activation](Z)
-        rec["Z"], rec["A"] = Z, A
+            Z = gamma * rec["zhat"] + beta
+            if noise is not None and index in noise:
+                rec["noise_s"], m = noise[index]
+                Z = rec["noise_s"] * Z + m
+        a = _PHI[layer.activation](Z)
+        rec["Z"], rec["a"] = Z, a
+        A = a + skip if layer.block_end else a
+        rec["A"] = A
         tape.append(rec)
     return tape
 
 
-def loss_of(layers, params, X, y):
-    """sum_i ||y_i - f(x_i)||^2 on checked arguments."""
-    return float(np.sum((y - forward_tape(layers, params, X)[-1]["A"]) ** 2))
-
-
-def loss_and_gradient(layers, params, X, y):
-    """(loss, gradient) on checked arguments: backpropagation of docs/math/networks.md
-    section 4."""
-    tape = forward_tape(layers, params, X)
+def backprop(layers, params, X, y, loss="sum", noise=None):
+    """(loss, gradient, tape) on checked arguments: backpropagation of docs/math/
+    networks.md section 4, with the BN variants (section 7), noise as a constant
+    (section 8) and residual blocks (section 10). loss "mean" divides loss and gradient
+    by m = X.shape[0]. Complex params give complex results (the complex step)."""
+    tape = forward_tape(layers, params, X, noise)
     F = tape[-1]["A"]
-    loss = float(np.sum((y - F) ** 2))
+    value = np.sum((y - F) ** 2)
     grad = np.zeros_like(params)
-    dA = 2.0 * (F - y)
+    dA, dskip = 2.0 * (F - y), None
     grads = unpack(layers, grad)
     for layer, rec, g in zip(reversed(layers), reversed(tape), reversed(grads)):
-        dH = dA * _DPHI[layer.activation](rec["Z"], rec["A"])
+        if layer.block_end:
+            dskip = dA  # the block's output gradient also reaches its input unchanged
+        dH = dA * _DPHI[layer.activation](rec["Z"], rec["a"])
         if layer.bn is not None:
-            dH, dgamma, dbeta = batch_norm_backward(dH, rec["H"], rec["mean"],
-                                                    rec["invstd"], rec["gamma"])
+            if "noise_s" in rec:
+                dH = dH * rec["noise_s"]
+            dH, dgamma, dbeta = normalize_backward(dH, rec["H"], rec["zhat"], rec["cache"],
+                                                   rec["gamma"], layer.bn.norm)
             if "gamma" in g:
                 g["gamma"][...], g["beta"][...] = dgamma, dbeta
         g["W"][...] = dH.T @ rec["input"]
         if "b" in g:
             g["b"][...] = dH.sum(axis=0)
         dA = dH @ rec["W"]
-    return loss, grad
+        if layer.block_start:
+            dA = dA + dskip
+    if loss == "mean":
+        m = X.shape[0]
+        value, grad = value / m, grad / m
+    return value, grad, tape
+
+
+def loss_of(layers, params, X, y, loss="sum"):
+    """The noise-free loss ("sum" or "mean") on checked arguments, a float."""
+    value = np.sum((y - forward_tape(layers, params, X)[-1]["A"]) ** 2)
+    return float(value / X.shape[0] if loss == "mean" else value)
+
+
+def loss_and_gradient(layers, params, X, y, loss="sum", noise=None):
+    """(loss as a float, gradient) on checked real arguments."""
+    value, grad, _ = backprop(layers, params, X, y, loss, noise)
+    return float(value), grad
+
+
+def batch_statistics(layers, tape):
+    """[(mu_B, v_B)] per BN layer in network order, from a training tape (section 9)."""
+    m = tape[0]["input"].shape[0]
+    return [batch_moments(rec["cache"], layer.bn.norm, m)
+            for layer, rec in zip(layers, tape) if layer.bn is not None]
 
 
 def param_count(layers):
@@ -121,7 +184,8 @@ def param_count(layers):
 
 
 def network_forward(layers, params, X):
-    """Outputs f(X), float64 (m, out_features), batch statistics over the rows of X.
+    """Outputs f(X), float64 (m, out_features), batch statistics over the rows of X
+    (training mode, no noise).
 
     layers : list of layer dicts; params : (param_count(layers),); X : (m, in_features).
     """
@@ -131,18 +195,56 @@ def network_forward(layers, params, X):
     return forward_tape(layers, params, X)[-1]["A"]
 
 
-def network_loss(layers, params, X, y):
-    """sum_i ||y_i - f(x_i)||^2, a float. y : (m, out_features), or (m,) when
-    out_features == 1."""
+def network_predict(layers, params, X, running_mean, running_var):
+    """Inference outputs (section 9), float64 (m, out_features), any m >= 1: every BN
+    layer maps h to gamma (h - running_mean)/sqrt(running_var + eps) + beta (whatever
+    its norm), rows do not interact, no noise.
+
+    running_mean, running_var : lists with one (out,) array per BN layer in network
+        order (TrainResult.running_mean / running_var), or None for the initial zeros
+        and ones. eps == 0 with a zero running_var raises ValueError.
+    """
+    layers = check_layers(layers)
+    params = check_params(layers, params)
+    X = learning_set(layers, X, training=False)
+    running = running_stats(layers, running_mean, running_var)
+    return forward_tape(layers, params, X, running=running)[-1]["A"]
+
+
+def network_loss(layers, params, X, y, loss="sum"):
+    """sum_i ||y_i - f(x_i)||^2 ("sum") or that divided by m ("mean"), a float.
+    y : (m, out_features), or (m,) when out_features == 1."""
     layers = check_layers(layers)
     params = check_params(layers, params)
     X, y = learning_set(layers, X, y)
-    return loss_of(layers, params, X, y)
+    return loss_of(layers, params, X, y, reduction(loss))
 
 
-def network_gradient(layers, params, X, y):
+def network_gradient(layers, params, X, y, loss="sum"):
     """d loss / d params, float64 (param_count(layers),), in the order of params."""
     layers = check_layers(layers)
     params = check_params(layers, params)
     X, y = learning_set(layers, X, y)
-    return loss_and_gradient(layers, params, X, y)[1]
+    return loss_and_gradient(layers, params, X, y, reduction(loss))[1]
+
+
+def network_hvp(layers, params, X, y, v, loss="sum"):
+    """(d^2 loss / d params^2) v, float64 (param_count(layers),): the Hessian of the
+    training-mode loss (batch statistics are functions of params) times v, by the
+    complex step (section 11): Im gradient(params + i h v) / h with h = 1e-30. No
+    difference is taken, so the result is exact to rounding.
+
+    v : real, finite, (param_count(layers),). It is scaled to max |v| = 1 for the step
+    (the product is linear in v), so that h v stays far below the parameters.
+    """
+    layers = check_layers(layers)
+    params = check_params(layers, params)
+    X, y = learning_set(layers, X, y)
+    loss = reduction(loss)
+    v = direction(v, params.size)
+    scale = float(np.max(np.abs(v))) if v.size else 0.0
+    if scale == 0:
+        return np.zeros_like(params)
+    _, grad, _ = backprop(layers, params + 1j * HVP_STEP * (v / scale), X, y, loss)
+    return grad.imag / HVP_STEP * scale
+

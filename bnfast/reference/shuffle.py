@@ -10,17 +10,28 @@ import numpy as np
 _MASK = (1 << 64) - 1
 
 
-class EpochShuffler:
-    def __init__(self, m, seed):
-        self.m = m
+class SplitMix64:
+    """SplitMix64 with 64-bit state ``seed`` (arithmetic mod 2**64)."""
+
+    def __init__(self, seed):
         self.state = seed & _MASK
 
-    def _next(self):
+    def next(self):
+        """The next 64-bit output, a Python int in [0, 2**64)."""
         self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK
         z = self.state
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
         return z ^ (z >> 31)
+
+
+class EpochShuffler:
+    def __init__(self, m, seed):
+        self.m = m
+        self.rng = SplitMix64(seed)
+
+    def _next(self):
+        return self.rng.next()
 
     def next_epoch(self):
         """The next permutation of range(m), as an int64 array."""

@@ -20,7 +20,7 @@ using Vec = py::array_t<double>;
 // A Network owns workspaces, so one object serves one call at a time: the mutex makes
 // concurrent calls from several Python threads (GIL released) wait instead of race.
 struct BoundNetwork {
-  explicit BoundNetwork(std::vector<LayerSpec> layers) : net(std::move(layers)) {}
+  BoundNetwork(std::vector<LayerSpec> layers, LossKind loss) : net(std::move(layers), loss) {}
   Network net;
   std::mutex busy;
   std::atomic<std::thread::id> owner{};  // the thread inside a call, if any
@@ -54,8 +54,8 @@ class Held {
   BoundNetwork& n_;
 };
 
-std::unique_ptr<BoundNetwork> make_network(const std::vector<LayerSpec>& layers) {
-  return std::make_unique<BoundNetwork>(layers);
+std::unique_ptr<BoundNetwork> make_network(const std::vector<LayerSpec>& layers, LossKind loss) {
+  return std::make_unique<BoundNetwork>(layers, loss);
 }
 
 // Per layer, {"W": (offset, (out, in)), "b": (offset, (out,)), "gamma": ..., "beta": ...}
@@ -82,12 +82,17 @@ const double* float64_data(const py::array& a, const char* name) {
   return cdata<double>(a);
 }
 
-const double* parameters(const py::object& obj, const Network& net) {
-  py::array a = as_array(obj, "params");
-  if (a.ndim() != 1 || a.shape(0) != net.num_params())
-    throw py::value_error("params must have shape (" + std::to_string(net.num_params()) +
+// A float64 vector of `size` entries (params, a direction v, running statistics).
+const double* flat_vector(const py::object& obj, std::int64_t size, const char* name) {
+  py::array a = as_array(obj, name);
+  if (a.ndim() != 1 || a.shape(0) != size)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(size) +
                           ",), got " + shape_str(a));
-  return float64_data(a, "params");
+  return float64_data(a, name);
+}
+
+const double* parameters(const py::object& obj, const Network& net) {
+  return flat_vector(obj, net.num_params(), "params");
 }
 
 // Batch statistics need two rows: the one check of "at least 2 samples" (the rows of a
@@ -172,16 +177,57 @@ Vec forward_binding(BoundNetwork& self, const py::object& params, const py::obje
   return out;
 }
 
+// Inference with the running statistics (any m >= 1: rows do not interact).
+Vec predict_binding(BoundNetwork& self, const py::object& params, const py::object& running,
+                    const py::object& X) {
+  reject_reentry(self);
+  const double* p = parameters(params, self.net);
+  const double* r = flat_vector(running, self.net.num_running(), "running");
+  const py::array x = as_array(X, "X");
+  float64_data(x, "X");
+  if (x.ndim() != 2 || x.shape(1) != self.net.in_features() || x.shape(0) < 1)
+    throw py::value_error("X must have shape (m, " + std::to_string(self.net.in_features()) +
+                          ") with m >= 1, got " + shape_str(x));
+  const std::int64_t m = x.shape(0);
+  const double* xd = cdata<double>(x);
+  Vec out({m, self.net.out_features()});
+  double* o = out.mutable_data();
+  py::gil_scoped_release release;
+  Held held(self);
+  self.net.predict(p, r, xd, m, o);
+  return out;
+}
+
+// (loss, gradient, H v) of the train-mode loss, forward-over-reverse.
+py::tuple hvp_binding(BoundNetwork& self, const py::object& params, const py::object& X,
+                      const py::object& Y, const py::object& V) {
+  const Evaluation e = evaluation(self, params, X, Y);
+  const double* v = flat_vector(V, self.net.num_params(), "v");
+  Vec grad(self.net.num_params()), hv(self.net.num_params());
+  double* g = grad.mutable_data();
+  double* h = hv.mutable_data();
+  double loss = 0;
+  {
+    py::gil_scoped_release release;
+    Held held(self);
+    loss = self.net.hvp(e.params, e.x, e.y, e.m, v, g, h);
+  }
+  return py::make_tuple(loss, grad, hv);
+}
+
 // Trains in place on `params` (a float64 array the caller owns). Returns (losses,
 // TrainOutcome). A Python exception from the callback, or KeyboardInterrupt, stops the
 // loop and is re-raised here. lr, steps, record_every, seed: values checked by Python.
-py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& X,
-                        const py::object& Y, double lr, std::int64_t steps,
-                        std::int64_t batch_size, std::uint64_t seed, std::int64_t record_every,
+py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
+                        std::int64_t updates, const py::object& X, const py::object& Y,
+                        double lr, std::int64_t steps, std::int64_t batch_size,
+                        std::uint64_t seed, std::int64_t record_every,
                         const py::object& callback) {
   reject_reentry(self);
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
+  flat_vector(running, self.net.num_running(), "running");
+  if (!running.writeable()) throw py::value_error("running must be writable");
   // Guards, not rules (bnfast.train owns these): a zero modulus would kill the process
   // and negative steps would never end.
   if (steps < 0 || record_every < 1 || batch_size < 0)
@@ -196,7 +242,8 @@ py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& 
                        "batch variance)");
   const double* x = cdata<double>(as_array(X, "X"));
   const double* y = cdata<double>(as_array(Y, "y"));
-  double* p = mdata<double>(params);
+  TrainState state{mdata<double>(params),
+                   self.net.num_running() > 0 ? mdata<double>(running) : nullptr, &updates};
 
   std::unique_ptr<py::error_already_set> pending;  // an exception raised during the loop
   RecordHook on_record;
@@ -225,12 +272,12 @@ py::tuple train_binding(BoundNetwork& self, py::array params, const py::object& 
   {
     py::gil_scoped_release release;
     Held held(self);
-    outcome = train(self.net, p, x, y, m, opts, losses, on_record, poll);
+    outcome = train(self.net, state, x, y, m, opts, losses, on_record, poll);
   }
   if (pending) throw std::move(*pending);
   Vec recorded(static_cast<py::ssize_t>(losses.size()));
   std::copy(losses.begin(), losses.end(), recorded.mutable_data());
-  return py::make_tuple(recorded, outcome);
+  return py::make_tuple(recorded, outcome, updates);
 }
 
 std::vector<std::int64_t> epoch_permutations(std::int64_t m, std::uint64_t seed, int epochs) {
@@ -252,16 +299,33 @@ void bind_nn(py::module_& m) {
       .value("tanh", Activation::tanh)
       .value("relu", Activation::relu);
 
+  py::enum_<Norm>(m, "Norm", "The scale a BN layer divides by (docs/math/networks.md section 7).")
+      .value("std", Norm::std)
+      .value("l1", Norm::l1)
+      .value("l2", Norm::l2)
+      .value("linf", Norm::linf);
+
+  py::enum_<LossKind>(m, "LossKind", "sum: sum_i ||y_i - f(x_i)||^2; mean: that / m.")
+      .value("sum", LossKind::sum)
+      .value("mean", LossKind::mean);
+
   py::class_<LayerSpec>(m, "LayerSpec", "One dense layer phi(BN(A W^T + b)), by field name.")
       .def(py::init([](std::int64_t in_features, std::int64_t out_features,
                        Activation activation, bool bias, bool batch_norm, bool trainable,
-                       double eps, std::vector<double> gamma, std::vector<double> beta) {
+                       double eps, std::vector<double> gamma, std::vector<double> beta,
+                       Norm norm, double momentum, bool cumulative, bool noise, double n_mu,
+                       double n_sigma, double r_mu, double r_sigma, std::int64_t skip_from) {
              return LayerSpec{in_features, out_features, activation, bias, batch_norm,
-                              trainable, eps, std::move(gamma), std::move(beta)};
+                              trainable, eps, std::move(gamma), std::move(beta), norm,
+                              momentum, cumulative,
+                              NoiseSpec{noise, n_mu, n_sigma, r_mu, r_sigma}, skip_from};
            }),
            py::kw_only(), py::arg("in_features"), py::arg("out_features"),
            py::arg("activation"), py::arg("bias"), py::arg("batch_norm"), py::arg("trainable"),
-           py::arg("eps"), py::arg("gamma"), py::arg("beta"))
+           py::arg("eps"), py::arg("gamma"), py::arg("beta"), py::arg("norm") = Norm::std,
+           py::arg("momentum") = 0.1, py::arg("cumulative") = false, py::arg("noise") = false,
+           py::arg("n_mu") = 0.5, py::arg("n_sigma") = 1.25, py::arg("r_mu") = 0.1,
+           py::arg("r_sigma") = 0.1, py::arg("skip_from") = -1)
       .def_readonly("in_features", &LayerSpec::in)
       .def_readonly("out_features", &LayerSpec::out)
       .def_readonly("activation", &LayerSpec::activation)
@@ -269,6 +333,11 @@ void bind_nn(py::module_& m) {
       .def_readonly("batch_norm", &LayerSpec::batch_norm)
       .def_readonly("trainable", &LayerSpec::bn_trainable)
       .def_readonly("eps", &LayerSpec::eps)
+      .def_readonly("norm", &LayerSpec::norm)
+      .def_readonly("momentum", &LayerSpec::momentum)
+      .def_readonly("cumulative", &LayerSpec::cumulative)
+      .def_property_readonly("noise", [](const LayerSpec& L) { return L.noise.on; })
+      .def_readonly("skip_from", &LayerSpec::skip_from)
       .def_property_readonly("num_params",
                              [](const LayerSpec& L) { return param_offsets(L, 0).end; },
                              "How many entries of the flat parameter vector the layer has.");
@@ -286,20 +355,28 @@ void bind_nn(py::module_& m) {
       .def_readonly("diverged_loss", &TrainOutcome::diverged_loss);
 
   py::class_<BoundNetwork>(m, "Network")
-      .def(py::init(&make_network), py::arg("layers"), "Network from a list of LayerSpec.")
+      .def(py::init(&make_network), py::arg("layers"), py::arg("loss") = LossKind::sum,
+           "Network from a list of LayerSpec.")
       .def_property_readonly("num_params", [](const BoundNetwork& s) { return s.net.num_params(); })
       .def_property_readonly("in_features", [](const BoundNetwork& s) { return s.net.in_features(); })
       .def_property_readonly("out_features", [](const BoundNetwork& s) { return s.net.out_features(); })
       .def_property_readonly("param_layout", [](const BoundNetwork& s) { return param_layout(s.net); },
                              "Per layer, {name: (offset, shape)} for W, b, gamma, beta.")
+      .def_property_readonly("num_running", [](const BoundNetwork& s) { return s.net.num_running(); },
+                             "Length of the flat running-statistics vector.")
+      .def_property_readonly("running_offsets", [](const BoundNetwork& s) { return s.net.running_offsets(); },
+                             "Per layer, where its running_mean starts (running_var follows), or -1.")
       .def("loss", &loss_binding, py::arg("params"), py::arg("X"), py::arg("y"))
       .def("gradient", &gradient_binding, py::arg("params"), py::arg("X"), py::arg("y"),
            "Returns (loss, gradient).")
       .def("forward", &forward_binding, py::arg("params"), py::arg("X"))
-      .def("train", &train_binding, py::arg("params"), py::arg("X"), py::arg("y"),
-           py::arg("lr"), py::arg("steps"), py::arg("batch_size"), py::arg("seed"),
-           py::arg("record_every"), py::arg("callback"),
-           "Trains params in place; returns (losses, TrainOutcome).");
+      .def("predict", &predict_binding, py::arg("params"), py::arg("running"), py::arg("X"))
+      .def("hvp", &hvp_binding, py::arg("params"), py::arg("X"), py::arg("y"), py::arg("v"),
+           "Returns (loss, gradient, Hessian-vector product).")
+      .def("train", &train_binding, py::arg("params"), py::arg("running"), py::arg("updates"),
+           py::arg("X"), py::arg("y"), py::arg("lr"), py::arg("steps"), py::arg("batch_size"),
+           py::arg("seed"), py::arg("record_every"), py::arg("callback"),
+           "Trains params and running in place; returns (losses, TrainOutcome, updates).");
   m.def("epoch_permutations", &epoch_permutations, py::arg("m"), py::arg("seed"),
         py::arg("epochs"), "The mini-batch SGD shuffles, concatenated (for tests).");
 }

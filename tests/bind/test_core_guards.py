@@ -54,11 +54,11 @@ def test_learning_set_guards(net):
 def test_train_guards(net):
     p = np.zeros(3)
     with pytest.raises(ValueError, match="batch_size 4 is larger than the 3 samples"):
-        net.train(p, X, Y, 0.1, 1, 4, 0, 1, None)
+        net.train(p, np.zeros(0), 0, X, Y, 0.1, 1, 4, 0, 1, None)
     frozen = np.zeros(3)
     frozen.setflags(write=False)
     with pytest.raises(ValueError, match="params must be writable"):
-        net.train(frozen, X, Y, 0.1, 1, 0, 0, 1, None)
+        net.train(frozen, np.zeros(0), 0, X, Y, 0.1, 1, 0, 0, 1, None)
 
 
 def test_layer_structure_is_checked_by_the_core():

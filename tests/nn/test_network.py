@@ -55,7 +55,7 @@ def test_params_order_is_the_documented_one():
               Dense(2, 3, "identity")]
     net = Network(layers, seed=1)
     assert net.num_params == (12 + 4 + 4 + 4) + 8 + (6 + 3)
-    slices = net.param_slices()
+    slices = net.param_layout()
     assert [sorted(s) for s in slices] == [["W", "b", "beta", "gamma"], ["W"], ["W", "b"]]
     assert slices[0]["W"] == (slice(0, 12), (4, 3))
     assert slices[0]["b"] == (slice(12, 16), (4,))
@@ -252,7 +252,7 @@ def test_scale_invariance_of_a_deep_network_with_bn_first_layer():
     layers, params, X, y = random_case("tanh", "trainable-eps0", True, seed=9, out=2)
     net = network(layers, params)
     loss, grad = net.loss_and_gradient(X, y)
-    W = net.param_slices()[0]["W"][0]
+    W = net.param_layout()[0]["W"][0]
     w = params[W].reshape(layers[0].out_features, -1)
     g = grad[W].reshape(w.shape)
     for j in range(w.shape[0]):

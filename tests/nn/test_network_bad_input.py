@@ -197,13 +197,13 @@ def constant_neuron_case():
               Dense(3, 1)]
     net = Network(layers, seed=1)
     params = net.params
-    W1 = net.param_slices()[0]["W"][0]
+    W1 = net.param_layout()[0]["W"][0]
     W1_values = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     params[W1] = W1_values.ravel()
-    params[net.param_slices()[0]["b"][0]] = 0.0
+    params[net.param_layout()[0]["b"][0]] = 0.0
     # layer 0 outputs tanh(x1), tanh(x2), tanh(x1 + x2) = tanh(1): constant column 2;
     # layer 1 row 2 picks exactly that column.
-    W2 = net.param_slices()[1]["W"][0]
+    W2 = net.param_layout()[1]["W"][0]
     params[W2] = np.array([[1.0, 0.5, 0.0], [0.3, -1.0, 0.0], [0.0, 0.0, 2.0]]).ravel()
     net.params = params
     return net, X, y
@@ -305,7 +305,8 @@ def test_the_core_guards_against_a_crash_or_a_hang():
     X, Y = np.asarray(X32, dtype=np.float64), np.asarray(Y32, dtype=np.float64).reshape(-1, 1)
     for steps, batch_size, record_every in [(3, 0, 0), (-1, 0, 1), (3, -1, 1)]:
         with pytest.raises(ValueError, match="record_every >= 1 are required"):
-            net._core.train(net.params, X, Y, 0.1, steps, batch_size, 0, record_every, None)
+            net._core.train(net.params, np.zeros(0), 0, X, Y, 0.1, steps, batch_size, 0,
+                            record_every, None)
 
 
 def test_a_network_too_large_for_any_memory_is_refused_by_name():

@@ -115,11 +115,11 @@ def test_bias_before_batch_norm_has_zero_gradient():
               bnfast.Dense(3, 2, "identity", batch_norm=bnfast.BatchNorm(eps=0.0))]
     net = bnfast.Network(layers, seed=3)
     params = net.params
-    params[net.param_slices()[1]["b"][0]] = rng.normal(size=3)
+    params[net.param_layout()[1]["b"][0]] = rng.normal(size=3)
     net.params = params
     X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
     grad = net.gradient(X, y)
-    slices = net.param_slices()
+    slices = net.param_layout()
     for i in (0, 2):
         assert np.max(np.abs(grad[slices[i]["b"][0]])) <= 1e-12 * np.max(np.abs(grad))
     assert np.min(np.abs(grad[slices[1]["b"][0]])) > 1e-3

@@ -23,8 +23,13 @@ BN_MODES = {
 RELU_MARGIN = 1e-3
 
 
-def bn(gamma=1.0, beta=0.0, trainable=True, eps=1e-5):
-    return {"gamma": gamma, "beta": beta, "trainable": trainable, "eps": eps}
+def bn(gamma=1.0, beta=0.0, trainable=True, eps=1e-5, **optional):
+    """A batch_norm dict; the optional keys (momentum, norm, noise) only when given."""
+    return {"gamma": gamma, "beta": beta, "trainable": trainable, "eps": eps, **optional}
+
+
+def noise(n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1):
+    return {"n_mu": n_mu, "n_sigma": n_sigma, "r_mu": r_mu, "r_sigma": r_sigma}
 
 
 def dense(n_in, n_out, activation="identity", bias=True, batch_norm=None):
@@ -32,10 +37,20 @@ def dense(n_in, n_out, activation="identity", bias=True, batch_norm=None):
             "bias": bias, "batch_norm": batch_norm}
 
 
+def residual(*layers):
+    return {"residual": list(layers)}
+
+
+def flat(layers):
+    """The Dense dicts in network order (a residual block's layers in place)."""
+    return [d for entry in layers
+            for d in (entry["residual"] if "residual" in entry else [entry])]
+
+
 def count_params(layers):
     """Written from the documented order, independently of reference.param_count."""
     n = 0
-    for d in layers:
+    for d in flat(layers):
         n += d["in_features"] * d["out_features"] + (d["out_features"] if d["bias"] else 0)
         if d["batch_norm"] is not None and d["batch_norm"]["trainable"]:
             n += 2 * d["out_features"]
@@ -58,7 +73,7 @@ def random_bn(mode, width, rng):
 def random_params(layers, rng):
     """W ~ N(0, 1/in), b, gamma, beta all non-trivial, in the documented order."""
     chunks = []
-    for d in layers:
+    for d in flat(layers):
         n_in, n_out = d["in_features"], d["out_features"]
         chunks.append(rng.normal(0, 1 / np.sqrt(n_in), n_in * n_out))
         if d["bias"]:
@@ -87,3 +102,104 @@ def random_case(activation, bn_mode, seed, m=7):
         if activation != "relu" or min(np.min(np.abs(Z)) for Z in Zs[:2]) > RELU_MARGIN:
             return layers, params, X, y
     raise AssertionError("no data without ReLU pre-activations near 0 in 100 draws")
+
+
+# ---------------------------------------------------------------- sections 6-10 by hand
+
+
+def _phi(activation, Z):
+    if activation == "identity":
+        return Z
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-Z))
+    if activation == "tanh":
+        return np.tanh(Z)
+    return np.maximum(Z, 0)
+
+
+def manual_forward_ext(layers, params, X, noise=None, running=None):
+    """The forward pass of docs/math/networks.md sections 7-10, written independently of
+    bnfast.reference: BN norms, noise, inference with running statistics, residual
+    blocks.
+
+    noise : None or {index of the Dense layer in network order: (s, m)}, z <- s z + m.
+    running : None (batch statistics) or (running_mean, running_var), one array per BN
+        layer in network order.
+    Returns (outputs, records): per Dense layer in network order a dict with H and Z
+    (the activation's input) and, for BN in training mode, mu and s2 (s^2).
+    """
+    params = np.asarray(params, dtype=np.float64)
+    A, pos, records, k = np.asarray(X, dtype=np.float64), 0, [], 0
+    for entry in layers:
+        block = entry["residual"] if "residual" in entry else [entry]
+        block_input = A
+        for d in block:
+            n_in, n_out = d["in_features"], d["out_features"]
+            W = params[pos:pos + n_in * n_out].reshape(n_out, n_in)
+            pos += n_in * n_out
+            H = A @ W.T
+            if d["bias"]:
+                H = H + params[pos:pos + n_out]
+                pos += n_out
+            rec = {"H": H}
+            Z = H
+            norm = d["batch_norm"]
+            if norm is not None:
+                if norm["trainable"]:
+                    gamma, beta = params[pos:pos + n_out], params[pos + n_out:pos + 2 * n_out]
+                    pos += 2 * n_out
+                else:
+                    gamma = np.broadcast_to(np.asarray(norm["gamma"], dtype=float), (n_out,))
+                    beta = np.broadcast_to(np.asarray(norm["beta"], dtype=float), (n_out,))
+                if running is None:
+                    kind = norm.get("norm", "std")
+                    mu = H.mean(axis=0)
+                    s2 = {"std": lambda: ((H - mu) ** 2).mean(axis=0),
+                          "l1": lambda: np.abs(H).mean(axis=0) ** 2,
+                          "l2": lambda: (H ** 2).mean(axis=0),
+                          "linf": lambda: np.abs(H).max(axis=0) ** 2}[kind]()
+                    rec["mu"], rec["s2"] = mu, s2
+                    Z = gamma * (H - mu) / np.sqrt(s2 + norm["eps"]) + beta
+                else:
+                    mean, var = running[0][k], running[1][k]
+                    Z = gamma * (H - mean) / np.sqrt(var + norm["eps"]) + beta
+                k += 1
+                if noise is not None and len(records) in noise:
+                    s, m = noise[len(records)]
+                    Z = s * Z + m
+            rec["Z"] = Z
+            records.append(rec)
+            A = _phi(d["activation"], Z)
+        if "residual" in entry:
+            A = A + block_input
+    assert pos == params.size, "manual_forward_ext did not consume every parameter"
+    return A, records
+
+
+def central_gradient(fun, params, h=1e-6):
+    """Central differences of the scalar (or array) function fun at params."""
+    params = np.asarray(params, dtype=np.float64)
+    columns = []
+    for k in range(params.size):
+        e = np.zeros_like(params)
+        e[k] = h
+        columns.append((np.asarray(fun(params + e)) - np.asarray(fun(params - e))) / (2 * h))
+    return np.stack(columns, axis=-1) if np.ndim(columns[0]) else np.array(columns)
+
+
+def smooth_margin(layers, params, X):
+    """How far the draw is from the non-smooth points of the lp norms and ReLU: the
+    smallest |h| of an l1 layer, the gap between the two largest |h| of a column of a
+    linf layer, the smallest |z| of a ReLU layer (inf when none applies)."""
+    _, records = manual_forward_ext(layers, params, X)
+    margin = np.inf
+    for d, rec in zip(flat(layers), records):
+        kind = d["batch_norm"].get("norm", "std") if d["batch_norm"] else None
+        if kind == "l1":
+            margin = min(margin, np.min(np.abs(rec["H"])))
+        if kind == "linf":
+            top = np.sort(np.abs(rec["H"]), axis=0)
+            margin = min(margin, np.min(top[-1] - top[-2]))
+        if d["activation"] == "relu":
+            margin = min(margin, np.min(np.abs(rec["Z"])))
+    return margin

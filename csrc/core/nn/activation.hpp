@@ -1,25 +1,30 @@
-// The activation functions phi and their derivatives, elementwise.
+// The activation functions phi and their derivatives, elementwise, on double or Dual
+// (nn/dual.hpp: on Dual, derivative() carries phi'' along, which the hvp needs).
 #pragma once
 
 #include <cmath>
 
+#include "nn/dual.hpp"
 #include "nn/layer.hpp"
 
 namespace bnfast {
 
-inline double activate(Activation a, double z) {
+template <class T>
+T activate(Activation a, T z) {
+  using std::exp;
+  using std::tanh;
   switch (a) {
     case Activation::sigmoid:
       // Both branches avoid exp overflow for large |z|.
-      if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
+      if (value(z) >= 0) return T(1.0) / (T(1.0) + exp(-z));
       else {
-        const double e = std::exp(z);
-        return e / (1.0 + e);
+        const T e = exp(z);
+        return e / (T(1.0) + e);
       }
     case Activation::tanh:
-      return std::tanh(z);
+      return tanh(z);
     case Activation::relu:
-      return z > 0 ? z : 0.0;
+      return value(z) > 0 ? z : T(0.0);
     case Activation::identity:
       break;
   }
@@ -27,18 +32,19 @@ inline double activate(Activation a, double z) {
 }
 
 // phi'(z), from z and a = phi(z).
-inline double derivative(Activation act, double z, double a) {
+template <class T>
+T derivative(Activation act, T z, T a) {
   switch (act) {
     case Activation::sigmoid:
-      return a * (1.0 - a);
+      return a * (T(1.0) - a);
     case Activation::tanh:
-      return 1.0 - a * a;
+      return T(1.0) - a * a;
     case Activation::relu:
-      return z > 0 ? 1.0 : 0.0;
+      return T(value(z) > 0 ? 1.0 : 0.0);
     case Activation::identity:
       break;
   }
-  return 1.0;
+  return T(1.0);
 }
 
 }  // namespace bnfast

@@ -1,5 +1,5 @@
-// A dense layer as the papers define it (docs/math/networks.md): A_l = phi(BN(A_{l-1} W^T
-// + b)), and where its parameters sit in the network's flat parameter vector.
+// A dense layer as the papers define them (docs/math/networks.md): A_l = phi(BN(A_{l-1}
+// W^T + b)), its BN variant, and where its parameters sit in the flat parameter vector.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,16 @@ namespace bnfast {
 // The activations phi; the bindings expose this list to Python (bnfast.nn.ACTIVATIONS).
 enum class Activation { identity, sigmoid, tanh, relu };
 
+// The scale a BN layer divides by (docs/math/networks.md section 7): the batch standard
+// deviation (BN), or the average lp norm of the uncentred column.
+enum class Norm { std, l1, l2, linf };
+
+// Santurkar et al.'s Algorithm 1 (networks.md section 8); `on` false: no noise.
+struct NoiseSpec {
+  bool on = false;
+  double n_mu = 0.5, n_sigma = 1.25, r_mu = 0.1, r_sigma = 0.1;
+};
+
 struct LayerSpec {
   std::int64_t in = 0, out = 0;
   Activation activation = Activation::identity;
@@ -18,6 +28,13 @@ struct LayerSpec {
   bool bn_trainable = false;
   double eps = 0.0;
   std::vector<double> gamma, beta;  // (out,) constants, used when !bn_trainable
+  Norm norm = Norm::std;
+  double momentum = 0.1;    // running statistics: weight of the new batch ...
+  bool cumulative = false;  // ... or the plain average over all batches (momentum None)
+  NoiseSpec noise;
+  // A residual block ends here: the layer's output is phi(...) + the input of layer
+  // skip_from (networks.md section 10); -1: no block ends here.
+  std::int64_t skip_from = -1;
 };
 
 // Where a layer's parameters start in the flat vector (-1 when absent), and where the

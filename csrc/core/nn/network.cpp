@@ -3,194 +3,404 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
+#include "kernels/batchnorm.hpp"
 #include "linalg/matmul.hpp"
 #include "nn/activation.hpp"
+#include "nn/normalize.hpp"
 
 namespace bnfast {
 
 using i64 = std::int64_t;
 
-Network::Network(std::vector<LayerSpec> layers) : layers_(std::move(layers)) {
+// The workspaces of one evaluation; double for loss and gradient, Dual for the hvp.
+template <class T>
+struct Network::Pass {
+  i64 reserved_m = 0;
+  // Per layer, (m, out) each: pre-activations H, BN outputs Z (after the noise),
+  // activations A; S = A + the block's input at the end of a residual block.
+  std::vector<std::vector<T>> H, Z, A, S;
+  std::vector<std::vector<T>> skip_grad;              // per block end: d loss / d S
+  std::vector<std::vector<double>> mean, var, invstd;  // per BN layer (out,); var = s^2
+  std::vector<T> w_t;                                  // W^T (in, out) of the current layer
+  std::vector<T> grad_h_t;                             // dH^T (out, m)
+  std::vector<T> grad_a, grad_z, grad_h;               // (m, widest layer)
+  std::vector<T> grad_gamma, grad_beta;                // (widest layer,)
+  std::vector<T> col_h, col_g, col_out;                // one BN column (m,)
+  std::vector<T> params, x, grad;                      // Dual copies of the inputs (hvp)
+  std::vector<double> split[6];                        // Dual products as double products
+  Workspace ws;
+};
+
+namespace {
+
+// C (m, n) += A (m, k) B (k, n), row-major with row strides lda, ldb, ldc.
+void product_acc(Network::Pass<double>&, i64 m, i64 n, i64 k, const double* A, i64 lda,
+                 const double* B, i64 ldb, double* C, i64 ldc) {
+  matmul_acc()(m, n, k, A, lda, B, ldb, C, ldc);
+}
+
+// On Dual numbers (A + A'e)(B + B'e) = AB + (A'B + AB')e: three double products.
+void product_acc(Network::Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 lda,
+                 const Dual* B, i64 ldb, Dual* C, i64 ldc) {
+  auto unzip = [](const Dual* src, i64 rows, i64 cols, i64 ld, std::vector<double>& v,
+                  std::vector<double>& d) {
+    v.resize(static_cast<std::size_t>(rows * cols));
+    d.resize(v.size());
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = 0; j < cols; ++j) {
+        v[i * cols + j] = src[i * ld + j].v;
+        d[i * cols + j] = src[i * ld + j].d;
+      }
+  };
+  auto& s = p.split;
+  unzip(A, m, k, lda, s[0], s[1]);
+  unzip(B, k, n, ldb, s[2], s[3]);
+  unzip(C, m, n, ldc, s[4], s[5]);
+  const MatmulAcc mm = matmul_acc();
+  mm(m, n, k, s[0].data(), k, s[2].data(), n, s[4].data(), n);
+  mm(m, n, k, s[1].data(), k, s[2].data(), n, s[5].data(), n);
+  mm(m, n, k, s[0].data(), k, s[3].data(), n, s[5].data(), n);
+  for (i64 i = 0; i < m; ++i)
+    for (i64 j = 0; j < n; ++j) C[i * ldc + j] = Dual(s[4][i * n + j], s[5][i * n + j]);
+}
+
+ZeroVarianceError layer_error(std::size_t l, const ZeroVarianceError& e, bool inference) {
+  const std::string where =
+      "layer " + std::to_string(l) + ", neuron " + std::to_string(e.channel) + ": ";
+  return ZeroVarianceError(
+      e.channel, where + (inference ? "the running variance is 0 and eps == 0, so inference "
+                                      "divides by zero"
+                                    : "the normalizing scale of the batch is 0 (a constant "
+                                      "pre-activation) and eps == 0, so batch normalization "
+                                      "divides by zero"));
+}
+
+}  // namespace
+
+Network::Network(std::vector<LayerSpec> layers, LossKind loss)
+    : layers_(std::move(layers)), loss_kind_(loss) {
   if (layers_.empty()) throw std::invalid_argument("a network needs at least one layer");
-  i64 offset = 0;
+  i64 offset = 0, block_limit = 0;
+  block_end_.assign(layers_.size(), -1);
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerSpec& L = layers_[l];
+    const std::string name = "layers[" + std::to_string(l) + "]";
     // 2**40 float64 parameters are 8 TiB: a larger count is a mistake, and the
     // products below must not overflow.
     constexpr i64 kMaxParams = i64{1} << 40;
     if (L.in > kMaxParams / L.out || L.in * L.out > kMaxParams - offset)
-      throw std::invalid_argument("layers[" + std::to_string(l) + "] has " +
-                                  std::to_string(L.in) + " x " + std::to_string(L.out) +
+      throw std::invalid_argument(name + " has " + std::to_string(L.in) + " x " +
+                                  std::to_string(L.out) +
                                   " weights: the network would have more than 2**40 "
                                   "parameters");
     if (l > 0 && L.in != layers_[l - 1].out)
-      throw std::invalid_argument("layers[" + std::to_string(l) + "] has in_features " +
-                                  std::to_string(L.in) + " but layers[" + std::to_string(l - 1) +
+      throw std::invalid_argument(name + " has in_features " + std::to_string(L.in) +
+                                  " but layers[" + std::to_string(l - 1) +
                                   "] has out_features " + std::to_string(layers_[l - 1].out));
     if (L.batch_norm && !L.bn_trainable &&
         (static_cast<i64>(L.gamma.size()) != L.out || static_cast<i64>(L.beta.size()) != L.out))
-      throw std::invalid_argument("layers[" + std::to_string(l) +
-                                  "]: constant gamma and beta need out_features values");
+      throw std::invalid_argument(name + ": constant gamma and beta need out_features values");
+    if (L.skip_from >= 0) {
+      const i64 start = L.skip_from;
+      if (start > static_cast<i64>(l) || start < block_limit)
+        throw std::invalid_argument(name + ": a residual block must start at this layer or "
+                                           "an earlier one, after the previous block");
+      if (layers_[start].in != L.out)
+        throw std::invalid_argument(name + ": a residual block must map n features to n, "
+                                           "got " + std::to_string(layers_[start].in) +
+                                    " -> " + std::to_string(L.out));
+      block_end_[start] = static_cast<i64>(l);
+      block_limit = static_cast<i64>(l) + 1;
+    }
     offsets_.push_back(param_offsets(L, offset));
     offset = offsets_.back().end;
+    running_offsets_.push_back(L.batch_norm ? num_running_ : -1);
+    if (L.batch_norm) num_running_ += 2 * L.out;
   }
   num_params_ = offset;
-  const std::size_t n = layers_.size();
-  H_.resize(n);
-  Z_.resize(n);
-  A_.resize(n);
-  mean_.resize(n);
-  var_.resize(n);
-  invstd_.resize(n);
-  i64 widest = 0;
-  for (std::size_t l = 0; l < n; ++l) {
-    widest = std::max({widest, layers_[l].in, layers_[l].out});
-    if (layers_[l].batch_norm) {
-      mean_[l].resize(layers_[l].out);
-      var_[l].resize(layers_[l].out);
-      invstd_[l].resize(layers_[l].out);
-    }
-  }
-  grad_gamma_.resize(widest);
-  grad_beta_.resize(widest);
+  values_ = std::make_unique<Pass<double>>();
 }
+
+Network::~Network() = default;
 
 bool Network::has_batch_norm() const {
   return std::any_of(layers_.begin(), layers_.end(), [](const LayerSpec& L) { return L.batch_norm; });
 }
 
-void Network::reserve(i64 m) {
-  if (m <= reserved_m_) return;
+namespace {
+
+template <class T>
+void reserve(Network::Pass<T>& p, const std::vector<LayerSpec>& layers, i64 m) {
+  if (m <= p.reserved_m) return;
+  const std::size_t n = layers.size();
+  for (auto* v : {&p.H, &p.Z, &p.A, &p.S, &p.skip_grad}) v->resize(n);
+  for (auto* v : {&p.mean, &p.var, &p.invstd}) v->resize(n);
   i64 widest = 0;
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const auto size = static_cast<std::size_t>(m * layers_[l].out);
-    H_[l].resize(size);
-    Z_[l].resize(size);
-    A_[l].resize(size);
-    widest = std::max({widest, layers_[l].in, layers_[l].out});
+  for (std::size_t l = 0; l < n; ++l) {
+    const LayerSpec& L = layers[l];
+    const auto size = static_cast<std::size_t>(m * L.out);
+    p.H[l].resize(size);
+    p.Z[l].resize(L.batch_norm ? size : 0);
+    p.A[l].resize(size);
+    p.S[l].resize(L.skip_from >= 0 ? size : 0);
+    p.skip_grad[l].resize(L.skip_from >= 0 ? size : 0);
+    for (auto* v : {&p.mean, &p.var, &p.invstd}) (*v)[l].resize(L.batch_norm ? L.out : 0);
+    widest = std::max({widest, L.in, L.out});
   }
-  grad_a_.resize(static_cast<std::size_t>(m * widest));
-  grad_z_.resize(static_cast<std::size_t>(m * widest));
-  grad_h_.resize(static_cast<std::size_t>(m * widest));
-  reserved_m_ = m;
+  for (auto* v : {&p.grad_a, &p.grad_z, &p.grad_h})
+    v->resize(static_cast<std::size_t>(m * widest));
+  p.grad_gamma.resize(widest);
+  p.grad_beta.resize(widest);
+  for (auto* v : {&p.col_h, &p.col_g, &p.col_out}) v->resize(m);
+  p.reserved_m = m;
 }
 
-void Network::forward_layers(const double* params, const double* X, i64 m) {
-  reserve(m);
-  const double* prev = X;
+// The output of layer l: its activations, or their sum with the block input.
+template <class T>
+const T* layer_output(const Network::Pass<T>& p, const std::vector<LayerSpec>& layers,
+                      std::size_t l) {
+  return layers[l].skip_from >= 0 ? p.S[l].data() : p.A[l].data();
+}
+
+template <class T>
+T gamma_of(const LayerSpec& L, const ParamOffsets& o, const T* params, i64 j) {
+  return L.bn_trainable ? params[o.gamma + j] : T(L.gamma[j]);
+}
+template <class T>
+T beta_of(const LayerSpec& L, const ParamOffsets& o, const T* params, i64 j) {
+  return L.bn_trainable ? params[o.beta + j] : T(L.beta[j]);
+}
+
+}  // namespace
+
+template <class T>
+void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
+                           const BatchNoise* noise, const double* running) {
+  reserve(p, layers_, m);
+  const T* prev = X;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerSpec& L = layers_[l];
     const ParamOffsets& o = offsets_[l];
     // H = A W^T + b: bias rows, then the product accumulated on top of them.
-    const double* W = params + o.w;
-    w_t_.resize(static_cast<std::size_t>(L.in * L.out));
+    const T* W = params + o.w;
+    p.w_t.resize(static_cast<std::size_t>(L.in * L.out));
     for (i64 j = 0; j < L.out; ++j)
-      for (i64 k = 0; k < L.in; ++k) w_t_[k * L.out + j] = W[j * L.in + k];
-    double* H = H_[l].data();
+      for (i64 k = 0; k < L.in; ++k) p.w_t[k * L.out + j] = W[j * L.in + k];
+    T* H = p.H[l].data();
     for (i64 i = 0; i < m; ++i) {
-      double* h = H + i * L.out;
+      T* h = H + i * L.out;
       if (o.b >= 0)
         std::copy(params + o.b, params + o.b + L.out, h);
       else
-        std::fill(h, h + L.out, 0.0);
+        std::fill(h, h + L.out, T(0.0));
     }
-    matmul_acc()(m, L.out, L.in, prev, L.in, w_t_.data(), L.out, H, L.out);
-    const double* Z = H;
+    product_acc(p, m, L.out, L.in, prev, L.in, p.w_t.data(), L.out, H, L.out);
+    const T* Z = H;
     if (L.batch_norm) {
-      const double* gamma = L.bn_trainable ? params + o.gamma : L.gamma.data();
-      const double* beta = L.bn_trainable ? params + o.beta : L.beta.data();
+      T* Zl = p.Z[l].data();
       try {
-        batch_norm_kernels<double>().forward_train(H, Dims{m, L.out, 1}, gamma, beta, L.eps,
-                                                   Z_[l].data(), mean_[l].data(),
-                                                   var_[l].data(), invstd_[l].data(), ws_);
+        if constexpr (std::is_same_v<T, double>) {
+          const double* gamma = L.bn_trainable ? params + o.gamma : L.gamma.data();
+          const double* beta = L.bn_trainable ? params + o.beta : L.beta.data();
+          const Dims dims{m, L.out, 1};
+          if (running) {  // inference: the same formula for every norm (section 9)
+            const double* rm = running + running_offsets_[l];
+            batch_norm_kernels<double>().forward_eval(H, dims, rm, rm + L.out, gamma, beta,
+                                                      L.eps, Zl, p.ws);
+          } else if (L.norm == Norm::std) {
+            batch_norm_kernels<double>().forward_train(H, dims, gamma, beta, L.eps, Zl,
+                                                       p.mean[l].data(), p.var[l].data(),
+                                                       p.invstd[l].data(), p.ws);
+          }
+        }
+        if (!running && (L.norm != Norm::std || !std::is_same_v<T, double>)) {
+          for (i64 j = 0; j < L.out; ++j) {
+            for (i64 i = 0; i < m; ++i) p.col_h[i] = H[i * L.out + j];
+            const ColumnScale<T> c =
+                column_forward(L.norm, p.col_h.data(), m, gamma_of(L, o, params, j),
+                               beta_of(L, o, params, j), L.eps, j, p.col_out.data());
+            for (i64 i = 0; i < m; ++i) Zl[i * L.out + j] = p.col_out[i];
+            p.mean[l][j] = value(c.mu);
+            p.var[l][j] = value(c.s2);
+          }
+        }
       } catch (const ZeroVarianceError& e) {
-        throw ZeroVarianceError(e.channel, "layer " + std::to_string(l) + ", neuron " +
-                                               std::to_string(e.channel) +
-                                               ": the pre-activation is constant over the batch "
-                                               "and eps == 0, so batch normalization divides by zero");
+        throw layer_error(l, e, running != nullptr);
       }
-      Z = Z_[l].data();
+      if (noise && !noise->scale[l].empty()) {
+        const double* s = noise->scale[l].data();
+        const double* mm = noise->shift[l].data();
+        for (i64 i = 0; i < m * L.out; ++i) Zl[i] = T(s[i]) * Zl[i] + T(mm[i]);
+      }
+      Z = Zl;
     }
-    double* A = A_[l].data();
+    T* A = p.A[l].data();
     const i64 size = m * L.out;
     if (L.activation == Activation::identity)
       std::copy(Z, Z + size, A);
     else
       for (i64 i = 0; i < size; ++i) A[i] = activate(L.activation, Z[i]);
     prev = A;
+    if (L.skip_from >= 0) {
+      const T* input = L.skip_from == 0 ? X : layer_output(p, layers_, L.skip_from - 1);
+      T* S = p.S[l].data();
+      for (i64 i = 0; i < size; ++i) S[i] = A[i] + input[i];
+      prev = S;
+    }
   }
 }
 
-void Network::forward(const double* params, const double* X, i64 m, double* out) {
-  forward_layers(params, X, m);
-  const std::vector<double>& A = A_.back();
-  std::copy(A.begin(), A.begin() + m * out_features(), out);
-}
-
-double Network::loss(const double* params, const double* X, const double* Y, i64 m,
-                     double* grad) {
-  forward_layers(params, X, m);
+template <class T>
+T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i64 m, T* grad,
+                     const BatchNoise* noise) {
+  forward_pass(p, params, X, m, noise, nullptr);
   const i64 out = out_features();
-  const double* F = A_.back().data();
-  double total = 0;
+  const T* F = layer_output(p, layers_, layers_.size() - 1);
+  const double scale = loss_kind_ == LossKind::mean ? 1.0 / static_cast<double>(m) : 1.0;
+  T total(0.0);
   for (i64 i = 0; i < m * out; ++i) {
-    const double r = Y[i] - F[i];
+    const T r = T(Y[i]) - F[i];
     total += r * r;
   }
+  if (loss_kind_ == LossKind::mean) total *= T(scale);
   if (!grad) return total;
 
-  // d loss / d A_L = 2 (f - y)
-  double* dA = grad_a_.data();
-  for (i64 i = 0; i < m * out; ++i) dA[i] = 2.0 * (F[i] - Y[i]);
+  // d loss / d (output of the last layer) = 2 (f - y) (/ m for the mean)
+  T* dOut = p.grad_a.data();
+  for (i64 i = 0; i < m * out; ++i) dOut[i] = T(2.0 * scale) * (F[i] - T(Y[i]));
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSpec& L = layers_[l];
     const ParamOffsets& o = offsets_[l];
     const i64 size = m * L.out;
-    const double* H = H_[l].data();
-    const double* Zl = L.batch_norm ? Z_[l].data() : H;
-    const double* A = A_[l].data();
+    // the block's output S = A + input: dA = dS, and dS also reaches the input (below)
+    if (L.skip_from >= 0) std::copy(dOut, dOut + size, p.skip_grad[l].data());
+    const T* H = p.H[l].data();
+    const T* Zl = L.batch_norm ? p.Z[l].data() : H;
+    const T* A = p.A[l].data();
     // through phi
-    double* dZ = grad_z_.data();
+    T* dZ = p.grad_z.data();
     if (L.activation == Activation::identity)
-      std::copy(dA, dA + size, dZ);
+      std::copy(dOut, dOut + size, dZ);
     else
-      for (i64 i = 0; i < size; ++i) dZ[i] = dA[i] * derivative(L.activation, Zl[i], A[i]);
-    // through BN (the kernel of the foundation)
-    const double* dH = dZ;
+      for (i64 i = 0; i < size; ++i) dZ[i] = dOut[i] * derivative(L.activation, Zl[i], A[i]);
+    // through the noise (a constant) and BN
+    const T* dH = dZ;
     if (L.batch_norm) {
-      const double* gamma = L.bn_trainable ? params + o.gamma : L.gamma.data();
-      batch_norm_kernels<double>().backward(dZ, H, Dims{m, L.out, 1}, mean_[l].data(),
-                                            invstd_[l].data(), gamma, grad_h_.data(),
-                                            grad_gamma_.data(), grad_beta_.data(), ws_);
-      if (L.bn_trainable) {
-        std::copy(grad_gamma_.begin(), grad_gamma_.begin() + L.out, grad + o.gamma);
-        std::copy(grad_beta_.begin(), grad_beta_.begin() + L.out, grad + o.beta);
+      if (noise && !noise->scale[l].empty()) {
+        const double* s = noise->scale[l].data();
+        for (i64 i = 0; i < size; ++i) dZ[i] *= T(s[i]);
       }
-      dH = grad_h_.data();
+      bool done = false;
+      if constexpr (std::is_same_v<T, double>) {
+        if (L.norm == Norm::std) {
+          const double* gamma = L.bn_trainable ? params + o.gamma : L.gamma.data();
+          batch_norm_kernels<double>().backward(dZ, H, Dims{m, L.out, 1}, p.mean[l].data(),
+                                                p.invstd[l].data(), gamma, p.grad_h.data(),
+                                                p.grad_gamma.data(), p.grad_beta.data(), p.ws);
+          done = true;
+        }
+      }
+      if (!done) {
+        for (i64 j = 0; j < L.out; ++j) {
+          for (i64 i = 0; i < m; ++i) {
+            p.col_h[i] = H[i * L.out + j];
+            p.col_g[i] = dZ[i * L.out + j];
+          }
+          column_backward(L.norm, p.col_h.data(), p.col_g.data(), m, gamma_of(L, o, params, j),
+                          L.eps, j, p.col_out.data(), p.grad_gamma[j], p.grad_beta[j]);
+          for (i64 i = 0; i < m; ++i) p.grad_h[i * L.out + j] = p.col_out[i];
+        }
+      }
+      if (L.bn_trainable) {
+        std::copy(p.grad_gamma.begin(), p.grad_gamma.begin() + L.out, grad + o.gamma);
+        std::copy(p.grad_beta.begin(), p.grad_beta.begin() + L.out, grad + o.beta);
+      }
+      dH = p.grad_h.data();
     }
     // through the dense map: dW = dH^T A_prev, db = column sums of dH, dA_prev = dH W
-    const double* prev = l == 0 ? X : A_[l - 1].data();
-    grad_h_t_.resize(static_cast<std::size_t>(L.out * m));
+    const T* prev = l == 0 ? X : layer_output(p, layers_, l - 1);
+    p.grad_h_t.resize(static_cast<std::size_t>(L.out * m));
     for (i64 i = 0; i < m; ++i)
-      for (i64 j = 0; j < L.out; ++j) grad_h_t_[j * m + i] = dH[i * L.out + j];
-    double* dW = grad + o.w;
-    std::fill(dW, dW + L.out * L.in, 0.0);
-    matmul_acc()(L.out, L.in, m, grad_h_t_.data(), m, prev, L.in, dW, L.in);
+      for (i64 j = 0; j < L.out; ++j) p.grad_h_t[j * m + i] = dH[i * L.out + j];
+    T* dW = grad + o.w;
+    std::fill(dW, dW + L.out * L.in, T(0.0));
+    product_acc(p, L.out, L.in, m, p.grad_h_t.data(), m, prev, L.in, dW, L.in);
     if (o.b >= 0) {
-      double* db = grad + o.b;
-      std::fill(db, db + L.out, 0.0);
+      T* db = grad + o.b;
+      std::fill(db, db + L.out, T(0.0));
       for (i64 i = 0; i < m; ++i)
         for (i64 j = 0; j < L.out; ++j) db[j] += dH[i * L.out + j];
     }
     if (l > 0) {
-      double* dPrev = grad_a_.data();  // dA is consumed: dZ/dH hold what is still needed
-      std::fill(dPrev, dPrev + m * L.in, 0.0);
-      matmul_acc()(m, L.in, L.out, dH, L.out, params + o.w, L.in, dPrev, L.in);
-      dA = dPrev;
+      T* dPrev = p.grad_a.data();  // dOut is consumed: dZ/dH hold what is still needed
+      std::fill(dPrev, dPrev + m * L.in, T(0.0));
+      product_acc(p, m, L.in, L.out, dH, L.out, params + o.w, L.in, dPrev, L.in);
+      if (block_end_[l] >= 0) {  // the skip connection's share
+        const T* skip = p.skip_grad[block_end_[l]].data();
+        for (i64 i = 0; i < m * L.in; ++i) dPrev[i] += skip[i];
+      }
+      dOut = dPrev;
     }
   }
   return total;
+}
+
+void Network::forward(const double* params, const double* X, i64 m, double* out) {
+  forward_pass(*values_, params, X, m, nullptr, nullptr);
+  const double* F = layer_output(*values_, layers_, layers_.size() - 1);
+  std::copy(F, F + m * out_features(), out);
+}
+
+void Network::predict(const double* params, const double* running, const double* X, i64 m,
+                      double* out) {
+  // a network without BN has no running statistics: any non-null pointer selects inference
+  static const double none = 0.0;
+  forward_pass(*values_, params, X, m, nullptr, running ? running : &none);
+  const double* F = layer_output(*values_, layers_, layers_.size() - 1);
+  std::copy(F, F + m * out_features(), out);
+}
+
+double Network::loss(const double* params, const double* X, const double* Y, i64 m,
+                     double* grad, const BatchNoise* noise) {
+  return loss_pass(*values_, params, X, Y, m, grad, noise);
+}
+
+double Network::hvp(const double* params, const double* X, const double* Y, i64 m,
+                    const double* v, double* grad, double* hv) {
+  if (!tangents_) tangents_ = std::make_unique<Pass<Dual>>();
+  Pass<Dual>& p = *tangents_;
+  const i64 P = num_params_;
+  p.params.resize(P);
+  for (i64 k = 0; k < P; ++k) p.params[k] = Dual(params[k], v[k]);
+  p.x.assign(X, X + m * in_features());  // constants: zero tangent
+  p.grad.resize(P);
+  const Dual total = loss_pass(p, p.params.data(), p.x.data(), Y, m, p.grad.data(), nullptr);
+  for (i64 k = 0; k < P; ++k) {
+    hv[k] = p.grad[k].d;
+    if (grad) grad[k] = p.grad[k].v;
+  }
+  return total.v;
+}
+
+void Network::update_running(double* running, i64 update, i64 m) const {
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const LayerSpec& L = layers_[l];
+    if (!L.batch_norm) continue;
+    const double f = L.cumulative ? 1.0 / static_cast<double>(update) : L.momentum;
+    // the unbiased variance for BN (PyTorch, Ioffe and Szegedy); s^2 for the lp norms
+    const double bessel =
+        L.norm == Norm::std ? static_cast<double>(m) / static_cast<double>(m - 1) : 1.0;
+    double* rm = running + running_offsets_[l];
+    double* rv = rm + L.out;
+    const double* mean = values_->mean[l].data();
+    const double* var = values_->var[l].data();
+    for (i64 j = 0; j < L.out; ++j) {
+      rm[j] = (1.0 - f) * rm[j] + f * mean[j];
+      rv[j] = (1.0 - f) * rv[j] + f * (var[j] * bessel);
+    }
+  }
 }
 
 }  // namespace bnfast

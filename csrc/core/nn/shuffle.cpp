@@ -7,19 +7,12 @@ namespace bnfast {
 
 using i64 = std::int64_t;
 
-EpochShuffler::EpochShuffler(i64 m, std::uint64_t seed) : state_(seed), perm_(m) {}
-
-std::uint64_t EpochShuffler::next() {
-  std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+EpochShuffler::EpochShuffler(i64 m, std::uint64_t seed) : gen_(seed), perm_(m) {}
 
 const std::vector<i64>& EpochShuffler::next_epoch() {
   std::iota(perm_.begin(), perm_.end(), i64{0});
   for (i64 i = static_cast<i64>(perm_.size()) - 1; i > 0; --i) {
-    const auto j = static_cast<i64>(next() % static_cast<std::uint64_t>(i + 1));
+    const auto j = static_cast<i64>(gen_.next() % static_cast<std::uint64_t>(i + 1));
     std::swap(perm_[i], perm_[j]);
   }
   return perm_;

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "nn/splitmix.hpp"
+
 namespace bnfast {
 
 // The epoch permutations of mini-batch SGD: SplitMix64 seeded with `seed`, each epoch a
@@ -15,8 +17,7 @@ class EpochShuffler {
   const std::vector<std::int64_t>& next_epoch();
 
  private:
-  std::uint64_t next();
-  std::uint64_t state_;
+  SplitMix64 gen_;
   std::vector<std::int64_t> perm_;
 };
 

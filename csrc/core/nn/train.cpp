@@ -35,16 +35,20 @@ class Poller {
 
 }  // namespace
 
-TrainOutcome train(Network& net, double* params, const double* X, const double* Y, i64 m,
-                   const TrainOptions& opts, std::vector<double>& losses,
+TrainOutcome train(Network& net, const TrainState& state, const double* X, const double* Y,
+                   i64 m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll) {
+  double* params = state.params;
   const i64 P = net.num_params();
   const i64 in = net.in_features(), out = net.out_features();
   const bool full = opts.batch_size == 0 || opts.batch_size == m;
   const i64 B = full ? m : opts.batch_size;
+  const bool noisy = NoiseSource::any(net.layers());
   std::vector<double> grad(P);
   std::vector<double> xb, yb;
   EpochShuffler shuffler(full ? 0 : m, opts.seed);
+  NoiseSource noise_source(opts.seed);
+  BatchNoise noise;
   const std::vector<i64>* perm = nullptr;
   i64 pos = m;  // forces a shuffle before the first mini-batch
   if (!full) {
@@ -66,17 +70,17 @@ TrainOutcome train(Network& net, double* params, const double* X, const double* 
   for (i64 step = 0;; ++step) {
     const bool record = step % opts.record_every == 0;
     const bool last = step == opts.steps;
+    // Full batch without noise: the recorded loss comes with the step's gradient.
+    const bool fused = full && !noisy && !last;
     double loss = 0;
-    if (full && !last) {
+    if (fused) {
       loss = net.loss(params, X, Y, m, grad.data());
     } else if (record || last) {  // the final parameters are checked even unrecorded
       loss = net.loss(params, X, Y, m, nullptr);
     }
-    if ((full && !last) || record || last) {
-      if (!std::isfinite(loss)) {
-        diverged(step, loss);
-        break;
-      }
+    if ((fused || record || last) && !std::isfinite(loss)) {
+      diverged(step, loss);
+      break;
     }
     if (record) {
       losses.push_back(loss);
@@ -86,23 +90,32 @@ TrainOutcome train(Network& net, double* params, const double* X, const double* 
       }
     }
     if (last) break;
-    if (!full) {
-      if (pos + B > m) {  // the m mod B left-over samples wait for a later epoch
-        perm = &shuffler.next_epoch();
-        pos = 0;
+    if (!fused) {
+      const double* xs = X;
+      const double* ys = Y;
+      if (!full) {
+        if (pos + B > m) {  // the m mod B left-over samples wait for a later epoch
+          perm = &shuffler.next_epoch();
+          pos = 0;
+        }
+        for (i64 r = 0; r < B; ++r) {
+          const i64 src = (*perm)[pos + r];
+          std::copy(X + src * in, X + (src + 1) * in, xb.data() + r * in);
+          std::copy(Y + src * out, Y + (src + 1) * out, yb.data() + r * out);
+        }
+        pos += B;
+        xs = xb.data();
+        ys = yb.data();
       }
-      for (i64 r = 0; r < B; ++r) {
-        const i64 src = (*perm)[pos + r];
-        std::copy(X + src * in, X + (src + 1) * in, xb.data() + r * in);
-        std::copy(Y + src * out, Y + (src + 1) * out, yb.data() + r * out);
-      }
-      pos += B;
-      const double batch_loss = net.loss(params, xb.data(), yb.data(), B, grad.data());
+      if (noisy) noise_source.draw(net.layers(), B, noise);
+      const double batch_loss = net.loss(params, xs, ys, B, grad.data(), noisy ? &noise : nullptr);
       if (!std::isfinite(batch_loss)) {
         diverged(step, batch_loss);
         break;
       }
     }
+    // the statistics of the evaluation that gave grad: this step's batch
+    if (state.running) net.update_running(state.running, ++*state.updates, B);
     for (i64 k = 0; k < P; ++k) params[k] -= opts.lr * grad[k];
     outcome.steps_done = step + 1;
     if (poller.stop_requested()) {

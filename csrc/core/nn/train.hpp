@@ -36,12 +36,22 @@ struct TrainOutcome {
   double diverged_loss = 0.0;
 };
 
-// Runs up to opts.steps updates params <- params - lr * grad on (X (m, in), Y (m, out)).
-// losses gets the full-data loss before steps 0, r, 2r, ... (r = record_every), and
-// after the last step when steps is a multiple of r. A non-finite loss stops the run
-// (reason diverged); params then hold the values that produced it. The loss after the
-// last step is always checked, recorded or not.
-TrainOutcome train(Network& net, double* params, const double* X, const double* Y,
+// The state a run changes: params, and the running statistics of the BN layers
+// (Network::running_offsets; null without BN) with the count of updates behind them.
+struct TrainState {
+  double* params = nullptr;
+  double* running = nullptr;
+  std::int64_t* updates = nullptr;
+};
+
+// Runs up to opts.steps updates params <- params - lr * grad on (X (m, in), Y (m, out)),
+// each also updating the running statistics from the step's batch. losses gets the
+// noise-free full-data loss before steps 0, r, 2r, ... (r = record_every), and after the
+// last step when steps is a multiple of r. A non-finite loss stops the run (reason
+// diverged); the state then holds the values that produced it. The loss after the last
+// step is always checked, recorded or not. Noisy BN layers draw their noise per step
+// from opts.seed (docs/math/networks.md section 8).
+TrainOutcome train(Network& net, const TrainState& state, const double* X, const double* Y,
                    std::int64_t m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll);
 

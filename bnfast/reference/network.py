@@ -243,8 +243,7 @@ def network_hvp(layers, params, X, y, v, loss="sum"):
     loss = reduction(loss)
     v = direction(v, params.size)
     scale = float(np.max(np.abs(v))) if v.size else 0.0
-    if scale == 0:
-        return np.zeros_like(params)
+    scale = scale or 1.0  # v = 0 still evaluates (and checks) the network
     _, grad, _ = backprop(layers, params + 1j * HVP_STEP * (v / scale), X, y, loss)
     return grad.imag / HVP_STEP * scale
 

@@ -146,11 +146,12 @@ def manual_forward_ext(layers, params, X, noise=None, running=None):
             norm = d["batch_norm"]
             if norm is not None:
                 if norm["trainable"]:
-                    gamma, beta = params[pos:pos + n_out], params[pos + n_out:pos + 2 * n_out]
+                    gamma = params[pos:pos + n_out]
+                    beta = params[pos + n_out:pos + 2 * n_out]
                     pos += 2 * n_out
                 else:
-                    gamma = np.broadcast_to(np.asarray(norm["gamma"], dtype=float), (n_out,))
-                    beta = np.broadcast_to(np.asarray(norm["beta"], dtype=float), (n_out,))
+                    gamma = np.broadcast_to(np.asarray(norm["gamma"], float), (n_out,))
+                    beta = np.broadcast_to(np.asarray(norm["beta"], float), (n_out,))
                 if running is None:
                     kind = norm.get("norm", "std")
                     mu = H.mean(axis=0)
@@ -183,7 +184,8 @@ def central_gradient(fun, params, h=1e-6):
     for k in range(params.size):
         e = np.zeros_like(params)
         e[k] = h
-        columns.append((np.asarray(fun(params + e)) - np.asarray(fun(params - e))) / (2 * h))
+        up, down = np.asarray(fun(params + e)), np.asarray(fun(params - e))
+        columns.append((up - down) / (2 * h))
     return np.stack(columns, axis=-1) if np.ndim(columns[0]) else np.array(columns)
 
 

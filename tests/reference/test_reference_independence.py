@@ -46,8 +46,8 @@ def forbidden_imports(source, depth=1):
 def test_no_import_of_bnfast_outside_the_reference():
     files = sorted(PACKAGE.rglob("*.py"))
     names = {f.name for f in files}
-    assert {"__init__.py", "_checks.py", "batchnorm.py", "network.py", "shuffle.py",
-            "train.py"} <= names
+    assert {"__init__.py", "_checks.py", "batchnorm.py", "bn_layer.py", "network.py",
+            "noise.py", "shuffle.py", "train.py"} <= names
     found = {str(f.relative_to(PACKAGE)): forbidden_imports(
         f.read_text(), len(f.relative_to(PACKAGE).parts)) for f in files}
     assert {name: bad for name, bad in found.items() if bad} == {}
@@ -101,11 +101,18 @@ case = json.loads(sys.argv[2])
 layers, params, X, y = case["layers"], case["params"], case["X"], case["y"]
 y_bn, mean, invstd = reference.batch_norm_forward(X)
 run = reference.train(layers, params, X, y, lr=0.1, steps=5, batch_size=2, seed=1)
+mean_run = reference.train(layers, params, X, y, lr=0.1, steps=3, loss="mean")
 print(json.dumps({
     "loss": reference.network_loss(layers, params, X, y),
     "gradient": reference.network_gradient(layers, params, X, y).tolist(),
+    "hvp": reference.network_hvp(layers, params, X, y, params).tolist(),
+    "predict": reference.network_predict(layers, params, X[:1], run.running_mean,
+                                         run.running_var).tolist(),
     "bn": [y_bn.tolist(), mean.tolist(), invstd.tolist()],
     "train": [run.params.tolist(), run.losses.tolist(), run.steps],
+    "running": [[a.tolist() for a in run.running_mean + run.running_var],
+                run.batches_seen],
+    "mean_run": [mean_run.params.tolist(), mean_run.losses.tolist()],
     "bnfast_modules": sorted(m for m in sys.modules if m.split(".")[0] == "bnfast"),
     "file": reference.__file__,
 }))
@@ -114,11 +121,16 @@ print(json.dumps({
 CASE = {
     "layers": [
         {"in_features": 2, "out_features": 3, "activation": "tanh", "bias": False,
-         "batch_norm": {"gamma": 1.0, "beta": 0.0, "trainable": True, "eps": 0.0}},
+         "batch_norm": {"gamma": 1.0, "beta": 0.0, "trainable": True, "eps": 0.0,
+                        "norm": "l2", "momentum": None,
+                        "noise": {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1,
+                                  "r_sigma": 0.1}}},
+        {"residual": [{"in_features": 3, "out_features": 3, "activation": "tanh",
+                       "bias": True, "batch_norm": None}]},
         {"in_features": 3, "out_features": 1, "activation": "sigmoid", "bias": True,
          "batch_norm": {"gamma": [2.0], "beta": 0.5, "trainable": False, "eps": 1e-5}},
     ],
-    "params": np.linspace(-1.0, 1.0, 6 + 6 + 3 + 1).tolist(),
+    "params": np.linspace(-1.0, 1.0, 6 + 6 + 12 + 3 + 1).tolist(),
     "X": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]],
     "y": [0.0, 1.0, 1.0, 0.0],
 }
@@ -144,3 +156,10 @@ def test_a_copy_runs_where_bnfast_cannot_be_imported(tmp_path):
     assert out["bn"] == [a.tolist() for a in ref.batch_norm_forward(np.array(X))]
     run = ref.train(layers, params, X, y, lr=0.1, steps=5, batch_size=2, seed=1)
     assert out["train"] == [run.params.tolist(), run.losses.tolist(), 5]
+    assert out["running"] == [[a.tolist() for a in run.running_mean + run.running_var], 5]
+    assert out["hvp"] == ref.network_hvp(layers, params, X, y, params).tolist()
+    assert any(out["hvp"])
+    assert out["predict"] == ref.network_predict(layers, params, X[:1], run.running_mean,
+                                                 run.running_var).tolist()
+    mean_run = ref.train(layers, params, X, y, lr=0.1, steps=3, loss="mean")
+    assert out["mean_run"] == [mean_run.params.tolist(), mean_run.losses.tolist()]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bnfast import reference
+from bnfast.reference._checks import check_layers
 from bnfast.reference.noise import NoiseGenerator, draw_noise
 from bnfast.reference.shuffle import EpochShuffler
 from reference_cases import (bn, central_gradient, dense, flat, manual_forward_ext, noise,
@@ -62,7 +63,6 @@ def hand_noise(stream, specs, B):
 
 def checked(layers):
     """The reference's own view of ``layers`` (draw_noise takes checked layers)."""
-    from bnfast.reference._checks import check_layers
     return [layer for layer in check_layers(layers)
             if layer.bn is not None and layer.bn.noise is not None]
 
@@ -165,7 +165,8 @@ def test_uniforms_and_normals_laws():
 def noisy_network(nz=None):
     nz = nz or noise(0.5, 1.5, 0.2, 0.3)
     return [dense(3, 4, "tanh", False, bn(1.0, 0.0, True, 0.0, noise=nz, momentum=1.0)),
-            dense(4, 3, "sigmoid", True, bn(1.2, 0.1, False, 1e-3, norm="l2", momentum=1.0)),
+            dense(4, 3, "sigmoid", True, bn(1.2, 0.1, False, 1e-3, norm="l2",
+                                            momentum=1.0)),
             dense(3, 2, "identity", True, bn(1.0, 0.0, False, 0.0, norm="linf", noise=nz,
                                              momentum=1.0))]
 
@@ -174,7 +175,9 @@ def quiet(layers):
     """The same network without noise."""
     out = []
     for d in layers:
-        norm = d["batch_norm"] and {k: v for k, v in d["batch_norm"].items() if k != "noise"}
+        norm = d["batch_norm"]
+        if norm is not None:
+            norm = {k: v for k, v in norm.items() if k != "noise"}
         out.append(dict(d, batch_norm=norm))
     return out
 

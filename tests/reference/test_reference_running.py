@@ -260,8 +260,8 @@ def test_predict_before_training_uses_zeros_and_ones():
                                                          np.zeros(3)],
                                          [np.ones(5), np.ones(4), np.ones(3)])
     np.testing.assert_array_equal(initial, explicit)
-    expected, _ = manual_forward_ext(layers, p0, X, running=([np.zeros(n) for n in (5, 4, 3)],
-                                                             [np.ones(n) for n in (5, 4, 3)]))
+    zeros, ones = [np.zeros(n) for n in (5, 4, 3)], [np.ones(n) for n in (5, 4, 3)]
+    expected, _ = manual_forward_ext(layers, p0, X, running=(zeros, ones))
     assert rel_err(initial, expected) <= 1e-12
 
 
@@ -282,7 +282,8 @@ def test_predict_with_eps_zero_and_a_zero_running_var_names_the_neuron():
               dense(4, 1)]
     p, X = np.ones(6 + 3 + 12 + 8 + 5), np.ones((2, 2))
     var = [np.array([1.0, 1.0, 0.0, 1.0])]
-    with pytest.raises(ValueError, match="layer 1, neuron 2 has running_var 0 and eps == 0"):
+    with pytest.raises(ValueError,
+                       match="layer 1, neuron 2 has running_var 0 and eps == 0"):
         reference.network_predict(layers, p, X, [np.zeros(4)], var)
     layers[1]["batch_norm"]["eps"] = 1e-5
     assert np.all(np.isfinite(reference.network_predict(layers, p, X, [np.zeros(4)], var)))

@@ -74,7 +74,8 @@ def test_std_is_the_default_and_the_old_transform():
                                               momentum=0.1, noise=None)), dense(4, 2)]
     params = random_params(plain, rng)
     X, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
-    for fn in (reference.network_forward, reference.network_loss, reference.network_gradient):
+    for fn in (reference.network_forward, reference.network_loss,
+               reference.network_gradient):
         args = (X,) if fn is reference.network_forward else (X, y)
         np.testing.assert_array_equal(fn(plain, params, *args), fn(explicit, params, *args))
 
@@ -148,8 +149,8 @@ def test_lp_constant_nonzero_column_is_fine_at_eps_zero():
     out = reference.network_forward(layers, [0.0, 3.0], [[1.0], [2.0]])
     np.testing.assert_array_equal(out, [[0.25], [0.25]])
     with pytest.raises(ValueError, match="layer 0, neuron 0 has a constant"):
-        reference.network_forward([dense(1, 1, "identity", True, bn(trainable=False, eps=0.0))],
-                                  [0.0, 3.0], [[1.0], [2.0]])
+        std = [dense(1, 1, "identity", True, bn(trainable=False, eps=0.0))]
+        reference.network_forward(std, [0.0, 3.0], [[1.0], [2.0]])
 
 
 # ---------------------------------------------------------------- loss = "mean"
@@ -231,7 +232,8 @@ BN_ERRORS = [
      NOISE + r"\['n_mu'\] must be a finite number >= 0, got -0.1"),
     ("n_sigma-below-1", bn_case(noise_n_sigma=0.9), ValueError,
      NOISE + r"\['n_sigma'\] must be a finite number >= 1, got 0.9"),
-    ("r_mu-negative", bn_case(noise_r_mu=-1e-9), ValueError, r"\['r_mu'\] must be a finite"),
+    ("r_mu-negative", bn_case(noise_r_mu=-1e-9), ValueError,
+     r"\['r_mu'\] must be a finite"),
     ("r_sigma-negative", bn_case(noise_r_sigma=-1.0), ValueError,
      r"\['r_sigma'\] must be a finite"),
     ("n_mu-inf", bn_case(noise_n_mu=math.inf), ValueError, r"\['n_mu'\] must be a finite"),

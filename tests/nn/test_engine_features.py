@@ -112,9 +112,9 @@ def test_momentum_none_is_the_average_of_the_batches():
 
 
 def test_predict_equals_forward_when_running_statistics_are_the_batch_statistics():
-    """momentum 1 after one step on X (lr ~ 0): running = X's statistics with Bessel's
-    correction; BN with eps' = eps... equal only when the correction is undone, so use
-    a BN layer with large m: the gap is O(1/m) and shrinks as m grows."""
+    """momentum 1 after one step on X (lr ~ 0): the running statistics are X's, with
+    Bessel's correction m/(m-1) on the variance. So predict and forward differ only by
+    that factor: a gap of order 1/m, neither zero nor larger."""
     m = 4000
     Xl = np.random.default_rng(1).normal(size=(m, 3))
     Yl = np.zeros((m, 2))

@@ -41,29 +41,35 @@ void product_acc(Network::Pass<double>&, i64 m, i64 n, i64 k, const double* A, i
   matmul_acc()(m, n, k, A, lda, B, ldb, C, ldc);
 }
 
-// On Dual numbers (A + A'e)(B + B'e) = AB + (A'B + AB')e: three double products.
+// On Dual numbers (A + A'e)(B + B'e) = AB + (A'B + AB')e: three double products (two
+// when A is a constant, as the data X is).
 void product_acc(Network::Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 lda,
                  const Dual* B, i64 ldb, Dual* C, i64 ldc) {
+  // Returns whether any tangent is non-zero.
   auto unzip = [](const Dual* src, i64 rows, i64 cols, i64 ld, std::vector<double>& v,
                   std::vector<double>& d) {
     v.resize(static_cast<std::size_t>(rows * cols));
     d.resize(v.size());
+    bool tangent = false;
     for (i64 i = 0; i < rows; ++i)
       for (i64 j = 0; j < cols; ++j) {
         v[i * cols + j] = src[i * ld + j].v;
         d[i * cols + j] = src[i * ld + j].d;
+        tangent |= src[i * ld + j].d != 0;
       }
+    return tangent;
   };
   auto& s = p.split;
-  unzip(A, m, k, lda, s[0], s[1]);
+  const bool a_varies = unzip(A, m, k, lda, s[0], s[1]);
   unzip(B, k, n, ldb, s[2], s[3]);
-  unzip(C, m, n, ldc, s[4], s[5]);
+  s[4].assign(static_cast<std::size_t>(m * n), 0.0);
+  s[5].assign(s[4].size(), 0.0);
   const MatmulAcc mm = matmul_acc();
   mm(m, n, k, s[0].data(), k, s[2].data(), n, s[4].data(), n);
-  mm(m, n, k, s[1].data(), k, s[2].data(), n, s[5].data(), n);
+  if (a_varies) mm(m, n, k, s[1].data(), k, s[2].data(), n, s[5].data(), n);
   mm(m, n, k, s[0].data(), k, s[3].data(), n, s[5].data(), n);
   for (i64 i = 0; i < m; ++i)
-    for (i64 j = 0; j < n; ++j) C[i * ldc + j] = Dual(s[4][i * n + j], s[5][i * n + j]);
+    for (i64 j = 0; j < n; ++j) C[i * ldc + j] += Dual(s[4][i * n + j], s[5][i * n + j]);
 }
 
 ZeroVarianceError layer_error(std::size_t l, const ZeroVarianceError& e, bool inference) {

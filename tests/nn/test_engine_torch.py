@@ -383,7 +383,7 @@ def test_running_statistics_and_predict(arch, momentum, batch_size, loss):
     model, trainable, bns, _ = torch_train(net, X, Y, LR[loss], steps, batch_size, seed=4)
     result = bnfast.train(net, X, Y, LR[loss], steps, batch_size=batch_size, seed=4)
     assert result.steps == steps
-    check("train params (25 steps)", net.params, flat_of(trainable), RTOL_RUNNING)
+    check("train params", net.params, flat_of(trainable), RTOL_RUNNING)
 
     assert len(net.running_mean) == len(bns) == len(net.running_var)
     for mean, var, bn in zip(net.running_mean, net.running_var, bns):
@@ -401,6 +401,24 @@ def test_running_statistics_and_predict(arch, momentum, batch_size, loss):
     # rows do not interact in inference
     np.testing.assert_allclose(net.predict(X_new[3:4]), net.predict(X_new)[3:4],
                                rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lp"])
+def test_running_statistics_batch_of_two_momentum_one(arch):
+    """B = 2 (the unbiased variance doubles the biased one) and momentum 1 (the running
+    statistics are the last batch's)."""
+    X, Y = data(9, 4, 2, seed=9)  # 4 batches an epoch, one row left over
+    net = perturbed(Network(ARCHS[arch](1.0), loss="mean", seed=10), seed=11)
+    model, trainable, bns, _ = torch_train(net, X, Y, 0.05, 7, batch_size=2, seed=12)
+    bnfast.train(net, X, Y, 0.05, 7, batch_size=2, seed=12)
+    check("train params", net.params, flat_of(trainable), RTOL_RUNNING)
+    for mean, var, bn in zip(net.running_mean, net.running_var, bns):
+        check("running_mean", mean, bn.running_mean.numpy(), RTOL_RUNNING)
+        check("running_var", var, bn.running_var.numpy(), RTOL_RUNNING)
+    model.eval()
+    with torch.no_grad():
+        check("predict 1 row", net.predict(X[4:5]), model(torch.tensor(X[4:5])).numpy(),
+              RTOL_RUNNING)
 
 
 def test_predict_before_training_uses_initial_statistics():

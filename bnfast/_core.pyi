@@ -96,6 +96,7 @@ class TrainOutcome:
     steps_done: Final[int]
     diverged_step: Final[int]
     diverged_loss: Final[float]
+    params_overflowed: Final[bool]
 
 class Network:
     def __init__(self, layers: Sequence[LayerSpec], loss: LossKind = ...) -> None: ...

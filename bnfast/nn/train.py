@@ -32,13 +32,18 @@ class TrainResult:
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became inf or NaN. ``step`` and ``loss`` say where; ``losses`` holds
-    what was recorded before. The network's params are left as they were."""
+    """The loss became inf or NaN, or an update made a parameter inf or NaN
+    (``params_overflowed``; the loss can stay finite, e.g. a ReLU unit pushed to -inf).
+    ``step`` and ``loss`` say where; ``losses`` holds what was recorded before. The
+    network's params and running statistics are left as they were."""
 
-    def __init__(self, step, loss, losses):
-        super().__init__(f"training diverged: the loss became {loss} at step {step} "
-                         "(try a smaller lr); the network's params were left unchanged")
+    def __init__(self, step, loss, losses, params_overflowed=False):
+        what = (f"the update of step {step} made parameters inf or NaN (the loss was {loss})"
+                if params_overflowed else f"the loss became {loss} at step {step}")
+        super().__init__(f"training diverged: {what} (try a smaller lr); the network's "
+                         "params were left unchanged")
         self.step, self.loss, self.losses = step, loss, losses
+        self.params_overflowed = params_overflowed
 
 
 def _train_args(lr, steps, batch_size, seed, record_every, callback):
@@ -99,7 +104,8 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
                                                steps, batch_size, seed, record_every,
                                                callback)
     if outcome.reason == _core.StopReason.diverged:
-        raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses)
+        raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses,
+                               outcome.params_overflowed)
     net.params = params
     net._running, net._updates = running, updates
     return TrainResult(params.copy(), losses, outcome.steps_done,

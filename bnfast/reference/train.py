@@ -33,13 +33,15 @@ class TrainResult:
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became inf or NaN at update ``step`` (``loss``); ``losses`` holds what
-    was recorded before."""
+    """The loss became inf or NaN at update ``step`` (``loss``), or that update made a
+    parameter inf or NaN (``params_overflowed``); ``losses`` holds what was recorded
+    before."""
 
-    def __init__(self, step, loss, losses):
-        super().__init__(f"training diverged: the loss became {loss} at step {step} "
-                         "(try a smaller lr)")
+    def __init__(self, step, loss, losses, params_overflowed=False):
+        what = "made parameters inf or NaN" if params_overflowed else f"gave the loss {loss}"
+        super().__init__(f"training diverged: step {step} {what} (try a smaller lr)")
         self.step, self.loss, self.losses = step, loss, losses
+        self.params_overflowed = params_overflowed
 
 
 def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every=1,
@@ -91,7 +93,7 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
         last = step == steps
         if plain_full and not last:
             value, grad, tape = backprop(layers, params, X, y, loss)
-            value = float(value)
+            value = step_loss = float(value)
         elif record or last:  # the final parameters are checked even when unrecorded
             value = loss_of(layers, params, X, y, loss)
         if ((plain_full and not last) or record or last) and not np.isfinite(value):
@@ -116,11 +118,15 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
             if noisy:
                 draws = draw_noise(noise_gen, [layers[i] for i in noisy], Xb.shape[0])
                 noise = dict(zip(noisy, draws))
-            batch_loss, grad, tape = backprop(layers, params, Xb, yb, loss, noise)
-            if not np.isfinite(batch_loss):
-                raise TrainingDiverged(step, float(batch_loss),
+            step_loss, grad, tape = backprop(layers, params, Xb, yb, loss, noise)
+            if not np.isfinite(step_loss):
+                raise TrainingDiverged(step, float(step_loss),
                                        np.array(losses, dtype=np.float64))
-        params = params - lr * grad
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = params - lr * grad
+        if not np.all(np.isfinite(params)):
+            raise TrainingDiverged(step, float(step_loss), np.array(losses, dtype=np.float64),
+                                   params_overflowed=True)
         n = batches_seen + step + 1
         for j, (layer, (mu, v)) in enumerate(zip(bn_layers(layers),
                                                  batch_statistics(layers, tape))):

@@ -352,7 +352,8 @@ void bind_nn(py::module_& m) {
       .def_readonly("reason", &TrainOutcome::reason)
       .def_readonly("steps_done", &TrainOutcome::steps_done)
       .def_readonly("diverged_step", &TrainOutcome::diverged_step)
-      .def_readonly("diverged_loss", &TrainOutcome::diverged_loss);
+      .def_readonly("diverged_loss", &TrainOutcome::diverged_loss)
+      .def_readonly("params_overflowed", &TrainOutcome::params_overflowed);
 
   py::class_<BoundNetwork>(m, "Network")
       .def(py::init(&make_network), py::arg("layers"), py::arg("loss") = LossKind::sum,

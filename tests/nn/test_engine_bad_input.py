@@ -215,3 +215,23 @@ def test_a_failed_training_run_leaves_running_statistics_as_they_were():
     assert_same_state(state(net), before)
     twin = copy.deepcopy(net)
     assert_same_state(state(twin), before)
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_params_that_overflow_while_the_loss_stays_finite_are_divergence(batch_size):
+    """A ReLU unit pushed to -inf outputs 0: the loss stays finite (here 0) while the
+    update made the params infinite. That is TrainingDiverged, params unchanged, in
+    both loops (it used to end in the params setter's ValueError, the result lost)."""
+    net = Network([Dense(2, 1, "relu")])
+    net.params = [1.0, 1.0, 1.0]
+    Xr, yr = np.array([[1.0, 2.0], [3.0, 1.0]]), np.zeros(2)
+    with pytest.raises(bnfast.TrainingDiverged,
+                       match="the update of step 0 made parameters inf or NaN") as info:
+        bnfast.train(net, Xr, yr, lr=1e308, steps=3, batch_size=batch_size)
+    assert info.value.params_overflowed and info.value.step == 0
+    assert np.isfinite(info.value.loss)
+    np.testing.assert_array_equal(net.params, [1.0, 1.0, 1.0])
+    with pytest.raises(bnfast.reference.TrainingDiverged, match="made parameters inf") as ref_info:
+        bnfast.reference.train([d.to_dict() for d in net.layers], net.params, Xr, yr, 1e308, 3,
+                               batch_size=batch_size)
+    assert ref_info.value.params_overflowed and ref_info.value.step == 0

@@ -466,7 +466,7 @@ def torch_hvp(net, X, Y, v):
     return flat_of(hv)
 
 
-def norm_net(activation, norm, eps, loss):
+def norm_net(activation, norm, eps):
     second = {"identity": "tanh", "sigmoid": "relu", "tanh": "sigmoid", "relu": "identity"}
     return [Dense(3, 5, activation, batch_norm=BatchNorm(gamma=1.1, beta=0.2, eps=eps,
                                                          norm=norm)),
@@ -500,7 +500,7 @@ def compare_hvp(net, X, Y, seed):
 @pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu"])
 def test_hvp_matches_torch_double_backward(activation, norm, eps, loss):
     X, Y = data(12, 3, 2, seed=11)
-    net = perturbed(Network(norm_net(activation, norm, eps, loss), loss=loss, seed=12),
+    net = perturbed(Network(norm_net(activation, norm, eps), loss=loss, seed=12),
                     seed=13, scale=0.3)
     compare_hvp(net, X, Y, seed=14)
 
@@ -544,8 +544,7 @@ def test_hvp_is_linear_in_v_and_symmetric():
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
 def test_loss_gradient_forward_match_torch(residual, norm, eps, loss):
     X, Y = data(11, 3, 2, seed=51)
-    layers = residual_net("relu", norm, eps) if residual else norm_net("tanh", norm, eps,
-                                                                       loss)
+    layers = residual_net("relu", norm, eps) if residual else norm_net("tanh", norm, eps)
     net = perturbed(Network(layers, loss=loss, seed=52), seed=53, scale=0.3)
     model, trainable, _ = torch_network(net)
     model.train()

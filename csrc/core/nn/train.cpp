@@ -72,9 +72,9 @@ TrainOutcome train(Network& net, const TrainState& state, const double* X, const
     const bool last = step == opts.steps;
     // Full batch without noise: the recorded loss comes with the step's gradient.
     const bool fused = full && !noisy && !last;
-    double loss = 0;
+    double loss = 0, step_loss = 0;  // the recorded one, the one of the step's gradient
     if (fused) {
-      loss = net.loss(params, X, Y, m, grad.data());
+      loss = step_loss = net.loss(params, X, Y, m, grad.data());
     } else if (record || last) {  // the final parameters are checked even unrecorded
       loss = net.loss(params, X, Y, m, nullptr);
     }
@@ -108,15 +108,26 @@ TrainOutcome train(Network& net, const TrainState& state, const double* X, const
         ys = yb.data();
       }
       if (noisy) noise_source.draw(net.layers(), B, noise);
-      const double batch_loss = net.loss(params, xs, ys, B, grad.data(), noisy ? &noise : nullptr);
-      if (!std::isfinite(batch_loss)) {
-        diverged(step, batch_loss);
+      step_loss = net.loss(params, xs, ys, B, grad.data(), noisy ? &noise : nullptr);
+      if (!std::isfinite(step_loss)) {
+        diverged(step, step_loss);
         break;
       }
     }
     // the statistics of the evaluation that gave grad: this step's batch
     if (state.running) net.update_running(state.running, ++*state.updates, B);
-    for (i64 k = 0; k < P; ++k) params[k] -= opts.lr * grad[k];
+    // A finite loss does not mean finite params (a ReLU unit pushed to -inf outputs 0):
+    // an update that overflows is divergence too, reported before it is kept.
+    bool finite = true;
+    for (i64 k = 0; k < P; ++k) {
+      params[k] -= opts.lr * grad[k];
+      finite &= std::isfinite(params[k]);
+    }
+    if (!finite) {
+      diverged(step, step_loss);
+      outcome.params_overflowed = true;
+      break;
+    }
     outcome.steps_done = step + 1;
     if (poller.stop_requested()) {
       outcome.reason = StopReason::interrupted;

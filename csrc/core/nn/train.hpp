@@ -34,6 +34,7 @@ struct TrainOutcome {
   std::int64_t steps_done = 0;      // updates applied to params
   std::int64_t diverged_step = -1;  // step whose loss was not finite
   double diverged_loss = 0.0;
+  bool params_overflowed = false;   // diverged because an update made a param inf/NaN
 };
 
 // The state a run changes: params, and the running statistics of the BN layers

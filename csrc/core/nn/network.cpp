@@ -27,7 +27,9 @@ struct Network::Pass {
   std::vector<T> grad_h_t;                             // dH^T (out, m)
   std::vector<T> grad_a, grad_z, grad_h;               // (m, widest layer)
   std::vector<T> grad_gamma, grad_beta;                // (widest layer,)
-  std::vector<T> col_h, col_g, col_out;                // one BN column (m,)
+  std::vector<T> gamma, beta;                          // constant gamma, beta as T
+  BlockScale<T> scale;                                 // BN statistics (normalize.hpp)
+  std::vector<T> work;
   std::vector<T> params, x, grad;                      // Dual copies of the inputs (hvp)
   std::vector<double> split[6];                        // Dual products as double products
   Workspace ws;
@@ -159,7 +161,6 @@ void reserve(Network::Pass<T>& p, const std::vector<LayerSpec>& layers, i64 m) {
     v->resize(static_cast<std::size_t>(m * widest));
   p.grad_gamma.resize(widest);
   p.grad_beta.resize(widest);
-  for (auto* v : {&p.col_h, &p.col_g, &p.col_out}) v->resize(m);
   p.reserved_m = m;
 }
 
@@ -170,13 +171,13 @@ const T* layer_output(const Network::Pass<T>& p, const std::vector<LayerSpec>& l
   return layers[l].skip_from >= 0 ? p.S[l].data() : p.A[l].data();
 }
 
+// gamma (or beta) of a BN layer as T values: its params, or its constants.
 template <class T>
-T gamma_of(const LayerSpec& L, const ParamOffsets& o, const T* params, i64 j) {
-  return L.bn_trainable ? params[o.gamma + j] : T(L.gamma[j]);
-}
-template <class T>
-T beta_of(const LayerSpec& L, const ParamOffsets& o, const T* params, i64 j) {
-  return L.bn_trainable ? params[o.beta + j] : T(L.beta[j]);
+const T* affine_of(const LayerSpec& L, std::int64_t offset, const std::vector<double>& constant,
+                   const T* params, std::vector<T>& buffer) {
+  if (L.bn_trainable) return params + offset;
+  buffer.assign(constant.begin(), constant.end());
+  return buffer.data();
 }
 
 }  // namespace
@@ -222,14 +223,12 @@ void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
           }
         }
         if (!running && (L.norm != Norm::std || !std::is_same_v<T, double>)) {
+          const T* gamma = affine_of(L, o.gamma, L.gamma, params, p.gamma);
+          const T* beta = affine_of(L, o.beta, L.beta, params, p.beta);
+          block_forward(L.norm, H, m, L.out, gamma, beta, L.eps, Zl, p.scale, p.work);
           for (i64 j = 0; j < L.out; ++j) {
-            for (i64 i = 0; i < m; ++i) p.col_h[i] = H[i * L.out + j];
-            const ColumnScale<T> c =
-                column_forward(L.norm, p.col_h.data(), m, gamma_of(L, o, params, j),
-                               beta_of(L, o, params, j), L.eps, j, p.col_out.data());
-            for (i64 i = 0; i < m; ++i) Zl[i * L.out + j] = p.col_out[i];
-            p.mean[l][j] = value(c.mu);
-            p.var[l][j] = value(c.s2);
+            p.mean[l][j] = value(p.scale.mu[j]);
+            p.var[l][j] = value(p.scale.s2[j]);
           }
         }
       } catch (const ZeroVarianceError& e) {
@@ -308,17 +307,10 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
           done = true;
         }
       }
-      if (!done) {
-        for (i64 j = 0; j < L.out; ++j) {
-          for (i64 i = 0; i < m; ++i) {
-            p.col_h[i] = H[i * L.out + j];
-            p.col_g[i] = dZ[i * L.out + j];
-          }
-          column_backward(L.norm, p.col_h.data(), p.col_g.data(), m, gamma_of(L, o, params, j),
-                          L.eps, j, p.col_out.data(), p.grad_gamma[j], p.grad_beta[j]);
-          for (i64 i = 0; i < m; ++i) p.grad_h[i * L.out + j] = p.col_out[i];
-        }
-      }
+      if (!done)
+        block_backward(L.norm, H, dZ, m, L.out, affine_of(L, o.gamma, L.gamma, params, p.gamma),
+                       L.eps, p.grad_h.data(), p.grad_gamma.data(), p.grad_beta.data(), p.scale,
+                       p.work);
       if (L.bn_trainable) {
         std::copy(p.grad_gamma.begin(), p.grad_gamma.begin() + L.out, grad + o.gamma);
         std::copy(p.grad_beta.begin(), p.grad_beta.begin() + L.out, grad + o.beta);

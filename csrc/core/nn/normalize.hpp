@@ -1,10 +1,14 @@
-// One BN column under each normalizing scale (docs/math/networks.md section 7), forward
-// and backward, on double or Dual (nn/dual.hpp). The network uses these for the lp
-// norms and for Hessian-vector products; plain BN on double takes the kernels of
-// kernels/batchnorm.hpp instead (the same maths, vectorised over columns).
+// BN under each normalizing scale (docs/math/networks.md section 7), forward and
+// backward, on a row-major (m, n) block H, one column per neuron, on double or Dual
+// (nn/dual.hpp). Loops run over rows outside and columns inside, so the inner loops are
+// contiguous. The network uses these for the lp norms and for Hessian-vector products;
+// plain BN on double takes the kernels of kernels/batchnorm.hpp (the same maths,
+// vectorised and threaded).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/batchnorm.hpp"
 #include "nn/dual.hpp"
@@ -12,97 +16,139 @@
 
 namespace bnfast {
 
-template <class T>
-struct ColumnScale {
-  T mu;           // the batch mean
-  T s{0.0};       // the scale (not formed for std and l2, whose q needs only s2)
-  T s2;           // its square: the biased variance for std
-  T d;            // sqrt(s2 + eps)
-  std::int64_t k = 0;  // linf: the first index of the largest |h_i|
-};
-
 inline double sign_of(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 
-// Throws ZeroVarianceError(column) when eps == 0 and the scale is 0.
+// Per column: the batch mean, the scale s (formed for l1 and linf, whose q needs it),
+// its square s2 (the biased variance for std), d = sqrt(s2 + eps), and for linf the
+// first row of the largest |h|.
 template <class T>
-ColumnScale<T> column_scale(Norm norm, const T* h, std::int64_t m, double eps,
-                            std::int64_t column) {
-  using std::sqrt;
-  ColumnScale<T> c;
-  const double inv_m = 1.0 / static_cast<double>(m);
-  T sum(0.0);
-  for (std::int64_t i = 0; i < m; ++i) sum += h[i];
-  c.mu = sum * T(inv_m);
-  T acc(0.0);
-  switch (norm) {
-    case Norm::std:
-      for (std::int64_t i = 0; i < m; ++i) {
-        const T r = h[i] - c.mu;
-        acc += r * r;
-      }
-      c.s2 = acc * T(inv_m);
-      break;
-    case Norm::l1:
-      for (std::int64_t i = 0; i < m; ++i) acc += T(sign_of(value(h[i]))) * h[i];
-      c.s = acc * T(inv_m);
-      c.s2 = c.s * c.s;
-      break;
-    case Norm::l2:
-      for (std::int64_t i = 0; i < m; ++i) acc += h[i] * h[i];
-      c.s2 = acc * T(inv_m);
-      break;
-    case Norm::linf:
-      for (std::int64_t i = 1; i < m; ++i)
-        if (std::fabs(value(h[i])) > std::fabs(value(h[c.k]))) c.k = i;
-      c.s = T(sign_of(value(h[c.k]))) * h[c.k];
-      c.s2 = c.s * c.s;
-      break;
-  }
-  if (eps == 0 && value(c.s2) == 0)
-    throw ZeroVarianceError(column, "the normalizing scale is 0 and eps == 0");
-  c.d = sqrt(c.s2 + T(eps));
-  return c;
-}
+struct BlockScale {
+  std::vector<T> mu, s, s2, d;
+  std::vector<std::int64_t> k;
 
-// z = gamma (h - mu)/d + beta over one column of m values; returns the scale.
-template <class T>
-ColumnScale<T> column_forward(Norm norm, const T* h, std::int64_t m, T gamma, T beta,
-                              double eps, std::int64_t column, T* z) {
-  const ColumnScale<T> c = column_scale(norm, h, m, eps, column);
-  const T g = gamma / c.d;
-  for (std::int64_t i = 0; i < m; ++i) z[i] = g * (h[i] - c.mu) + beta;
-  return c;
-}
-
-// dh from g = dLoss/dz: dh_j = gamma/d (g_j - dbeta/m - dgamma q_j), with q_j of
-// networks.md section 7; also dgamma = sum g zhat and dbeta = sum g.
-template <class T>
-void column_backward(Norm norm, const T* h, const T* g, std::int64_t m, T gamma, double eps,
-                     std::int64_t column, T* dh, T& dgamma, T& dbeta) {
-  const ColumnScale<T> c = column_scale(norm, h, m, eps, column);
-  const T inv_d = T(1.0) / c.d;
-  const T inv_m(1.0 / static_cast<double>(m));
-  dgamma = T(0.0);
-  dbeta = T(0.0);
-  for (std::int64_t i = 0; i < m; ++i) {
-    dbeta += g[i];
-    dgamma += g[i] * ((h[i] - c.mu) * inv_d);
-  }
-  const T scale = gamma * inv_d;
-  const T centre = dbeta * inv_m;
-  const T s_over_d = c.s * inv_d;
-  for (std::int64_t j = 0; j < m; ++j) {
-    T q(0.0);
+  // Throws ZeroVarianceError(column) when eps == 0 and a column's scale is 0.
+  void compute(Norm norm, const T* H, std::int64_t m, std::int64_t n, double eps) {
+    using std::sqrt;
+    const auto cols = static_cast<std::size_t>(n);
+    mu.assign(cols, T(0.0));
+    s.assign(cols, T(0.0));
+    s2.assign(cols, T(0.0));
+    d.resize(cols);
+    k.assign(cols, 0);
+    const T inv_m(1.0 / static_cast<double>(m));
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) mu[j] += H[i * n + j];
+    for (std::int64_t j = 0; j < n; ++j) mu[j] *= inv_m;
     switch (norm) {
-      case Norm::std: q = (h[j] - c.mu) * inv_d * inv_m; break;
-      case Norm::l1: q = s_over_d * T(sign_of(value(h[j]))) * inv_m; break;
-      case Norm::l2: q = h[j] * inv_d * inv_m; break;
+      case Norm::std:
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) {
+            const T r = H[i * n + j] - mu[j];
+            s2[j] += r * r;
+          }
+        for (std::int64_t j = 0; j < n; ++j) s2[j] *= inv_m;
+        break;
+      case Norm::l1:
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j)
+            s[j] += T(sign_of(value(H[i * n + j]))) * H[i * n + j];
+        for (std::int64_t j = 0; j < n; ++j) {
+          s[j] *= inv_m;
+          s2[j] = s[j] * s[j];
+        }
+        break;
+      case Norm::l2:
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) s2[j] += H[i * n + j] * H[i * n + j];
+        for (std::int64_t j = 0; j < n; ++j) s2[j] *= inv_m;
+        break;
       case Norm::linf:
-        if (j == c.k) q = s_over_d * T(sign_of(value(h[j])));
+        for (std::int64_t i = 1; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j)
+            if (std::fabs(value(H[i * n + j])) > std::fabs(value(H[k[j] * n + j]))) k[j] = i;
+        for (std::int64_t j = 0; j < n; ++j) {
+          const T h = H[k[j] * n + j];
+          s[j] = T(sign_of(value(h))) * h;
+          s2[j] = s[j] * s[j];
+        }
         break;
     }
-    dh[j] = scale * (g[j] - centre - dgamma * q);
+    for (std::int64_t j = 0; j < n; ++j) {
+      if (eps == 0 && value(s2[j]) == 0)
+        throw ZeroVarianceError(j, "the normalizing scale is 0 and eps == 0");
+      d[j] = sqrt(s2[j] + T(eps));
+    }
   }
+};
+
+// Z = gamma (H - mu)/d + beta per column; `scale` keeps the statistics.
+template <class T>
+void block_forward(Norm norm, const T* H, std::int64_t m, std::int64_t n, const T* gamma,
+                   const T* beta, double eps, T* Z, BlockScale<T>& scale, std::vector<T>& g) {
+  scale.compute(norm, H, m, n, eps);
+  g.resize(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < n; ++j) g[j] = gamma[j] / scale.d[j];
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j)
+      Z[i * n + j] = g[j] * (H[i * n + j] - scale.mu[j]) + beta[j];
+}
+
+// dH from G = dLoss/dZ: dh_ij = gamma_j/d_j (G_ij - dbeta_j/m - dgamma_j q_ij), q of
+// networks.md section 7; also dgamma = sum_i G zhat and dbeta = sum_i G. The statistics
+// are recomputed from H (cheaper than keeping them per layer).
+template <class T>
+void block_backward(Norm norm, const T* H, const T* G, std::int64_t m, std::int64_t n,
+                    const T* gamma, double eps, T* dH, T* dgamma, T* dbeta,
+                    BlockScale<T>& c, std::vector<T>& work) {
+  c.compute(norm, H, m, n, eps);
+  const auto cols = static_cast<std::size_t>(n);
+  work.resize(4 * cols);
+  T* inv_d = work.data();
+  T* scale = inv_d + n;     // gamma / d
+  T* centre = scale + n;    // dbeta / m
+  T* factor = centre + n;   // dgamma times the column's constant part of q
+  const T inv_m(1.0 / static_cast<double>(m));
+  for (std::int64_t j = 0; j < n; ++j) {
+    inv_d[j] = T(1.0) / c.d[j];
+    dgamma[j] = T(0.0);
+    dbeta[j] = T(0.0);
+  }
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T g = G[i * n + j];
+      dbeta[j] += g;
+      dgamma[j] += g * ((H[i * n + j] - c.mu[j]) * inv_d[j]);
+    }
+  for (std::int64_t j = 0; j < n; ++j) {
+    scale[j] = gamma[j] * inv_d[j];
+    centre[j] = dbeta[j] * inv_m;
+    switch (norm) {
+      case Norm::std:  // q = (h - mu)/(d m)
+      case Norm::l2:   // q = h/(d m)
+        factor[j] = dgamma[j] * inv_d[j] * inv_m;
+        break;
+      case Norm::l1:   // q = (s/d) sign(h)/m
+        factor[j] = dgamma[j] * c.s[j] * inv_d[j] * inv_m;
+        break;
+      case Norm::linf:  // q = (s/d) sign(h_k) at row k only
+        factor[j] = dgamma[j] * c.s[j] * inv_d[j];
+        break;
+    }
+  }
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T h = H[i * n + j];
+      T q(0.0);
+      switch (norm) {
+        case Norm::std: q = factor[j] * (h - c.mu[j]); break;
+        case Norm::l2: q = factor[j] * h; break;
+        case Norm::l1: q = factor[j] * T(sign_of(value(h))); break;
+        case Norm::linf:
+          if (i == c.k[j]) q = factor[j] * T(sign_of(value(h)));
+          break;
+      }
+      dH[i * n + j] = scale[j] * (G[i * n + j] - centre[j] - q);
+    }
 }
 
 }  // namespace bnfast

@@ -31,15 +31,42 @@ def _per_channel(v, ndim):
     return np.asarray(v, dtype=np.float64).reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _moments(x):
-    """Mean and biased variance (float64, (C,)) of each channel, two-pass. The mean
-    gets one correction pass, mean += mean(x - mean), which removes the rounding error
-    of the first sum (and makes a constant channel's mean exact)."""
+def _scaled_moments(rows):
+    """(e, mean, var, mean_s, var_s) per row of a (C, m) float64 array. Each row is
+    scaled by 2**-e (exact), e the exponent of its largest |value|, before squaring:
+    data near 1e308 would overflow and data near 1e-200 underflow otherwise
+    (docs/math/batch_norm.md, extreme inputs). mean and var are mean_s * 2**e and
+    var_s * 4**e (var may be inf or 0 where the true variance is outside float64)."""
+    with np.errstate(invalid="ignore"):
+        largest = np.max(np.abs(rows), axis=1)
+    e = np.where(np.isfinite(largest) & (largest > 0), np.frexp(largest)[1], 0)
+    scaled = np.ldexp(rows, -e[:, None])
+    mean_s = scaled.mean(axis=1)
+    mean_s += (scaled - mean_s[:, None]).mean(axis=1)
+    var_s = np.square(scaled - mean_s[:, None]).mean(axis=1)
+    with np.errstate(over="ignore", under="ignore"):
+        return e, np.ldexp(mean_s, e), np.ldexp(var_s, 2 * e), mean_s, var_s
+
+
+def _train_normalize(x, eps, weight, bias):
+    """Training-mode y (float64, shape of x), mean and invstd, from the scaled moments:
+    y = (x 2**-e - mean_s) / sqrt(var_s + eps 4**-e) * weight + bias. Where eps 4**-e
+    overflows (tiny data, eps > 0) eps dominates and the unscaled form is exact enough."""
     rows = _channels_first(x)
-    mean = rows.mean(axis=1)
-    mean += (rows - mean[:, None]).mean(axis=1)
-    var = np.square(rows - mean[:, None]).mean(axis=1)
-    return mean, var
+    with np.errstate(invalid="ignore"):  # inf in x: NaN statistics, as documented
+        e, mean, var, mean_s, var_s = _scaled_moments(rows)
+    with np.errstate(over="ignore"):
+        eps_s = np.ldexp(eps, -2 * e)
+    e = np.where(np.isfinite(eps_s), e, 0)
+    mean_s = np.where(np.isfinite(eps_s), mean_s, mean)
+    var_s = np.where(np.isfinite(eps_s), var_s, var)
+    inv_s = _invstd(var_s, np.where(np.isfinite(eps_s), eps_s, eps), "variance")
+    nd = x.ndim
+    centred = np.ldexp(np.asarray(x, dtype=np.float64), -_per_channel(e, nd).astype(int))
+    y = _affine(centred, mean_s, inv_s, weight, bias)
+    with np.errstate(under="ignore"):
+        invstd = np.ldexp(inv_s, -e)
+    return y, mean, var, invstd
 
 
 def _check_input(x, training):
@@ -51,9 +78,9 @@ def _check_input(x, training):
 
 
 def _invstd(var, eps, what):
-    if eps == 0 and np.any(var == 0):
-        channel = int(np.flatnonzero(var == 0)[0])
-        raise ValueError(f"channel {channel} has {what} 0 and eps == 0")
+    zero = (np.asarray(eps) == 0) & (var == 0)
+    if np.any(zero):
+        raise ValueError(f"channel {int(np.flatnonzero(zero)[0])} has {what} 0 and eps == 0")
     return 1.0 / np.sqrt(var + eps)
 
 
@@ -83,9 +110,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     x = np.asarray(x)
     _check_input(x, training)
     if training:
-        with np.errstate(invalid="ignore"):  # inf in x: NaN statistics, as documented
-            mean, var = _moments(x)
-        invstd = _invstd(var, eps, "variance")
+        y, mean, var, _ = _train_normalize(x, eps, weight, bias)
         if running_mean is not None:
             m = x.size // x.shape[1]
             ok = np.isfinite(mean) & np.isfinite(var)
@@ -98,9 +123,9 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                        + momentum * var * (m / (m - 1)))
             running_mean[ok] = new_mean[ok]
             running_var[ok] = new_var[ok]
-    else:
-        mean = np.asarray(running_mean, dtype=np.float64)
-        invstd = _invstd(np.asarray(running_var, dtype=np.float64), eps, "running variance")
+        return y.astype(_result_dtype(x))
+    mean = np.asarray(running_mean, dtype=np.float64)
+    invstd = _invstd(np.asarray(running_var, dtype=np.float64), eps, "running variance")
     return _affine(x, mean, invstd, weight, bias).astype(_result_dtype(x))
 
 
@@ -113,11 +138,8 @@ def batch_norm_forward(x, weight=None, bias=None, eps=1e-5):
     """
     x = np.asarray(x)
     _check_input(x, training=True)
-    with np.errstate(invalid="ignore"):  # inf in x: NaN statistics
-        mean, var = _moments(x)
-    invstd = _invstd(var, eps, "variance")
-    y = _affine(x, mean, invstd, weight, bias).astype(_result_dtype(x))
-    return y, mean, invstd
+    y, mean, _, invstd = _train_normalize(x, eps, weight, bias)
+    return y.astype(_result_dtype(x)), mean, invstd
 
 
 def batch_norm_backward(grad_y, x, mean, invstd, weight=None):

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/backward.hpp"
+#include "kernels/extremes.hpp"
 #include "runtime/dispatch.hpp"
 
 namespace bnfast::BNFAST_ISA {
@@ -43,15 +44,20 @@ void forward_train(const T* x, Dims d, const double* weight, const double* bias,
   d = canonical(d);
   const int chunks = chunk_count(d.size(), std::max(d.c, d.n));
   // eps == 0 must be able to fail before any output is written, so it never fuses.
+  std::vector<WideChannel> wide;
   if (d.s > 1 && eps > 0 && d.c >= chunks) {
     forward_fused_channels(x, d, weight, bias, eps, y, mean, var, invstd,
                            Coeffs<T>::make(d.c, ws), chunks);
-    return;
+    wide = rescue_statistics(x, d, eps, mean, var, invstd);
+  } else {
+    batch_stats(x, d, mean, var, ws);
+    for (i64 ch = 0; ch < d.c; ++ch) invstd[ch] = 1.0 / std::sqrt(var[ch] + eps);
+    wide = rescue_statistics(x, d, eps, mean, var, invstd);
+    check_positive_rescued(var, d.c, eps, wide, "variance");
+    normalize(x, d, mean, invstd, weight, bias, y, ws);
   }
-  batch_stats(x, d, mean, var, ws);
-  check_positive<T>(var, d.c, eps, "variance");
-  for (i64 ch = 0; ch < d.c; ++ch) invstd[ch] = 1.0 / std::sqrt(var[ch] + eps);
-  normalize(x, d, mean, invstd, weight, bias, y, ws);
+  add_unrepresentable<T>(d.c, mean, invstd, weight, wide);
+  normalize_wide(x, d, wide, weight, bias, y);
 }
 
 template <class T>
@@ -61,9 +67,15 @@ void forward_eval(const T* x, Dims d, const double* running_mean, const double* 
   d = canonical(d);
   check_positive<T>(running_var, d.c, eps, "running variance");
   Coeffs<T> k = Coeffs<T>::make(d.c, ws);
-  for (i64 ch = 0; ch < d.c; ++ch)
-    k.set(ch, running_mean[ch], 1.0 / std::sqrt(running_var[ch] + eps), weight, bias);
+  double* invstd = ws.doubles(static_cast<std::size_t>(d.c));
+  for (i64 ch = 0; ch < d.c; ++ch) {
+    invstd[ch] = 1.0 / std::sqrt(running_var[ch] + eps);
+    k.set(ch, running_mean[ch], invstd[ch], weight, bias);
+  }
   normalize_all(x, y, d, k);
+  std::vector<WideChannel> wide;
+  add_unrepresentable<T>(d.c, running_mean, invstd, weight, wide);
+  normalize_wide(x, d, wide, weight, bias, y);
 }
 
 template <class T>

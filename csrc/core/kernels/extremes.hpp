@@ -1,0 +1,130 @@
+// Channels at the edges of the floating-point range (docs/math/batch_norm.md, "Extreme
+// inputs"): finite data whose squared deviations overflow (|x| near 1e308) or underflow
+// (spread below ~1e-145 with eps == 0), and float32 channels whose coefficient 1/std
+// does not fit in float32 (subnormal data). The fast path's results for such a channel
+// are wrong (inf, NaN, a spurious zero variance); here the channel is redone on its
+// values scaled by a power of two (exact), one channel at a time. Rare, so scalar.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/affine.hpp"
+
+namespace bnfast::BNFAST_ISA {
+
+// A channel normalized as y = (x 2^-e - mean_s) * inv_s * weight + bias in double.
+struct WideChannel {
+  i64 ch;
+  int e;          // the scale: x 2^-e has magnitudes below 1
+  double mean_s;  // the mean of x 2^-e
+  double var_s;   // the biased variance of x 2^-e
+  double inv_s;   // 1 / sqrt(var_s + eps 2^-2e)
+};
+
+// Calls f(value) for each element of channel ch of a (n, c, s) array.
+template <class T, class F>
+void each_in_channel(const T* x, Dims d, i64 ch, F f) {
+  for (i64 n = 0; n < d.n; ++n) {
+    const T* p = x + (n * d.c + ch) * d.s;
+    for (i64 i = 0; i < d.s; ++i) f(static_cast<double>(p[i]));
+  }
+}
+
+// The statistics of channel ch recomputed on scaled values; false when the channel holds
+// inf or NaN (those propagate, as documented) or is all zeros (nothing to rescue).
+template <class T>
+bool rescaled_moments(const T* x, Dims d, i64 ch, double eps, WideChannel& w) {
+  double largest = 0;
+  bool finite = true;
+  each_in_channel(x, d, ch, [&](double v) {
+    finite &= std::isfinite(v);
+    largest = std::max(largest, std::fabs(v));
+  });
+  if (!finite || largest == 0) return false;
+  std::frexp(largest, &w.e);
+  const int e = w.e;
+  const double count = static_cast<double>(d.per_channel());
+  // shifted by the first value, so a constant channel has variance exactly 0
+  const double shift = std::ldexp(static_cast<double>(x[ch * d.s]), -e);
+  double sum = 0;
+  each_in_channel(x, d, ch, [&](double v) { sum += std::ldexp(v, -e) - shift; });
+  w.mean_s = shift + sum / count;
+  double m2 = 0;
+  each_in_channel(x, d, ch, [&](double v) {
+    const double dev = std::ldexp(v, -e) - w.mean_s;
+    m2 += dev * dev;
+  });
+  w.var_s = m2 / count;
+  w.inv_s = 1.0 / std::sqrt(w.var_s + std::ldexp(eps, -2 * e));
+  w.ch = ch;
+  return true;
+}
+
+// Finds the channels the fast statistics got wrong, fixes mean, var, invstd there (var
+// may be inf or 0 when the true variance is outside double's range; invstd and the
+// output are right), and lists them.
+template <class T>
+std::vector<WideChannel> rescue_statistics(const T* x, Dims d, double eps, double* mean,
+                                           double* var, double* invstd) {
+  std::vector<WideChannel> wide;
+  for (i64 ch = 0; ch < d.c; ++ch) {
+    const bool broken = !std::isfinite(mean[ch]) || !std::isfinite(var[ch]);
+    // below 2^-960 the squared deviations have lost bits to underflow (eps would hide it)
+    const bool underflowed = eps == 0 && var[ch] < 0x1p-960;
+    WideChannel w{};
+    if ((broken || underflowed) && rescaled_moments(x, d, ch, eps, w)) {
+      mean[ch] = std::ldexp(w.mean_s, w.e);
+      var[ch] = std::ldexp(w.var_s, 2 * w.e);
+      invstd[ch] = std::ldexp(w.inv_s, -w.e);
+      wide.push_back(w);
+    }
+  }
+  return wide;
+}
+
+// eps == 0 and a zero variance, judged on the rescued variance where there is one.
+inline void check_positive_rescued(const double* var, i64 c, double eps,
+                                   const std::vector<WideChannel>& wide, const char* name) {
+  if (eps != 0) return;
+  for (i64 ch = 0; ch < c; ++ch) {
+    double v = var[ch];
+    for (const WideChannel& w : wide)
+      if (w.ch == ch) v = w.var_s;
+    if (v == 0) throw ZeroVarianceError(ch, name);
+  }
+}
+
+// float32 channels whose coefficients do not fit in float32 (1/std of subnormal data):
+// normalized in double, unscaled.
+template <class T>
+void add_unrepresentable(i64 c, const double* mean, const double* invstd, const double* weight,
+                         std::vector<WideChannel>& wide) {
+  const double top = static_cast<double>(std::numeric_limits<T>::max());
+  for (i64 ch = 0; ch < c; ++ch) {
+    const double scale = std::fabs(invstd[ch] * (weight ? weight[ch] : 1.0));
+    if (!(scale > top) || !std::isfinite(scale)) continue;
+    bool listed = false;
+    for (const WideChannel& w : wide) listed |= w.ch == ch;
+    if (!listed) wide.push_back({ch, 0, mean[ch], 0.0, invstd[ch]});
+  }
+}
+
+// Rewrites the output of the listed channels in double.
+template <class T>
+void normalize_wide(const T* x, Dims d, const std::vector<WideChannel>& wide,
+                    const double* weight, const double* bias, T* y) {
+  for (const WideChannel& w : wide) {
+    const double k = w.inv_s * (weight ? weight[w.ch] : 1.0);
+    const double b = bias ? bias[w.ch] : 0.0;
+    for (i64 n = 0; n < d.n; ++n) {
+      const i64 off = (n * d.c + w.ch) * d.s;
+      for (i64 i = 0; i < d.s; ++i)
+        y[off + i] = static_cast<T>(
+            (std::ldexp(static_cast<double>(x[off + i]), -w.e) - w.mean_s) * k + b);
+    }
+  }
+}
+
+}  // namespace bnfast::BNFAST_ISA

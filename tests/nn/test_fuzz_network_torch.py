@@ -22,7 +22,9 @@ Tolerance: an elementwise first-order rounding-error bound, u = 2^-53.
   per-column |mean| / std ratio, with the cancellation in H included).
 * Backward magnitudes, the same recursion as the gradient (networks.md section 4) on
   absolute values, each coefficient widened by its own forward error: M(dA_L) =
-  2 (F(A_L) + |Y|) (/ m for "mean"); M(dZ) = M(dA) (|phi'(Z)| + |phi''(Z)| F(Z));
+  2 (F(A_L) + |Y|) (/ m for "mean"); M(dZ) = M(dA) (|phi'(Z)| + |phi''(Z)| F(Z) + T),
+  T the scale at which phi' itself is computed (1 + 3 a^2 for tanh's 1 - a^2, which
+  errs by ~u even where it is tiny; see phi_and_derivatives);
   BN: with E = (F(H) + max F(H)) / s (the error scale of hhat), M(dgamma) =
   sum M(dZ) (|hhat| + E), M(dbeta) = sum M(dZ), M(dH) = (1 + kappa) |gamma| / s
   (M(dZ) + mean M(dZ) + (|hhat| + E) mean(M(dZ) (|hhat| + E))) (the 1 + kappa: 1/s errs by
@@ -137,16 +139,21 @@ def cases(draw):
 # ---------------------------------------------------------------- torch side
 
 def phi_and_derivatives(activation, z):
-    """phi(z), phi'(z), phi''(z) in numpy (for the bound only)."""
+    """phi(z), phi'(z), phi''(z) and T, the error scale of phi' as both libraries
+    compute it, from a = phi(z) (networks.md section 1; torch's tanh/sigmoid backward
+    too): tanh 1 - a*a rounds at the scale 1 + a^2 and inherits 2|a| times a's own error
+    u|a|: T = 1 + 3 a^2 (when tanh saturates, 1 - a^2 is tiny but errs by ~u, not by
+    u (1 - a^2)); sigmoid a - a^2: T = 2|a| + 3 a^2; identity and relu are exact, T = 0.
+    Numpy, for the bound only."""
     if activation == "identity":
-        return z, np.ones_like(z), np.zeros_like(z)
+        return z, np.ones_like(z), np.zeros_like(z), np.zeros_like(z)
     if activation == "relu":
-        return np.maximum(z, 0), (z > 0).astype(np.float64), np.zeros_like(z)
+        return np.maximum(z, 0), (z > 0).astype(np.float64), np.zeros_like(z), np.zeros_like(z)
     if activation == "tanh":
         a = np.tanh(z)
-        return a, 1 - a * a, -2 * a * (1 - a * a)
+        return a, 1 - a * a, -2 * a * (1 - a * a), 1 + 3 * a * a
     a = 1 / (1 + np.exp(-np.clip(z, -700, 700)))
-    return a, a * (1 - a), a * (1 - a) * (1 - 2 * a)
+    return a, a * (1 - a), a * (1 - a) * (1 - 2 * a), 2 * np.abs(a) + 3 * a * a
 
 
 TORCH_PHI = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
@@ -236,8 +243,8 @@ def bounds(net, X, Y, record, f):
         if layer.activation == "relu":
             if not np.all((np.abs(Z) > RELU_MARGIN * U * D * FZ) | ((Z == 0) & (FZ == 0))):
                 return None
-        a, d1, d2 = phi_and_derivatives(layer.activation, Z)
-        rec["FA_in"], rec["FZ"], rec["d1"], rec["d2"] = FA, FZ, d1, d2
+        a, d1, d2, T = phi_and_derivatives(layer.activation, Z)
+        rec["FA_in"], rec["FZ"], rec["dphi"] = FA, FZ, d1 + np.abs(d2) * FZ + T
         FA = np.abs(a) + d1 * FZ
     Y2 = Y.reshape(m, -1)
     reduce = m if net.loss_kind == "mean" else 1
@@ -247,7 +254,7 @@ def bounds(net, X, Y, record, f):
     chunks = []
     for rec in reversed(record):
         layer = rec["layer"]
-        MZ = MA * (rec["d1"] + np.abs(rec["d2"]) * rec["FZ"])
+        MZ = MA * rec["dphi"]
         grads = []
         if "gamma" in rec:
             h = np.abs(rec["hhat"]) + rec["E"]

@@ -68,6 +68,10 @@ weight / bias (1 / 0 when None).
   grad_bias = sum g: 2 u (m + 2) sum |g|.
 * batch_norm_forward's mean and invstd (float64) against torch's save_mean / save_invstd
   (in x's dtype): 2 u (m + 2) xmax, and 2 (dvar invstd^2 / 2 + 2 u) invstd.
+* Underflow: a rounding to a subnormal result errs by up to eta = half the smallest
+  subnormal, absolutely, not relatively; every bound gets (m + 8) eta (a result goes
+  through at most that many roundings), which matters only for subnormal outputs (e.g.
+  float32 y ~ 1e-45, where the two libraries legitimately differ by one subnormal).
 
 Run with -s to see the worst error / bound ratio per quantity (a ratio near 1 would be
 a bound that is just barely holding; the ratios measured are far below it).
@@ -110,6 +114,11 @@ def one_torch_thread_and_report():
 
 def unit_roundoff(dtype):
     return float(np.finfo(dtype).eps) / 2
+
+
+def underflow(dtype):
+    """eta: the absolute error of one rounding to dtype in the subnormal range."""
+    return float(np.finfo(dtype).smallest_subnormal) / 2
 
 
 def within(what, ours, theirs, bound):
@@ -235,9 +244,12 @@ class Oracle:
         axes = axes_but_1(x64.ndim)
         nd = x64.ndim
         self.m = x64.size // x64.shape[1]
+        # exactly constant channels (numpy's variance of three equal values need not be
+        # 0: their mean (a + a + a) / 3 need not be a)
+        flat = np.max(x64, axis=axes, keepdims=True) == np.min(x64, axis=axes, keepdims=True)
+        self.constant = bool(np.any(flat))
         self.mu = x64.mean(axis=axes, keepdims=True)
-        self.var = np.square(x64 - self.mu).mean(axis=axes, keepdims=True)
-        self.var[np.max(x64, axis=axes, keepdims=True) == np.min(x64, axis=axes, keepdims=True)] = 0.0
+        self.var = np.where(flat, 0.0, np.square(x64 - self.mu).mean(axis=axes, keepdims=True))
         self.sigma = np.sqrt(self.var)
         self.xmax = np.max(np.abs(x64), axis=axes, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):  # inf/NaN: constant, eps 0
@@ -246,9 +258,6 @@ class Oracle:
             self.xhat = (x64 - self.mu) * self.invstd
         self.gamma = np.abs(per_channel(1.0 if weight is None else weight, nd))
         self.beta = np.abs(per_channel(0.0 if bias is None else bias, nd))
-        # exactly constant (numpy's var of three equal values need not be 0: its mean
-        # (a + a + a) / 3 need not be a)
-        self.constant = bool(np.any(np.max(x64, axis=axes) == np.min(x64, axis=axes)))
         self.axes = axes
 
     def dmu(self, u):
@@ -270,6 +279,27 @@ def torch_batch_norm(tx, rm, rv, w, b, training, momentum, eps):
         F._verify_batch_size(tx.size())
         return torch.batch_norm(tx, w, b, rm, rv, True, momentum, 0.0, False)
     return F.batch_norm(tx, rm, rv, w, b, training=training, momentum=momentum, eps=eps)
+
+
+def torch_backward_misreads_grad(t):
+    """PyTorch 2.13's CPU batch_norm backward is wrong (grad_input, grad_weight and even
+    grad_bias = sum(grad_output), all off by O(1)) for a 4-D input that is channels-last
+    contiguous by is_contiguous(memory_format=torch.channels_last) but not in the strides
+    suggest_memory_format reads, i.e. a size-1 spatial dim with a non-canonical stride,
+    together with a grad_output of another layout: it then reads the NCHW grad_output
+    as if it were NHWC. Minimal reproduction (found by this fuzz):
+
+        x = torch.randn(4, 5, 3, dtype=torch.float64).transpose(1, 2).unsqueeze(-1)
+        # shape (4, 3, 5, 1), strides (15, 1, 3, 1); g = torch.randn(4, 3, 5, 1)
+        # F.batch_norm(x, None, None, w, b, training=True).backward(g): the grads of x,
+        # w, b differ from those with x.contiguous() by O(1); b.grad != g.sum((0, 2, 3))
+
+    The canonical channels-last strides (15, 1, 3, 3) are fine, and so is a grad_output
+    in x's own strides. For such inputs torch gets grad_output in x's strides (bnfast
+    still gets it in the drawn layout); test_channels_last_size_one_dim_gradients below
+    checks bnfast on exactly this case against the float64 formulas."""
+    return t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+        and not t.is_contiguous() and 1 in t.shape[2:]
 
 
 def tensor_or_none(a):
@@ -330,20 +360,20 @@ def test_training_matches_torch(batch, eps, momentum, tracking, data):
             np.testing.assert_array_equal(rv, rv_old)
         return
 
-    u = unit_roundoff(dtype)
+    u, tiny = unit_roundoff(dtype), (m + 8) * underflow(dtype)
     assert y.dtype == x.dtype and y.shape == x.shape
     ty64 = ty.numpy().astype(np.float64)
-    within("train y", y, ty, oracle.y_bound(ty64, u))
+    within("train y", y, ty, oracle.y_bound(ty64, u) + tiny)
     if tracking:
         f = momentum
         rm_new, rv_new = t_rm.numpy().astype(np.float64), t_rv.numpy().astype(np.float64)
         xmax, sigma = oracle.xmax.ravel(), oracle.sigma.ravel()
         within("running_mean", rm, t_rm,
-               4 * u * (f * (m + 3) * xmax + np.abs(rm_old) + np.abs(rm_new)))
+               4 * u * (f * (m + 3) * xmax + np.abs(rm_old) + np.abs(rm_new)) + tiny)
         dvar = (m / (m - 1)) * (4 * u * (m + 4) * sigma * (sigma + xmax)
                                 + 2 * oracle.dmu(u).ravel() ** 2)
         within("running_var", rv, t_rv,
-               4 * u * (np.abs(rv_old) + np.abs(rv_new)) + f * dvar)
+               4 * u * (np.abs(rv_old) + np.abs(rv_new)) + f * dvar + tiny)
 
 
 # ---------------------------------------------------------------- eval mode
@@ -369,7 +399,7 @@ def test_eval_matches_torch(batch, eps, momentum, data):
     alpha = gamma / np.sqrt(per_channel(rv, nd) + eps)
     x64 = np.asarray(x, dtype=np.float64)
     bound = 2 * u * (4 * alpha * (np.abs(x64) + np.abs(per_channel(rm, nd))) + 2 * beta
-                     + np.abs(ty.numpy().astype(np.float64)))
+                     + np.abs(ty.numpy().astype(np.float64))) + 8 * underflow(dtype)
     within("eval y", y, ty, bound)
 
 
@@ -399,7 +429,10 @@ def test_forward_backward_match_torch_autograd(batch, eps, data):
     tb = (torch.zeros(c, dtype=tdt) if bias is None
           else torch.from_numpy(bias.copy())).requires_grad_()
     ty = torch_batch_norm(tx, None, None, tw, tb, True, 0.0, eps)
-    ty.backward(torch_tensor(g))
+    tg = torch_tensor(g)
+    if torch_backward_misreads_grad(tx):
+        tg = torch.empty_like(tx).copy_(tg)  # grad_output in x's own strides: correct
+    ty.backward(tg)
     with torch.no_grad():
         _, t_mean, t_invstd = torch.native_batch_norm(torch_tensor(x), None, None, None,
                                                       None, True, 0.0, eps)
@@ -409,9 +442,10 @@ def test_forward_backward_match_torch_autograd(batch, eps, data):
     assert mean.dtype == invstd.dtype == gw.dtype == gb.dtype == np.float64
     assert y.dtype == gx.dtype == x.dtype
 
-    u = unit_roundoff(dtype)
-    within("forward y", y, ty, oracle.y_bound(ty.detach().numpy().astype(np.float64), u))
-    within("mean", mean, t_mean, 2 * u * (m + 2) * oracle.xmax.ravel())
+    u, tiny = unit_roundoff(dtype), (m + 8) * underflow(dtype)
+    within("forward y", y, ty,
+           oracle.y_bound(ty.detach().numpy().astype(np.float64), u) + tiny)
+    within("mean", mean, t_mean, 2 * u * (m + 2) * oracle.xmax.ravel() + tiny)
     inv = oracle.invstd.ravel()
     within("invstd", invstd, t_invstd,
            2 * (oracle.dvar(u).ravel() * inv**2 / 2 + 2 * u) * inv)
@@ -424,10 +458,10 @@ def test_forward_backward_match_torch_autograd(batch, eps, data):
     terms = oracle.gamma * oracle.invstd * (
         g64 + (1 + xh) * (g64.mean(axis=axes, keepdims=True)
                           + (g64 * xh).mean(axis=axes, keepdims=True)))
-    within("grad_x", gx, tx.grad, 2 * u * cond * terms)
+    within("grad_x", gx, tx.grad, 2 * u * cond * terms + tiny)
     within("grad_weight", gw, tw.grad,
-           2 * u * cond.ravel() * np.sum(g64 * (1 + xh), axis=axes))
-    within("grad_bias", gb, tb.grad, 2 * u * (m + 2) * np.sum(g64, axis=axes))
+           2 * u * cond.ravel() * np.sum(g64 * (1 + xh), axis=axes) + tiny)
+    within("grad_bias", gb, tb.grad, 2 * u * (m + 2) * np.sum(g64, axis=axes) + tiny)
 
 
 # ---------------------------------------------------------------- the bounds bite
@@ -445,3 +479,35 @@ def test_bounds_reject_the_unbiased_variance(dtype):
                                         + 1e-5)
     err = np.abs(wrong - y.astype(np.float64))
     assert np.max(err - oracle.y_bound(y.astype(np.float64), unit_roundoff(dtype))) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_channels_last_size_one_dim_gradients(dtype):
+    """The layout where torch 2.13's CPU backward misreads grad_output (see
+    torch_backward_misreads_grad): bnfast against the float64 formulas of
+    batch_norm_backward's docstring, within the bounds of the fuzz."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5, 3)).astype(dtype).transpose(0, 2, 1)[..., None]
+    assert x.shape == (4, 3, 5, 1) and x.strides[1] == x.itemsize
+    assert torch_backward_misreads_grad(torch.from_numpy(x))
+    g = rng.standard_normal(x.shape).astype(dtype)
+    weight = np.array([1.0, -0.5, 2.0], dtype)
+    y, mean, invstd = bnfast.batch_norm_forward(x, weight, None, 1e-5)
+    gx, gw, gb = bnfast.batch_norm_backward(g, x, mean, invstd, weight)
+    oracle = Oracle(x, 1e-5, weight)
+    axes, m, u = oracle.axes, oracle.m, unit_roundoff(dtype)
+    g64 = g.astype(np.float64)
+    xhat = oracle.xhat
+    exact_gb = g64.sum(axis=axes)
+    exact_gw = (g64 * xhat).sum(axis=axes)
+    w = per_channel(weight, 4)
+    exact_gx = w * oracle.invstd / m * (m * g64 - per_channel(exact_gb, 4)
+                                        - xhat * per_channel(exact_gw, 4))
+    cond = (m + 6) * (1 + oracle.A)
+    ag, axh = np.abs(g64), np.abs(xhat)
+    terms = oracle.gamma * oracle.invstd * (ag + (1 + axh) * (
+        ag.mean(axis=axes, keepdims=True) + (ag * axh).mean(axis=axes, keepdims=True)))
+    within("layout check grad_x", gx, exact_gx, 2 * u * cond * terms)
+    within("layout check grad_weight", gw, exact_gw,
+           2 * u * cond.ravel() * np.sum(ag * (1 + axh), axis=axes))
+    within("layout check grad_bias", gb, exact_gb, 2 * u * (m + 2) * ag.sum(axis=axes))

@@ -70,7 +70,8 @@ def check_lemma_4_5(X, y, w0, gamma=1.0, beta=0.0, exact=False, *, cross_check=T
     holds, w_star_is_bn_critical, and the degenerate-instance errors) are made on
     those scaled numbers with tolerances measured in the same units. With eps = 0
     they are exactly scale invariant: w0 -> t w0, X -> s X, y -> r y (s, t, r > 0)
-    give the same verdicts and errors (for powers of two, bit for bit). The
+    give the same verdicts and errors (for powers of two bit for bit; for other
+    factors up to the rounding of the products t w0, s X, r y themselves). The
     reported numbers are then scaled back by the power of two the maths gives:
     lhs, rhs, margin and tolerance by t^2 (both sides of (1) depend only on w0 and on
     the directions of W* and of the BN ray, so they do not change with X or y);

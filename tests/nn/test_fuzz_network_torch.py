@@ -42,6 +42,12 @@ Tolerance: an elementwise first-order rounding-error bound, u = 2^-53.
   ZeroVarianceError and torch divide by zero; a nearly constant one is a bound of ~1e-9
   relative, still checked but uninformative beyond that).
 
+* Underflow: a rounding to a subnormal result errs by eta = 2^-1075 absolutely
+  (fl(v) = v (1 + d) + e): u (|v| + eta/u) with eta/u = 2^-1022 = LAMBDA, the smallest
+  normal number. So every magnitude above gets + LAMBDA: a subnormal intermediate (e.g.
+  phi' of a saturated sigmoid, ~1e-312) then carries its absolute error through the
+  recursion like any other term.
+
 A wrong gradient (a missing term, the unbiased variance, a transposed W) is off by
 O(M(grad)), ~1e12 times the bound. Run with -s to see the worst error / bound ratios.
 """
@@ -61,6 +67,7 @@ FUZZ = settings(max_examples=1000, deadline=None, derandomize=True, database=Non
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 U = 2.0**-53
+LAMBDA = 2.0**-1022  # eta / u: the underflow floor of every magnitude
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 KAPPA_MAX = 1e6
 RELU_MARGIN = 1e3
@@ -223,10 +230,10 @@ def bounds(net, X, Y, record, f):
     eps = 0 BN column)."""
     m = X.shape[0]
     D = sum(layer.in_features + m + 10 for layer in net.layers)
-    FA = np.abs(X)
+    FA = np.abs(X) + LAMBDA
     for rec in record:
         layer = rec["layer"]
-        FH = FA @ np.abs(rec["W"]).T + (0.0 if rec["b"] is None else np.abs(rec["b"]))
+        FH = FA @ np.abs(rec["W"]).T + (0.0 if rec["b"] is None else np.abs(rec["b"])) + LAMBDA
         if "gamma" in rec:
             s = column_std(rec["H"], rec["eps"])
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -236,7 +243,7 @@ def bounds(net, X, Y, record, f):
                 return None
             rec["s"], rec["E"], rec["kappa"] = s, E, kappa
             rec["hhat"] = (rec["H"] - rec["H"].mean(axis=0)) / s
-            FZ = np.abs(rec["gamma"]) * E + np.abs(rec["beta"])
+            FZ = np.abs(rec["gamma"]) * E + np.abs(rec["beta"]) + LAMBDA
         else:
             FZ = FH
         Z = rec["Z"]
@@ -245,31 +252,32 @@ def bounds(net, X, Y, record, f):
                 return None
         a, d1, d2, T = phi_and_derivatives(layer.activation, Z)
         rec["FA_in"], rec["FZ"], rec["dphi"] = FA, FZ, d1 + np.abs(d2) * FZ + T
-        FA = np.abs(a) + d1 * FZ
+        FA = np.abs(a) + d1 * FZ + LAMBDA
     Y2 = Y.reshape(m, -1)
     reduce = m if net.loss_kind == "mean" else 1
-    loss_bound = 2 * U * (D + Y2.size) * np.sum(2 * (FA + np.abs(Y2)) * np.abs(f - Y2)) / reduce
+    loss_bound = 2 * U * (D + Y2.size) * (np.sum(2 * (FA + np.abs(Y2)) * np.abs(f - Y2))
+                                          + LAMBDA) / reduce
 
     MA = 2 * (FA + np.abs(Y2)) / reduce
     chunks = []
     for rec in reversed(record):
         layer = rec["layer"]
-        MZ = MA * rec["dphi"]
+        MZ = MA * rec["dphi"] + LAMBDA
         grads = []
         if "gamma" in rec:
             h = np.abs(rec["hhat"]) + rec["E"]
             if layer.batch_norm.trainable:
                 grads += [np.sum(MZ * h, axis=0), np.sum(MZ, axis=0)]
             MH = ((1 + rec["kappa"]) * np.abs(rec["gamma"]) / rec["s"]
-                  * (MZ + MZ.mean(axis=0) + h * (MZ * h).mean(axis=0)))
+                  * (MZ + MZ.mean(axis=0) + h * (MZ * h).mean(axis=0)) + LAMBDA)
         else:
             MH = MZ
         if layer.bias:
             grads.insert(0, MH.sum(axis=0))
         grads.insert(0, (MH.T @ rec["FA_in"]).ravel())
         chunks = grads + chunks
-        MA = MH @ np.abs(rec["W"])
-    return loss_bound, 2 * U * D * np.concatenate(chunks)
+        MA = MH @ np.abs(rec["W"]) + LAMBDA
+    return loss_bound, 2 * U * D * (np.concatenate(chunks) + LAMBDA)
 
 
 # ---------------------------------------------------------------- the target

@@ -101,3 +101,35 @@ def test_training_with_running_stats_near_the_top_of_the_range():
     with pytest.warns(RuntimeWarning, match="not finite"):
         y = bnfast.batch_norm(x, rm, rv, training=True, eps=0.0)
     np.testing.assert_allclose(y, ref.batch_norm_forward(base, eps=0.0)[0], atol=1e-13)
+
+
+# float32 stops at 1e-37: below ~3e-39 dx ~ 1/std itself exceeds float32
+@pytest.mark.parametrize("scale,dtype", [(1e-200, np.float64), (1e-150, np.float64),
+                                         (1e-37, np.float32), (1e-36, np.float32),
+                                         (1e300, np.float64), (1e200, np.float64)])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 2, 7)])
+def test_backward_of_a_tiny_or_huge_channel(scale, dtype, shape):
+    """dx = w invstd (g - mean g - xhat gw/m) is representable, but the kernel's
+    coefficient b = w invstd^2 gw/m overflows for a tiny std and underflows for a huge
+    one: such channels are redone in double (found by the property tests: float32 data
+    [1.2e-38, 0] gave inf)."""
+    x = (RNG.normal(size=shape) * scale).astype(dtype)
+    g = RNG.normal(size=shape).astype(dtype)
+    _, mean, invstd = quiet(bnfast.batch_norm_forward, x, eps=0.0)
+    dx, gw, gb = bnfast.batch_norm_backward(g, x, mean, invstd, np.full(shape[1], 1.5))
+    expected = ref.batch_norm_backward(g, x, mean, invstd, np.full(shape[1], 1.5))
+    assert np.all(np.isfinite(dx))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(dx, expected[0], atol=tol * np.max(np.abs(expected[0])))
+    # the kernel centres float32 data in float32 (x - mean rounded to 2^-24 relative)
+    rtol = 1e-10 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(gw, expected[1], rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(gb, expected[2], rtol=rtol, atol=1e-12)
+
+
+def test_the_property_test_counterexample():
+    x = np.array([[1.0, 1.0, 1.1754944e-38, 1.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    g = np.array([[0.3, -1.2, 0.7, 2.0], [1.1, 0.4, -0.5, 0.9]], dtype=np.float32)
+    _, mean, invstd = ref.batch_norm_forward(x, eps=0.0)
+    dx = bnfast.batch_norm_backward(g, x, mean, invstd, np.ones(4))[0]
+    assert np.all(np.isfinite(dx)) and np.max(np.abs(dx)) < 1e-6   # two rows: dx = 0

@@ -87,6 +87,7 @@ void backward(const T* dy, const T* x, Dims d, const double* mean, const double*
     backward_rows(dy, x, d, mean, invstd, weight, dx, grad_weight, grad_bias, ws);
   else
     backward_planes(dy, x, d, mean, invstd, weight, dx, grad_weight, grad_bias, ws);
+  backward_wide(dy, x, d, mean, invstd, weight, grad_weight, grad_bias, dx);
 }
 
 }  // namespace

@@ -127,4 +127,40 @@ void normalize_wide(const T* x, Dims d, const std::vector<WideChannel>& wide,
   }
 }
 
+// The backward pass writes dx = a g + b (x - mean) + c0 with b = -w invstd^2 gw / m: for
+// a channel with a tiny std (float32 ~1e-37, float64 ~1e-200) b overflows T, for a huge
+// one (float64 ~1e300) it underflows, though dx is representable. Such channels are rewritten in double in the equivalent form
+// dx = w invstd (g - sum_g/m - xhat gw/m), xhat = (x - mean) invstd, whose factors stay
+// in range. grad_weight and grad_bias (sums in double) are right already.
+template <class T>
+void backward_wide(const T* g, const T* x, Dims d, const double* mean, const double* invstd,
+                   const double* weight, const double* grad_weight, const double* grad_bias,
+                   T* dx) {
+  const double top = static_cast<double>(std::numeric_limits<T>::max());
+  const double count = static_cast<double>(d.per_channel());
+  for (i64 ch = 0; ch < d.c; ++ch) {
+    if (!std::isfinite(mean[ch]) || !std::isfinite(invstd[ch])) continue;  // NaN data
+    const double k = (weight ? weight[ch] : 1.0) * invstd[ch];
+    const double b = k * invstd[ch] * grad_weight[ch] / count;
+    const double c0 = k * grad_bias[ch] / count;
+    // each coefficient must be representable in T: neither beyond its largest value
+    // nor (when its factors are not 0) below its smallest normal one
+    const double low = static_cast<double>(std::numeric_limits<T>::min());
+    auto fits = [&](double v, bool factors_nonzero) {
+      return std::fabs(v) <= top && (std::fabs(v) >= low || !factors_nonzero);
+    };
+    if (fits(k, k != 0 || weight == nullptr) && fits(b, k != 0 && grad_weight[ch] != 0) &&
+        fits(c0, k != 0 && grad_bias[ch] != 0))
+      continue;
+    const double gw = grad_weight[ch] / count, gb = grad_bias[ch] / count;
+    for (i64 n = 0; n < d.n; ++n) {
+      const i64 off = (n * d.c + ch) * d.s;
+      for (i64 i = 0; i < d.s; ++i) {
+        const double xhat = (static_cast<double>(x[off + i]) - mean[ch]) * invstd[ch];
+        dx[off + i] = static_cast<T>(k * (static_cast<double>(g[off + i]) - gb - xhat * gw));
+      }
+    }
+  }
+}
+
 }  // namespace bnfast::BNFAST_ISA

@@ -212,16 +212,8 @@ class Residual:
     """
 
     def __init__(self, layers):
-        if isinstance(layers, (Dense, Residual)) or not hasattr(layers, "__iter__"):
-            raise TypeError("layers must be a sequence of bnfast.Dense, got "
-                            f"{type(layers).__name__}")
-        layers = tuple(layers)
-        if not layers:
-            raise ValueError("layers must not be empty: a residual block needs a layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                raise TypeError(f"layers[{i}] must be a bnfast.Dense (blocks do not nest), "
-                                f"got {type(layer).__name__}")
+        layers = _layer_sequence(layers, (Dense,), "bnfast.Dense (blocks do not nest)",
+                                 "a residual block needs a layer")
         if layers[0].in_features != layers[-1].out_features:
             raise ValueError("layers: a residual block must map n features to n, got "
                              f"{layers[0].in_features} -> {layers[-1].out_features}")
@@ -244,20 +236,25 @@ class Residual:
         return f"Residual([{inner}])"
 
 
+def _layer_sequence(layers, kinds, kinds_name, why_not_empty):
+    """layers as a non-empty tuple whose items are instances of ``kinds``."""
+    if isinstance(layers, (Dense, Residual)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a sequence of {kinds_name}, got "
+                        f"{type(layers).__name__}")
+    layers = tuple(layers)
+    if not layers:
+        raise ValueError(f"layers must not be empty: {why_not_empty}")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, kinds):
+            raise TypeError(f"layers[{i}] must be a {kinds_name}, got {type(layer).__name__}")
+    return layers
+
+
 def check_layers(layers):
     """layers as a non-empty tuple of Dense and Residual (the core checks that their
     feature counts chain)."""
-    if isinstance(layers, (Dense, Residual)) or not hasattr(layers, "__iter__"):
-        raise TypeError("layers must be a sequence of bnfast.Dense and bnfast.Residual, "
-                        f"got {type(layers).__name__}")
-    layers = tuple(layers)
-    if not layers:
-        raise ValueError("layers must not be empty: a network needs at least one layer")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, (Dense, Residual)):
-            raise TypeError(f"layers[{i}] must be a bnfast.Dense or bnfast.Residual, got "
-                            f"{type(layer).__name__}")
-    return layers
+    return _layer_sequence(layers, (Dense, Residual), "bnfast.Dense or bnfast.Residual",
+                           "a network needs at least one layer")
 
 
 def dense_layers(layers):

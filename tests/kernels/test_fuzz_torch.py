@@ -100,6 +100,7 @@ from hypothesis.extra import numpy as hnp
 import bnfast
 
 torch = pytest.importorskip("torch")
+from torch_single_thread import one_torch_thread_and_report  # noqa: E402
 F = torch.nn.functional
 
 FUZZ = settings(max_examples=1000, deadline=None, derandomize=True, database=None,
@@ -114,16 +115,9 @@ _WORST = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread_and_report():
-    """Tiny tensors: torch's thread pool only costs time. Prints the worst ratios."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-    if _WORST:
-        print("\nworst error / bound against torch (kernels):")
-        for what, ratio in sorted(_WORST.items()):
-            print(f"  {what:<22s} {ratio:.3e}")
+def one_torch_thread():
+    with one_torch_thread_and_report(torch, _WORST, "kernels"):
+        yield
 
 
 def unit_roundoff(dtype):

@@ -61,6 +61,7 @@ from hypothesis import strategies as st
 from bnfast import BatchNorm, Dense, Network
 
 torch = pytest.importorskip("torch")
+from torch_single_thread import one_torch_thread_and_report  # noqa: E402
 F = torch.nn.functional
 F64 = torch.float64
 
@@ -77,16 +78,9 @@ _WORST = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread_and_report():
-    """Tiny tensors: torch's thread pool only costs time. Prints the worst ratios."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-    if _WORST:
-        print("\nworst error / bound against torch (networks):")
-        for what, ratio in sorted(_WORST.items()):
-            print(f"  {what:<22s} {ratio:.3e}")
+def one_torch_thread():
+    with one_torch_thread_and_report(torch, _WORST, "networks"):
+        yield
 
 
 def within(what, ours, theirs, bound):

@@ -99,6 +99,17 @@ def integer(value, name, low):
     return value
 
 
+def axis_value(axis):
+    """axis as an int the core can take (its range against x.ndim is checked by the
+    bindings, which know the array)."""
+    if type(axis) is int and -2**62 <= axis < 2**62:
+        return axis  # the common case, kept cheap (a tiny call costs ~1 us in all)
+    axis = integer(axis, "axis", -2**62)
+    if axis >= 2**62:
+        raise ValueError(f"axis {axis} is out of range")
+    return axis
+
+
 def boolean(value, name):
     """value as a Python bool; TypeError for anything but bool and numpy.bool_."""
     if not isinstance(value, (bool, np.bool_)):

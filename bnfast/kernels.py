@@ -1,7 +1,10 @@
 """The BN kernels: argument handling in Python, the work in bnfast._core (C++).
 
-Shapes: x is (N, C) or (N, C, *) with channels on axis 1; per-channel arrays are (C,).
-Statistics of channel c run over axis 0 and every trailing axis.
+Shapes: x is (N, C) or (N, C, *) with channels on ``axis`` (default 1; -1 for
+channels-last (N, *, C), the Keras/Flax/TensorFlow layout and PyTorch's channels_last
+memory format; any axis in range); per-channel arrays are (C,). Statistics of channel c
+run over every other axis. No transposed copy is made: channels-last data is a
+(N * prod(*), C) matrix to the kernels.
 dtypes: float32 and float64 compute in their own precision (statistics are always
 accumulated in float64); float16 computes in float32 and the result is converted back;
 integers and bools are converted to float64; complex/object/string dtypes are a
@@ -14,8 +17,8 @@ docs/design/argument_rules.md (shapes are checked by the bindings, values here).
 import numpy as np
 
 from . import _core
-from ._validate import (boolean, check_out, compute_dtype, eps_value, float64_array,
-                        float_input, momentum_value)
+from ._validate import (axis_value, boolean, check_out, compute_dtype, eps_value,
+                        float64_array, float_input, momentum_value)
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
@@ -32,12 +35,12 @@ def _result(y, result_dtype):
 
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5):
+               training=False, momentum=0.1, eps=1e-5, axis=1):
     """Batch normalization with the semantics of torch.nn.functional.batch_norm.
 
     Parameters
     ----------
-    x : array_like, shape (N, C) or (N, C, *)
+    x : array_like, shape (N, C) or (N, C, *); channels on ``axis``
     running_mean, running_var : ndarray (C,), optional
         Population statistics. Required when ``training`` is False. When training and
         given, they are updated in place (float32 or float64, writable, any stride):
@@ -54,6 +57,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     eps : float >= 0
         Added to the variance. eps = 0 is the exact transform; a channel with zero
         variance then raises ZeroVarianceError (a ValueError) naming the channel.
+    axis : int, the channel axis (default 1; -1 for channels-last)
 
     Returns
     -------
@@ -66,6 +70,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     bias = float64_array(bias, "bias")
     eps = eps_value(eps)
     training = boolean(training, "training")
+    axis = axis_value(axis)
     y = _core.empty(xc.shape, xc.dtype)
     if training:
         tracking = running_mean is not None or running_var is not None
@@ -73,26 +78,28 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         momentum = momentum_value(momentum) if tracking or momentum is not None else 0.0
         # the binding warns (RuntimeWarning) about channels whose statistics are not
         # finite before it updates anything
-        _core.forward_train(xc, weight, bias, eps, y, running_mean, running_var, momentum)
+        _core.forward_train(xc, weight, bias, eps, y, running_mean, running_var, momentum,
+                            axis)
     else:
         if momentum is not None:
             momentum_value(momentum)  # a bad momentum is an error in every mode
         running_mean = float64_array(running_mean, "running_mean")
         running_var = float64_array(running_var, "running_var")
-        _core.forward_eval(xc, running_mean, running_var, weight, bias, eps, y)
+        _core.forward_eval(xc, running_mean, running_var, weight, bias, eps, y, axis)
     return _result(y, result)
 
 
-def batch_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
+def batch_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None, axis=1):
     """Training-mode batch normalization, returning what the backward pass needs.
 
     Parameters
     ----------
-    x : array_like, shape (N, C) or (N, C, *)
+    x : array_like, shape (N, C) or (N, C, *); channels on ``axis``
     weight, bias : array_like (C,), optional (default 1 and 0)
     eps : float >= 0 (eps = 0 with a constant channel raises ZeroVarianceError)
     out : ndarray, shape of x, dtype of the result, optional
         Where to write y (may be x itself). Reusing a buffer saves the allocation.
+    axis : int, the channel axis (default 1; -1 for channels-last)
 
     Returns
     -------
@@ -104,17 +111,18 @@ def batch_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None):
     weight = float64_array(weight, "weight")
     bias = float64_array(bias, "bias")
     eps = eps_value(eps)
+    axis = axis_value(axis)
     buffer, target = check_out(out, xc, result, sources=(xc,), empty=_core.empty)
-    mean, invstd, _ = _core.forward_train(xc, weight, bias, eps, buffer, None, None, 0.0)
+    mean, invstd, _ = _core.forward_train(xc, weight, bias, eps, buffer, None, None, 0.0, axis)
     y = _finish(buffer, target)
     return (y if target is not None else _result(y, result)), mean, invstd
 
 
-def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None):
+def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None, axis=1):
     """Gradients of training-mode batch normalization.
 
     With xhat = (x - mean) * invstd and m = N * prod(trailing):
-    grad_bias = sum grad_y, grad_weight = sum grad_y * xhat (over all but axis 1), and
+    grad_bias = sum grad_y, grad_weight = sum grad_y * xhat (over all but the channel axis),
     grad_x = weight * invstd / m * (m * grad_y - grad_bias - xhat * grad_weight).
 
     Parameters
@@ -124,6 +132,7 @@ def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None):
     mean, invstd : array_like (C,), as returned by batch_norm_forward
     weight : array_like (C,), optional (default 1)
     out : ndarray, shape of x, dtype of the result, optional (may be grad_y or x)
+    axis : int, the channel axis, as in the forward call (default 1; -1 channels-last)
 
     Returns
     -------
@@ -138,7 +147,8 @@ def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None):
     mean = float64_array(mean, "mean")
     invstd = float64_array(invstd, "invstd")
     weight = float64_array(weight, "weight")
+    axis = axis_value(axis)
     buffer, target = check_out(out, xc, result, sources=(xc, gy), empty=_core.empty)
-    grad_weight, grad_bias = _core.backward(gy, xc, mean, invstd, weight, buffer)
+    grad_weight, grad_bias = _core.backward(gy, xc, mean, invstd, weight, buffer, axis)
     gx = _finish(buffer, target)
     return (gx if target is not None else _result(gx, result)), grad_weight, grad_bias

@@ -95,8 +95,57 @@ def _affine(x, mean, invstd, weight, bias):
     return y
 
 
+def _channel_axis(x, axis):
+    """axis as a non-negative int in range for x (ndim >= 2 is checked later)."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    if x.ndim < 2:
+        return int(axis)  # the (N, C, *) check below says what is wrong
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of range for x with {x.ndim} dimensions")
+    return int(axis) % x.ndim
+
+
+def _on_axis(f, arrays, axis, results):
+    """f on the arrays with their channel axis moved to 1, and the first ``results`` of
+    its outputs moved back (the per-channel outputs need no move)."""
+    axis = _channel_axis(arrays[0], axis)
+    if arrays[0].ndim < 2 or axis == 1:
+        return f(*arrays)
+    out = f(*[np.moveaxis(a, axis, 1) for a in arrays])
+    if not isinstance(out, tuple):
+        return np.moveaxis(out, 1, axis)
+    return tuple(np.moveaxis(o, 1, axis) if i < results else o for i, o in enumerate(out))
+
+
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5):
+               training=False, momentum=0.1, eps=1e-5, axis=1):
+    """Batch normalization as torch.nn.functional.batch_norm, channels on ``axis``
+    (default 1; -1 for channels-last (N, *, C)): the (N, C, *) function below on x with
+    that axis moved to 1."""
+    x = np.asarray(x)
+    return _on_axis(lambda xa: _batch_norm(xa, running_mean, running_var, weight, bias,
+                                           training, momentum, eps), [x], axis, 1)
+
+
+def batch_norm_forward(x, weight=None, bias=None, eps=1e-5, axis=1):
+    """Training-mode BN with channels on ``axis``: returns (y, mean, invstd) as
+    _batch_norm_forward does for x with that axis moved to 1."""
+    x = np.asarray(x)
+    return _on_axis(lambda xa: _batch_norm_forward(xa, weight, bias, eps), [x], axis, 1)
+
+
+def batch_norm_backward(grad_y, x, mean, invstd, weight=None, axis=1):
+    """Gradients of training-mode BN with channels on ``axis``: (grad_x, grad_weight,
+    grad_bias) as _batch_norm_backward gives them for the arrays with that axis moved
+    to 1."""
+    x, grad_y = np.asarray(x), np.asarray(grad_y)
+    return _on_axis(lambda ga, xa: _batch_norm_backward(ga, xa, mean, invstd, weight),
+                    [grad_y, x], axis, 1)
+
+
+def _batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                training=False, momentum=0.1, eps=1e-5):
     """Batch normalization as torch.nn.functional.batch_norm.
 
     x : (N, C, *);  running_mean, running_var, weight, bias : (C,) or None.
@@ -129,7 +178,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     return _affine(x, mean, invstd, weight, bias).astype(_result_dtype(x))
 
 
-def batch_norm_forward(x, weight=None, bias=None, eps=1e-5):
+def _batch_norm_forward(x, weight=None, bias=None, eps=1e-5):
     """Training-mode batch normalization.
 
     x : (N, C, *);  weight, bias : (C,) or None (1 and 0).
@@ -142,7 +191,7 @@ def batch_norm_forward(x, weight=None, bias=None, eps=1e-5):
     return y.astype(_result_dtype(x)), mean, invstd
 
 
-def batch_norm_backward(grad_y, x, mean, invstd, weight=None):
+def _batch_norm_backward(grad_y, x, mean, invstd, weight=None):
     """Gradients of training-mode batch normalization (docs/math/batch_norm.md, sec. 2).
 
     grad_y, x : (N, C, *);  mean, invstd, weight : (C,) (weight None means 1).

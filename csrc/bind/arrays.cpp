@@ -29,14 +29,22 @@ char float_kind(const py::array& a, const char* name) {
                        std::string(py::str(a.dtype())));
 }
 
-Dims input_dims(const py::array& x, const char* name) {
+Dims input_dims(const py::array& x, const char* name, std::int64_t axis) {
   if (x.ndim() < 2)
     throw py::value_error(std::string(name) + " must have at least 2 dimensions (N, C, *), got shape " +
                           shape_str(x));
   if (!(x.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
-  Dims d{x.shape(0), x.shape(1), 1};
-  for (py::ssize_t i = 2; i < x.ndim(); ++i) d.s *= x.shape(i);
+  const std::int64_t ndim = x.ndim();
+  if (axis < -ndim || axis >= ndim)
+    throw py::value_error("axis " + std::to_string(axis) + " is out of range for " + name +
+                          " with " + std::to_string(ndim) + " dimensions");
+  if (axis < 0) axis += ndim;
+  // (outer, C, inner): the channel axis with everything before it and everything after
+  // it flattened; channels-last (N, *, C) is (N * prod(*), C, 1), no copy needed.
+  Dims d{1, x.shape(axis), 1};
+  for (std::int64_t i = 0; i < axis; ++i) d.n *= x.shape(i);
+  for (std::int64_t i = axis + 1; i < ndim; ++i) d.s *= x.shape(i);
   if (d.size() == 0)
     throw py::value_error(std::string(name) + " must not be empty, got shape " + shape_str(x));
   return d;

@@ -29,7 +29,7 @@ py::array as_array(const py::handle& obj, const char* name);
 char float_kind(const py::array& a, const char* name);
 
 // C-contiguous, ndim >= 2, non-empty: the (n, c, s) view of x.
-Dims input_dims(const py::array& x, const char* name);
+Dims input_dims(const py::array& x, const char* name, std::int64_t axis = 1);
 
 // `a` has exactly the dtype and shape of `like` and is C-contiguous (an input read
 // alongside x, such as grad_y); require_output_like also wants it writable.

@@ -77,10 +77,10 @@ bool overlap(const RunningBuffer& a, const RunningBuffer& b, std::int64_t c) {
 py::tuple forward_train_binding(const py::object& x_obj, const py::object& weight,
                                 const py::object& bias, double eps, const py::object& out_obj,
                                 const py::object& running_mean, const py::object& running_var,
-                                double momentum) {
+                                double momentum, std::int64_t axis) {
   py::array x = as_array(x_obj, "x");
   const char kind = float_kind(x, "x");
-  const Dims d = input_dims(x, "x");
+  const Dims d = input_dims(x, "x", axis);
   if (d.per_channel() < 2)
     throw py::value_error(
         "Expected more than 1 value per channel when training, got input of shape " +
@@ -141,10 +141,11 @@ py::tuple forward_train_binding(const py::object& x_obj, const py::object& weigh
 
 void forward_eval_binding(const py::object& x_obj, const py::object& running_mean,
                           const py::object& running_var, const py::object& weight,
-                          const py::object& bias, double eps, const py::object& out_obj) {
+                          const py::object& bias, double eps, const py::object& out_obj,
+                          std::int64_t axis) {
   py::array x = as_array(x_obj, "x");
   const char kind = float_kind(x, "x");
-  const Dims d = input_dims(x, "x");
+  const Dims d = input_dims(x, "x", axis);
   const double* rm = channel_vector(running_mean, d.c, "running_mean");
   const double* rv = channel_vector(running_var, d.c, "running_var");
   if (!rm || !rv)
@@ -163,10 +164,11 @@ void forward_eval_binding(const py::object& x_obj, const py::object& running_mea
 
 py::tuple backward_binding(const py::object& dy_obj, const py::object& x_obj,
                            const py::object& mean_obj, const py::object& invstd_obj,
-                           const py::object& weight, const py::object& out_obj) {
+                           const py::object& weight, const py::object& out_obj,
+                           std::int64_t axis) {
   py::array x = as_array(x_obj, "x");
   const char kind = float_kind(x, "x");
-  const Dims d = input_dims(x, "x");
+  const Dims d = input_dims(x, "x", axis);
   py::array dy = as_array(dy_obj, "grad_y");
   require_input_like(dy, x, "grad_y");
   const double* mean = channel_vector(mean_obj, d.c, "mean");
@@ -198,18 +200,18 @@ void bind_kernels(py::module_& m) {
 
   m.def("forward_train", &forward_train_binding, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("eps"), py::arg("out"), py::arg("running_mean"),
-        py::arg("running_var"), py::arg("momentum"),
-        "Training-mode BN of a C-contiguous float32/float64 x (N, C, *) into out (same "
+        py::arg("running_var"), py::arg("momentum"), py::arg("axis") = 1,
+        "Training-mode BN of a C-contiguous float32/float64 x (channels on axis) into out (same "
         "dtype/shape). weight, bias: float64 (C,) or None. Updates running_mean/var "
         "(float32/float64 (C,), writable) in place when given. Returns (mean, invstd, "
         "skipped): float64 (C,) each, and the number of channels whose running stats were "
         "left unchanged because the batch statistics were not finite.");
   m.def("forward_eval", &forward_eval_binding, py::arg("x"), py::arg("running_mean"),
         py::arg("running_var"), py::arg("weight"), py::arg("bias"), py::arg("eps"),
-        py::arg("out"),
-        "Inference-mode BN of x (N, C, *) with float64 (C,) running statistics into out.");
+        py::arg("out"), py::arg("axis") = 1,
+        "Inference-mode BN of x (channels on axis) with float64 (C,) running statistics into out.");
   m.def("backward", &backward_binding, py::arg("grad_y"), py::arg("x"), py::arg("mean"),
-        py::arg("invstd"), py::arg("weight"), py::arg("out"),
+        py::arg("invstd"), py::arg("weight"), py::arg("out"), py::arg("axis") = 1,
         "Backward of training-mode BN: writes grad_x into out (like x), returns "
         "(grad_weight, grad_bias), float64 (C,) each.");
 }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/affine.hpp"
@@ -101,6 +102,7 @@ inline void check_positive_rescued(const double* var, i64 c, double eps,
 template <class T>
 void add_unrepresentable(i64 c, const double* mean, const double* invstd, const double* weight,
                          std::vector<WideChannel>& wide) {
+  if constexpr (std::is_same_v<T, double>) return;  // double coefficients always fit
   const double top = static_cast<double>(std::numeric_limits<T>::max());
   for (i64 ch = 0; ch < c; ++ch) {
     const double scale = std::fabs(invstd[ch] * (weight ? weight[ch] : 1.0));
@@ -137,22 +139,22 @@ void backward_wide(const T* g, const T* x, Dims d, const double* mean, const dou
                    const double* weight, const double* grad_weight, const double* grad_bias,
                    T* dx) {
   const double top = static_cast<double>(std::numeric_limits<T>::max());
-  const double count = static_cast<double>(d.per_channel());
+  const double low = static_cast<double>(std::numeric_limits<T>::min());
+  const double inv_count = 1.0 / static_cast<double>(d.per_channel());
+  // each coefficient must be representable in T: neither beyond its largest value nor
+  // (when its factors are not 0) below its smallest normal one
+  auto fits = [&](double v, bool factors_nonzero) {
+    return std::fabs(v) <= top && (std::fabs(v) >= low || !factors_nonzero);
+  };
   for (i64 ch = 0; ch < d.c; ++ch) {
     if (!std::isfinite(mean[ch]) || !std::isfinite(invstd[ch])) continue;  // NaN data
     const double k = (weight ? weight[ch] : 1.0) * invstd[ch];
-    const double b = k * invstd[ch] * grad_weight[ch] / count;
-    const double c0 = k * grad_bias[ch] / count;
-    // each coefficient must be representable in T: neither beyond its largest value
-    // nor (when its factors are not 0) below its smallest normal one
-    const double low = static_cast<double>(std::numeric_limits<T>::min());
-    auto fits = [&](double v, bool factors_nonzero) {
-      return std::fabs(v) <= top && (std::fabs(v) >= low || !factors_nonzero);
-    };
+    const double b = k * invstd[ch] * grad_weight[ch] * inv_count;
+    const double c0 = k * grad_bias[ch] * inv_count;
     if (fits(k, k != 0 || weight == nullptr) && fits(b, k != 0 && grad_weight[ch] != 0) &&
         fits(c0, k != 0 && grad_bias[ch] != 0))
       continue;
-    const double gw = grad_weight[ch] / count, gb = grad_bias[ch] / count;
+    const double gw = grad_weight[ch] * inv_count, gb = grad_bias[ch] * inv_count;
     for (i64 n = 0; n < d.n; ++n) {
       const i64 off = (n * d.c + ch) * d.s;
       for (i64 i = 0; i < d.s; ++i) {

@@ -100,7 +100,7 @@ from hypothesis.extra import numpy as hnp
 import bnfast
 
 torch = pytest.importorskip("torch")
-from torch_single_thread import one_torch_thread_and_report  # noqa: E402
+from torch_fuzz import check_within, one_torch_thread_and_report  # noqa: E402
 F = torch.nn.functional
 
 FUZZ = settings(max_examples=1000, deadline=None, derandomize=True, database=None,
@@ -136,16 +136,7 @@ def within(what, ours, theirs, bound):
               np.asarray(theirs)).astype(np.float64)
     assert ours.shape == theirs.shape, (what, ours.shape, theirs.shape)
     assert np.all(np.isfinite(ours)) and np.all(np.isfinite(theirs)), what
-    err = np.abs(ours - theirs)
-    bound = np.broadcast_to(bound, err.shape)
-    ratio = float(np.max(err / np.maximum(bound, 1e-300), initial=0.0))
-    _WORST[what] = max(_WORST.get(what, 0.0), ratio)
-    bad = err > bound
-    if np.any(bad):
-        i = np.unravel_index(np.argmax(err - bound), err.shape)
-        raise AssertionError(f"{what}: {np.count_nonzero(bad)} of {err.size} outside the "
-                             f"bound; at {i}: bnfast {ours[i]!r}, torch {theirs[i]!r}, "
-                             f"error {err[i]:.3e} > bound {bound[i]:.3e}")
+    check_within(_WORST, what, ours, theirs, bound)
 
 
 # ---------------------------------------------------------------- the inputs

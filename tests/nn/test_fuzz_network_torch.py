@@ -61,7 +61,7 @@ from hypothesis import strategies as st
 from bnfast import BatchNorm, Dense, Network
 
 torch = pytest.importorskip("torch")
-from torch_single_thread import one_torch_thread_and_report  # noqa: E402
+from torch_fuzz import check_within, one_torch_thread_and_report  # noqa: E402
 F = torch.nn.functional
 F64 = torch.float64
 
@@ -87,16 +87,7 @@ def within(what, ours, theirs, bound):
     ours = np.asarray(ours, dtype=np.float64)
     theirs = np.asarray(theirs, dtype=np.float64)
     assert ours.shape == theirs.shape, (what, ours.shape, theirs.shape)
-    err = np.abs(ours - theirs)
-    bound = np.broadcast_to(bound, err.shape)
-    ratio = float(np.max(err / np.maximum(bound, 1e-300), initial=0.0))
-    _WORST[what] = max(_WORST.get(what, 0.0), ratio)
-    bad = err > bound
-    if np.any(bad):
-        i = np.unravel_index(np.argmax(err - bound), err.shape)
-        raise AssertionError(f"{what}: {np.count_nonzero(bad)} of {err.size} outside the "
-                             f"bound; at {i}: bnfast {ours[i]!r}, torch {theirs[i]!r}, "
-                             f"error {err[i]:.3e} > bound {bound[i]:.3e}")
+    check_within(_WORST, what, ours, theirs, bound)
 
 
 # ---------------------------------------------------------------- the cases

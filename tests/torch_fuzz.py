@@ -1,0 +1,34 @@
+"""Shared by the torch fuzz tests: torch on one thread (tiny tensors: its pool only
+costs time), the worst error/bound ratios printed at the end (-s), and the elementwise
+check of an error against its rounding bound."""
+
+import contextlib
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def one_torch_thread_and_report(torch, worst, title):
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+    if worst:
+        print(f"\nworst error / bound against torch ({title}):")
+        for what, ratio in sorted(worst.items()):
+            print(f"  {what:<22s} {ratio:.3e}")
+
+
+def check_within(worst, what, ours, theirs, bound):
+    """|ours - theirs| <= bound elementwise (float64 arrays of one shape); records the
+    worst error/bound ratio under ``what``."""
+    err = np.abs(ours - theirs)
+    bound = np.broadcast_to(bound, err.shape)
+    ratio = float(np.max(err / np.maximum(bound, 1e-300), initial=0.0))
+    worst[what] = max(worst.get(what, 0.0), ratio)
+    bad = err > bound
+    if np.any(bad):
+        i = np.unravel_index(np.argmax(err - bound), err.shape)
+        raise AssertionError(f"{what}: {np.count_nonzero(bad)} of {err.size} outside the "
+                             f"bound; at {i}: bnfast {ours[i]!r}, torch {theirs[i]!r}, "
+                             f"error {err[i]:.3e} > bound {bound[i]:.3e}")

@@ -100,7 +100,7 @@ from hypothesis.extra import numpy as hnp
 import bnfast
 
 torch = pytest.importorskip("torch")
-from torch_fuzz import check_within, one_torch_thread_and_report  # noqa: E402
+from torch_helpers import check_within, one_torch_thread_and_report  # noqa: E402
 F = torch.nn.functional
 
 FUZZ = settings(max_examples=1000, deadline=None, derandomize=True, database=None,

@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from torch_helpers import single_torch_thread  # noqa: E402
 
 import bnfast  # noqa: E402
 from bnfast import BatchNorm, BNNoise, Dense, Network, Residual  # noqa: E402
@@ -72,11 +73,8 @@ def report_worst():
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Tiny tensors: torch's thread pool only costs time (and the cores are shared)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with single_torch_thread(torch):
+        yield
 
 
 # ---------------------------------------------------------------- the torch network

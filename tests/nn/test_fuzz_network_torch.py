@@ -61,7 +61,7 @@ from hypothesis import strategies as st
 from bnfast import BatchNorm, Dense, Network
 
 torch = pytest.importorskip("torch")
-from torch_fuzz import check_within, one_torch_thread_and_report  # noqa: E402
+from torch_helpers import check_within, one_torch_thread_and_report  # noqa: E402
 F = torch.nn.functional
 F64 = torch.float64
 

@@ -20,6 +20,7 @@ on the losses), while a different gradient anywhere is off by far more.
 import pytest
 
 torch = pytest.importorskip("torch")
+from torch_helpers import single_torch_thread  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -34,11 +35,8 @@ STEPS = 300
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Tiny tensors: torch's thread pool only costs time (and the cores are shared)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with single_torch_thread(torch):
+        yield
 
 
 def batch_norm(H, gamma, beta, eps):

@@ -1,4 +1,4 @@
-"""Shared by the torch fuzz tests: torch on one thread (tiny tensors: its pool only
+"""Shared by the torch tests: torch on one thread (tiny tensors: its pool only
 costs time), the worst error/bound ratios printed at the end (-s), and the elementwise
 check of an error against its rounding bound."""
 
@@ -8,11 +8,20 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def one_torch_thread_and_report(torch, worst, title):
+def single_torch_thread(torch):
+    """Tiny tensors: torch's thread pool only costs time (and the cores are shared)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def one_torch_thread_and_report(torch, worst, title):
+    with single_torch_thread(torch):
+        yield
     if worst:
         print(f"\nworst error / bound against torch ({title}):")
         for what, ratio in sorted(worst.items()):

@@ -1,0 +1,189 @@
+"""Running a grid of independent tasks: in this process, on local worker processes, on
+any concurrent.futures.Executor, or on a Dask cluster (dask.distributed.Client).
+
+The experiments and the sweeps send their work through ``map_tasks``. Results come back
+in task order whatever the executor, and every task runs with the kernels on one thread
+(results of the kernels are deterministic for a given thread count, so a task gives the
+same bits in this process, in a worker process and on a Dask worker; the parallelism is
+across tasks). Ctrl-C cancels what has not started, stops the local workers, and raises
+``Interrupted`` carrying the results that finished.
+"""
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+__all__ = ["Interrupted", "connect", "is_dask_client", "local_workers", "map_tasks"]
+
+#: How often the waiting loop wakes up (Ctrl-C is seen at the latest after this).
+_POLL_SECONDS = 0.1
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``map_tasks``: ``finished`` maps task index -> result for the tasks
+    that completed; ``total`` is the number of tasks."""
+
+    def __init__(self, finished, total):
+        super().__init__(f"interrupted after {len(finished)} of {total} tasks")
+        self.finished, self.total = finished, total
+
+
+def is_dask_client(executor):
+    """Whether ``executor`` is a dask.distributed.Client (checked without importing dask)."""
+    return type(executor).__module__.startswith("distributed") and hasattr(executor, "gather")
+
+
+def local_workers():
+    """The number of local worker processes: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def connect(address, timeout=10.0):
+    """A dask.distributed.Client connected to the scheduler at ``address``
+    ("tcp://HOST:PORT" or "HOST:PORT"). ValueError for a malformed address, ImportError
+    without dask, OSError when no scheduler answers within ``timeout`` seconds."""
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"scheduler address must be a non-empty string like "
+                         f"tcp://HOST:PORT, got {address!r}")
+    address = address.strip()
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"scheduler address {address!r} is not of the form tcp://HOST:PORT")
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError("a Dask scheduler needs dask.distributed: "
+                          "pip install 'bnfast[dask]'") from exc
+    try:
+        return Client(address, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"no Dask scheduler answered at {address} within {timeout:g} s "
+                      f"({type(exc).__name__}: {exc})") from None
+
+
+def _one_thread_call(fn, task):
+    """Runs fn(task) with the kernels on one thread (see the module docstring)."""
+    from . import runtime
+    threads = runtime.get_num_threads()
+    runtime.set_num_threads(1)
+    try:
+        return fn(task)
+    finally:
+        runtime.set_num_threads(threads)
+
+
+def _worker_start():
+    # Ctrl-C goes to the whole process group; the parent decides, the workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def map_tasks(fn, tasks, executor=None, progress=True, desc=None):
+    """[fn(task) for task in tasks], computed by ``executor``, in task order.
+
+    fn : a module-level function (it is pickled to worker processes).
+    tasks : a sequence of picklable arguments.
+    executor : None (local: worker processes, one per core, or this process when there
+        is one task or one core), a concurrent.futures.Executor, or a
+        dask.distributed.Client.
+    progress : a tqdm bar over tasks on stderr, shown once the run takes over a second.
+    desc : the bar's label.
+
+    Raises ``Interrupted`` (a KeyboardInterrupt) on Ctrl-C, with the finished results.
+    An exception in a task is raised here, after the other tasks are cancelled.
+    """
+    tasks = list(tasks)
+    bar = _progress_bar(len(tasks), progress, desc)
+    finished = {}
+    try:
+        if executor is None and (len(tasks) <= 1 or local_workers() == 1):
+            for index, task in enumerate(tasks):
+                finished[index] = _one_thread_call(fn, task)
+                bar.update(1)
+        elif executor is None:
+            _run_local_pool(fn, tasks, finished, bar)
+        elif is_dask_client(executor):
+            _run_dask(executor, fn, tasks, finished, bar)
+        elif isinstance(executor, cf.Executor):
+            _run_futures(executor, fn, tasks, finished, bar)
+        else:
+            raise TypeError("executor must be None, a concurrent.futures.Executor or a "
+                            f"dask.distributed.Client, got {type(executor).__name__}")
+    except KeyboardInterrupt:
+        raise Interrupted(dict(finished), len(tasks)) from None
+    finally:
+        bar.close()
+    return [finished[i] for i in range(len(tasks))]
+
+
+def _progress_bar(total, progress, desc):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="task", file=sys.stderr,
+                disable=not progress, delay=1.0, dynamic_ncols=True)
+
+
+def _collect(futures, finished, bar, done_of, cancel):
+    """Waits for ``futures`` (future -> task index), polling so that Ctrl-C is seen."""
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = done_of(pending)
+            for future in done:
+                finished[futures[future]] = future.result()
+                bar.update(1)
+    except BaseException:
+        cancel(pending)
+        raise
+
+
+def _run_futures(executor, fn, tasks, finished, bar):
+    futures = {executor.submit(_one_thread_call, fn, task): i for i, task in enumerate(tasks)}
+
+    def done_of(pending):
+        done, rest = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+        return done, rest
+
+    _collect(futures, finished, bar, done_of, lambda rest: [f.cancel() for f in rest])
+
+
+def _run_local_pool(fn, tasks, finished, bar):
+    workers = min(local_workers(), len(tasks))
+    # spawn: the parent has the kernels' thread pool running, which fork would copy
+    # half-way through; spawned workers start clean.
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_start)
+    try:
+        _run_futures(pool, fn, tasks, finished, bar)
+    except BaseException:
+        # Stop now: running tasks are abandoned (their results are not needed).
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(client, fn, tasks, finished, bar):
+    from distributed import wait as dask_wait
+    # pure=False: two equal tasks are still two runs; retries: a lost worker's tasks are
+    # recomputed elsewhere by the scheduler (each task counted once: results are keyed
+    # by task index).
+    futures = {client.submit(_one_thread_call, fn, task, pure=False, key=f"bnfast-{i}-"
+                             f"{time.monotonic_ns()}", retries=2): i
+               for i, task in enumerate(tasks)}
+
+    def done_of(pending):
+        try:
+            result = dask_wait(list(pending), timeout=_POLL_SECONDS,
+                               return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set(), pending
+        return set(result.done), set(result.not_done)
+
+    _collect(futures, finished, bar, done_of, lambda rest: client.cancel(list(rest)))

@@ -1,0 +1,87 @@
+"""The learning problems the experiments share: Santurkar et al.'s deep linear network
+(DLN) on synthetic Gaussian regression data, and an MLP on scikit-learn's bundled digits
+data (real images; no download).
+
+Santurkar et al. (2018), appendix A: a 25-layer deep linear network of width 10 on data
+x ~ N(0, I_10), y = A x with A a 10x10 standard Gaussian matrix, 1000 samples, full
+batch, Glorot (uniform) initialization; with BN, every layer but the last is followed by
+a BN layer.
+"""
+
+import numpy as np
+
+from ..nn import BatchNorm, Dense, Network
+
+__all__ = ["DIGITS_CLASSES", "deep_linear_data", "deep_linear_network", "digits_data",
+           "digits_mlp", "downsample"]
+
+#: The digits data set's classes (0..9).
+DIGITS_CLASSES = 10
+
+
+def deep_linear_data(seed, samples=1000, dim=10):
+    """(X (samples, dim), y (samples, dim)): x ~ N(0, I), y = A x, A (dim, dim) ~ N(0, 1)
+    entrywise, drawn from NumPy's default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((dim, dim))
+    X = rng.standard_normal((samples, dim))
+    return X, X @ A.T
+
+
+def deep_linear_network(depth=25, width=10, norm=None, noise=None, seed=0, loss="sum"):
+    """The DLN: ``depth`` identity Dense layers of width ``width``; with norm ("std",
+    "l1", "l2", "linf"), a BN layer of that norm (gamma 1, beta 0, trainable) after every
+    layer but the last; Glorot-uniform weights drawn from ``seed``."""
+    layers = [Dense(width, width, batch_norm=_bn(norm, noise) if i < depth - 1 else None)
+              for i in range(depth)]
+    return Network(layers, loss=loss).init("glorot", seed)
+
+
+def digits_data(seed, test_fraction=0.2):
+    """scikit-learn's digits (1797 8x8 images of the digits 0-9) as
+    (X_train, Y_train, X_test, Y_test, labels_test): pixels scaled to [0, 1] (divided by
+    16), Y one-hot (rows, 10) so that the networks' squared loss fits them; the split is
+    a permutation drawn from default_rng(seed). Needs scikit-learn (it ships the data)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ImportError("the digits experiments need scikit-learn (it ships the data "
+                          "set): pip install 'bnfast[experiments]'") from exc
+    digits = load_digits()
+    X = digits.data.astype(np.float64) / 16.0
+    labels = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_test = int(round(test_fraction * len(X)))
+    test, train = order[:n_test], order[n_test:]
+    Y = np.eye(DIGITS_CLASSES)[labels]
+    return X[train], Y[train], X[test], Y[test], labels[test]
+
+
+def digits_mlp(hidden=(100, 100), activation="relu", norm=None, noise=None, seed=0,
+               loss="mean"):
+    """An MLP 64 -> hidden... -> 10 for the digits: each hidden Dense layer has
+    ``activation`` and, with norm, a BN layer of that norm (and noise) before it; the
+    output layer is linear. Glorot-uniform weights from ``seed``."""
+    sizes = [64, *hidden]
+    layers = [Dense(a, b, activation, batch_norm=_bn(norm, noise))
+              for a, b in zip(sizes[:-1], sizes[1:])]
+    layers.append(Dense(sizes[-1], DIGITS_CLASSES))
+    return Network(layers, loss=loss).init("glorot", seed)
+
+
+def downsample(values, points=200):
+    """At most ``points`` evenly spaced entries of ``values`` (the first and last kept),
+    as a list of floats: curves in the JSON output stay small."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) <= points:
+        return values.tolist()
+    index = np.unique(np.linspace(0, len(values) - 1, points).round().astype(np.int64))
+    return values[index].tolist()
+
+
+def _bn(norm, noise):
+    if norm is None:
+        if noise is not None:
+            raise ValueError("noise needs a BN layer (norm is None)")
+        return None
+    return BatchNorm(norm=norm, noise=noise)

@@ -1,0 +1,51 @@
+"""How an experiment is written: a set-up, a grid of independent tasks, a conclusion.
+
+Every experiment module defines ``EXPERIMENT = Experiment(...)``. ``run`` (runner.py)
+builds the settings, splits the work into tasks (each a JSON-able dict carrying its own
+seed), sends them through an executor, and hands the results, in task order, to
+``conclude``. Because a task is a pure function of its dict, the result for a seed is the
+same whatever the executor (in-process, local processes, a Dask cluster).
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Experiment", "derived_seed"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One empirical claim as an experiment.
+
+    name, claim, source, rule : as in ExperimentResult; the rule is fixed here, before
+        any run.
+    settings : quick (bool) -> dict of the set-up, JSON-able, with "reduced": a list of
+        strings saying what differs from the paper's set-up and why. Quick and full share
+        every line of code; only these numbers differ.
+    tasks : (settings, seed) -> list of task dicts (JSON-able, picklable); seeds inside
+        them come from ``derived_seed``.
+    run_task : task dict -> result dict (JSON-able); a module-level function, so that it
+        pickles for worker processes and Dask.
+    conclude : (settings, task results in task order) -> (verdict, measurements), with
+        measurements["verdict_inputs"] the numbers the rule used.
+    summary : measurements -> list of text lines for the terminal report.
+    """
+
+    name: str
+    claim: str
+    source: str
+    rule: str
+    settings: Callable
+    tasks: Callable
+    run_task: Callable
+    conclude: Callable
+    summary: Callable
+
+
+def derived_seed(seed, *keys):
+    """A 63-bit seed from (seed, keys...): independent streams for every replicate,
+    identical on every machine and executor (NumPy's SeedSequence hashing)."""
+    words = [int(seed)] + [int(k) for k in keys]
+    return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))

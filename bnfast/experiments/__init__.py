@@ -1,4 +1,4 @@
-"""Experiments that settle the empirical claims about BN (docs/design/experiments.md).
+"""Experiments that settle the empirical claims about BN (docs/experiments/README.md).
 
     bnfast.experiments.run(name, quick=False, seed=0, executor=None, progress=True)
         -> ExperimentResult(name, claim, source, verdict, rule, settings, measurements,

@@ -1,4 +1,4 @@
-"""The result of an experiment and its verdict (docs/design/experiments.md)."""
+"""The result of an experiment and its verdict (docs/experiments/README.md)."""
 
 from dataclasses import dataclass, field
 
@@ -38,7 +38,7 @@ class ExperimentResult:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
     def to_dict(self):
-        """The JSON object of ``bnfast run NAME --json`` (keys of experiments.md)."""
+        """The JSON object of ``bnfast run NAME --json`` (keys of docs/experiments/README.md)."""
         return {"experiment": self.name, "claim": self.claim, "source": self.source,
                 "verdict": self.verdict, "rule": self.rule, "settings": self.settings,
                 "measurements": self.measurements, "seconds": self.seconds}

@@ -9,7 +9,7 @@ from .result import VERDICTS, ExperimentResult
 
 __all__ = ["NAMES", "experiment", "run"]
 
-#: The experiments, in the order of docs/design/experiments.md; module = name with "_".
+#: The experiments, in the order of docs/experiments/README.md; module = name with "_".
 NAMES = ("ics", "landscape", "noisy-bn", "lp-norm", "explosion", "decoupling", "lipschitz")
 
 

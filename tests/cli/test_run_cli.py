@@ -1,0 +1,112 @@
+"""`bnfast run NAME [--quick] [--json] [--plot PATH] [--seed N] [--scheduler ADDR]` and
+`bnfast run --list`, run as a user runs them (subprocesses of `python -m bnfast`)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from bnfast.experiments import NAMES
+
+pytestmark = pytest.mark.timeout(300)
+
+# The cheapest quick run, for the tests that need one whole run.
+CHEAP = "decoupling"
+
+
+def run(*args, timeout=240):
+    # From outside the source tree, so the installed package is imported.
+    return subprocess.run([sys.executable, "-m", "bnfast", "run", *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          cwd=tempfile.gettempdir())
+
+
+def test_list_names_every_experiment_with_its_source():
+    p = run("--list")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(NAMES)
+    assert all(len(line.split()) > 3 for line in lines)   # a source after each name
+
+
+def test_json_prints_one_object_and_nothing_else():
+    p = run(CHEAP, "--quick", "--json", "--seed", "3")
+    assert p.returncode == 0, p.stderr
+    fields = json.loads(p.stdout)     # the whole of stdout is one object
+    assert fields["experiment"] == CHEAP and fields["settings"]["seed"] == 3
+    assert fields["verdict"] in ("supported", "refuted", "inconclusive")
+
+
+def test_text_report_and_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "figure.svg"
+    p = run(CHEAP, "--quick", "--plot", str(path), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for heading in ("Claim:", "Set-up:", "Reduced relative to the paper:", "Measured:",
+                    "Rule:", "Verdict: "):
+        assert heading in out, heading
+    assert f"wrote {path}" in out
+    assert path.read_text().lstrip().startswith("<?xml")
+    assert p.stderr == ""   # no progress bar asked for, nothing else to say
+
+
+@pytest.mark.parametrize("args, message", [
+    (("nope",), "unknown experiment 'nope'; the experiments are: ics, landscape"),
+    ((), "name an experiment"),
+    ((CHEAP, "--seed", "-1"), "--seed must be in [0, 2**63)"),
+    ((CHEAP, "--seed", "x"), "--seed must be an integer >= 0, got 'x'"),
+    ((CHEAP, "--plot", "figure.gif"), "must end in one of .png, .pdf, .svg"),
+    ((CHEAP, "--scheduler", "nohost"), "--scheduler: scheduler address 'nohost' is not"),
+])
+def test_usage_errors_exit_2(args, message):
+    p = run(*args)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert message in p.stderr
+    assert p.stdout == ""
+
+
+def test_unreachable_scheduler_is_an_error_not_a_hang():
+    pytest.importorskip("distributed")
+    start = time.perf_counter()
+    p = run(CHEAP, "--quick", "--scheduler", "tcp://127.0.0.1:9")
+    assert p.returncode == 2
+    assert "no Dask scheduler answered at tcp://127.0.0.1:9" in p.stderr
+    assert time.perf_counter() - start < 60
+
+
+def test_a_dask_scheduler_gives_the_local_result():
+    distributed = pytest.importorskip("distributed")
+    local = json.loads(run(CHEAP, "--quick", "--json").stdout)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        p = run(CHEAP, "--quick", "--json", "--scheduler", cluster.scheduler_address)
+    assert p.returncode == 0, p.stderr
+    remote = json.loads(p.stdout)
+    assert remote["measurements"] == local["measurements"]
+    assert remote["verdict"] == local["verdict"]
+
+
+def test_ctrl_c_stops_within_a_second():
+    # A full run (minutes); SIGINT once it is under way.
+    process = subprocess.Popen([sys.executable, "-m", "bnfast", "run", "explosion"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tempfile.gettempdir())
+    try:
+        time.sleep(6)
+        assert process.poll() is None, process.communicate()
+        sent = time.perf_counter()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert time.perf_counter() - sent < 1.0 + 0.5   # + the interpreter's exit
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "interrupted;" in err and "runs had finished" in err
+    assert "Traceback" not in err

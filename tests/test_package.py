@@ -84,7 +84,7 @@ def test_the_core_knows_nothing_of_python():
 
 def test_bindings_are_one_file_per_area():
     files = sorted(p.name for p in _sources("csrc/bind", {".cpp"}))
-    assert files[0:2] == ["arrays.cpp", "bind_kernels.cpp"] and "module.cpp" in files
+    assert {"arrays.cpp", "bind_kernels.cpp", "module.cpp"} <= set(files)
     module = (REPO / "csrc/bind/module.cpp").read_text()
     for area in (f for f in files if f.startswith("bind_")):
         assert f"{area[:-4]}(m);" in module, area   # module.cpp only wires the areas

@@ -5,6 +5,7 @@ namespace bnfast::bind {
 void bind_runtime(pybind11::module_& m);
 void bind_kernels(pybind11::module_& m);
 void bind_nn(pybind11::module_& m);
+void bind_capi(pybind11::module_& m);
 }  // namespace bnfast::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -12,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   bnfast::bind::bind_runtime(m);
   bnfast::bind::bind_kernels(m);
   bnfast::bind::bind_nn(m);
+  bnfast::bind::bind_capi(m);
 }

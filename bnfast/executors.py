@@ -16,7 +16,8 @@ import signal
 import sys
 import time
 
-__all__ = ["Interrupted", "connect", "is_dask_client", "local_workers", "map_tasks"]
+__all__ = ["Interrupted", "connect", "derived_seed", "is_dask_client", "local_workers",
+           "map_tasks"]
 
 #: How often the waiting loop wakes up (Ctrl-C is seen at the latest after this).
 _POLL_SECONDS = 0.1
@@ -29,6 +30,14 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, finished, total):
         super().__init__(f"interrupted after {len(finished)} of {total} tasks")
         self.finished, self.total = finished, total
+
+
+def derived_seed(seed, *keys):
+    """A 63-bit seed from (seed, keys...): independent streams for every task, identical
+    on every machine and executor (NumPy's SeedSequence hashing)."""
+    import numpy as np
+    words = [int(seed)] + [int(k) for k in keys]
+    return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def is_dask_client(executor):
@@ -84,7 +93,7 @@ def _worker_start():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def map_tasks(fn, tasks, executor=None, progress=True, desc=None):
+def map_tasks(fn, tasks, executor=None, progress=True, desc=None, on_result=None):
     """[fn(task) for task in tasks], computed by ``executor``, in task order.
 
     fn : a module-level function (it is pickled to worker processes).
@@ -94,13 +103,15 @@ def map_tasks(fn, tasks, executor=None, progress=True, desc=None):
         dask.distributed.Client.
     progress : a tqdm bar over tasks on stderr, shown once the run takes over a second.
     desc : the bar's label.
+    on_result : optional callable(index, result), called in this process as each task
+        finishes (e.g. to save partial results).
 
     Raises ``Interrupted`` (a KeyboardInterrupt) on Ctrl-C, with the finished results.
     An exception in a task is raised here, after the other tasks are cancelled.
     """
     tasks = list(tasks)
     bar = _progress_bar(len(tasks), progress, desc)
-    finished = {}
+    finished = _Finished(on_result)
     try:
         if executor is None and (len(tasks) <= 1 or local_workers() == 1):
             for index, task in enumerate(tasks):
@@ -120,6 +131,19 @@ def map_tasks(fn, tasks, executor=None, progress=True, desc=None):
     finally:
         bar.close()
     return [finished[i] for i in range(len(tasks))]
+
+
+class _Finished(dict):
+    """Results by task index; tells ``on_result`` about each one as it is stored."""
+
+    def __init__(self, on_result):
+        super().__init__()
+        self._on_result = on_result
+
+    def __setitem__(self, index, result):
+        super().__setitem__(index, result)
+        if self._on_result is not None:
+            self._on_result(index, result)
 
 
 def _progress_bar(total, progress, desc):

@@ -10,7 +10,7 @@ same whatever the executor (in-process, local processes, a Dask cluster).
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
+from ..executors import derived_seed
 
 __all__ = ["Experiment", "derived_seed"]
 
@@ -42,10 +42,3 @@ class Experiment:
     run_task: Callable
     conclude: Callable
     summary: Callable
-
-
-def derived_seed(seed, *keys):
-    """A 63-bit seed from (seed, keys...): independent streams for every replicate,
-    identical on every machine and executor (NumPy's SeedSequence hashing)."""
-    words = [int(seed)] + [int(k) for k in keys]
-    return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))

@@ -6,7 +6,6 @@ import concurrent.futures as cf
 import os
 import signal
 import sys
-import threading
 import time
 
 import numpy as np
@@ -90,17 +89,32 @@ def test_a_task_error_is_raised(executor):
 
 
 def test_ctrl_c_stops_within_a_second_and_keeps_what_finished():
-    # Two quick tasks, then tasks that would sleep for a minute; SIGINT after 3 s (the
-    # spawned workers need about a second to start).
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    start = time.perf_counter()
+    # Two quick tasks, then tasks that would sleep for a minute; SIGINT once the quick
+    # ones have reported (spawned workers take a moment to start on a busy machine).
+    reported, sent = [], []
+
+    def interrupt_after_two(index, result):
+        reported.append(index)
+        if len(reported) == 2:
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
+
     with pytest.raises(Interrupted) as info:
-        map_tasks(sleepy_task, [0.01, 0.01, 60, 60, 60], progress=False)
-    assert time.perf_counter() - start < 3.0 + 1.0
+        map_tasks(sleepy_task, [0.01, 0.01, 60, 60, 60], progress=False,
+                  on_result=interrupt_after_two)
+    assert time.perf_counter() - sent[0] < 1.0
     assert info.value.finished == {0: 0.01, 1: 0.01}
     assert info.value.total == 5
     assert isinstance(info.value, KeyboardInterrupt)
+
+
+def test_on_result_sees_every_result_once():
+    seen = []
+    with cf.ThreadPoolExecutor(2) as pool:
+        results = map_tasks(sleepy_task, [0.05, 0.0, 0.02], executor=pool, progress=False,
+                            on_result=lambda i, r: seen.append((i, r)))
+    assert sorted(seen) == [(0, 0.05), (1, 0.0), (2, 0.02)]
+    assert results == [0.05, 0.0, 0.02]
 
 
 def test_bad_executor():

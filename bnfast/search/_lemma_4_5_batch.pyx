@@ -54,8 +54,9 @@ def check_chunk(uint64_t seed, int64_t count, int dim, int samples, fixed_X=None
     given, those are the data; otherwise X (samples, dim) and y (samples,) have
     independent N(0, 1) entries, drawn before w0 (order: X row-major, y, w0).
 
-    Returns (counts int64 (5,) by VERDICT_NAMES, predicted_sum float (sum of the closed
-    form over the non-degenerate instances), kept: a dict of int64 indices and the
+    Returns (counts int64 (5,) by VERDICT_NAMES, predicted_sum and predicted_count (the
+    sum of the closed form over the instances where it is defined, and their number),
+    kept: a dict of int64 indices and the
     instances' X (k, samples, dim), y (k, samples), w0 (k, dim) for the first ``keep``
     failures ("fails") and every undecided instance (up to 4096; "undecided").
     """
@@ -68,6 +69,7 @@ def check_chunk(uint64_t seed, int64_t count, int dim, int samples, fixed_X=None
     cdef double[::1] w0 = np.empty(d)
     cdef int64_t[::1] counts = np.zeros(5, dtype=np.int64)
     cdef double predicted_sum = 0.0
+    cdef int64_t predicted_count = 0
     cdef int max_undecided = 4096
     fails_X = np.empty((keep, m, d)); fails_y = np.empty((keep, m)); fails_w = np.empty((keep, d))
     fails_i = np.empty(keep, dtype=np.int64)
@@ -91,6 +93,7 @@ def check_chunk(uint64_t seed, int64_t count, int dim, int samples, fixed_X=None
                 counts[r.verdict] += 1
                 if not isnan(r.predicted):
                     predicted_sum += r.predicted
+                    predicted_count += 1
                 if r.verdict == kFails and n_fails < keep:
                     fi[n_fails] = i
                     _copy(X, y, w0, fX[n_fails], fy[n_fails], fw[n_fails])
@@ -108,4 +111,4 @@ def check_chunk(uint64_t seed, int64_t count, int dim, int samples, fixed_X=None
                       fails_w[:n_fails]),
             "undecided": (und_i[:n_undecided], und_X[:n_undecided], und_y[:n_undecided],
                           und_w[:n_undecided])}
-    return np.asarray(counts), predicted_sum, kept
+    return np.asarray(counts), predicted_sum, predicted_count, kept

@@ -19,7 +19,7 @@ EXAMPLE_Y = np.array([8.0, 6.0, 11.0])
 def draw_like_the_checker(seed, count, dim, samples):
     """The verdicts of the first ``count`` instances, recomputed one by one with the
     claims checker from the instances the native loop keeps (keep=count)."""
-    counts, _, kept = batch.check_chunk(seed, count, dim, samples, keep=count)
+    counts, _, _, kept = batch.check_chunk(seed, count, dim, samples, keep=count)
     return counts, kept
 
 
@@ -42,7 +42,7 @@ def test_every_verdict_matches_the_claims_checker_on_random_instances():
     seen = {NO_PREMISE: 0, HOLDS: 0, FAILS: 0}
     for _ in range(300):
         X, y = rng.standard_normal((4, 3)), rng.standard_normal(4)
-        counts, _, kept = batch.check_chunk(int(rng.integers(2**63)), 1, 3, 4, X, y,
+        counts, _, _, kept = batch.check_chunk(int(rng.integers(2**63)), 1, 3, 4, X, y,
                                             keep=1)
         verdict = int(np.argmax(counts))
         assert verdict != UNDECIDED
@@ -65,7 +65,9 @@ def test_exact_arithmetic_confirms_a_sample_of_failures():
 def test_example_3_2_rate_matches_the_closed_form():
     # theta = angle(a, W*) = 4.574 degrees: P[(1) holds | premise] = 0.4873.
     n = 400_000
-    counts, predicted_sum, _ = batch.check_chunk(2025, n, 2, 3, EXAMPLE_X, EXAMPLE_Y)
+    counts, predicted_sum, predicted_count, _ = batch.check_chunk(2025, n, 2, 3, EXAMPLE_X,
+                                                                 EXAMPLE_Y)
+    assert predicted_count == n
     premise = counts[HOLDS] + counts[FAILS]
     rate = counts[HOLDS] / premise
     theta = math.acos(np.dot([5 / 3 * 3, 3], [7, 5]) / (math.hypot(5, 3) * math.hypot(7, 5)))
@@ -81,9 +83,10 @@ def test_example_3_2_rate_matches_the_closed_form():
 @pytest.mark.parametrize("dim, samples", [(2, 3), (4, 16)])
 def test_random_data_rate_matches_the_mean_closed_form(dim, samples):
     n = 200_000
-    counts, predicted_sum, _ = batch.check_chunk(7, n, dim, samples)
+    counts, predicted_sum, predicted_count, _ = batch.check_chunk(7, n, dim, samples)
     premise = counts[HOLDS] + counts[FAILS]
-    predicted = predicted_sum / (n - counts[DEGENERATE])
+    predicted = predicted_sum / predicted_count
+    assert predicted_count == n - counts[DEGENERATE]
     # The rate's standard error is below sqrt(1/4 / premise); the predicted mean's spread
     # over data sets adds less than that again.
     assert abs(counts[HOLDS] / premise - predicted) < 4 * 2 * math.sqrt(0.25 / premise)
@@ -92,7 +95,7 @@ def test_random_data_rate_matches_the_mean_closed_form(dim, samples):
 def test_one_dimension_has_the_degenerate_closed_form():
     # d = 1: a and W* parallel (P = 1) or opposite (P = 0), never 1/2 - theta/(2 pi)
     # with theta inside (0, pi).
-    counts, predicted_sum, _ = batch.check_chunk(1, 50_000, 1, 3)
+    counts, predicted_sum, _, _ = batch.check_chunk(1, 50_000, 1, 3)
     premise = counts[HOLDS] + counts[FAILS]
     assert abs(counts[HOLDS] / premise - predicted_sum / 50_000) < 0.02
 
@@ -101,14 +104,15 @@ def test_same_seed_same_counts_and_different_seeds_differ():
     a = batch.check_chunk(99, 10_000, 3, 6)
     b = batch.check_chunk(99, 10_000, 3, 6)
     c = batch.check_chunk(100, 10_000, 3, 6)
-    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
     assert not np.array_equal(a[0], c[0])
 
 
 def test_degenerate_data_are_counted_not_judged():
     X = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])   # centred rank 1 < d
-    counts, predicted_sum, _ = batch.check_chunk(0, 100, 2, 3, X, np.array([1.0, 2, 4]))
-    assert counts[DEGENERATE] == 100 and predicted_sum == 0.0
+    counts, predicted_sum, count, _ = batch.check_chunk(0, 100, 2, 3, X,
+                                                       np.array([1.0, 2, 4]))
+    assert counts[DEGENERATE] == 100 and predicted_sum == 0.0 and count == 0
     y_const = np.array([2.0, 2.0, 2.0])                   # a = 0: the BN loss is flat
-    counts, _, _ = batch.check_chunk(0, 100, 2, 3, EXAMPLE_X, y_const)
+    counts, _, _, _ = batch.check_chunk(0, 100, 2, 3, EXAMPLE_X, y_const)
     assert counts[DEGENERATE] == 100

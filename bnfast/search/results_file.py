@@ -20,7 +20,7 @@ def _pyarrow():
         import pyarrow.parquet
     except ImportError as exc:
         raise ImportError("writing sweep results needs pyarrow: "
-                          "pip install 'bnfast[dask]' (or pip install pyarrow)") from exc
+                          "pip install 'bnfast[parquet]'") from exc
     return pyarrow, pyarrow.parquet
 
 

@@ -64,7 +64,7 @@ def check_chunk(task):
         task["seed"], task["count"], task["dim"], task["samples"], *fixed,
         keep=KEEP_PER_CHUNK)
     row = dict(zip(VERDICT_NAMES, (int(c) for c in counts)))
-    row.update(count=task["count"], predicted_sum=float(predicted_sum),
+    row.update(chunk=task["chunk"], count=task["count"], predicted_sum=float(predicted_sum),
                predicted_count=int(predicted_count),
                kept={kind: [{"index": int(i), "X": X.tolist(), "y": y.tolist(),
                              "w0": w.tolist()} for i, X, y, w in zip(*arrays)]
@@ -106,18 +106,19 @@ def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
             done = dict(results_file.load())   # a copy: the file gains rows below
     elif resume:
         raise ValueError("resume=True needs out= (the file to continue)")
-    tasks, indices = [], []
+    tasks = []
     for chunk in range(settings["chunks"]):
         if chunk not in done:
             count = min(CHUNK_SIZE, settings["instances"] - chunk * CHUNK_SIZE)
-            tasks.append({"seed": derived_seed(seed, chunk), "count": count, "data": data,
-                          "dim": dim, "samples": samples})
-            indices.append(chunk)
+            tasks.append({"chunk": chunk, "seed": derived_seed(seed, chunk), "count": count,
+                          "data": data, "dim": dim, "samples": samples})
     on_result = None if results_file is None else \
-        (lambda i, row: results_file.add(indices[i], row))
+        (lambda i, row: results_file.add(row["chunk"], row))
     rows = map_tasks(check_chunk, tasks, executor=executor, progress=progress,
                      desc="bnfast search lemma-4-5", on_result=on_result)
-    rows = list(done.values()) + rows
+    # In chunk order: which counterexamples are certified must not depend on what
+    # finished first or on what a resumed file held.
+    rows = sorted(list(done.values()) + rows, key=lambda row: row["chunk"])
     return _conclude(settings, rows, wanted, time.perf_counter() - start)
 
 

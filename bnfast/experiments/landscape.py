@@ -1,0 +1,318 @@
+"""landscape: BatchNorm makes the optimization landscape smoother (Santurkar et al. 2018,
+section 3.2, appendix A.2.2, Figure 4; Figures 9-10 for the deep linear network).
+
+Two problems, each trained with and without BN from the same data and initial weights:
+Santurkar's 25-layer deep linear network (full-batch gradient descent) and an MLP on the
+digits (mini-batch SGD). At checkpoints along training, the measures of smoothness.py
+along the gradient: the loss band, the gradient change (predictiveness) and the
+effective beta-smoothness; also the largest Hessian eigenvalue (reported, not judged).
+"""
+
+import numpy as np
+
+from .problems import (deep_linear_data, deep_linear_network, digits_data, digits_mlp,
+                       downsample)
+from .smoothness import gradient_line_measures, largest_hessian_eigenvalue, \
+    measured_training
+from .spec import Experiment, derived_seed
+
+__all__ = ["EXPERIMENT"]
+
+#: The compared configurations: the BN layer's norm (None: no BN).
+CONFIGS = {"standard": None, "bn": "std"}
+#: The measures the verdict judges (raw values, as the paper plots them).
+JUDGED = ("loss_range", "grad_change_max", "beta")
+#: A measure "mostly" favours BN when BN is smaller at >= this fraction of the early
+#: checkpoint pairs; "mostly" against BN at <= 1 - this.
+MOST = 2 / 3
+#: Early checkpoints: those at steps <= EARLY * the run's steps.
+EARLY = 0.5
+
+CLAIM = ("BatchNorm \"makes the optimization landscape significantly smoother\": the "
+         "loss changes at a smaller rate and the magnitudes of the gradients are smaller "
+         "(better Lipschitzness of the loss), and the gradients are more predictive (better "
+         "\"effective\" beta-smoothness), in particular early in training.")
+SOURCE = ("Santurkar, Tsipras, Ilyas, Madry (2018), \"How Does Batch Normalization Help "
+          "Optimization?\", NeurIPS; section 3.2, appendix A.2.2, Figure 4 (VGG) and the "
+          "deep-linear-network landscape figures of appendix B (Figures 9-10).")
+RULE = ("Per problem (DLN, digits MLP) and per measure (loss range along the gradient, "
+        "largest gradient change along it, effective beta-smoothness), compare BN and "
+        "standard nets at the same step and seed (same data and initial weights) over the "
+        "early checkpoints, fixed in advance as those in the first half of the run "
+        f"(steps <= {EARLY:g} x total, step 0 included). A cell supports the claim if BN's "
+        f"raw value is smaller in at least {MOST:.0%} of those pairs (\"most\"; a value "
+        "that overflows counts as larger), and goes against it if BN's is smaller in at "
+        f"most {1 - MOST:.0%}. Verdict: supported if every cell supports; refuted if any "
+        "cell goes against; else inconclusive. Raw values, as in the paper, although the "
+        "nets' losses differ in scale; the ratios BN/standard (median over the pairs) say "
+        "by how much, and the scale-free variants (loss range / loss, gradient change / "
+        "gradient norm) and the largest Hessian eigenvalue are reported, not judged.")
+
+
+def settings(quick):
+    """The set-up: quick and full differ in lengths, checkpoints and seeds only."""
+    reduced = [
+        "deep linear network: {dln_steps} full-batch steps (the paper trains for "
+        "thousands); checkpoints every {dln_every} steps",
+        "digits MLP (64-100-100-10, ReLU, squared loss on one-hot targets, SGD batch 128, "
+        "lr 0.1) instead of the paper's VGG on CIFAR-10: a CPU-sized real-data network; "
+        "{mlp_steps} steps, checkpoints every {mlp_every}",
+        "{line_points} step sizes along the gradient per checkpoint (log-spaced in "
+        "[1/100, 30] x lr for the DLN, evenly in [1/2, 4] x lr for the MLP; the paper does "
+        "not say how many)",
+        "{seeds} seed(s) per problem; the Hessian eigenvalue by at most {power} power "
+        "iterations",
+    ]
+    if quick:
+        values = dict(dln_steps=150, dln_every=50, mlp_steps=300, mlp_every=50,
+                      line_points=5, seeds=1, power=6)
+    else:
+        values = dict(dln_steps=1500, dln_every=100, mlp_steps=3000, mlp_every=150,
+                      line_points=10, seeds=3, power=20)
+    return {
+        "dln": {"depth": 25, "width": 10, "samples": 1000, "loss": "sum", "lr": 1e-6,
+                "steps": values["dln_steps"], "every": values["dln_every"],
+                "batch_size": None, "record_every": 1, "multipliers": [1 / 100, 30],
+                "spacing": "log", "init": "glorot"},
+        "digits": {"hidden": [100, 100], "activation": "relu", "loss": "mean", "lr": 0.1,
+                   "steps": values["mlp_steps"], "every": values["mlp_every"],
+                   "batch_size": 128, "record_every": 10, "multipliers": [1 / 2, 4],
+                   "spacing": "linear",
+                   "init": "glorot"},
+        "line_points": values["line_points"], "seeds": values["seeds"],
+        "power_iterations": values["power"], "early_fraction": EARLY,
+        "reduced": [text.format(**values) for text in reduced],
+    }
+
+
+def tasks(settings, seed):
+    """One task per (problem, seed index, configuration); BN and standard of a seed
+    share data, initial weights, SGD order and measurement batches."""
+    out = []
+    for problem in ("dln", "digits"):
+        for replicate in range(settings["seeds"]):
+            base = derived_seed(seed, 0 if problem == "dln" else 1, replicate)
+            for config, norm in CONFIGS.items():
+                out.append({"problem": problem, "config": config, "norm": norm,
+                            "replicate": replicate, "seed": base,
+                            "setup": settings[problem],
+                            "line_points": settings["line_points"],
+                            "power_iterations": settings["power_iterations"]})
+    return out
+
+
+def step_sizes(setup, points):
+    """The etas along the gradient: lr * multipliers spaced as the set-up says, (points,)."""
+    low, high = setup["multipliers"]
+    if setup["spacing"] == "log":
+        multipliers = np.geomspace(low, high, points)
+    else:
+        multipliers = np.linspace(low, high, points)
+    return setup["lr"] * multipliers
+
+
+def build(task):
+    """(net, X, y, extra) of a task: the network with its norm and the learning set;
+    extra holds the digits test split (or None)."""
+    setup, seed = task["setup"], task["seed"]
+    if task["problem"] == "dln":
+        X, y = deep_linear_data(derived_seed(seed, 0), samples=setup["samples"],
+                                dim=setup["width"])
+        net = deep_linear_network(setup["depth"], setup["width"], norm=task["norm"],
+                                  seed=derived_seed(seed, 1), loss=setup["loss"])
+        return net, X, y, None
+    X, y, X_test, _, labels_test = digits_data(derived_seed(seed, 0))
+    net = digits_mlp(tuple(setup["hidden"]), setup["activation"], norm=task["norm"],
+                     seed=derived_seed(seed, 1), loss=setup["loss"])
+    return net, X, y, (X_test, labels_test)
+
+
+def measurement_batch(X, y, batch_size, seed, step):
+    """The rows the landscape is measured on at ``step``: all of them (full batch) or
+    ``batch_size`` rows drawn without replacement from (seed, step), shared by the
+    compared nets."""
+    if batch_size is None:
+        return X, y
+    rows = np.random.default_rng(derived_seed(seed, 2, step)).choice(
+        len(X), batch_size, replace=False)
+    return X[rows], y[rows]
+
+
+def run_task(task):
+    """Trains one net with checkpoints; returns its loss curve and, per checkpoint, the
+    landscape measures and the largest Hessian eigenvalue (JSON-able dict)."""
+    setup = task["setup"]
+    net, X, y, test = build(task)
+    etas = step_sizes(setup, task["line_points"])
+
+    def measure(net, step):
+        Xb, yb = measurement_batch(X, y, setup["batch_size"], task["seed"], step)
+        values = gradient_line_measures(net, Xb, yb, etas)
+        values["hessian_max"] = largest_hessian_eigenvalue(
+            net, Xb, yb, task["power_iterations"], seed=derived_seed(task["seed"], 3, step))
+        return values
+
+    losses, checkpoints, diverged = measured_training(
+        net, X, y, setup["lr"], setup["steps"], setup["every"], measure,
+        batch_size=setup["batch_size"], seed=derived_seed(task["seed"], 4),
+        record_every=setup["record_every"])
+    result = {"problem": task["problem"], "config": task["config"],
+              "replicate": task["replicate"], "losses": finite_or_none(downsample(losses)),
+              "final_loss": None if diverged is not None else float(losses[-1]),
+              "diverged_step": diverged,
+              "checkpoints": checkpoints}
+    if test is not None:
+        X_test, labels_test = test
+        result["test_accuracy"] = float(np.mean(net.predict(X_test).argmax(1) == labels_test))
+    return result
+
+
+def finite_or_none(values):
+    """A list of floats with the non-finite ones (a diverged run's last loss) as None,
+    so that the result stays valid JSON."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _value(checkpoint, measure):
+    """A checkpoint's measure; scale-free variants divide by the loss / gradient norm;
+    non-finite (None) becomes inf (it overflowed: larger than anything finite)."""
+    if measure == "relative_loss_range":
+        top, bottom = checkpoint["loss_range"], checkpoint["loss"]
+    elif measure == "relative_grad_change":
+        top, bottom = checkpoint["grad_change_max"], checkpoint["grad_norm"]
+    elif measure == "hessian_max":
+        top, bottom = checkpoint["hessian_max"], 1.0
+        top = None if top is None else abs(top)
+    else:
+        top, bottom = checkpoint[measure], 1.0
+    if top is None or bottom is None or bottom == 0:
+        return np.inf
+    return top / bottom
+
+
+def compare(pairs, measure):
+    """BN vs standard on ``measure`` over checkpoint pairs [(standard, bn), ...]:
+    {"pairs", "bn_smaller_fraction", "median_ratio" (BN / standard, None if undefined)}."""
+    standard = np.array([_value(s, measure) for s, _ in pairs])
+    bn = np.array([_value(b, measure) for _, b in pairs])
+    smaller = bn < standard
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = bn / standard
+    ratios = ratios[np.isfinite(ratios)]
+    return {"pairs": int(len(pairs)),
+            "bn_smaller_fraction": float(np.mean(smaller)) if len(pairs) else None,
+            "median_ratio": float(np.median(ratios)) if len(ratios) else None}
+
+
+def cell_verdict(fraction):
+    """A measure on a problem: "supported" (BN smaller in >= MOST of the early pairs),
+    "refuted" (<= 1 - MOST) or "inconclusive"."""
+    if fraction is None:
+        return "inconclusive"
+    if fraction >= MOST:
+        return "supported"
+    if fraction <= 1 - MOST:
+        return "refuted"
+    return "inconclusive"
+
+
+def decide(cells):
+    """The overall verdict from the judged cells' verdicts."""
+    verdicts = list(cells)
+    if verdicts and all(v == "supported" for v in verdicts):
+        return "supported"
+    if any(v == "refuted" for v in verdicts):
+        return "refuted"
+    return "inconclusive"
+
+
+def conclude(settings, results):
+    """Pairs BN and standard checkpoints by (problem, seed, step) and applies the rule."""
+    by_key = {(r["problem"], r["replicate"], r["config"]): r for r in results}
+    problems, verdict_inputs, cells = {}, {}, []
+    for problem in ("dln", "digits"):
+        setup = settings[problem]
+        early_limit = EARLY * setup["steps"]
+        early, every_pair = [], []
+        runs = {config: [by_key[(problem, r, config)] for r in range(settings["seeds"])]
+                for config in CONFIGS}
+        for standard_run, bn_run in zip(runs["standard"], runs["bn"]):
+            bn_at = {c["step"]: c for c in bn_run["checkpoints"]}
+            for checkpoint in standard_run["checkpoints"]:
+                partner = bn_at.get(checkpoint["step"])
+                if partner is None:   # one of the two diverged before this step
+                    continue
+                every_pair.append((checkpoint, partner))
+                if checkpoint["step"] <= early_limit:
+                    early.append((checkpoint, partner))
+        comparisons = {}
+        for measure in JUDGED + ("relative_loss_range", "relative_grad_change",
+                                 "hessian_max"):
+            early_result = compare(early, measure)
+            entry = {"early": early_result, "all": compare(every_pair, measure)}
+            if measure in JUDGED:
+                entry["verdict"] = cell_verdict(early_result["bn_smaller_fraction"])
+                cells.append(entry["verdict"])
+                verdict_inputs[f"{problem}.{measure}"] = {
+                    "bn_smaller_fraction_early": early_result["bn_smaller_fraction"],
+                    "early_pairs": early_result["pairs"],
+                    "median_ratio_bn_over_standard": early_result["median_ratio"],
+                    "verdict": entry["verdict"]}
+            comparisons[measure] = entry
+        problems[problem] = {
+            "comparisons": comparisons, "early_step_limit": early_limit,
+            "runs": {config: [_run_summary(run) for run in runs[config]]
+                     for config in CONFIGS}}
+    verdict_inputs["threshold_most"] = MOST
+    measurements = {"problems": problems, "verdict_inputs": verdict_inputs,
+                    "judged": list(JUDGED)}
+    return decide(cells), measurements
+
+
+def _run_summary(run):
+    """The parts of a task's result the report and the figure use."""
+    keys = ("loss", "grad_norm", "loss_min", "loss_max", "loss_range", "grad_change_min",
+            "grad_change_max", "beta", "hessian_max")
+    checkpoints = run["checkpoints"]
+    summary = {"losses": run["losses"], "final_loss": run["final_loss"],
+               "diverged_step": run["diverged_step"],
+               "steps": [c["step"] for c in checkpoints]}
+    summary.update({key: [c[key] for c in checkpoints] for key in keys})
+    if "test_accuracy" in run:
+        summary["test_accuracy"] = run["test_accuracy"]
+    return summary
+
+
+def summary(measurements):
+    """The terminal report's lines."""
+    names = {"loss_range": "loss range along the gradient",
+             "grad_change_max": "max gradient change along it",
+             "beta": "effective beta-smoothness",
+             "relative_loss_range": "loss range / loss (not judged)",
+             "relative_grad_change": "gradient change / gradient norm (not judged)",
+             "hessian_max": "|largest Hessian eigenvalue| (not judged)"}
+    lines = []
+    for problem, label in (("dln", "25-layer deep linear network"),
+                           ("digits", "digits MLP")):
+        block = measurements["problems"][problem]
+        # a diverged run's final loss (None) counts as infinite
+        finals = {config: np.median([np.inf if r["final_loss"] is None else r["final_loss"]
+                                     for r in block["runs"][config]])
+                  for config in CONFIGS}
+        lines.append(f"{label}: median final loss standard {finals['standard']:.4g}, "
+                     f"BN {finals['bn']:.4g}; early = steps <= {block['early_step_limit']:g}")
+        for measure, name in names.items():
+            early = block["comparisons"][measure]["early"]
+            fraction, ratio = early["bn_smaller_fraction"], early["median_ratio"]
+            verdict = block["comparisons"][measure].get("verdict")
+            text = "n/a" if fraction is None else f"{fraction:.0%}"
+            ratio_text = "n/a" if ratio is None else f"{ratio:.3g}"
+            lines.append(f"  {name}: BN smaller at {text} of {early['pairs']} early "
+                         f"checkpoints, median BN/standard {ratio_text}"
+                         + (f" -> {verdict}" if verdict else ""))
+    return lines
+
+
+EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
+                        settings=settings, tasks=tasks, run_task=run_task,
+                        conclude=conclude, summary=summary)

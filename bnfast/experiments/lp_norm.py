@@ -1,0 +1,386 @@
+"""lp-norm: normalizing by the average lp norm (p = 1, 2, inf) instead of the standard
+deviation works as well as BN, l1 even better on the deep linear network (Santurkar et
+al. 2018, section 3.3, Figure 5; appendix B, Figures 12-13).
+
+Five normalizations (none, std = BN, l1, l2, linf; docs/math/networks.md section 7) on
+the 25-layer deep linear network (full batch) and the digits MLP (SGD), several seeds,
+each seed's five nets from the same data, initial weights and SGD order. Measured: the
+training curves, the distribution shift of the layer inputs over training, and the
+landscape measures of smoothness.py at checkpoints (reported, not judged).
+"""
+
+import numpy as np
+
+from ..nn import Network
+from .landscape import build, finite_or_none, measurement_batch, step_sizes
+from .problems import downsample
+from .smoothness import gradient_line_measures, measured_training
+from .spec import Experiment, derived_seed
+
+__all__ = ["EXPERIMENT"]
+
+#: The normalizations: label -> BatchNorm norm (None: no normalization).
+NORMS = {"none": None, "std": "std", "l1": "l1", "l2": "l2", "linf": "linf"}
+LP = ("l1", "l2", "linf")
+#: Comparable: the lp net's curve metric is at most COMPARABLE x the seed spread above
+#: BN's; clearly not comparable above CLEARLY_WORSE x the spread.
+COMPARABLE, CLEARLY_WORSE = 2.0, 4.0
+#: "Beats"/"larger": the paired mean difference is beyond this many standard errors.
+SIGNIFICANT = 2.0
+
+CLAIM = ("\"all these normalization strategies [lp normalization, p = 1, 2, inf: centre, "
+         "then divide by the average lp norm of the activations] offer comparable "
+         "performance to BatchNorm. In fact, for deep linear networks, l1-normalization "
+         "performs even better than BatchNorm. Note that, qualitatively, the "
+         "lp-normalization techniques lead to larger distributional shift (as considered "
+         "in [Ioffe and Szegedy]) than the vanilla, i.e., unnormalized, networks, yet they "
+         "still yield improved optimization performance.\"")
+SOURCE = ("Santurkar, Tsipras, Ilyas, Madry (2018), \"How Does Batch Normalization Help "
+          "Optimization?\", NeurIPS; section 3.3 and Figure 5 (VGG and deep linear "
+          "network), appendix B Figures 12-13 (landscape of the lp variants).")
+RULE = (
+    "Curve metric M = the mean over the run's recorded steps of log10(training loss) "
+    "(the height of the loss curve on a log scale: lower = trains faster/further). "
+    "Seed spread s = the pooled within-normalization standard deviation of M across "
+    "seeds (what changing the seed alone does), per problem. Paired differences are per "
+    "seed (same data, initial weights, SGD order). "
+    "(a) comparable: for both problems and p = 1, 2, inf, d = mean(M_lp - M_BN); "
+    f"supported if every d <= {COMPARABLE:g} s (within the seed spread; better is "
+    f"comparable too), refuted if any d > {CLEARLY_WORSE:g} s, else inconclusive. "
+    "(b) l1 beats BN on the DLN: d = mean(M_l1 - M_BN), SE its standard error over "
+    f"seeds; supported if d < -{SIGNIFICANT:g} SE and l1 is lower on every seed, refuted "
+    f"if d > {SIGNIFICANT:g} SE, else inconclusive. "
+    "(c) lp shifts the layer-input distributions more than no normalization: shift = "
+    "relative 2-Wasserstein distance between the per-unit Gaussian fits (mean, std) of "
+    "each layer's input at the start and at the end of training, averaged over layers; "
+    "for both problems and every p, d = mean(shift_lp - shift_none); supported if every "
+    f"d > {SIGNIFICANT:g} SE, refuted if any d < -{SIGNIFICANT:g} SE, else inconclusive. "
+    "Overall: supported if (a), (b), (c) are all supported, refuted if any is refuted, "
+    "else inconclusive. The landscape measures of the lp nets (Figures 12-13) are "
+    "reported, not judged.")
+
+
+def settings(quick):
+    """The set-up: quick and full differ in lengths, checkpoints and seeds only."""
+    reduced = [
+        "deep linear network: {dln_steps} full-batch steps at lr 1e-6 (the paper trains "
+        "for thousands of steps)",
+        "digits MLP (64-100-100-10, ReLU, squared loss on one-hot targets, SGD batch 128, "
+        "lr 0.1) instead of the paper's VGG on CIFAR-10; {mlp_steps} steps",
+        "{seeds} seeds per normalization and problem",
+        "landscape measures at {checkpoints} checkpoints per run, {line_points} step "
+        "sizes along the gradient, no Hessian eigenvalue",
+    ]
+    if quick:
+        values = dict(dln_steps=80, mlp_steps=160, seeds=2, checkpoints=2, line_points=4)
+    else:
+        values = dict(dln_steps=1000, mlp_steps=2000, seeds=3, checkpoints=5,
+                      line_points=8)
+    count = values["checkpoints"]
+    return {
+        "dln": {"depth": 25, "width": 10, "samples": 1000, "loss": "sum", "lr": 1e-6,
+                "steps": values["dln_steps"], "every": values["dln_steps"] // count,
+                "batch_size": None, "record_every": 1, "multipliers": [1 / 100, 30],
+                "spacing": "log", "init": "glorot"},
+        "digits": {"hidden": [100, 100], "activation": "relu", "loss": "mean", "lr": 0.1,
+                   "steps": values["mlp_steps"], "every": values["mlp_steps"] // count,
+                   "batch_size": 128, "record_every": 10, "multipliers": [1 / 2, 4],
+                   "spacing": "linear", "init": "glorot"},
+        "norms": list(NORMS), "seeds": values["seeds"],
+        "line_points": values["line_points"],
+        "reduced": [text.format(**values) for text in reduced],
+    }
+
+
+def tasks(settings, seed):
+    """One task per (problem, seed index, normalization); a seed's five nets share data,
+    initial weights (the Dense weights; gamma = 1, beta = 0), SGD order and measurement
+    batches."""
+    out = []
+    for problem in ("dln", "digits"):
+        for replicate in range(settings["seeds"]):
+            base = derived_seed(seed, 0 if problem == "dln" else 1, replicate)
+            for label, norm in NORMS.items():
+                out.append({"problem": problem, "config": label, "norm": norm,
+                            "replicate": replicate, "seed": base,
+                            "setup": settings[problem],
+                            "line_points": settings["line_points"]})
+    return out
+
+
+def layer_inputs(net, X):
+    """The inputs of layers 2..L of a plain (no Residual) network: the outputs of the
+    first k layers for k = 1..L-1, in train mode (batch statistics over the rows of X),
+    as a list of (m, width_k) arrays. Each is the forward pass of the network cut after
+    layer k, with the same parameters."""
+    params, slices = net.params, net.param_slices
+    outputs = []
+    for k in range(1, len(net.layers)):
+        head = Network(net.layers[:k], loss=net.loss_kind)
+        head.params = params[:slices[k - 1].stop]
+        outputs.append(head.forward(X))
+    return outputs
+
+
+def distribution_shift(before, after):
+    """Per layer, the relative 2-Wasserstein distance between the per-unit Gaussian fits
+    of a layer's input before and after training:
+    sqrt(mean_j[(mu'_j - mu_j)^2 + (sd'_j - sd_j)^2]) / sqrt(mean_j[mu_j^2 + sd_j^2]),
+    mu, sd (width,) the column means and standard deviations. before, after: lists of
+    (m, width) arrays. Returns a list of floats (inf where the layer started at 0)."""
+    shifts = []
+    for a, b in zip(before, after):
+        mu0, sd0, mu1, sd1 = a.mean(0), a.std(0), b.mean(0), b.std(0)
+        scale = np.sqrt(np.mean(mu0 ** 2 + sd0 ** 2))
+        distance = np.sqrt(np.mean((mu1 - mu0) ** 2 + (sd1 - sd0) ** 2))
+        shifts.append(float(distance / scale) if scale > 0 else float("inf"))
+    return shifts
+
+
+def run_task(task):
+    """Trains one net; returns its loss curve, curve metric, distribution shift,
+    landscape measures at checkpoints (and the digits test accuracy)."""
+    setup = task["setup"]
+    net, X, y, test = build(task)
+    etas = step_sizes(setup, task["line_points"])
+    # The layer inputs on the learning set (at most 1000 rows: enough for a mean and std).
+    probe = X[:1000]
+    start_inputs = layer_inputs(net, probe)
+
+    def measure(net, step):
+        Xb, yb = measurement_batch(X, y, setup["batch_size"], task["seed"], step)
+        values = gradient_line_measures(net, Xb, yb, etas)
+        return {key: values[key] for key in ("loss", "grad_norm", "loss_range",
+                                             "grad_change_max", "beta")}
+
+    losses, checkpoints, diverged = measured_training(
+        net, X, y, setup["lr"], setup["steps"], setup["every"], measure,
+        batch_size=setup["batch_size"], seed=derived_seed(task["seed"], 4),
+        record_every=setup["record_every"])
+    shift = distribution_shift(start_inputs, layer_inputs(net, probe)) \
+        if diverged is None else None
+    result = {"problem": task["problem"], "config": task["config"],
+              "replicate": task["replicate"], "losses": finite_or_none(downsample(losses)),
+              "curve_metric": curve_metric(losses) if diverged is None else None,
+              "final_loss": float(losses[-1]) if diverged is None else None,
+              "diverged_step": diverged, "checkpoints": checkpoints,
+              "shift": None if shift is None else float(np.mean(shift)),
+              "shift_per_layer": shift}
+    if test is not None and diverged is None:
+        X_test, labels_test = test
+        result["test_accuracy"] = float(np.mean(net.predict(X_test).argmax(1) == labels_test))
+    return result
+
+
+def curve_metric(losses):
+    """M = mean of log10(loss) over the recorded steps, losses (n,) positive."""
+    return float(np.mean(np.log10(np.asarray(losses, dtype=np.float64))))
+
+
+def seed_spread(values_by_norm):
+    """The pooled within-group standard deviation: sqrt(sum_g sum_i (v_gi - mean_g)^2 /
+    sum_g (n_g - 1)) over groups with >= 2 finite values; None if there are none."""
+    squares, dof = 0.0, 0
+    for values in values_by_norm.values():
+        values = np.array([v for v in values if v is not None and np.isfinite(v)])
+        if len(values) >= 2:
+            squares += float(np.sum((values - values.mean()) ** 2))
+            dof += len(values) - 1
+    return float(np.sqrt(squares / dof)) if dof else None
+
+
+def paired(first, second):
+    """Paired differences first - second over seeds (lists; None: diverged, counted as
+    +inf for first, i.e. worse/larger): {"mean", "se", "all_lower", "n"}; se None for
+    fewer than 2 pairs or infinite differences."""
+    a = np.array([np.inf if v is None else v for v in first], dtype=float)
+    b = np.array([np.inf if v is None else v for v in second], dtype=float)
+    with np.errstate(invalid="ignore"):
+        d = a - b
+    d = np.where(np.isnan(d), 0.0, d)   # both diverged: no difference
+    finite = bool(np.all(np.isfinite(d)))
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if finite and len(d) >= 2 else None
+    mean = float(np.mean(d)) if finite else (float("inf") if np.any(d > 0) else float("-inf"))
+    return {"mean": mean if np.isfinite(mean) else None, "mean_is": _sign_text(mean),
+            "se": se, "all_lower": bool(np.all(d < 0)), "n": int(len(d)),
+            "_mean": mean}
+
+
+def _sign_text(mean):
+    return "finite" if np.isfinite(mean) else ("+inf" if mean > 0 else "-inf")
+
+
+def verdict_comparable(differences, spread):
+    """(a): differences {(problem, p): paired dict}, spread {problem: s}."""
+    outcomes = []
+    for (problem, _), diff in differences.items():
+        s = spread[problem]
+        if s is None or s == 0:
+            outcomes.append("inconclusive")
+        elif diff["_mean"] <= COMPARABLE * s:
+            outcomes.append("supported")
+        elif diff["_mean"] > CLEARLY_WORSE * s:
+            outcomes.append("refuted")
+        else:
+            outcomes.append("inconclusive")
+    return _combine(outcomes)
+
+
+def verdict_beats(diff):
+    """(b): l1 minus BN on the DLN's curve metric (negative: l1 lower)."""
+    mean, se = diff["_mean"], diff["se"]
+    if se is None:
+        if np.isinf(mean):
+            return "supported" if mean < 0 and diff["all_lower"] else "refuted"
+        return "inconclusive"
+    if mean < -SIGNIFICANT * se and diff["all_lower"]:
+        return "supported"
+    if mean > SIGNIFICANT * se:
+        return "refuted"
+    return "inconclusive"
+
+
+def verdict_larger_shift(differences):
+    """(c): differences {(problem, p): paired dict of shift_lp - shift_none}."""
+    outcomes = []
+    for diff in differences.values():
+        mean, se = diff["_mean"], diff["se"]
+        if se is None:
+            outcomes.append("inconclusive")
+        elif mean > SIGNIFICANT * se:
+            outcomes.append("supported")
+        elif mean < -SIGNIFICANT * se:
+            outcomes.append("refuted")
+        else:
+            outcomes.append("inconclusive")
+    return _combine(outcomes)
+
+
+def _combine(outcomes):
+    """supported if all supported, refuted if any refuted, else inconclusive."""
+    if outcomes and all(o == "supported" for o in outcomes):
+        return "supported"
+    if "refuted" in outcomes:
+        return "refuted"
+    return "inconclusive"
+
+
+def _public(diff):
+    return {key: value for key, value in diff.items() if not key.startswith("_")}
+
+
+def conclude(settings, results):
+    """Groups the runs by problem and normalization (in seed order) and applies (a)-(c)."""
+    runs = {problem: {label: sorted((r for r in results if r["problem"] == problem
+                                     and r["config"] == label),
+                                    key=lambda r: r["replicate"])
+                      for label in NORMS}
+            for problem in ("dln", "digits")}
+
+    def values(problem, label, key):
+        return [r[key] for r in runs[problem][label]]
+
+    spread = {problem: seed_spread({label: values(problem, label, "curve_metric")
+                                    for label in NORMS}) for problem in runs}
+    comparable = {(problem, p): paired(values(problem, p, "curve_metric"),
+                                       values(problem, "std", "curve_metric"))
+                  for problem in runs for p in LP}
+    beats = paired(values("dln", "l1", "curve_metric"), values("dln", "std", "curve_metric"))
+    shifts = {(problem, p): paired(values(problem, p, "shift"),
+                                   values(problem, "none", "shift"))
+              for problem in runs for p in LP}
+    sub_claims = {
+        "a_comparable_to_bn": {
+            "verdict": verdict_comparable(comparable, spread),
+            "seed_spread": spread,
+            "differences": {f"{problem}.{p}": _public(d)
+                            for (problem, p), d in comparable.items()},
+            "tolerance": {problem: None if s is None else COMPARABLE * s
+                          for problem, s in spread.items()}},
+        "b_l1_beats_bn_on_dln": {"verdict": verdict_beats(beats),
+                                 "difference": _public(beats)},
+        "c_lp_larger_shift_than_none": {
+            "verdict": verdict_larger_shift(shifts),
+            "differences": {f"{problem}.{p}": _public(d)
+                            for (problem, p), d in shifts.items()}},
+    }
+    verdict = _combine([claim["verdict"] for claim in sub_claims.values()])
+    problems = {}
+    for problem in runs:
+        problems[problem] = {label: _norm_summary(runs[problem][label], settings[problem])
+                             for label in NORMS}
+    measurements = {"sub_claims": sub_claims, "problems": problems,
+                    "verdict_inputs": {name: claim for name, claim in sub_claims.items()}}
+    return verdict, measurements
+
+
+def _norm_summary(norm_runs, setup):
+    """Per normalization: curves per seed, metrics, shift, and the landscape measures."""
+    early = [c for run in norm_runs for c in run["checkpoints"]
+             if c["step"] <= setup["steps"] / 2]
+
+    def median(key):
+        vals = [c[key] for c in early if c[key] is not None]
+        return float(np.median(vals)) if vals else None
+
+    summary = {
+        "losses": [run["losses"] for run in norm_runs],
+        "curve_metric": [run["curve_metric"] for run in norm_runs],
+        "final_loss": [run["final_loss"] for run in norm_runs],
+        "diverged_step": [run["diverged_step"] for run in norm_runs],
+        "shift": [run["shift"] for run in norm_runs],
+        "shift_per_layer": [run["shift_per_layer"] for run in norm_runs],
+        "checkpoint_steps": [c["step"] for c in norm_runs[0]["checkpoints"]],
+        "beta": [[c["beta"] for c in run["checkpoints"]] for run in norm_runs],
+        "grad_change_max": [[c["grad_change_max"] for c in run["checkpoints"]]
+                            for run in norm_runs],
+        "early_median": {key: median(key) for key in ("loss_range", "grad_change_max",
+                                                      "beta")},
+    }
+    if "test_accuracy" in norm_runs[0]:
+        summary["test_accuracy"] = [run.get("test_accuracy") for run in norm_runs]
+    return summary
+
+
+def summary(measurements):
+    """The terminal report's lines."""
+    lines = []
+    for problem, label in (("dln", "deep linear network"), ("digits", "digits MLP")):
+        lines.append(f"{label}: curve metric M = mean log10 loss (median over seeds), "
+                     "distribution shift, early median effective beta-smoothness")
+        for norm, block in measurements["problems"][problem].items():
+            metric = [v for v in block["curve_metric"] if v is not None]
+            shift = [v for v in block["shift"] if v is not None]
+            beta = block["early_median"]["beta"]
+            text = (f"  {norm:>4}: M {np.median(metric):.3f}" if metric else
+                    f"  {norm:>4}: diverged")
+            text += f", shift {np.median(shift):.3g}" if shift else ""
+            text += f", beta {beta:.3g}" if beta is not None else ""
+            if "test_accuracy" in block:
+                acc = [v for v in block["test_accuracy"] if v is not None]
+                text += f", test accuracy {np.median(acc):.3f}" if acc else ""
+            lines.append(text)
+    claims = measurements["sub_claims"]
+    a = claims["a_comparable_to_bn"]
+    lines.append("(a) lp comparable to BN: M_lp - M_BN = " + ", ".join(
+        f"{k} {_fmt(v['mean'])}" for k, v in a["differences"].items())
+        + "; tolerance 2 x seed spread: " + ", ".join(
+        f"{k} {_fmt(v)}" for k, v in a["tolerance"].items()) + f" -> {a['verdict']}")
+    b = claims["b_l1_beats_bn_on_dln"]
+    lines.append(f"(b) l1 beats BN on the DLN: M_l1 - M_BN = {_fmt(b['difference']['mean'])}"
+                 f" (SE {_fmt(b['difference']['se'])}, lower on every seed: "
+                 f"{b['difference']['all_lower']}) -> {b['verdict']}")
+    c = claims["c_lp_larger_shift_than_none"]
+    lines.append("(c) lp shift - unnormalized shift: " + ", ".join(
+        f"{k} {_fmt(v['mean'])} (SE {_fmt(v['se'])})" for k, v in c["differences"].items())
+        + f" -> {c['verdict']}")
+    return lines
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+EXPERIMENT = Experiment(name="lp-norm", claim=CLAIM, source=SOURCE, rule=RULE,
+                        settings=settings, tasks=tasks, run_task=run_task,
+                        conclude=conclude, summary=summary)

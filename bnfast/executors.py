@@ -166,14 +166,19 @@ def _collect(futures, finished, bar, done_of, cancel):
         raise
 
 
-def _run_futures(executor, fn, tasks, finished, bar):
+def _run_futures(executor, fn, tasks, finished, bar, cancel_pending=True):
     futures = {executor.submit(_one_thread_call, fn, task): i for i, task in enumerate(tasks)}
 
     def done_of(pending):
         done, rest = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
         return done, rest
 
-    _collect(futures, finished, bar, done_of, lambda rest: [f.cancel() for f in rest])
+    def cancel(rest):
+        if cancel_pending:
+            for future in rest:
+                future.cancel()
+
+    _collect(futures, finished, bar, done_of, cancel)
 
 
 def _run_local_pool(fn, tasks, finished, bar):
@@ -183,7 +188,10 @@ def _run_local_pool(fn, tasks, finished, bar):
     pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_worker_start)
     try:
-        _run_futures(pool, fn, tasks, finished, bar)
+        # Pending futures are not cancelled one by one here: the pool fails them all
+        # when its workers are stopped below (CPython 3.11's pool raises in its manager
+        # thread if it finds a future already cancelled then).
+        _run_futures(pool, fn, tasks, finished, bar, cancel_pending=False)
     except BaseException:
         # Stop now: running tasks are abandoned (their results are not needed).
         for process in list(getattr(pool, "_processes", {}).values()):

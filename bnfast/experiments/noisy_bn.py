@@ -86,8 +86,8 @@ def settings(quick):
         "the paper's VGG on CIFAR-10 is replaced by an MLP (64-100-100-10, ReLU, squared "
         "loss on one-hot targets) on scikit-learn's digits: a CPU budget, and the engine "
         "has no convolutions or cross-entropy",
-        "\"the same noise on the standard net\" (experiments.md) is not run: the engine "
-        "draws Algorithm 1's noise inside a BN layer only (BatchNorm(noise=...)); a "
+        "\"the same noise on the standard net\" (docs/experiments/README.md) is not run: the "
+        "engine draws Algorithm 1's noise inside a BN layer only (BatchNorm(noise=...)); a "
         "network with a BN layer is not the standard net, so it cannot be imitated "
         "honestly (the paper itself compares standard, BN and noisy BN only)",
         "distribution drift is measured at checkpoints (between the checkpoint's "

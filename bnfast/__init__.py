@@ -67,8 +67,10 @@ def __dir__():
 
 __all__ = [
     "BatchNorm",
+    "BNNoise",
     "Dense",
     "Network",
+    "Residual",
     "TrainResult",
     "TrainingDiverged",
     "train",

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 
 __all__ = ["Interrupted", "connect", "derived_seed", "is_dask_client", "local_workers",
@@ -77,15 +78,27 @@ def connect(address, timeout=10.0):
                       f"({type(exc).__name__}: {exc})") from None
 
 
+# The kernels' thread count is one setting per process: tasks running concurrently on a
+# thread pool share it, so the first task in sets it to 1 and the last one out restores it.
+_pin_lock = threading.Lock()
+_pin = {"tasks": 0, "threads": None}
+
+
 def _one_thread_call(fn, task):
     """Runs fn(task) with the kernels on one thread (see the module docstring)."""
     from . import runtime
-    threads = runtime.get_num_threads()
-    runtime.set_num_threads(1)
+    with _pin_lock:
+        if _pin["tasks"] == 0:
+            _pin["threads"] = runtime.get_num_threads()
+            runtime.set_num_threads(1)
+        _pin["tasks"] += 1
     try:
         return fn(task)
     finally:
-        runtime.set_num_threads(threads)
+        with _pin_lock:
+            _pin["tasks"] -= 1
+            if _pin["tasks"] == 0:
+                runtime.set_num_threads(_pin["threads"])
 
 
 def _worker_start():

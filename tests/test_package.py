@@ -2,7 +2,6 @@
 subpackages, the version, the message when the source folder shadows the installed
 package, and the layering rules of the source tree (csrc/core knows nothing of Python)."""
 
-import os
 import pathlib
 import re
 import shutil

@@ -59,7 +59,8 @@ def _seed(text):
 
 def run(args):
     from .. import experiments
-    from ..executors import Interrupted, connect
+    from ..executors import Interrupted
+    from ._scheduler import scheduler_client
 
     if args.list:
         for name in experiments.NAMES:
@@ -77,12 +78,10 @@ def run(args):
             figure_format(args.plot)
     except ValueError as exc:
         return _fail(str(exc))
-    client = None
-    if args.scheduler is not None:
-        try:
-            client = connect(args.scheduler)
-        except (ValueError, ImportError, OSError) as exc:
-            return _fail(f"--scheduler: {exc}")
+    try:
+        client = scheduler_client(args.scheduler)
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         result = experiments.run(args.name, quick=args.quick, seed=seed, executor=client,
                                  progress=not args.no_progress)

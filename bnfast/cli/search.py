@@ -58,7 +58,8 @@ def _int(text, name):
 
 
 def run(args):
-    from ..executors import Interrupted, connect
+    from ..executors import Interrupted
+    from ._scheduler import scheduler_client
     from ..search import lemma_4_5
 
     try:
@@ -68,12 +69,10 @@ def run(args):
             raise ValueError("--resume needs --out (the file to continue)")
     except ValueError as exc:
         return _fail(str(exc))
-    client = None
-    if args.scheduler is not None:
-        try:
-            client = connect(args.scheduler)
-        except (ValueError, ImportError, OSError) as exc:
-            return _fail(f"--scheduler: {exc}")
+    try:
+        client = scheduler_client(args.scheduler)
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         result = lemma_4_5(numbers["instances"], data=args.data, dim=numbers["dim"],
                            samples=numbers["samples"], seed=numbers["seed"],

@@ -59,8 +59,10 @@ def test_local_processes(expected):
 
 @pytest.mark.parametrize("pool", [cf.ThreadPoolExecutor, cf.ProcessPoolExecutor])
 def test_concurrent_futures_executors(expected, pool):
+    threads = bnfast.get_num_threads()
     with pool(2) as executor:
         assert map_tasks(train_task, SEEDS, executor=executor, progress=False) == expected
+    assert bnfast.get_num_threads() == threads   # restored once every task is done
 
 
 def test_dask_local_cluster(expected):

@@ -1,6 +1,7 @@
 """`bnfast search lemma-4-5 [--instances N] [--data D] [--dim D] [--samples M] [--seed S]
-[--scheduler ADDR] [--out FILE.parquet] [--resume] [--json]`: how often Lemma 4.5 fails
-over random instances, every counterexample certified exactly (bnfast.search;
+[--scheduler ADDR] [--out FILE.parquet] [--resume] [--json]`, and `bnfast search
+theorem-4-1 | theorem-4-4 [--samples M] [--lam L] ...`: how often a statement fails over
+random instances, every counterexample certified exactly (bnfast.search;
 docs/math/search.md).
 
 Exit codes: 0 the sweep ran; 2 usage errors (bad numbers, unreachable scheduler,
@@ -12,7 +13,11 @@ import sys
 
 __all__ = ["register", "render", "run"]
 
-STATEMENTS = ("lemma-4-5",)
+STATEMENTS = ("lemma-4-5", "theorem-4-1", "theorem-4-4")
+#: What each statement says, for the report's first line.
+TITLES = {"lemma-4-5": "Lemma 4.5 of Santurkar et al. (2018)",
+          "theorem-4-1": "Theorem 4.1 of Santurkar et al. (2018), as printed",
+          "theorem-4-4": "Theorem 4.4 of Santurkar et al. (2018), as printed"}
 
 
 def register(subparsers):
@@ -27,11 +32,15 @@ def register(subparsers):
     parser.add_argument("--instances", default="1000000", metavar="N",
                         help="instances to check (default 1000000)")
     parser.add_argument("--data", default="random", metavar="D",
-                        help="'random' (X, y with N(0, 1) entries per instance) or "
-                             "'example-3-2' (Dannemann & Junike's data); default random")
-    parser.add_argument("--dim", default="2", metavar="D", help="inputs per sample (default 2)")
-    parser.add_argument("--samples", default="3", metavar="M",
-                        help="samples per instance, >= dim + 1 (default 3)")
+                        help="lemma-4-5: 'random' (X, y with N(0, 1) entries per instance) "
+                             "or 'example-3-2' (Dannemann & Junike's data); default random")
+    parser.add_argument("--dim", default="2", metavar="D",
+                        help="lemma-4-5: inputs per sample (default 2)")
+    parser.add_argument("--samples", metavar="M",
+                        help="samples per instance (lemma-4-5: >= dim + 1, default 3; "
+                             "theorems: the batch size, >= 2, default 4)")
+    parser.add_argument("--lam", default="1.0", metavar="L",
+                        help="theorem-4-4: the bound on ||X|| (default 1)")
     parser.add_argument("--seed", default="0", metavar="S", help="the sweep's seed (default 0)")
     parser.add_argument("--scheduler", metavar="ADDR",
                         help="run the chunks on the Dask cluster at ADDR (tcp://HOST:PORT)")
@@ -58,30 +67,42 @@ def _int(text, name):
 
 
 def run(args):
+    from .. import search
     from ..executors import Interrupted
     from ._scheduler import scheduler_client
-    from ..search import lemma_4_5
 
+    lemma = args.statement == "lemma-4-5"
     try:
+        if args.samples is None:
+            args.samples = "3" if lemma else "4"
         numbers = {name: _int(getattr(args, name), name)
                    for name in ("instances", "dim", "samples", "seed")}
+        try:
+            lam = float(args.lam)
+        except ValueError:
+            raise ValueError(f"--lam must be a number, got {args.lam!r}") from None
         if args.resume and args.out is None:
             raise ValueError("--resume needs --out (the file to continue)")
     except ValueError as exc:
         return _fail(str(exc))
+    common = dict(instances=numbers["instances"], samples=numbers["samples"],
+                  seed=numbers["seed"], progress=not args.no_progress, out=args.out,
+                  resume=args.resume)
+    if lemma:
+        sweep = lambda client: search.lemma_4_5(data=args.data, dim=numbers["dim"],  # noqa
+                                                executor=client, **common)
+    elif args.statement == "theorem-4-1":
+        sweep = lambda client: search.theorem_4_1(executor=client, **common)  # noqa: E731
+    else:
+        sweep = lambda client: search.theorem_4_4(lam=lam, executor=client, **common)  # noqa
     try:
         client = scheduler_client(args.scheduler)
     except ValueError as exc:
         return _fail(str(exc))
     try:
-        result = lemma_4_5(numbers["instances"], data=args.data, dim=numbers["dim"],
-                           samples=numbers["samples"], seed=numbers["seed"],
-                           executor=client, progress=not args.no_progress, out=args.out,
-                           resume=args.resume)
+        result = sweep(client)
     except (ValueError, TypeError) as exc:
-        return _fail(str(exc).replace("instances must", "--instances must")
-                     .replace("dim must", "--dim must").replace("samples must", "--samples must")
-                     .replace("seed must", "--seed must"))
+        return _fail(_as_option(str(exc)))
     except (OSError, ImportError) as exc:
         return _fail(f"--out: {exc}")
     except Interrupted as exc:
@@ -96,28 +117,51 @@ def run(args):
     return 0
 
 
+def _as_option(message):
+    """An argument error of the library, worded with the command's option names."""
+    for name in ("instances", "dim", "samples", "seed", "lam", "data"):
+        if message.startswith(f"{name} must"):
+            return f"--{message}"
+    return message
+
+
 def render(result):
     """The terminal report of a SearchResult."""
     s = result.settings
     low, high = result.ci
-    lines = [f"Lemma 4.5 of Santurkar et al. (2018) over {result.instances:,} random "
-             f"instances (data {s['data']}, dim {s['dim']}, samples {s['samples']}, "
-             f"seed {s['seed']}; w0 ~ N(0, I))",
-             f"  premise <w0, W*> > 0:  {result.premise:,} instances",
-             f"  (1) holds:             {result.holds:,}  rate {result.rate:.5f}  "
+    if result.statement == "lemma-4-5":
+        law = (f"data {s['data']}, dim {s['dim']}, samples {s['samples']}, seed "
+               f"{s['seed']}; w0 ~ N(0, I)")
+        premise, holds = "premise <w0, W*> > 0:", "(1) holds:"
+        closed = "mean of 1/2 - theta/(2 pi) over the data sets"
+    else:
+        lam = f", lam {s['lam']:g}" if result.statement == "theorem-4-4" else ""
+        law = (f"batch of {s['samples']}{lam}, seed {s['seed']}; h, g ~ N(0, I), gamma 1, "
+               "beta 0, eps 0")
+        premise, holds = "instances (no premise):", "the bound holds:"
+        closed = "it fails whenever <g, hhat> != 0"
+    lines = [f"{TITLES[result.statement]} over {result.instances:,} random instances "
+             f"({law})",
+             f"  {premise:<25}{result.premise:,}",
+             f"  {holds:<25}{result.holds:,}  rate {result.rate:.5f}  "
              f"95% interval [{low:.5f}, {high:.5f}]"]
     if result.predicted is not None:
         inside = "inside" if low <= result.predicted <= high else "OUTSIDE"
-        lines.append(f"  closed form:           {result.predicted:.5f} (mean of 1/2 - "
-                     f"theta/(2 pi) over the data sets; {inside} the interval)")
+        lines.append(f"  {'closed form:':<25}{result.predicted:.5f} ({closed}; {inside} "
+                     "the interval)")
     lines.append(f"  degenerate instances:  {s['degenerate']:,}; decided exactly: "
                  f"{s['decided_exactly']:,}")
     lines.append(f"Counterexamples (certified in exact arithmetic, smallest first): "
                  f"{len(result.counterexamples)}")
     for c in result.counterexamples:
-        data = "" if "X" not in c else f"  X = {c['X']}  y = {c['y']}"
-        lines.append(f"  w0 = {c['w0']}{data}")
-        lines.append(f"      ||W0 - What*||^2 = {c['lhs']}  >  {c['rhs']} = right side of (1)")
+        if "w0" in c:
+            data = "" if "X" not in c else f"  X = {c['X']}  y = {c['y']}"
+            lines.append(f"  w0 = {c['w0']}{data}")
+            lines.append(f"      ||W0 - What*||^2 = {c['lhs']}  >  {c['rhs']} = right "
+                         "side of (1)")
+        else:
+            lines.append(f"  h = {c['h']}  g = {c['g']}")
+            lines.append(f"      left side {c['lhs']}  >  {c['rhs']} = right side")
     lines.append(f"({result.seconds:.1f} s, {result.instances / result.seconds:,.0f} "
                  "instances/s)")
     return "\n".join(lines)

@@ -22,8 +22,8 @@ the paper notes). GDNP (the paper's Algorithm 1, "gradient descent in normalized
 parameterization") alternates such a direction step with T_s bisection steps on the
 length g (the root of df/dg). The search tools of this project found the paper's
 section-3 text (its eqs. (10)-(11) and the remark on the rate) but not the printed
-theorem, so the step size and the rate are the ones the Wikipedia seed and
-docs/design/math.md section 5 quote; what was implemented is exactly the form above.
+theorem, so the step size and the rate are the ones the Wikipedia seed quotes
+(docs/experiments/decoupling.md); what was implemented is exactly the form above.
 
 Set-up: random population least-squares problems with an exactly prescribed spectrum of
 S (geometric between mu = 1 and L = kappa), realised by m samples whose empirical

@@ -6,7 +6,7 @@ arXiv:1902.08129, Theorems 8 and 9 and section "Gradient explosion"; the Wikiped
 The claim: in a deep, wide BN network at random initialization (gamma = 1, beta = 0,
 eps = 0, batch of B samples), going down the network the SQUARED gradient norm of a
 layer's weights grows by a factor lambda(B) per layer, so that a deep BN network without
-skip connections is untrainable; residual connections relieve it. docs/design/math.md
+skip connections is untrainable; residual connections relieve it. docs/experiments/explosion.md
 section 5 has the closed forms; the mean-field statement is a limit of infinite width at
 fixed B.
 

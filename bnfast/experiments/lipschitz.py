@@ -1,7 +1,7 @@
 """Centring and scaling the inputs of one layer and the Lipschitz constant of its gradient
 (Su Jianlin, "BN究竟起了什么作用？一个闭门造车的分析", kexue.fm, 2019).
 
-Su's argument (docs/design/math.md section 5): for one layer z = W x with a loss l(z, y)
+Su's argument (docs/experiments/lipschitz.md): for one layer z = W x with a loss l(z, y)
 whose gradient in z is c-Lipschitz, the gradient of the mean loss in W is Lipschitz with
 
     L = c lambda_max(E[x x^T])  <=  c E||x||^2 = c (||E x||^2 + tr Cov x)      (bound)

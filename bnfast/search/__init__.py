@@ -4,14 +4,18 @@ machine or on a Dask cluster, every counterexample certified exactly
 
     bnfast.search.lemma_4_5(instances, data="random", dim=2, samples=3, seed=0,
                             executor=None, progress=True, out=None) -> SearchResult
+    bnfast.search.theorem_4_1(instances, samples=4, ...), theorem_4_4(..., lam=1.0)
+        the printed forms of Santurkar et al.'s Theorems 4.1 and 4.4
 
-The native inner loop is bnfast/search/_lemma_4_5_batch.pyx (Cython over the core's
-csrc/core/search/lemma_4_5_check.hpp); certify.py shrinks and certifies
-counterexamples; results_file.py keeps per-chunk aggregates in Parquet.
+sweep.py is the driver they share (chunks, executors, the Parquet file, exact
+decisions, certificates); the Lemma 4.5 inner loop is native
+(bnfast/search/_lemma_4_5_batch.pyx, Cython over csrc/core/search/lemma_4_5_check.hpp),
+the theorems' is vectorised NumPy; certify.py shrinks and certifies counterexamples.
 `bnfast search` is the command.
 """
 
 from .lemma_4_5 import lemma_4_5
 from .result import SearchResult, wilson_interval
+from .theorems import theorem_4_1, theorem_4_4
 
-__all__ = ["SearchResult", "lemma_4_5", "wilson_interval"]
+__all__ = ["SearchResult", "lemma_4_5", "theorem_4_1", "theorem_4_4", "wilson_interval"]

@@ -3,16 +3,12 @@ of the native checker over chunks, through an executor, every float verdict near
 boundary decided exactly and every reported counterexample certified exactly
 (docs/math/search.md)."""
 
-import math
-import time
-
 import numpy as np
 
-from .._validate import boolean, integer
-from ..executors import derived_seed, map_tasks
+from .._validate import integer
 from . import _lemma_4_5_batch as native
 from .certify import exact_verdict, shrink_counterexample
-from .result import SearchResult, wilson_interval
+from .sweep import VERDICT_NAMES, Statement, common_settings, run_sweep
 
 __all__ = ["CHUNK_SIZE", "DATA", "lemma_4_5"]
 
@@ -23,22 +19,19 @@ CHUNK_SIZE = 1 << 18
 #: N(0, 1) entries per instance; "example-3-2" is Dannemann and Junike's data.
 DATA = ("random", "example-3-2")
 EXAMPLE_3_2 = (np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([8.0, 6.0, 11.0]))
-#: Failing instances each chunk hands back (for certification), and how many
-#: certified counterexamples a sweep reports.
+#: Failing instances each chunk hands back for certification.
 KEEP_PER_CHUNK = 4
-VERDICT_NAMES = native.VERDICT_NAMES
+if native.VERDICT_NAMES != VERDICT_NAMES:   # the native counts' order is the driver's
+    raise ImportError("bnfast.search._lemma_4_5_batch is out of date: reinstall bnfast")
 
 
 def _settings(instances, data, dim, samples, seed, counterexamples):
-    instances = integer(instances, "instances", 1)
+    settings, counterexamples = common_settings("lemma-4-5", instances, seed,
+                                                counterexamples, CHUNK_SIZE)
     if not isinstance(data, str) or data not in DATA:
         raise ValueError(f"data must be one of {', '.join(map(repr, DATA))}, got {data!r}")
     dim = integer(dim, "dim", 1)
     samples = integer(samples, "samples", 1)
-    seed = integer(seed, "seed", 0)
-    if seed >= 2**63:
-        raise ValueError(f"seed must be < 2**63, got {seed}")
-    counterexamples = integer(counterexamples, "counterexamples", 0)
     if data == "example-3-2" and (dim, samples) != (2, 3):
         raise ValueError(f"data='example-3-2' has dim=2 and samples=3, got dim={dim}, "
                          f"samples={samples}")
@@ -50,10 +43,7 @@ def _settings(instances, data, dim, samples, seed, counterexamples):
                          f"(degenerate), got samples={samples}")
     if samples > native.MAX_SAMPLES:
         raise ValueError(f"samples must be <= {native.MAX_SAMPLES}, got {samples}")
-    chunks = -(-instances // CHUNK_SIZE)
-    return {"statement": "lemma-4-5", "instances": instances, "data": data, "dim": dim,
-            "samples": samples, "seed": seed, "chunk_size": CHUNK_SIZE, "chunks": chunks}, \
-        counterexamples
+    return dict(settings, data=data, dim=dim, samples=samples), counterexamples
 
 
 def check_chunk(task):
@@ -67,9 +57,23 @@ def check_chunk(task):
     row.update(chunk=task["chunk"], count=task["count"], predicted_sum=float(predicted_sum),
                predicted_count=int(predicted_count),
                kept={kind: [{"index": int(i), "X": X.tolist(), "y": y.tolist(),
-                             "w0": w.tolist()} for i, X, y, w in zip(*arrays)]
+                             "w0": w.tolist(), "data": task["data"]}
+                            for i, X, y, w in zip(*arrays)]
                      for kind, arrays in kept.items()})
     return row
+
+
+def _decide(instance):
+    return exact_verdict(instance["X"], instance["y"], instance["w0"])[0]
+
+
+def _certify(instance):
+    fixed = instance["data"] == "example-3-2"
+    return shrink_counterexample(np.array(instance["X"]), np.array(instance["y"]),
+                                 np.array(instance["w0"]), fixed_data=fixed)
+
+
+STATEMENT = Statement("lemma-4-5", check_chunk, _decide, _certify)
 
 
 def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
@@ -91,75 +95,15 @@ def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
     Returns a SearchResult: rate = holds / premise, predicted = the mean over the drawn
     data sets of 1/2 - theta/(2 pi) (dim >= 2; for dim = 1 it is 1 or 0), ci its 95%
     Wilson interval, counterexamples shrunk to small integers and certified exactly,
-    smallest first. Raises bnfast.executors.Interrupted on Ctrl-C (after saving).
+    smallest first (without X and y for Example 3.2's data). Raises
+    bnfast.executors.Interrupted on Ctrl-C (after saving).
     """
     settings, wanted = _settings(instances, data, dim, samples, seed, counterexamples)
-    progress = boolean(progress, "progress")
-    resume = boolean(resume, "resume")
-    start = time.perf_counter()
-    results_file = None
-    done = {}
-    if out is not None:
-        from .results_file import ChunkFile
-        results_file = ChunkFile(out, settings)
-        if resume:
-            done = dict(results_file.load())   # a copy: the file gains rows below
-    elif resume:
-        raise ValueError("resume=True needs out= (the file to continue)")
-    tasks = []
-    for chunk in range(settings["chunks"]):
-        if chunk not in done:
-            count = min(CHUNK_SIZE, settings["instances"] - chunk * CHUNK_SIZE)
-            tasks.append({"chunk": chunk, "seed": derived_seed(seed, chunk), "count": count,
-                          "data": data, "dim": dim, "samples": samples})
-    on_result = None if results_file is None else \
-        (lambda i, row: results_file.add(row["chunk"], row))
-    rows = map_tasks(check_chunk, tasks, executor=executor, progress=progress,
-                     desc="bnfast search lemma-4-5", on_result=on_result)
-    # In chunk order: which counterexamples are certified must not depend on what
-    # finished first or on what a resumed file held.
-    rows = sorted(list(done.values()) + rows, key=lambda row: row["chunk"])
-    return _conclude(settings, rows, wanted, time.perf_counter() - start)
+    statement = STATEMENT if data == "random" else \
+        Statement("lemma-4-5", check_chunk, _decide, _certify, _without_data)
+    return run_sweep(statement, settings, wanted, executor, progress, out, resume)
 
 
-def _conclude(settings, rows, wanted, seconds):
-    totals = {name: sum(r[name] for r in rows) for name in VERDICT_NAMES}
-    predicted_sum = math.fsum(r["predicted_sum"] for r in rows)
-    predicted_count = sum(r["predicted_count"] for r in rows)
-    # Undecided in float64: decide each exactly.
-    decided = 0
-    for row in rows:
-        for inst in row["kept"]["undecided"]:
-            verdict, _ = exact_verdict(inst["X"], inst["y"], inst["w0"])
-            totals[verdict] += 1
-            decided += 1
-    totals["undecided"] -= decided
-    if totals["undecided"] != 0:
-        raise RuntimeError("undecided instances were not all handed back for exact checks")
-    fixed = settings["data"] == "example-3-2"
-    found = {}
-    for row in rows:
-        for inst in row["kept"]["fails"]:
-            if len(found) >= wanted:
-                break
-            certificate = shrink_counterexample(np.array(inst["X"]), np.array(inst["y"]),
-                                                np.array(inst["w0"]), fixed_data=fixed)
-            if certificate is None:
-                raise RuntimeError("a float counterexample did not fail in exact arithmetic "
-                                   f"(beyond the checker's margins: a bug): {inst}")
-            key = repr((certificate["X"], certificate["y"], certificate["w0"]))
-            found.setdefault(key, certificate)
-    examples = sorted(found.values(), key=lambda c: (c["size"], str(c["w0"])))
-    if fixed:
-        for c in examples:
-            del c["X"], c["y"]     # the data are Example 3.2's
-    premise = totals["holds"] + totals["fails"]
-    rate = totals["holds"] / premise if premise else math.nan
-    predicted = predicted_sum / predicted_count if predicted_count else None
-    return SearchResult(
-        statement="lemma-4-5", instances=settings["instances"], premise=premise,
-        holds=totals["holds"], rate=rate, predicted=predicted,
-        ci=wilson_interval(totals["holds"], premise), counterexamples=examples,
-        seconds=round(seconds, 3),
-        settings=dict(settings, degenerate=totals["degenerate"],
-                      no_premise=totals["no_premise"], decided_exactly=decided))
+def _without_data(certificates):
+    """Example 3.2's data are fixed: a certificate is its w0."""
+    return [{k: v for k, v in c.items() if k not in ("X", "y")} for c in certificates]

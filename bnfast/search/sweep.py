@@ -1,0 +1,116 @@
+"""The sweep driver every statement shares: chunks seeded by (seed, chunk index), an
+executor, the Parquet results file, exact decisions of undecided float verdicts, and
+certified counterexamples (docs/math/search.md).
+
+A statement plugs in as a ``Statement``: its chunk checker returns one row per chunk,
+{"chunk", "count", "no_premise", "holds", "fails", "undecided", "degenerate",
+"predicted_sum", "predicted_count", "kept": {"fails": [...], "undecided": [...]}},
+the kept instances being JSON-able dicts.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .._validate import boolean, integer
+from ..executors import derived_seed, map_tasks
+from .result import SearchResult, wilson_interval
+
+__all__ = ["VERDICT_NAMES", "Statement", "common_settings", "run_sweep"]
+
+#: Verdicts counted per chunk, in this order.
+VERDICT_NAMES = ("no_premise", "holds", "fails", "undecided", "degenerate")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """name: e.g. "lemma-4-5". check_chunk: task dict (chunk, seed, count and the
+    statement's settings) -> row (module docstring); module-level, for pickling.
+    decide: kept instance -> verdict name, in exact arithmetic. certify: failing kept
+    instance -> certificate dict with "size" (exact), or None if it does not fail
+    exactly. finish: certificate list -> the list reported (e.g. drop fixed data)."""
+
+    name: str
+    check_chunk: Callable
+    decide: Callable
+    certify: Callable
+    finish: Callable = list
+
+
+def common_settings(statement, instances, seed, counterexamples, chunk_size):
+    """The settings every sweep has, validated; returns (settings, counterexamples)."""
+    instances = integer(instances, "instances", 1)
+    seed = integer(seed, "seed", 0)
+    if seed >= 2**63:
+        raise ValueError(f"seed must be < 2**63, got {seed}")
+    counterexamples = integer(counterexamples, "counterexamples", 0)
+    return {"statement": statement, "instances": instances, "seed": seed,
+            "chunk_size": chunk_size, "chunks": -(-instances // chunk_size)}, counterexamples
+
+
+def run_sweep(statement, settings, wanted, executor=None, progress=True, out=None,
+              resume=False):
+    """Runs ``statement`` over settings["instances"] instances; returns a SearchResult.
+    Raises bnfast.executors.Interrupted on Ctrl-C (after the results file is saved)."""
+    progress = boolean(progress, "progress")
+    resume = boolean(resume, "resume")
+    start = time.perf_counter()
+    results_file, done = None, {}
+    if out is not None:
+        from .results_file import ChunkFile
+        results_file = ChunkFile(out, settings)
+        if resume:
+            done = dict(results_file.load())   # a copy: the file gains rows below
+    elif resume:
+        raise ValueError("resume=True needs out= (the file to continue)")
+    size = settings["chunk_size"]
+    fields = {k: v for k, v in settings.items()
+              if k not in ("instances", "seed", "chunk_size", "chunks")}
+    tasks = [dict(fields, chunk=chunk, seed=derived_seed(settings["seed"], chunk),
+                  count=min(size, settings["instances"] - chunk * size))
+             for chunk in range(settings["chunks"]) if chunk not in done]
+    on_result = None if results_file is None else \
+        (lambda i, row: results_file.add(row["chunk"], row))
+    rows = map_tasks(statement.check_chunk, tasks, executor=executor, progress=progress,
+                     desc=f"bnfast search {statement.name}", on_result=on_result)
+    # In chunk order: which counterexamples are certified must not depend on what
+    # finished first or on what a resumed file held.
+    rows = sorted(list(done.values()) + rows, key=lambda row: row["chunk"])
+    return _conclude(statement, settings, rows, wanted, time.perf_counter() - start)
+
+
+def _conclude(statement, settings, rows, wanted, seconds):
+    totals = {name: sum(r[name] for r in rows) for name in VERDICT_NAMES}
+    predicted_sum = math.fsum(r["predicted_sum"] for r in rows)
+    predicted_count = sum(r["predicted_count"] for r in rows)
+    decided = 0
+    for row in rows:                    # undecided in float64: decided exactly
+        for instance in row["kept"]["undecided"]:
+            totals[statement.decide(instance)] += 1
+            decided += 1
+    totals["undecided"] -= decided
+    if totals["undecided"] != 0:
+        raise RuntimeError("undecided instances were not all handed back for exact checks")
+    found = {}
+    for row in rows:
+        for instance in row["kept"]["fails"]:
+            if len(found) >= wanted:
+                break
+            certificate = statement.certify(instance)
+            if certificate is None:
+                raise RuntimeError("a float counterexample did not fail in exact arithmetic "
+                                   f"(beyond the checker's margins: a bug): {instance}")
+            found.setdefault(repr(sorted(certificate.items())), certificate)
+    # Smallest first: integer certificates before float ones, then by size.
+    examples = statement.finish(sorted(
+        found.values(), key=lambda c: (not c.get("shrunk", False), c["size"], repr(c))))
+    premise = totals["holds"] + totals["fails"]
+    return SearchResult(
+        statement=statement.name, instances=settings["instances"], premise=premise,
+        holds=totals["holds"], rate=totals["holds"] / premise if premise else math.nan,
+        predicted=predicted_sum / predicted_count if predicted_count else None,
+        ci=wilson_interval(totals["holds"], premise), counterexamples=examples,
+        seconds=round(seconds, 3),
+        settings=dict(settings, degenerate=totals["degenerate"],
+                      no_premise=totals["no_premise"], decided_exactly=decided))

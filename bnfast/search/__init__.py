@@ -6,6 +6,8 @@ machine or on a Dask cluster, every counterexample certified exactly
                             executor=None, progress=True, out=None) -> SearchResult
     bnfast.search.theorem_4_1(instances, samples=4, ...), theorem_4_4(..., lam=1.0)
         the printed forms of Santurkar et al.'s Theorems 4.1 and 4.4
+    bnfast.search.failure_law(data_sets=200, initializations=20000, ...) -> FailureLaw
+        Lemma 4.5's rate per random data set against its closed form
 
 sweep.py is the driver they share (chunks, executors, the Parquet file, exact
 decisions, certificates); the Lemma 4.5 inner loop is native
@@ -14,8 +16,9 @@ the theorems' is vectorised NumPy; certify.py shrinks and certifies counterexamp
 `bnfast search` is the command.
 """
 
+from .failure_law import FailureLaw, failure_law
 from .lemma_4_5 import lemma_4_5
 from .result import SearchResult, wilson_interval
 from .theorems import theorem_4_1, theorem_4_4
 
-__all__ = ["SearchResult", "lemma_4_5", "theorem_4_1", "theorem_4_4", "wilson_interval"]
+__all__ = ["FailureLaw", "SearchResult", "failure_law", "lemma_4_5", "theorem_4_1", "theorem_4_4", "wilson_interval"]

@@ -8,6 +8,8 @@ for k = 1, 2, 3, ... until the integer instance still fails in exact arithmetic.
 integer instance is then the certificate; its size is its largest absolute entry.
 """
 
+import functools
+
 import numpy as np
 
 from ..claims import check_lemma_4_5
@@ -23,6 +25,15 @@ VERDICTS = ("no_premise", "holds", "fails", "degenerate")
 def exact_verdict(X, y, w0):
     """("no_premise" | "holds" | "fails" | "degenerate", report or None) in exact
     arithmetic (floats taken at their exact binary values)."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in (X, y, w0)]
+    return _exact_verdict(*(a.tobytes() for a in arrays), arrays[0].shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact_verdict(X, y, w0, shape):
+    # Cached by value: shrinking many kept instances meets the same small integer
+    # candidates again and again (e.g. w0 = (1, 1) on Example 3.2's data).
+    X, y, w0 = (np.frombuffer(X).reshape(shape), np.frombuffer(y), np.frombuffer(w0))
     try:
         report = check_lemma_4_5(X, y, w0, exact=True, cross_check=False)
     except ValueError:

@@ -28,6 +28,20 @@ cdef extern from "search/lemma_4_5_check.hpp" namespace "bnfast::search":
                           int d) nogil
     void standard_normals(SplitMix64& rng, double* out, int count) nogil
 
+def normals(uint64_t seed, int count):
+    """``count`` standard normals from SplitMix64(seed), as the instances draw them
+    (for tests of the generator's law)."""
+    out = np.empty(count)
+    cdef double[::1] view = out
+    cdef SplitMix64* rng = new SplitMix64(seed)
+    try:
+        with nogil:
+            standard_normals(rng[0], &view[0], count)
+    finally:
+        del rng
+    return out
+
+
 #: The limits of the native checker.
 MAX_DIM = kMaxDim
 MAX_SAMPLES = kMaxSamples

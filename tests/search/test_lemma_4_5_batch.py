@@ -116,3 +116,19 @@ def test_degenerate_data_are_counted_not_judged():
     y_const = np.array([2.0, 2.0, 2.0])                   # a = 0: the BN loss is flat
     counts, _, _, _ = batch.check_chunk(0, 100, 2, 3, EXAMPLE_X, y_const)
     assert counts[DEGENERATE] == 100
+
+
+def test_the_instances_normals_follow_the_normal_law():
+    # The ziggurat: Kolmogorov-Smirnov against N(0, 1) on 2e6 draws, the moments, and
+    # the tail beyond the base layer's edge r = 3.4426 (drawn by rejection), whose
+    # probability is 2 (1 - Phi(r)) = 5.76e-4.
+    stats = pytest.importorskip("scipy.stats")
+    z = batch.normals(11, 2_000_000)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    se = 1 / math.sqrt(len(z))
+    assert abs(z.mean()) < 5 * se and abs(z.var() - 1) < 5 * math.sqrt(2) * se
+    assert abs(np.mean(z ** 4) - 3) < 5 * math.sqrt(96) * se
+    tail = np.mean(np.abs(z) > 3.442619855899)
+    expected = 2 * stats.norm.sf(3.442619855899)
+    assert abs(tail - expected) < 5 * math.sqrt(expected / len(z))
+    assert np.array_equal(batch.normals(11, 1000), z[:1000])   # the seed fixes them

@@ -71,38 +71,40 @@ inline bool solve_spd(double* G, double* r, int d) {
   return true;
 }
 
-// X (m, d) row-major, y (m,), w0 (d,); 1 <= d <= kMaxDim, d + 1 <= m <= kMaxSamples.
-inline Check check_lemma_4_5(const double* X, const double* y, const double* w0, int m,
-                             int d) {
+// The check for a compile-time dimension D (the loops unroll); see check_lemma_4_5.
+template <int D>
+inline Check check_lemma_4_5_dim(const double* X, const double* y, const double* w0,
+                                 int m) {
+  constexpr int d = D;
   constexpr double kPi = 3.141592653589793;
-  double mean_x[kMaxDim] = {}, mean_y = 0.0;
+  double mean_x[D] = {}, mean_y = 0.0;
   for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < d; ++j) mean_x[j] += X[i * d + j];
+    for (int j = 0; j < D; ++j) mean_x[j] += X[i * D + j];
     mean_y += y[i];
   }
-  for (int j = 0; j < d; ++j) mean_x[j] /= m;
+  for (int j = 0; j < D; ++j) mean_x[j] /= m;
   mean_y /= m;
-  // Gram matrices and right-hand sides, raw (W*) and centred (a).
-  double G[kMaxDim * kMaxDim] = {}, Gc[kMaxDim * kMaxDim] = {};
-  double w_star[kMaxDim] = {}, a[kMaxDim] = {};
+  // The centred Gram matrix and right-hand side (a), accumulated from centred values
+  // (no cancellation); the raw ones (W*) follow by adding the means' rank-one part,
+  // X^T X = Xc^T Xc + m mean_x mean_x^T and X^T y = Xc^T yc + m mean_x mean_y.
+  double Gc[D * D] = {}, a[D] = {};
   for (int i = 0; i < m; ++i) {
-    const double* x = X + i * d;
+    double xc[D];
+    for (int j = 0; j < D; ++j) xc[j] = X[i * D + j] - mean_x[j];
     const double yc = y[i] - mean_y;
-    for (int j = 0; j < d; ++j) {
-      const double xcj = x[j] - mean_x[j];
-      w_star[j] += x[j] * y[i];
-      a[j] += xcj * yc;
-      for (int k = 0; k <= j; ++k) {
-        G[j * d + k] += x[j] * x[k];
-        Gc[j * d + k] += xcj * (x[k] - mean_x[k]);
-      }
+    for (int j = 0; j < D; ++j) {
+      a[j] += xc[j] * yc;
+      for (int k = 0; k <= j; ++k) Gc[j * D + k] += xc[j] * xc[k];
     }
   }
-  for (int j = 0; j < d; ++j)
-    for (int k = 0; k < j; ++k) {
-      G[k * d + j] = G[j * d + k];
-      Gc[k * d + j] = Gc[j * d + k];
+  double G[D * D], w_star[D];
+  for (int j = 0; j < D; ++j) {
+    w_star[j] = a[j] + m * mean_x[j] * mean_y;
+    for (int k = 0; k <= j; ++k) {
+      G[j * D + k] = G[k * D + j] = Gc[j * D + k] + m * mean_x[j] * mean_x[k];
+      Gc[k * D + j] = Gc[j * D + k];
     }
+  }
   if (!solve_spd(Gc, a, d)) return {kDegenerate, NAN};
   if (!solve_spd(G, w_star, d)) return {kUndecided, NAN};   // X^T X near singular
   double aa = 0, ww = 0, aw = 0, w0a = 0, w0w = 0, w0w0 = 0;
@@ -133,28 +135,75 @@ inline Check check_lemma_4_5(const double* X, const double* y, const double* w0,
   return {(cos_a > 0.0 && cos_a >= cos_w) ? kHolds : kFails, predicted};
 }
 
-// Two independent standard normals from the generator (Marsaglia's polar method: no
-// trigonometric functions; about 1.27 pairs of uniforms per pair of normals).
-inline void normal_pair(SplitMix64& rng, double& first, double& second) {
-  double u, v, s;
-  do {
-    u = 2.0 * rng.uniform() - 1.0;
-    v = 2.0 * rng.uniform() - 1.0;
-    s = u * u + v * v;
-  } while (s >= 1.0 || s == 0.0);
-  const double f = std::sqrt(-2.0 * std::log(s) / s);
-  first = u * f;
-  second = v * f;
+// X (m, d) row-major, y (m,), w0 (d,); 1 <= d <= kMaxDim, d + 1 <= m <= kMaxSamples.
+inline Check check_lemma_4_5(const double* X, const double* y, const double* w0, int m,
+                             int d) {
+  switch (d) {
+    case 1: return check_lemma_4_5_dim<1>(X, y, w0, m);
+    case 2: return check_lemma_4_5_dim<2>(X, y, w0, m);
+    case 3: return check_lemma_4_5_dim<3>(X, y, w0, m);
+    case 4: return check_lemma_4_5_dim<4>(X, y, w0, m);
+    case 5: return check_lemma_4_5_dim<5>(X, y, w0, m);
+    case 6: return check_lemma_4_5_dim<6>(X, y, w0, m);
+    case 7: return check_lemma_4_5_dim<7>(X, y, w0, m);
+    default: return check_lemma_4_5_dim<8>(X, y, w0, m);
+  }
 }
+
+// Standard normals by Marsaglia and Tsang's ziggurat (J. Stat. Software 5(8), 2000):
+// 128 layers of equal area under exp(-x^2/2); a draw is one 64-bit word (7 bits pick the
+// layer, 53 bits a signed abscissa) and one comparison in about 98.8% of cases, the
+// exact wedge test or the tail's exponential rejection otherwise. The table is
+// computed once from its defining recurrence.
+class Ziggurat {
+ public:
+  static constexpr int kLayers = 128;
+  static constexpr double kR = 3.442619855899;           // the base layer's right edge
+  static constexpr double kArea = 9.91256303526217e-3;   // every layer's area
+
+  Ziggurat() {
+    x_[0] = kArea / density(kR);   // the base layer's width (it carries the tail)
+    x_[1] = kR;
+    for (int i = 2; i < kLayers; ++i)
+      x_[i] = std::sqrt(-2.0 * std::log(kArea / x_[i - 1] + density(x_[i - 1])));
+    x_[kLayers] = 0.0;
+    for (int i = 0; i <= kLayers; ++i) f_[i] = density(x_[i]);
+  }
+
+  double operator()(SplitMix64& rng) const {
+    for (;;) {
+      const std::uint64_t bits = rng.next();
+      const int layer = static_cast<int>(bits & (kLayers - 1));
+      const double u = static_cast<double>(bits >> 11) * 0x1.0p-52 - 1.0;   // [-1, 1)
+      const double z = u * x_[layer];
+      if (std::fabs(z) < x_[layer + 1]) return z;   // inside the layer above: accept
+      if (layer == 0) return tail(rng, u < 0.0);
+      const double y = f_[layer + 1] + rng.uniform() * (f_[layer] - f_[layer + 1]);
+      if (y < density(z)) return z;                  // under the curve in the wedge
+    }
+  }
+
+  static double density(double x) { return std::exp(-0.5 * x * x); }
+
+ private:
+  // Beyond kR: Marsaglia's exponential rejection for the normal tail.
+  static double tail(SplitMix64& rng, bool negative) {
+    double a, b;
+    do {
+      a = -std::log(1.0 - rng.uniform()) / kR;
+      b = -std::log(1.0 - rng.uniform());
+    } while (b + b < a * a);
+    return negative ? -(kR + a) : kR + a;
+  }
+
+  double x_[kLayers + 1];
+  double f_[kLayers + 1];
+};
 
 // Fills out[0..count) with standard normals.
 inline void standard_normals(SplitMix64& rng, double* out, int count) {
-  int i = 0;
-  for (; i + 1 < count; i += 2) normal_pair(rng, out[i], out[i + 1]);
-  if (i < count) {
-    double spare;
-    normal_pair(rng, out[i], spare);
-  }
+  static const Ziggurat ziggurat;
+  for (int i = 0; i < count; ++i) out[i] = ziggurat(rng);
 }
 
 }  // namespace bnfast::search

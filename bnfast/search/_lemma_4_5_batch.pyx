@@ -3,9 +3,10 @@
 GIL, aggregating counts per chunk (no Python object per instance).
 
 Written in Cython against the C++ core's per-instance checker and generator
-(csrc/core/search/lemma_4_5_check.hpp), declared below: the check is a closed form on
-d x d systems (d <= 8), not a BN pass, so bnfast.cython_kernels' array kernels are not
-the right primitive; inlining the header makes the loop one compiled function.
+(csrc/core/search/lemma_4_5_check.hpp), declared in _lemma_4_5_core.pxd: the check is a
+closed form on d x d systems (d <= 8), not a BN pass, so bnfast.cython_kernels' array
+kernels are not the right primitive; inlining the header makes the loop one compiled
+function with no call per instance.
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -13,20 +14,10 @@ from libc.math cimport isnan
 
 import numpy as np
 
-cdef extern from "nn/splitmix.hpp" namespace "bnfast":
-    cdef cppclass SplitMix64:
-        SplitMix64(uint64_t seed) nogil
+from bnfast.search._lemma_4_5_core cimport (Check, SplitMix64, check_lemma_4_5, kDegenerate,
+                                           kFails, kHolds, kMaxDim, kMaxSamples,
+                                           kNoPremise, kUndecided, standard_normals)
 
-cdef extern from "search/lemma_4_5_check.hpp" namespace "bnfast::search":
-    int kMaxDim
-    int kMaxSamples
-    int kNoPremise, kHolds, kFails, kUndecided, kDegenerate
-    cdef struct Check:
-        int verdict
-        double predicted
-    Check check_lemma_4_5(const double* X, const double* y, const double* w0, int m,
-                          int d) nogil
-    void standard_normals(SplitMix64& rng, double* out, int count) nogil
 
 def normals(uint64_t seed, int count):
     """``count`` standard normals from SplitMix64(seed), as the instances draw them

@@ -199,3 +199,21 @@ def test_ctrl_c_keeps_a_valid_file(tmp_path):
     assert "interrupted;" in err and str(path) in err and "Traceback" not in err
     rows = pq.read_table(path).num_rows
     assert 1 <= rows < 400
+
+
+def test_memory_stays_flat_however_many_instances():
+    # Results are aggregated per chunk: eight times the instances must not need more
+    # memory (tracemalloc sees NumPy's allocations; one worker thread, in process).
+    import tracemalloc
+
+    def peak(instances):
+        with cf.ThreadPoolExecutor(1) as pool:
+            tracemalloc.start()
+            lemma_4_5(instances, dim=4, samples=16, seed=1, executor=pool,
+                      progress=False, counterexamples=0)
+            _, top = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        return top
+
+    one, eight = peak(CHUNK_SIZE), peak(8 * CHUNK_SIZE)
+    assert eight < 1.5 * one + 1_000_000, (one, eight)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bnfast.experiments import NAMES
+from sigint_helpers import default_sigint  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -96,7 +97,7 @@ def test_ctrl_c_stops_within_a_second():
     # A full run (minutes); SIGINT once it is under way.
     process = subprocess.Popen([sys.executable, "-m", "bnfast", "run", "explosion"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=tempfile.gettempdir())
+                               cwd=tempfile.gettempdir(), preexec_fn=default_sigint)
     try:
         time.sleep(6)
         assert process.poll() is None, process.communicate()

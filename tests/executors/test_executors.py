@@ -13,6 +13,7 @@ import pytest
 
 import bnfast
 from bnfast.executors import Interrupted, connect, is_dask_client, map_tasks
+from sigint_helpers import python_sigint_handler  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -101,7 +102,7 @@ def test_ctrl_c_stops_within_a_second_and_keeps_what_finished():
             sent.append(time.perf_counter())
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(Interrupted) as info:
+    with python_sigint_handler(), pytest.raises(Interrupted) as info:
         map_tasks(sleepy_task, [0.01, 0.01, 60, 60, 60], progress=False,
                   on_result=interrupt_after_two)
     assert time.perf_counter() - sent[0] < 1.0

@@ -18,6 +18,7 @@ import pytest
 from bnfast.claims import check_lemma_4_5
 from bnfast.search import lemma_4_5, wilson_interval
 from bnfast.search.lemma_4_5 import CHUNK_SIZE, EXAMPLE_3_2
+from sigint_helpers import default_sigint  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -182,7 +183,7 @@ def test_ctrl_c_keeps_a_valid_file(tmp_path):
         [sys.executable, "-m", "bnfast", "search", "lemma-4-5", "--instances",
          str(400 * CHUNK_SIZE), "--dim", "4", "--samples", "16", "--out", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=tempfile.gettempdir())
+        cwd=tempfile.gettempdir(), preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while not path.exists() and time.monotonic() < deadline:

@@ -42,7 +42,8 @@ RULE = (
     "Curve metric M = the mean over the run's recorded steps of log10(training loss) "
     "(the height of the loss curve on a log scale: lower = trains faster/further). "
     "Seed spread s = the pooled within-normalization standard deviation of M across "
-    "seeds (what changing the seed alone does), per problem. Paired differences are per "
+    "seeds over BN and the three lp nets (what changing the seed alone does to one run: "
+    "the equivalence margin of 'comparable'), per problem. Paired differences are per "
     "seed (same data, initial weights, SGD order). "
     "(a) comparable: for both problems and p = 1, 2, inf, d = mean(M_lp - M_BN); "
     f"supported if every d <= {COMPARABLE:g} s (within the seed spread; better is "
@@ -200,13 +201,18 @@ def paired(first, second):
     d = np.where(np.isnan(d), 0.0, d)   # both diverged: no difference
     finite = bool(np.all(np.isfinite(d)))
     se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if finite and len(d) >= 2 else None
-    mean = float(np.mean(d)) if finite else (float("inf") if np.any(d > 0) else float("-inf"))
+    # With a diverged run the mean is that run's infinity; with one side diverged on
+    # one seed and the other on another (+inf and -inf) it is undefined (NaN).
+    with np.errstate(invalid="ignore"):
+        mean = float(np.mean(d))
     return {"mean": mean if np.isfinite(mean) else None, "mean_is": _sign_text(mean),
             "se": se, "all_lower": bool(np.all(d < 0)), "n": int(len(d)),
             "_mean": mean}
 
 
 def _sign_text(mean):
+    if np.isnan(mean):
+        return "undefined"
     return "finite" if np.isfinite(mean) else ("+inf" if mean > 0 else "-inf")
 
 
@@ -215,7 +221,7 @@ def verdict_comparable(differences, spread):
     outcomes = []
     for (problem, _), diff in differences.items():
         s = spread[problem]
-        if s is None or s == 0:
+        if s is None or s == 0 or np.isnan(diff["_mean"]):
             outcomes.append("inconclusive")
         elif diff["_mean"] <= COMPARABLE * s:
             outcomes.append("supported")
@@ -229,6 +235,8 @@ def verdict_comparable(differences, spread):
 def verdict_beats(diff):
     """(b): l1 minus BN on the DLN's curve metric (negative: l1 lower)."""
     mean, se = diff["_mean"], diff["se"]
+    if np.isnan(mean):
+        return "inconclusive"
     if se is None:
         if np.isinf(mean):
             return "supported" if mean < 0 and diff["all_lower"] else "refuted"
@@ -280,8 +288,9 @@ def conclude(settings, results):
     def values(problem, label, key):
         return [r[key] for r in runs[problem][label]]
 
+    # The equivalence margin of (a): the seed spread of the nets compared (BN and lp).
     spread = {problem: seed_spread({label: values(problem, label, "curve_metric")
-                                    for label in NORMS}) for problem in runs}
+                                    for label in ("std", *LP)}) for problem in runs}
     comparable = {(problem, p): paired(values(problem, p, "curve_metric"),
                                        values(problem, "std", "curve_metric"))
                   for problem in runs for p in LP}

@@ -185,7 +185,7 @@ def run_task(task):
             l2, cosine = internal_covariate_shift(
                 net, X[ics_rows], Y[ics_rows],
                 -task["lr"] * net.gradient(X[ics_rows], Y[ics_rows]))
-            record["ics_l2"].append(l2.tolist())
+            record["ics_l2"].append([float(v) if math.isfinite(v) else None for v in l2])
             record["ics_cosine"].append([None if math.isnan(c) else float(c) for c in cosine])
             before, _ = activation_moments(net, X_probe, noise_rng)
             if index + 1 == len(marks):
@@ -221,17 +221,19 @@ def judge(losses):
     if any(v is None for k in ("bn", "noisy_bn") for v in losses[k]):
         inputs["reason"] = "a BN or noisy-BN run diverged"
         return "refuted", inputs
-    if any(v is None for v in losses["standard"]):
-        inputs["reason"] = "a standard run diverged"
-        return "inconclusive", inputs
-    std, bn, noisy = (np.asarray(losses[k], dtype=np.float64)
-                      for k in ("standard", "bn", "noisy_bn"))
+    bn, noisy = (np.asarray(losses[k], dtype=np.float64) for k in ("bn", "noisy_bn"))
     n = len(bn)
     if n < 2:
         raise ValueError("the rule needs at least 2 seeds")
     seed_noise = float(np.std(bn, ddof=1))            # the spread of one BN run
     gap = float(noisy.mean() - bn.mean())             # > 0: noisy BN trains worse
     matches = gap <= 2 * seed_noise
+    if any(v is None for v in losses["standard"]):
+        # Without the standard net only the match can be judged: a mismatch refutes.
+        inputs.update(reason="a standard run diverged", bn_seed_std=seed_noise,
+                      noisy_minus_bn=gap, noisy_matches_bn=bool(matches))
+        return ("refuted" if not matches else "inconclusive"), inputs
+    std = np.asarray(losses["standard"], dtype=np.float64)
     beats, loses = {}, {}
     for name, values in (("bn", bn), ("noisy_bn", noisy)):
         d = std - values                              # > 0: this net beats standard
@@ -306,7 +308,8 @@ def summary(measurements):
     """Per learning rate: final training loss (mean over seeds) and test accuracy of the
     three nets, the activation drift per layer, ICS cosine, and the outcome."""
     lines = ["final training loss (noise free, mean over seeds), test accuracy, drift of "
-             "the activation moments over one SGD step (mean over checkpoints), ICS cos"]
+             "the activation moments over one SGD step (mean over checkpoints), ICS cos "
+             "(noise-free gradients: for noisy BN, of its weights without the noise)"]
     for lr, runs in measurements["runs"].items():
         inputs = measurements["verdict_inputs"][lr]
         lines.append(f"  lr {lr}: outcome {inputs['outcome']}"

@@ -54,6 +54,14 @@ def test_paired_differences():
     assert d["se"] == pytest.approx(np.std([-1, -0.5, -0.5], ddof=1) / np.sqrt(3))
     worse = P.paired([None, 1.0], [1.0, 1.0])     # a diverged first run is worse
     assert worse["mean"] is None and worse["mean_is"] == "+inf" and worse["se"] is None
+    # BN (second) diverged on seed 0, lp slightly worse on seed 1: lp is better overall
+    better = P.paired([1.0, 1.1], [None, 1.0])
+    assert better["mean_is"] == "-inf" and better["_mean"] == -np.inf
+    # each side diverged once: no mean difference, and no verdict from it
+    mixed = P.paired([None, 1.0], [1.0, None])
+    assert mixed["mean_is"] == "undefined"
+    assert P.verdict_beats(mixed) == "inconclusive"
+    assert P.verdict_comparable({("dln", "l1"): mixed}, {"dln": 0.1}) == "inconclusive"
 
 
 def _diff(mean, se, all_lower=None):

@@ -85,6 +85,8 @@ def _losses(standard, bn, noisy):
     (_losses([0.11, 0.14, 0.09], [0.10, 0.12, 0.11], [0.11, 0.12, 0.12]), "inconclusive"),
     (_losses([0.30, 0.32, 0.31], [0.10, None, 0.11], [0.11, 0.12, 0.12]), "refuted"),
     (_losses([0.30, None, 0.31], [0.10, 0.12, 0.11], [0.11, 0.12, 0.12]), "inconclusive"),
+    # a standard run diverged, and noisy BN does not match BN: the mismatch refutes
+    (_losses([0.30, None, 0.31], [0.10, 0.12, 0.11], [0.20, 0.21, 0.22]), "refuted"),
 ])
 def test_judge_rule(losses, outcome):
     got, inputs = noisy_bn.judge(losses)

@@ -44,9 +44,15 @@ __all__ = ["ACTIVATIONS", "EXPERIMENT", "LAMBDA_RELU_LIMIT", "bn_network", "fit_
 ACTIVATIONS = {"linear": "identity", "relu": "relu", "tanh": "tanh"}
 #: lim_{B -> inf} lambda_relu(B) = pi / (pi - 1).
 LAMBDA_RELU_LIMIT = math.pi / (math.pi - 1.0)
-#: The plain nets whose measured rate is at least this explode (1.2^20 ~ 38x over a
+#: The plain nets whose measured rate is at least this explode (1.3^20 ~ 190x over a
 #: 20-layer fit), so that there is an explosion for residual connections to relieve.
-EXPLODING_RATE = 1.2
+#: Chosen away from every predicted lambda(B) of the grids (B = 4, 8, 16, 64, 256), so
+#: that which nets are judged does not hang on seed noise: linear 2, 1.2, 1.077, 1.016,
+#: 1.004 and ReLU 3.08, 1.79, 1.59, 1.49, 1.47 (all >= pi/(pi-1) = 1.467); 1.3 lies
+#: between linear B = 8 (1.2 exactly, which the former cut-off 1.2 split in two) and the
+#: smallest ReLU value, >= 8% from each. tanh has no closed form; its measured rates in
+#: the full run (1.35 at B = 8, 1.25 at B = 16) are each about 4% (several SE) away.
+EXPLODING_RATE = 1.3
 #: How many standard errors across seeds the rule allows.
 SIGMAS = 3.0
 #: A finite-width correction c(N) ~ N^-p with p >= 1/3 is at most
@@ -327,7 +333,8 @@ def summary(m):
         lines.append(f"  {c['activation']:6s} B={c['batch_size']:<4d} {c['plain']:7.4f} -> "
                      f"{c['residual']:7.4f}"
                      + (f"  {'relieved' if c['relieved'] else 'NOT relieved'}"
-                        if c["judged"] else "  (plain < 1.2: not judged)"))
+                        if c["judged"] else
+                        f"  (plain < {EXPLODING_RATE:g}: not judged)"))
     w = m["wikipedia_reading"]
     lines.append(f"Wikipedia's 'norm grows like lambda^L': the squared-norm reading agrees "
                  f"in {w['squared_reading_agrees']}/{len(w['cases'])} judged cases, the "
@@ -345,8 +352,9 @@ RULE = ("For linear and ReLU and every batch size B <= width/8 (the closed forms
         "1.70 |drift| = |drift|/(4^(1/3) - 1) bounds the remaining finite-width "
         "correction if it decays like width^-p with p >= 1/3 (a pilot at widths "
         "128..2048 gave p ~ 1/2 at B = 64; at B = 4 the infinite variance of 1/sigma^2 "
-        "allows p = 1/3). And for every net whose plain rate "
-        "is >= 1.2 (an explosion to relieve), the residual net's log-rate must be lower "
+        "allows p = 1/3). And at the batch sizes with residual runs, for every net whose "
+        f"plain rate is >= {EXPLODING_RATE:g} (an explosion to relieve; a cut-off away "
+        "from every lambda(B) of the grid), the residual net's log-rate must be lower "
         "by more than 3 SE of the paired differences. Supported if all pass; refuted if "
         "more than half of the rate cases or of the residual cases fail; else "
         "inconclusive.")

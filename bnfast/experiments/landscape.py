@@ -41,12 +41,15 @@ RULE = ("Per problem (DLN, digits MLP) and per measure (loss range along the gra
         "early checkpoints, fixed in advance as those in the first half of the run "
         f"(steps <= {EARLY:g} x total, step 0 included). A cell supports the claim if BN's "
         f"raw value is smaller in at least {MOST:.0%} of those pairs (\"most\"; a value "
-        "that overflows counts as larger), and goes against it if BN's is smaller in at "
-        f"most {1 - MOST:.0%}. Verdict: supported if every cell supports; refuted if any "
-        "cell goes against; else inconclusive. Raw values, as in the paper, although the "
-        "nets' losses differ in scale; the ratios BN/standard (median over the pairs) say "
-        "by how much, and the scale-free variants (loss range / loss, gradient change / "
-        "gradient norm) and the largest Hessian eigenvalue are reported, not judged.")
+        "that overflows, or is missing because its net diverged before that step, counts "
+        "as larger; a pair where both overflow or are missing is a tie left out of the "
+        "fraction, and the cell is inconclusive if no pair is left), and goes against it "
+        f"if BN's is smaller in at most {1 - MOST:.0%}. Verdict: supported if every cell "
+        "supports; refuted if any cell goes against; else inconclusive. Raw values, as in "
+        "the paper, although the nets' losses differ in scale; the ratios BN/standard "
+        "(median over the pairs) say by how much, and the scale-free variants (loss range "
+        "/ loss, gradient change / gradient norm) and the largest Hessian eigenvalue are "
+        "reported, not judged.")
 
 
 def settings(quick):
@@ -148,8 +151,8 @@ def run_task(task):
     def measure(net, step):
         Xb, yb = measurement_batch(X, y, setup["batch_size"], task["seed"], step)
         values = gradient_line_measures(net, Xb, yb, etas)
-        values["hessian_max"] = largest_hessian_eigenvalue(
-            net, Xb, yb, task["power_iterations"], seed=derived_seed(task["seed"], 3, step))
+        values["hessian_max"] = hessian_max(net, Xb, yb, task["power_iterations"],
+                                            derived_seed(task["seed"], 3, step))
         return values
 
     losses, checkpoints, diverged = measured_training(
@@ -167,6 +170,20 @@ def run_task(task):
     return result
 
 
+def hessian_max(net, X, y, iterations, seed):
+    """largest_hessian_eigenvalue, or None where it is not finite: a Hessian-vector
+    product that overflows gives an inf or NaN estimate (or a non-finite next iterate,
+    which net.hvp refuses), kept out of the JSON as None like the other measures."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            value = largest_hessian_eigenvalue(net, X, y, iterations, seed=seed)
+        except ValueError as exc:
+            if "must be finite" not in str(exc):
+                raise
+            return None
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
 def finite_or_none(values):
     """A list of floats with the non-finite ones (a diverged run's last loss) as None,
     so that the result stays valid JSON."""
@@ -175,7 +192,10 @@ def finite_or_none(values):
 
 def _value(checkpoint, measure):
     """A checkpoint's measure; scale-free variants divide by the loss / gradient norm;
-    non-finite (None) becomes inf (it overflowed: larger than anything finite)."""
+    non-finite (None) becomes inf (it overflowed: larger than anything finite), as does
+    a missing checkpoint (None: its net diverged before that step)."""
+    if checkpoint is None:
+        return np.inf
     if measure == "relative_loss_range":
         top, bottom = checkpoint["loss_range"], checkpoint["loss"]
     elif measure == "relative_grad_change":
@@ -191,16 +211,21 @@ def _value(checkpoint, measure):
 
 
 def compare(pairs, measure):
-    """BN vs standard on ``measure`` over checkpoint pairs [(standard, bn), ...]:
-    {"pairs", "bn_smaller_fraction", "median_ratio" (BN / standard, None if undefined)}."""
-    standard = np.array([_value(s, measure) for s, _ in pairs])
-    bn = np.array([_value(b, measure) for _, b in pairs])
-    smaller = bn < standard
+    """BN vs standard on ``measure`` over checkpoint pairs [(standard, bn), ...] (a
+    checkpoint None: missing, its net diverged before that step):
+    {"pairs", "both_infinite" (pairs where both values overflowed or are missing: ties
+    left out of the fraction), "bn_smaller_fraction" (over the other pairs; None if there
+    are none), "median_ratio" (BN / standard over the pairs where it is finite, None if
+    there are none)}."""
+    standard = np.array([_value(s, measure) for s, _ in pairs], dtype=np.float64)
+    bn = np.array([_value(b, measure) for _, b in pairs], dtype=np.float64)
+    decided = ~(np.isinf(standard) & np.isinf(bn))
+    smaller = bn[decided] < standard[decided]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = bn / standard
     ratios = ratios[np.isfinite(ratios)]
-    return {"pairs": int(len(pairs)),
-            "bn_smaller_fraction": float(np.mean(smaller)) if len(pairs) else None,
+    return {"pairs": int(len(pairs)), "both_infinite": int(len(pairs) - decided.sum()),
+            "bn_smaller_fraction": float(np.mean(smaller)) if smaller.size else None,
             "median_ratio": float(np.median(ratios)) if len(ratios) else None}
 
 
@@ -227,7 +252,9 @@ def decide(cells):
 
 
 def conclude(settings, results):
-    """Pairs BN and standard checkpoints by (problem, seed, step) and applies the rule."""
+    """Pairs BN and standard checkpoints by (problem, seed, step) at every scheduled
+    step (0, every, ..., steps; a checkpoint missing because its net diverged counts as
+    overflowed) and applies the rule."""
     by_key = {(r["problem"], r["replicate"], r["config"]): r for r in results}
     problems, verdict_inputs, cells = {}, {}, []
     for problem in ("dln", "digits"):
@@ -236,15 +263,16 @@ def conclude(settings, results):
         early, every_pair = [], []
         runs = {config: [by_key[(problem, r, config)] for r in range(settings["seeds"])]
                 for config in CONFIGS}
+        schedule = range(0, setup["steps"] + 1, setup["every"])
         for standard_run, bn_run in zip(runs["standard"], runs["bn"]):
+            standard_at = {c["step"]: c for c in standard_run["checkpoints"]}
             bn_at = {c["step"]: c for c in bn_run["checkpoints"]}
-            for checkpoint in standard_run["checkpoints"]:
-                partner = bn_at.get(checkpoint["step"])
-                if partner is None:   # one of the two diverged before this step
-                    continue
-                every_pair.append((checkpoint, partner))
-                if checkpoint["step"] <= early_limit:
-                    early.append((checkpoint, partner))
+            for step in schedule:
+                # None: that net diverged before this step (its value counts as inf)
+                pair = (standard_at.get(step), bn_at.get(step))
+                every_pair.append(pair)
+                if step <= early_limit:
+                    early.append(pair)
         comparisons = {}
         for measure in JUDGED + ("relative_loss_range", "relative_grad_change",
                                  "hessian_max"):
@@ -256,6 +284,7 @@ def conclude(settings, results):
                 verdict_inputs[f"{problem}.{measure}"] = {
                     "bn_smaller_fraction_early": early_result["bn_smaller_fraction"],
                     "early_pairs": early_result["pairs"],
+                    "early_pairs_both_infinite": early_result["both_infinite"],
                     "median_ratio_bn_over_standard": early_result["median_ratio"],
                     "verdict": entry["verdict"]}
             comparisons[measure] = entry
@@ -307,8 +336,13 @@ def summary(measurements):
             verdict = block["comparisons"][measure].get("verdict")
             text = "n/a" if fraction is None else f"{fraction:.0%}"
             ratio_text = "n/a" if ratio is None else f"{ratio:.3g}"
-            lines.append(f"  {name}: BN smaller at {text} of {early['pairs']} early "
-                         f"checkpoints, median BN/standard {ratio_text}"
+            ties = early.get("both_infinite", 0)
+            counted = early["pairs"] - ties
+            lines.append(f"  {name}: BN smaller at {text} of {counted} early "
+                         f"checkpoints"
+                         + (f" ({ties} with both overflowed or missing left out)"
+                            if ties else "")
+                         + f", median BN/standard {ratio_text}"
                          + (f" -> {verdict}" if verdict else ""))
     return lines
 

@@ -73,22 +73,51 @@ def test_run_task_on_a_tiny_task():
     out = dec.run_task({"kappa": 10.0, "replicate": 0, "dim": 5, "samples": 30,
                         "steps": 50, "bisection_steps": 60,
                         "bn_learning_rates": [0.1, 0.3], "seed": 7})
-    assert out["violations"] == 0 and out["steps_tested"] == 50
+    assert out["violations"] == 0 and out["steps_tested"] == 50    # every t >= 1
+    assert 0 < out["steps_bound_above_slack"] <= 50
     assert out["gdnp_relative_gap"][0] == 1.0 and out["bound_relative"][0] == 1.0
     assert out["bn_lr"] in (0.1, 0.3)
     assert out["gd_relative_excess"][-1] < 1e-3
 
 
-def _result(violations, tested, ratio):
+def test_run_task_checks_every_step_even_below_the_slack(monkeypatch):
+    """kappa = 2 for 2000 steps: the bound 0.25^t gap_0 falls below the slack after a few
+    dozen steps (and underflows to 0); those steps are still checked, as gap <= slack."""
+    task = {"kappa": 2.0, "replicate": 0, "dim": 5, "samples": 30, "steps": 2000,
+            "bisection_steps": 60, "bn_learning_rates": [0.3], "seed": 7}
+    out = dec.run_task(task)
+    assert out["steps_tested"] == 2000
+    assert 0 < out["steps_bound_above_slack"] < 100
+    assert out["violations"] == 0
+    # a gap that stalls just above the slack late in the run, where the bound is ~0:
+    # the old check (only steps with bound > slack) would miss it
+    real_gdnp = dec.gdnp
+
+    def stalled(*args, **kwargs):
+        gaps, lengths, rho_star = real_gdnp(*args, **kwargs)
+        gaps = gaps.copy()
+        gaps[-1] = 2 * dec.SLACK * rho_star
+        return gaps, lengths, rho_star
+
+    monkeypatch.setattr(dec, "gdnp", stalled)
+    out = dec.run_task(task)
+    assert out["violations"] == 1 and out["steps_tested"] == 2000
+
+
+def _result(violations, tested, ratio, informative=None):
     return {"kappa": 10.0, "violations": violations, "steps_tested": tested,
+            "steps_bound_above_slack": tested if informative is None else informative,
             "max_ratio": ratio, "bn_lr": 0.1,
             "steps_to_1e-6": {"gdnp": 5, "gd": 6, "bn_gd": None}}
 
 
 @pytest.mark.parametrize("results, verdict", [
     ([_result(0, 40, 0.5), _result(0, 30, 0.9)], "supported"),
+    ([_result(0, 40, 0.5, 10), _result(0, 30, 0.9, 0)], "supported"),
     ([_result(0, 40, 0.5), _result(2, 30, 1.3)], "refuted"),
     ([_result(0, 0, None)], "inconclusive"),
+    ([_result(0, 40, None, 0)], "inconclusive"),    # checked, but never informative
+    ([_result(1, 40, None, 0)], "refuted"),         # a gap above the slack, bound ~0
 ])
 def test_conclude_rule(results, verdict):
     got, measurements = dec.conclude({"condition_numbers": [10.0]}, results)
@@ -101,7 +130,8 @@ def test_quick_run(quick_result):
     result = quick_result("decoupling")
     assert result.verdict == "supported"
     inputs = result.measurements["verdict_inputs"]
-    assert inputs["violations"] == 0 and inputs["steps_tested"] > 100
+    assert inputs["violations"] == 0 and inputs["steps_tested"] == 4 * 600
+    assert 100 < inputs["steps_bound_above_slack"] <= inputs["steps_tested"]
     assert 0 < inputs["max_ratio_gap_to_bound"] <= 1.0
     assert len(result.measurements["problems"]) == 4
     assert dec.summary(result.measurements)

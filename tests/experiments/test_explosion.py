@@ -123,8 +123,38 @@ def _settings():
 
 def _theory(act, B, width, r):
     # 1% seed noise around the prediction (tanh: a made-up exploding rate)
-    lam = ex.predicted_rate(act, B) or 1.3
+    lam = ex.predicted_rate(act, B) or 1.4
     return lam * (1 + 0.01 * (r - 1.5))
+
+
+def test_exploding_cut_off_is_away_from_every_predicted_rate():
+    """Which residual cases are judged must not hang on seed noise: the cut-off is at
+    least 5% (in log) from lambda(B) at every B of the quick and full grids."""
+    sizes = set(ex.settings(True)["batch_sizes"]) | set(ex.settings(False)["batch_sizes"])
+    for act in ("linear", "relu"):
+        for B in sizes:
+            assert abs(math.log(ex.predicted_rate(act, B) / ex.EXPLODING_RATE)) > 0.05
+    assert ex.settings(True)["exploding_rate"] == ex.EXPLODING_RATE
+    assert "at the batch sizes with residual runs" in ex.RULE
+    assert f">= {ex.EXPLODING_RATE:g}" in ex.RULE
+
+
+def test_conclude_judges_residuals_by_the_cut_off():
+    """Linear B = 8 (lambda 1.2, below the cut-off) is not judged even when its seeds
+    scatter around 1.2; linear B = 4 (2) and every ReLU B are."""
+    s = _settings()
+
+    def noisy(act, B, width, r):            # 5% seed noise: linear B = 8 spans 1.2
+        lam = ex.predicted_rate(act, B) or 1.4
+        return lam * (1 + 0.05 * (r - 1.5))
+    _, m = ex.conclude(s, _crafted(s, noisy, lambda a, B, w, r: 1.05 + 0.001 * r))
+    judged = {(c["activation"], c["batch_size"]) for c in m["residual"] if c["judged"]}
+    assert ("linear", 4) in judged and ("linear", 8) not in judged
+    assert ("linear", 16) not in judged
+    assert {("relu", B) for B in s["residual_batch_sizes"]} <= judged
+    assert {(c["activation"], c["batch_size"])
+            for c in m["verdict_inputs"]["residual_cases"]} == judged
+    assert any("not judged" in line for line in ex.summary(m))
 
 
 def test_conclude_supported_when_rates_match_and_residuals_are_lower():

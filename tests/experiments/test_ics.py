@@ -1,6 +1,7 @@
 """The ics experiment: internal_covariate_shift against the NumPy reference, the rule on
 crafted inputs, one tiny task, and the quick run."""
 
+import json
 import math
 
 import numpy as np
@@ -72,6 +73,47 @@ def test_ics_zero_step_and_bad_step():
         ics.internal_covariate_shift(nets[0], X, y, np.zeros(3))
 
 
+def test_ics_of_an_overflowing_step_is_undefined_past_the_overflow():
+    X, y, nets = _small_nets()
+    net = nets[1]
+    before = net.params
+    step = 0.05 * np.random.default_rng(5).standard_normal(net.num_params)
+    slices = net.param_slices
+    step[slices[1]] = np.inf              # layer 2's update overflows
+    l2, cos = ics.internal_covariate_shift(net, X, y, step)
+    # layers 1 and 2 only see layer 1's (finite) move; layer 3's G' is undefined
+    want_l2, want_cos = _reference_ics(net, X, y, np.where(np.isfinite(step), step, 0.0))
+    np.testing.assert_allclose(l2[:2], want_l2[:2], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cos[:2], want_cos[:2], rtol=1e-9, atol=1e-12)
+    assert np.isnan(l2[2]) and np.isnan(cos[2])
+    np.testing.assert_array_equal(net.params, before)
+    # an overflow in layer 1's own update leaves layers 2.. undefined
+    step[slices[0]] = 1e308
+    net.params = before + np.where(np.arange(net.num_params) < slices[0].stop, 1e308, 0.0)
+    l2, cos = ics.internal_covariate_shift(net, X, y, step)
+    assert np.all(np.isnan(l2[1:])) and np.all(np.isnan(cos[1:]))
+
+
+def test_run_task_maps_non_finite_ics_to_none(monkeypatch):
+    def fake_ics(net, X, y, step):
+        k = len(net.param_slices)
+        l2 = np.array([0.0, np.inf] + [np.nan] * (k - 2))
+        cos = np.array([1.0, 0.5] + [np.nan] * (k - 2))
+        return l2, cos
+
+    monkeypatch.setattr(ics, "internal_covariate_shift", fake_ics)
+    task = {"problem": "dln", "norm": None, "lr": 1e-7, "steps": 2, "checkpoints": 1,
+            "record_every": 1, "batch_size": None, "data_seed": 1, "init_seed": 2,
+            "train_seed": 3}
+    out = ics.run_task(task)
+    assert out["l2"][0][:3] == [0.0, None, None]
+    assert out["cosine"][0][:3] == [1.0, 0.5, None]
+    curves = ics._curves(out)
+    assert curves["median_l2_per_layer"][:3] == [0.0, None, None]
+    assert curves["median_cosine_per_layer"][:3] == [1.0, 0.5, None]
+    json.dumps(curves, allow_nan=False)   # strict JSON
+
+
 def test_ics_of_a_two_layer_linear_net_in_closed_form():
     # f(x) = W2 W1 x, L = sum ||y - f||^2: dL/dW2 = -2 R^T (X W1^T), R = Y - X W1^T W2^T
     rng = np.random.default_rng(7)
@@ -111,7 +153,9 @@ def _run(cos, final_loss, diverged=None):
     (_run(0.9, 10.0), _run(0.88, 5.0), "inconclusive"),     # cosine within the margin
     (_run(0.5, 10.0), _run(0.9, 5.0), "refuted"),           # BN reduces ICS
     (_run(0.9, 10.0), _run(0.2, 12.0), "refuted"),          # BN trains slower
-    (_run(0.9, 10.0), _run(0.2, 5.0, diverged=3), "refuted"),
+    (_run(0.9, 10.0), _run(0.2, 5.0, diverged=3), "refuted"),   # BN diverged alone
+    (_run(0.9, 10.0, diverged=3), _run(0.2, 5.0), "inconclusive"),
+    (_run(0.9, 10.0, diverged=3), _run(0.2, 5.0, diverged=3), "inconclusive"),
 ])
 def test_compare_rule(standard, bn, outcome):
     got, inputs = ics.compare(standard, bn)

@@ -29,24 +29,38 @@ def test_measurement_batch_shared_and_distinct():
     assert not np.array_equal(a, c)
 
 
+#: In a crafted value list: the net diverged before this checkpoint (it and the later
+#: ones are missing from its result).
+GONE = "gone"
+
+
 def _checkpoint(step, value, loss=10.0):
+    """A checkpoint whose judged measures are ``value`` (None: overflowed)."""
     return {"step": step, "loss": loss, "grad_norm": 1.0, "loss_min": 1.0,
-            "loss_max": 1.0 + value, "loss_range": value, "grad_change_min": 0.0,
-            "grad_change_max": value, "beta": value, "hessian_max": -value}
+            "loss_max": None if value is None else 1.0 + value, "loss_range": value,
+            "grad_change_min": 0.0, "grad_change_max": value, "beta": value,
+            "hessian_max": None if value is None else -value}
 
 
 def _results(bn_values, standard_values, steps_total=100):
     """Two seeds per problem; the checkpoint values given as lists over steps
-    0, 25, 50, 75, 100 (early = steps <= 50)."""
+    0, 25, 50, 75, 100 (early = steps <= 50); GONE ends a run's checkpoints there
+    (shorter lists too)."""
     steps = [0, 25, 50, 75, 100]
     out = []
     for problem in ("dln", "digits"):
         for replicate in range(2):
             for config, values in (("standard", standard_values), ("bn", bn_values)):
+                kept = list(values)[:list(values).index(GONE)] if GONE in values else values
+                diverged = None if len(kept) == len(steps) else steps[len(kept)] - 1
                 out.append({"problem": problem, "config": config, "replicate": replicate,
-                            "losses": [3.0, 2.0], "final_loss": 2.0, "diverged_step": None,
-                            "checkpoints": [_checkpoint(s, v) for s, v in zip(steps, values)]})
-    settings = {"seeds": 2, "dln": {"steps": steps_total}, "digits": {"steps": steps_total}}
+                            "losses": [3.0, 2.0],
+                            "final_loss": 2.0 if diverged is None else None,
+                            "diverged_step": diverged,
+                            "checkpoints": [_checkpoint(s, v)
+                                            for s, v in zip(steps, kept)]})
+    settings = {"seeds": 2, "dln": {"steps": steps_total, "every": 25},
+                "digits": {"steps": steps_total, "every": 25}}
     return settings, out
 
 
@@ -55,18 +69,60 @@ def _results(bn_values, standard_values, steps_total=100):
     ([3, 3, 1, 1, 1], [2, 2, 2, 2, 2], "refuted"),     # larger in 2 of 3 early steps
     ([1, 2, 2, 1, 1], [2, 2, 2, 2, 2], "refuted"),     # ties are not "smaller": 1/3
     ([1, 1, None, 1, 1], [2, 2, 2, 2, 2], "supported"),  # None (overflow) is larger
+    ([1, None, 1, 1, 1], [2, 2, 2, 2, 2], "supported"),  # 2/3
+    ([None, None, 1, 1, 1], [2, 2, 2, 2, 2], "refuted"),  # 1/3
 ])
 def test_conclude_rule(bn, standard, verdict):
-    bn = [np.nan if v is None else v for v in bn]
     settings, results = _results(bn, standard)
-    for r in results:
-        for c in r["checkpoints"]:
-            for key in L.JUDGED:
-                if c[key] != c[key]:   # NaN marks an overflow: stored as None
-                    c[key] = None
     got, measurements = L.conclude(settings, results)
     assert got == verdict
     assert measurements["verdict_inputs"]["dln.beta"]["early_pairs"] == 6
+    assert measurements["verdict_inputs"]["dln.beta"]["early_pairs_both_infinite"] == 0
+
+
+@pytest.mark.parametrize("bn, standard, verdict, fraction, ties", [
+    # BN diverged before step 25: its missing early checkpoints count as larger
+    # (1 of 3 smaller), not dropped (which would leave 1 of 1)
+    ([1, GONE], [2, 2, 2, 2, 2], "refuted", 1 / 3, 0),
+    # the standard net diverged before step 25: its missing values count as larger
+    ([1, 1, 1, 1, 1], [0.5, GONE], "supported", 2 / 3, 0),
+    # both overflow at steps 25 and 50: ties left out (1 of 1), not counted against BN
+    ([1, None, None, 1, 1], [2, None, None, 2, 2], "supported", 1.0, 2),
+    # both diverged before step 25: missing on both sides is a tie as well
+    ([1, GONE], [2, GONE], "supported", 1.0, 2),
+    # one side overflows, the other is missing: both infinite, a tie
+    ([1, None, GONE], [2, GONE], "supported", 1.0, 2),
+    # every early pair a tie: no fraction, inconclusive
+    ([None, GONE], [None, None, None, 1, 1], "inconclusive", None, 3),
+])
+def test_conclude_pairs_every_scheduled_step(bn, standard, verdict, fraction, ties):
+    settings, results = _results(bn, standard)
+    got, measurements = L.conclude(settings, results)
+    assert got == verdict
+    for problem in ("dln", "digits"):
+        for measure in L.JUDGED:
+            cell = measurements["verdict_inputs"][f"{problem}.{measure}"]
+            assert cell["early_pairs"] == 6                  # 3 early steps x 2 seeds
+            assert cell["early_pairs_both_infinite"] == 2 * ties
+            if fraction is None:
+                assert cell["bn_smaller_fraction_early"] is None
+            else:
+                assert cell["bn_smaller_fraction_early"] == pytest.approx(fraction)
+    # every scheduled step is paired over the whole run too
+    assert measurements["problems"]["dln"]["comparisons"]["beta"]["all"]["pairs"] == 10
+    assert L.summary(measurements)
+
+
+def test_compare_excludes_only_infinite_ties():
+    finite = _checkpoint(0, 2.0)
+    got = L.compare([(finite, _checkpoint(0, 2.0)),      # a finite tie: not smaller
+                     (None, None),                        # both missing: left out
+                     (_checkpoint(0, None), None),        # overflow vs missing: left out
+                     (finite, _checkpoint(0, 1.0)),       # BN smaller
+                     (finite, None)], "beta")             # BN missing: larger
+    assert got["pairs"] == 5 and got["both_infinite"] == 2
+    assert got["bn_smaller_fraction"] == pytest.approx(1 / 3)
+    assert got["median_ratio"] == pytest.approx(0.75)     # of 1.0 and 0.5
 
 
 def test_conclude_inconclusive_half():
@@ -165,3 +221,29 @@ def test_run_task_diverged_is_strict_json():
     assert result["diverged_step"] is not None and result["final_loss"] is None
     json.dumps(result, allow_nan=False)
     assert result["checkpoints"][-1]["step"] <= result["diverged_step"]
+
+
+@pytest.mark.parametrize("outcome", [np.inf, np.nan, -np.inf, "raise"])
+def test_run_task_overflowing_hessian_is_none(monkeypatch, outcome):
+    """An overflowing Hessian-vector product gives an inf/NaN estimate, or a non-finite
+    iterate that net.hvp refuses: hessian_max is None and the result strict JSON."""
+    import json
+
+    def overflowing(net, X, y, iterations=30, seed=0, rtol=1e-4):
+        if outcome == "raise":
+            net.hvp(X, y, np.full(net.num_params, np.nan))
+        return outcome
+
+    monkeypatch.setattr(L, "largest_hessian_eigenvalue", overflowing)
+    result = L.run_task(_tiny_task("std", "bn"))
+    assert [c["hessian_max"] for c in result["checkpoints"]] == [None] * 3
+    json.dumps(result, allow_nan=False)
+
+
+def test_hessian_max_passes_other_errors(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("X must have 4 columns")
+
+    monkeypatch.setattr(L, "largest_hessian_eigenvalue", broken)
+    with pytest.raises(ValueError, match="columns"):
+        L.hessian_max(None, None, None, 3, 0)

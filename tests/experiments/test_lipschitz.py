@@ -86,10 +86,44 @@ def test_run_task_on_a_tiny_task():
             "rows": 200, "stability_steps": 30, "power_iterations": 500,
             "trajectory_checkpoints": 2, "trajectory_steps": 10}
     out = lip.run_task(task)
-    assert np.isclose(out["L"], out["closed_form"], rtol=1e-6)
+    # the verdict's L is the exact closed form; power iteration is the cross-check
+    assert out["L"] == out["closed_form"] and out["two_over_L"] == 2 / out["L"]
+    assert np.isclose(out["L_power_iteration"], out["closed_form"], rtol=1e-6)
+    assert out["L_power_iteration_relative_difference"] <= 1e-6
     assert out["L"] <= out["bound"]
     assert np.isclose(out["mean_sq_norm"], out["mean_norm_sq"] + out["trace_cov"])
     assert out["largest_stable_lr"] >= (1 - 2e-3) * out["two_over_L"]
+
+
+def test_mse_L_does_not_hang_on_power_iteration(monkeypatch):
+    """A power iteration stopped early (here: 10% low) would put 2/L 10% too high and
+    refute (b); the verdict's L is the closed form, the power value only reported."""
+    task = {"split": 0, "data_seed": 5, "loss": "mse", "preprocessing": "standardised",
+            "rows": 200, "stability_steps": 30, "power_iterations": 500,
+            "trajectory_checkpoints": 2, "trajectory_steps": 10}
+    exact = lip.run_task(task)
+    real = lip.power_iteration
+
+    def early(matvec, dim, iterations, seed, tol=1e-12):
+        value, _ = real(matvec, dim, iterations, seed, tol)
+        return 0.9 * value, 3
+
+    monkeypatch.setattr(lip, "power_iteration", early)
+    out = lip.run_task(task)
+    assert out["L"] == exact["L"] == out["closed_form"]
+    assert out["largest_stable_lr"] == exact["largest_stable_lr"]
+    assert out["largest_stable_lr"] >= (1 - 2e-3) * out["two_over_L"]
+    assert out["L_power_iteration_relative_difference"] == pytest.approx(0.1, rel=1e-6)
+
+
+def test_closed_form_is_lambda_max_of_the_whole_second_moment():
+    task = {"split": 0, "data_seed": 5, "loss": "mse", "preprocessing": "raw",
+            "rows": 200, "stability_steps": 5, "power_iterations": 500,
+            "trajectory_checkpoints": 2, "trajectory_steps": 10}
+    out = lip.run_task(task)
+    X = digits_data(5)[0][:200]
+    assert out["closed_form"] == pytest.approx(
+        2 * np.linalg.eigvalsh(X.T @ X / len(X))[-1], rel=1e-12)
 
 
 def _crafted(L_raw, L_centred, kappa_std, kappa_centred, stable_ratio=1.0, bound=100.0):
@@ -135,6 +169,8 @@ def test_quick_run(quick_result):
     for task in m["tasks"]:
         assert task["L"] <= task["bound"] * (1 + 1e-9)
         if task["loss"] == "mse":
-            assert np.isclose(task["L"], task["closed_form"], rtol=1e-6)
+            assert task["L"] == task["closed_form"]
+            assert np.isclose(task["L_power_iteration"], task["closed_form"], rtol=1e-6)
+    assert m["mse_power_iteration_max_relative_difference"] <= 1e-6
     assert m["verdict_inputs"]["min_stable_lr_over_two_over_L"] >= 1 - 2e-3
     assert result.verdict == "supported"

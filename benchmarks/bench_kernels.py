@@ -273,3 +273,26 @@ class TorchRatios(_RatioSetup):
     def track_forward_backward_over_torch(self, case):
         return self._ratio("forward_backward", "torch_forward_backward")
     track_forward_backward_over_torch.unit = "ratio"
+
+
+class TinyCall:
+    """One Python -> C++ call on a (3, 2) float64 array, in nanoseconds (issue 14's
+    target: <= 1000 ns; NumPy's reference ~10 us). Overhead bound: the fast path of
+    batch_norm_forward decides and runs the common call in one step."""
+
+    unit = "ns"
+
+    def setup(self):
+        self.x = arrays((3, 2), "float64")[0]
+        self.out = np.empty_like(self.x)
+
+    def _min_ns(self, call):
+        return 1e9 * min_time(call, number=20000, repeat=7, budget=3.0)
+
+    def track_forward_ns(self):
+        return self._min_ns(lambda: bnfast.batch_norm_forward(self.x))
+    track_forward_ns.unit = "ns"
+
+    def track_forward_out_ns(self):
+        return self._min_ns(lambda: bnfast.batch_norm_forward(self.x, out=self.out))
+    track_forward_out_ns.unit = "ns"

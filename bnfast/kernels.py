@@ -107,6 +107,13 @@ def batch_norm_forward(x, weight=None, bias=None, eps=1e-5, out=None, axis=1):
     mean : float64 ndarray (C,), the batch mean
     invstd : float64 ndarray (C,), 1 / sqrt(biased batch variance + eps)
     """
+    if axis.__class__ is int and axis == 1 and eps.__class__ is float:
+        # The common call, checked and run in one step (a tiny array in well under a
+        # microsecond); None when anything is unusual: then the general path below,
+        # which owns every error message.
+        done = _core.forward_train_fast(x, weight, bias, eps, out)
+        if done is not None:
+            return done
     xc, result = float_input(x, "x")
     weight = float64_array(weight, "weight")
     bias = float64_array(bias, "bias")

@@ -36,6 +36,10 @@ Dims input_dims(const py::array& x, const char* name, std::int64_t axis = 1);
 void require_input_like(const py::array& a, const py::array& like, const char* name);
 void require_output_like(const py::array& a, const py::array& like, const char* name);
 
+// An uninitialized C-contiguous array; outputs of 1 MiB or more reuse buffers that
+// earlier outputs gave back (runtime/buffer_pool.hpp). Defined in bind_runtime.cpp.
+py::array empty(const std::vector<py::ssize_t>& shape, const py::dtype& dtype);
+
 // None -> nullptr; else a C-contiguous float64 array of shape (c,).
 const double* channel_vector(const py::object& obj, std::int64_t c, const char* name);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bind/arrays.hpp"
+#include "runtime/buffer_pool.hpp"
 
 namespace bnfast::bind {
 namespace {
@@ -193,6 +194,111 @@ py::tuple backward_binding(const py::object& dy_obj, const py::object& x_obj,
   return py::make_tuple(grad_weight, grad_bias);
 }
 
+// The exact ndarray, float32/float64 in native byte order, C-contiguous: the layout
+// the kernels read without a copy. Anything else takes the general path.
+int type_num(py::handle array) {
+  const auto* proxy = py::detail::array_proxy(array.ptr());
+  return py::detail::array_descriptor_proxy(proxy->descr)->type_num;
+}
+
+bool plain_float_array(py::handle obj) {
+  using api = py::detail::npy_api;
+  if (Py_TYPE(obj.ptr()) != reinterpret_cast<PyTypeObject*>(api::get().PyArray_Type_))
+    return false;
+  const auto* proxy = py::detail::array_proxy(obj.ptr());
+  const auto* descr = py::detail::array_descriptor_proxy(proxy->descr);
+#if PY_LITTLE_ENDIAN
+  constexpr char kForeignOrder = '>';
+#else
+  constexpr char kForeignOrder = '<';
+#endif
+  return (descr->type_num == api::NPY_DOUBLE_ || descr->type_num == api::NPY_FLOAT_) &&
+         descr->byteorder != kForeignOrder &&
+         (proxy->flags & api::NPY_ARRAY_C_CONTIGUOUS_) && (proxy->flags & api::NPY_ARRAY_ALIGNED_);
+}
+
+// A new C-contiguous array straight from NumPy's C API (no shape vectors on the heap:
+// a tiny call's allocations are most of its cost).
+py::array new_array(int type_num, int nd, const Py_intptr_t* dims) {
+  const auto& api = py::detail::npy_api::get();
+  PyObject* array = api.PyArray_NewFromDescr_(
+      reinterpret_cast<PyTypeObject*>(api.PyArray_Type_), api.PyArray_DescrFromType_(type_num),
+      nd, dims, nullptr, nullptr, 0, nullptr);
+  if (array == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(array);
+}
+
+// weight or bias for the fast path: None (nullptr, ok) or a plain float64 (c,) array.
+bool plain_channel_vector(py::handle obj, std::int64_t c, const double*& data) {
+  data = nullptr;
+  if (obj.is_none()) return true;
+  if (!plain_float_array(obj) || type_num(obj) != py::detail::npy_api::NPY_DOUBLE_)
+    return false;
+  const auto* proxy = py::detail::array_proxy(obj.ptr());
+  if (proxy->nd != 1 || proxy->dimensions[0] != c) return false;
+  data = reinterpret_cast<const double*>(proxy->data);
+  return true;
+}
+
+// batch_norm_forward's common call in one step: x a plain float array (above) of
+// ndim >= 2 with >= 2 values per channel, channels on axis 1, weight and bias None or
+// plain float64 (C,), eps finite and >= 0, out None or a plain writable array of x's
+// dtype and shape that is x itself or apart from it. Returns (y, mean, invstd), or None
+// when any of that does not hold: the Python layer then takes the general path, which
+// owns the error messages.
+py::object forward_train_fast(py::handle x_obj, py::handle weight_obj, py::handle bias_obj,
+                              double eps, py::handle out_obj) {
+  if (!plain_float_array(x_obj) || !(eps >= 0.0 && std::isfinite(eps))) return py::none();
+  py::array x = py::reinterpret_borrow<py::array>(x_obj);
+  if (x.ndim() < 2 || x.size() == 0) return py::none();
+  const Dims d = input_dims(x, "x", 1);
+  const double *weight, *bias;
+  if (d.per_channel() < 2 || !plain_channel_vector(weight_obj, d.c, weight) ||
+      !plain_channel_vector(bias_obj, d.c, bias))
+    return py::none();
+  py::array out;
+  if (out_obj.is_none()) {
+    const auto* proxy = py::detail::array_proxy(x.ptr());
+    out = x.nbytes() < static_cast<py::ssize_t>(BufferPool::kMinBytes)
+              ? new_array(type_num(x), proxy->nd, proxy->dimensions)
+              : empty(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()), x.dtype());
+  } else {
+    if (!plain_float_array(out_obj)) return py::none();
+    out = py::reinterpret_borrow<py::array>(out_obj);
+    if (type_num(out) != type_num(x) || out.ndim() != x.ndim() || !out.writeable() ||
+        !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
+      return py::none();
+    const char* xb = static_cast<const char*>(x.data());
+    const char* ob = static_cast<const char*>(out.data());
+    const auto bytes = static_cast<std::ptrdiff_t>(x.nbytes());
+    if (xb != ob && xb < ob + bytes && ob < xb + bytes) return py::none();  // partial overlap
+  }
+  const Py_intptr_t channels[1] = {static_cast<Py_intptr_t>(d.c)};
+  py::array mean = new_array(py::detail::npy_api::NPY_DOUBLE_, 1, channels);
+  py::array invstd = new_array(py::detail::npy_api::NPY_DOUBLE_, 1, channels);
+  thread_local Workspace ws;          // tiny calls allocate nothing after the first
+  thread_local std::vector<double> var;
+  var.resize(static_cast<std::size_t>(d.c));
+  const char kind = x.dtype().char_();
+  auto run = [&] {
+    visit_float(kind, [&](auto t) {
+      using T = decltype(t);
+      batch_norm_kernels<T>().forward_train(cdata<T>(x), d, weight, bias, eps,
+                                            mdata<T>(out), mdata<double>(mean), var.data(),
+                                            mdata<double>(invstd), ws);
+    });
+  };
+  // Releasing the GIL costs more than a tiny call's work.
+  constexpr std::int64_t kReleaseGilFrom = 1 << 14;
+  if (d.size() >= kReleaseGilFrom) {
+    py::gil_scoped_release release;
+    run();
+  } else {
+    run();
+  }
+  return py::make_tuple(out, mean, invstd);
+}
+
 }  // namespace
 
 void bind_kernels(py::module_& m) {
@@ -206,6 +312,11 @@ void bind_kernels(py::module_& m) {
         "(float32/float64 (C,), writable) in place when given. Returns (mean, invstd, "
         "skipped): float64 (C,) each, and the number of channels whose running stats were "
         "left unchanged because the batch statistics were not finite.");
+  m.def("forward_train_fast", &forward_train_fast, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("eps"), py::arg("out"),
+        "batch_norm_forward's common call (plain float x, channels on axis 1, weight/bias "
+        "None or plain float64 (C,), out None or plain): (y, mean, invstd), or None to "
+        "take the general path.");
   m.def("forward_eval", &forward_eval_binding, py::arg("x"), py::arg("running_mean"),
         py::arg("running_var"), py::arg("weight"), py::arg("bias"), py::arg("eps"),
         py::arg("out"), py::arg("axis") = 1,

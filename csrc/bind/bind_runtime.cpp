@@ -14,6 +14,8 @@ struct PooledBuffer {
   std::size_t bytes;
 };
 
+}  // namespace
+
 py::array empty(const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
   std::size_t count = 1;
   for (py::ssize_t n : shape) {
@@ -30,8 +32,6 @@ py::array empty(const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
   });
   return py::array(dtype, shape, {}, owner->data, base);
 }
-
-}  // namespace
 
 void bind_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"),

@@ -26,27 +26,33 @@ inline vec load(const double* p) {
 }
 inline void store(double* p, vec v) { std::memcpy(p, &v, sizeof v); }
 
-// Products too small for one register block (the one-neuron networks of the theory):
-// plain loops, kept scalar because vectorized loop set-up costs more than the work.
+// C rows [i0, i1), columns [j0, n) one entry at a time (the blocks' edges, and products
+// too small for one register block, as in the one-neuron networks of the theory): kept
+// scalar because vectorized loop set-up costs more than the work.
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-vectorize")))
 #endif
-void matmul_tiny(i64 m, i64 n, i64 k, const double* A, i64 lda, const double* B, i64 ldb,
-                 double* C, i64 ldc) {
-  for (i64 i = 0; i < m; ++i)
+void matmul_edge(i64 i0, i64 i1, i64 j0, i64 n, i64 k, MatrixView A, const double* B, i64 ldb,
+                 double* C, i64 ldc, bool accumulate) {
+  for (i64 i = i0; i < i1; ++i) {
+    double* c = C + i * ldc;
+    if (!accumulate)
+      for (i64 j = j0; j < n; ++j) c[j] = 0.0;
     for (i64 p = 0; p < k; ++p) {
-      const double a = A[i * lda + p];
-      for (i64 c = 0; c < n; ++c) C[i * ldc + c] += a * B[p * ldb + c];
+      const double a = A.data[i * A.row_stride + p * A.col_stride];
+      for (i64 j = j0; j < n; ++j) c[j] += a * B[p * ldb + j];
     }
+  }
 }
 
-void matmul_blocked(i64 m, i64 n, i64 k, const double* A, i64 lda, const double* B, i64 ldb,
-                    double* C, i64 ldc) {
+void matmul_blocked(i64 m, i64 n, i64 k, MatrixView A, const double* B, i64 ldb, double* C,
+                    i64 ldc, bool accumulate) {
   constexpr i64 MR = 4, NR = 2 * kLanes;
   if (m < MR || n < NR) {
-    matmul_tiny(m, n, k, A, lda, B, ldb, C, ldc);
+    matmul_edge(0, m, 0, n, k, A, B, ldb, C, ldc, accumulate);
     return;
   }
+  const i64 ars = A.row_stride, acs = A.col_stride;
   i64 i0 = 0;
   for (; i0 + MR <= m; i0 += MR) {
     i64 j0 = 0;
@@ -54,13 +60,14 @@ void matmul_blocked(i64 m, i64 n, i64 k, const double* A, i64 lda, const double*
       // Spelled with vector types: the auto-vectorizer shuffles this block badly.
       vec acc[MR][2];
       for (i64 r = 0; r < MR; ++r) {
-        acc[r][0] = load(C + (i0 + r) * ldc + j0);
-        acc[r][1] = load(C + (i0 + r) * ldc + j0 + kLanes);
+        acc[r][0] = accumulate ? load(C + (i0 + r) * ldc + j0) : vec{};
+        acc[r][1] = accumulate ? load(C + (i0 + r) * ldc + j0 + kLanes) : vec{};
       }
-      for (i64 p = 0; p < k; ++p) {
+      const double* a_col = A.data + i0 * ars;
+      for (i64 p = 0; p < k; ++p, a_col += acs) {
         const vec b0 = load(B + p * ldb + j0), b1 = load(B + p * ldb + j0 + kLanes);
         for (i64 r = 0; r < MR; ++r) {
-          const vec a = A[(i0 + r) * lda + p] - vec{};  // broadcast; x - (+0) == x, -0 too
+          const vec a = a_col[r * ars] - vec{};  // broadcast; x - (+0) == x, -0 too
           acc[r][0] += a * b0;
           acc[r][1] += a * b1;
         }
@@ -70,17 +77,9 @@ void matmul_blocked(i64 m, i64 n, i64 k, const double* A, i64 lda, const double*
         store(C + (i0 + r) * ldc + j0 + kLanes, acc[r][1]);
       }
     }
-    for (i64 r = 0; r < MR; ++r)  // right edge: columns j0..n-1
-      for (i64 p = 0; p < k; ++p) {
-        const double a = A[(i0 + r) * lda + p];
-        for (i64 c = j0; c < n; ++c) C[(i0 + r) * ldc + c] += a * B[p * ldb + c];
-      }
+    matmul_edge(i0, i0 + MR, j0, n, k, A, B, ldb, C, ldc, accumulate);
   }
-  for (i64 i = i0; i < m; ++i)  // bottom edge: rows i0..m-1
-    for (i64 p = 0; p < k; ++p) {
-      const double a = A[i * lda + p];
-      for (i64 c = 0; c < n; ++c) C[i * ldc + c] += a * B[p * ldb + c];
-    }
+  matmul_edge(i0, m, 0, n, k, A, B, ldb, C, ldc, accumulate);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "linalg/matmul.hpp"
 #include "nn/activation.hpp"
 #include "nn/normalize.hpp"
+#include "runtime/parallel.hpp"
 
 namespace bnfast {
 
@@ -24,7 +25,6 @@ struct Network::Pass {
   std::vector<std::vector<T>> skip_grad;              // per block end: d loss / d S
   std::vector<std::vector<double>> mean, var, invstd;  // per BN layer (out,); var = s^2
   std::vector<T> w_t;                                  // W^T (in, out) of the current layer
-  std::vector<T> grad_h_t;                             // dH^T (out, m)
   std::vector<T> grad_a, grad_z, grad_h;               // (m, widest layer)
   std::vector<T> grad_gamma, grad_beta;                // (widest layer,)
   std::vector<T> gamma, beta;                          // constant gamma, beta as T
@@ -37,42 +37,84 @@ struct Network::Pass {
 
 namespace {
 
-// C (m, n) += A (m, k) B (k, n), row-major with row strides lda, ldb, ldc.
-void product_acc(Network::Pass<double>&, i64 m, i64 n, i64 k, const double* A, i64 lda,
-                 const double* B, i64 ldb, double* C, i64 ldc) {
-  matmul_acc()(m, n, k, A, lda, B, ldb, C, ldc);
+// C (m, n) = A (m, k) B (k, n), or C += A B when accumulate; A's entry (i, p) at
+// A[i * ars + p * acs] (a transpose is read in place), B and C row-major.
+void product(Network::Pass<double>&, i64 m, i64 n, i64 k, const double* A, i64 ars, i64 acs,
+             const double* B, i64 ldb, double* C, i64 ldc, bool accumulate) {
+  matmul_acc_threaded(m, n, k, MatrixView{A, ars, acs}, B, ldb, C, ldc, accumulate);
 }
 
 // On Dual numbers (A + A'e)(B + B'e) = AB + (A'B + AB')e: three double products (two
 // when A is a constant, as the data X is).
-void product_acc(Network::Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 lda,
-                 const Dual* B, i64 ldb, Dual* C, i64 ldc) {
-  // Returns whether any tangent is non-zero.
-  auto unzip = [](const Dual* src, i64 rows, i64 cols, i64 ld, std::vector<double>& v,
+void product(Network::Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs,
+             const Dual* B, i64 ldb, Dual* C, i64 ldc, bool accumulate) {
+  // Copies the (rows, cols) operand into row-major values v and tangents d; returns
+  // whether any tangent is non-zero.
+  auto unzip = [](const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, std::vector<double>& v,
                   std::vector<double>& d) {
     v.resize(static_cast<std::size_t>(rows * cols));
     d.resize(v.size());
     bool tangent = false;
     for (i64 i = 0; i < rows; ++i)
       for (i64 j = 0; j < cols; ++j) {
-        v[i * cols + j] = src[i * ld + j].v;
-        d[i * cols + j] = src[i * ld + j].d;
-        tangent |= src[i * ld + j].d != 0;
+        const Dual& x = src[i * rs + j * cs];
+        v[i * cols + j] = x.v;
+        d[i * cols + j] = x.d;
+        tangent |= x.d != 0;
       }
     return tangent;
   };
   auto& s = p.split;
-  const bool a_varies = unzip(A, m, k, lda, s[0], s[1]);
-  unzip(B, k, n, ldb, s[2], s[3]);
-  s[4].assign(static_cast<std::size_t>(m * n), 0.0);
-  s[5].assign(s[4].size(), 0.0);
+  const bool a_varies = unzip(A, m, k, ars, acs, s[0], s[1]);
+  unzip(B, k, n, ldb, 1, s[2], s[3]);
+  s[4].resize(static_cast<std::size_t>(m * n));
+  s[5].resize(s[4].size());
   const MatmulAcc mm = matmul_acc();
-  mm(m, n, k, s[0].data(), k, s[2].data(), n, s[4].data(), n);
-  if (a_varies) mm(m, n, k, s[1].data(), k, s[2].data(), n, s[5].data(), n);
-  mm(m, n, k, s[0].data(), k, s[3].data(), n, s[5].data(), n);
+  mm(m, n, k, MatrixView{s[0].data(), k, 1}, s[2].data(), n, s[4].data(), n, false);
+  mm(m, n, k, MatrixView{s[0].data(), k, 1}, s[3].data(), n, s[5].data(), n, false);
+  if (a_varies) mm(m, n, k, MatrixView{s[1].data(), k, 1}, s[2].data(), n, s[5].data(), n, true);
   for (i64 i = 0; i < m; ++i)
-    for (i64 j = 0; j < n; ++j) C[i * ldc + j] += Dual(s[4][i * n + j], s[5][i * n + j]);
+    for (i64 j = 0; j < n; ++j) {
+      const Dual ab(s[4][i * n + j], s[5][i * n + j]);
+      C[i * ldc + j] = accumulate ? C[i * ldc + j] + ab : ab;
+    }
 }
+
+// dz = dout * phi'(z) elementwise, phi chosen outside the loop (a constant K lets the
+// compiler drop the switch and vectorize).
+template <Activation K, class T>
+void chain_rule(const T* dout, const T* z, const T* a, T* dz, i64 n) {
+  for (i64 i = 0; i < n; ++i) dz[i] = dout[i] * derivative(K, z[i], a[i]);
+}
+template <class T>
+void chain_rule(Activation act, const T* dout, const T* z, const T* a, T* dz, i64 n) {
+  switch (act) {
+    case Activation::sigmoid: return chain_rule<Activation::sigmoid>(dout, z, a, dz, n);
+    case Activation::tanh: return chain_rule<Activation::tanh>(dout, z, a, dz, n);
+    case Activation::relu: return chain_rule<Activation::relu>(dout, z, a, dz, n);
+    case Activation::identity: return chain_rule<Activation::identity>(dout, z, a, dz, n);
+  }
+}
+
+// a = phi(z) elementwise, phi chosen outside the loop.
+template <Activation K, class T>
+void activate_all(const T* z, T* a, i64 n) {
+  for (i64 i = 0; i < n; ++i) a[i] = activate(K, z[i]);
+}
+template <class T>
+void activate_all(Activation act, const T* z, T* a, i64 n) {
+  switch (act) {
+    case Activation::sigmoid: return activate_all<Activation::sigmoid>(z, a, n);
+    case Activation::tanh: return activate_all<Activation::tanh>(z, a, n);
+    case Activation::relu: return activate_all<Activation::relu>(z, a, n);
+    case Activation::identity: return activate_all<Activation::identity>(z, a, n);
+  }
+}
+
+// Below this many elements (or multiply-adds) per call, a training step's products and
+// BN passes run on one thread (runtime/parallel.hpp FineGrain): a step is a long run of
+// calls, so the thread team stays awake between them.
+constexpr i64 kStepGrain = i64{1} << 13;
 
 ZeroVarianceError layer_error(std::size_t l, const ZeroVarianceError& e, bool inference) {
   const std::string where =
@@ -151,7 +193,7 @@ void reserve(Network::Pass<T>& p, const std::vector<LayerSpec>& layers, i64 m) {
     const auto size = static_cast<std::size_t>(m * L.out);
     p.H[l].resize(size);
     p.Z[l].resize(L.batch_norm ? size : 0);
-    p.A[l].resize(size);
+    p.A[l].resize(L.activation != Activation::identity ? size : 0);
     p.S[l].resize(L.skip_from >= 0 ? size : 0);
     p.skip_grad[l].resize(L.skip_from >= 0 ? size : 0);
     for (auto* v : {&p.mean, &p.var, &p.invstd}) (*v)[l].resize(L.batch_norm ? L.out : 0);
@@ -164,11 +206,20 @@ void reserve(Network::Pass<T>& p, const std::vector<LayerSpec>& layers, i64 m) {
   p.reserved_m = m;
 }
 
+// The activations of layer l; an identity layer's are its BN outputs (or H), not copied.
+template <class T>
+const T* activations(const Network::Pass<T>& p, const std::vector<LayerSpec>& layers,
+                     std::size_t l) {
+  const LayerSpec& L = layers[l];
+  if (L.activation != Activation::identity) return p.A[l].data();
+  return L.batch_norm ? p.Z[l].data() : p.H[l].data();
+}
+
 // The output of layer l: its activations, or their sum with the block input.
 template <class T>
 const T* layer_output(const Network::Pass<T>& p, const std::vector<LayerSpec>& layers,
                       std::size_t l) {
-  return layers[l].skip_from >= 0 ? p.S[l].data() : p.A[l].data();
+  return layers[l].skip_from >= 0 ? p.S[l].data() : activations(p, layers, l);
 }
 
 // gamma (or beta) of a BN layer as T values: its params, or its constants.
@@ -196,14 +247,9 @@ void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
     for (i64 j = 0; j < L.out; ++j)
       for (i64 k = 0; k < L.in; ++k) p.w_t[k * L.out + j] = W[j * L.in + k];
     T* H = p.H[l].data();
-    for (i64 i = 0; i < m; ++i) {
-      T* h = H + i * L.out;
-      if (o.b >= 0)
-        std::copy(params + o.b, params + o.b + L.out, h);
-      else
-        std::fill(h, h + L.out, T(0.0));
-    }
-    product_acc(p, m, L.out, L.in, prev, L.in, p.w_t.data(), L.out, H, L.out);
+    if (o.b >= 0)
+      for (i64 i = 0; i < m; ++i) std::copy(params + o.b, params + o.b + L.out, H + i * L.out);
+    product(p, m, L.out, L.in, prev, L.in, 1, p.w_t.data(), L.out, H, L.out, o.b >= 0);
     const T* Z = H;
     if (L.batch_norm) {
       T* Zl = p.Z[l].data();
@@ -241,12 +287,11 @@ void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
       }
       Z = Zl;
     }
-    T* A = p.A[l].data();
     const i64 size = m * L.out;
-    if (L.activation == Activation::identity)
-      std::copy(Z, Z + size, A);
-    else
-      for (i64 i = 0; i < size; ++i) A[i] = activate(L.activation, Z[i]);
+    if (L.activation != Activation::identity) {
+      activate_all(L.activation, Z, p.A[l].data(), size);
+    }
+    const T* A = activations(p, layers_, l);
     prev = A;
     if (L.skip_from >= 0) {
       const T* input = L.skip_from == 0 ? X : layer_output(p, layers_, L.skip_from - 1);
@@ -283,13 +328,15 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
     if (L.skip_from >= 0) std::copy(dOut, dOut + size, p.skip_grad[l].data());
     const T* H = p.H[l].data();
     const T* Zl = L.batch_norm ? p.Z[l].data() : H;
-    const T* A = p.A[l].data();
-    // through phi
+    const T* A = activations(p, layers_, l);
+    // through phi; BN reads dZ into grad_h, so there an identity needs no copy
     T* dZ = p.grad_z.data();
-    if (L.activation == Activation::identity)
+    if (L.activation == Activation::identity && L.batch_norm)
+      dZ = dOut;
+    else if (L.activation == Activation::identity)
       std::copy(dOut, dOut + size, dZ);
     else
-      for (i64 i = 0; i < size; ++i) dZ[i] = dOut[i] * derivative(L.activation, Zl[i], A[i]);
+      chain_rule(L.activation, dOut, Zl, A, dZ, size);
     // through the noise (a constant) and BN
     const T* dH = dZ;
     if (L.batch_norm) {
@@ -319,12 +366,7 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
     }
     // through the dense map: dW = dH^T A_prev, db = column sums of dH, dA_prev = dH W
     const T* prev = l == 0 ? X : layer_output(p, layers_, l - 1);
-    p.grad_h_t.resize(static_cast<std::size_t>(L.out * m));
-    for (i64 i = 0; i < m; ++i)
-      for (i64 j = 0; j < L.out; ++j) p.grad_h_t[j * m + i] = dH[i * L.out + j];
-    T* dW = grad + o.w;
-    std::fill(dW, dW + L.out * L.in, T(0.0));
-    product_acc(p, L.out, L.in, m, p.grad_h_t.data(), m, prev, L.in, dW, L.in);
+    product(p, L.out, L.in, m, dH, 1, L.out, prev, L.in, grad + o.w, L.in, false);  // dH^T A
     if (o.b >= 0) {
       T* db = grad + o.b;
       std::fill(db, db + L.out, T(0.0));
@@ -332,9 +374,8 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
         for (i64 j = 0; j < L.out; ++j) db[j] += dH[i * L.out + j];
     }
     if (l > 0) {
-      T* dPrev = p.grad_a.data();  // dOut is consumed: dZ/dH hold what is still needed
-      std::fill(dPrev, dPrev + m * L.in, T(0.0));
-      product_acc(p, m, L.in, L.out, dH, L.out, params + o.w, L.in, dPrev, L.in);
+      T* dPrev = p.grad_a.data();  // dOut is consumed: grad_z/grad_h hold what is still needed
+      product(p, m, L.in, L.out, dH, L.out, 1, params + o.w, L.in, dPrev, L.in, false);
       if (block_end_[l] >= 0) {  // the skip connection's share
         const T* skip = p.skip_grad[block_end_[l]].data();
         for (i64 i = 0; i < m * L.in; ++i) dPrev[i] += skip[i];
@@ -346,6 +387,7 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
 }
 
 void Network::forward(const double* params, const double* X, i64 m, double* out) {
+  const FineGrain grain(kStepGrain);
   forward_pass(*values_, params, X, m, nullptr, nullptr);
   const double* F = layer_output(*values_, layers_, layers_.size() - 1);
   std::copy(F, F + m * out_features(), out);
@@ -353,6 +395,7 @@ void Network::forward(const double* params, const double* X, i64 m, double* out)
 
 void Network::predict(const double* params, const double* running, const double* X, i64 m,
                       double* out) {
+  const FineGrain grain(kStepGrain);
   // a network without BN has no running statistics: any non-null pointer selects inference
   static const double none = 0.0;
   forward_pass(*values_, params, X, m, nullptr, running ? running : &none);
@@ -362,6 +405,7 @@ void Network::predict(const double* params, const double* running, const double*
 
 double Network::loss(const double* params, const double* X, const double* Y, i64 m,
                      double* grad, const BatchNoise* noise) {
+  const FineGrain grain(kStepGrain);
   return loss_pass(*values_, params, X, Y, m, grad, noise);
 }
 

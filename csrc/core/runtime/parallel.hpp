@@ -21,12 +21,32 @@ bool in_forked_child();
 // How many chunks to split `work` elements into: 1 below the serial threshold
 // (thread wake-up would cost more than it saves), else up to num_threads().
 inline constexpr std::int64_t kSerialThreshold = 1 << 16;
+// The threshold in force on this thread (see FineGrain).
+inline thread_local std::int64_t t_serial_threshold = kSerialThreshold;
 inline int chunk_count(std::int64_t work, std::int64_t units) {
-  if (work < kSerialThreshold || units < 2) return 1;
-  const std::int64_t by_work = work / (kSerialThreshold / 2);
+  const std::int64_t threshold = t_serial_threshold;
+  if (work < threshold || units < 2) return 1;
+  const std::int64_t by_work = work / (threshold / 2);
   return static_cast<int>(std::max<std::int64_t>(
       1, std::min<std::int64_t>({static_cast<std::int64_t>(num_threads()), by_work, units})));
 }
+
+// Lowers the serial threshold on this thread while it lives. For callers that make long
+// runs of small calls back to back (a training step: dozens of products and BN passes of
+// ~10^4 elements): the OpenMP team is already awake, so a split pays off sooner than for
+// a lone call. Chunk counts, and so results, still depend only on the thread count.
+class FineGrain {
+ public:
+  explicit FineGrain(std::int64_t threshold) : saved_(t_serial_threshold) {
+    t_serial_threshold = threshold;
+  }
+  ~FineGrain() { t_serial_threshold = saved_; }
+  FineGrain(const FineGrain&) = delete;
+  FineGrain& operator=(const FineGrain&) = delete;
+
+ private:
+  std::int64_t saved_;
+};
 
 // [begin, end) of chunk k when `units` are split into `chunks` nearly equal parts.
 inline std::int64_t chunk_begin(std::int64_t units, int chunks, int k) {

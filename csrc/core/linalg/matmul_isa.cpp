@@ -1,6 +1,7 @@
 // matmul_acc compiled once per instruction set (runtime/dispatch.hpp has the scheme).
 // A register-blocked kernel: a 4 x 8 block of C stays in registers while k runs, so
 // each step costs loads of A and B only (no load/store of C per product).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -26,32 +27,31 @@ inline vec load(const double* p) {
 }
 inline void store(double* p, vec v) { std::memcpy(p, &v, sizeof v); }
 
-// C rows [i0, i1), columns [j0, n) one entry at a time (the blocks' edges, and products
-// too small for one register block, as in the one-neuron networks of the theory): kept
-// scalar because vectorized loop set-up costs more than the work.
+// C rows [i0, i1), columns [j0, n) one entry at a time, products p0 <= p < p1 (the
+// blocks' edges, and products too small for one register block, as in the one-neuron
+// networks of the theory): kept scalar because vectorized loop set-up costs more than
+// the work.
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-vectorize")))
 #endif
-void matmul_edge(i64 i0, i64 i1, i64 j0, i64 n, i64 k, MatrixView A, const double* B, i64 ldb,
-                 double* C, i64 ldc, bool accumulate) {
+void matmul_edge(i64 i0, i64 i1, i64 j0, i64 n, i64 p0, i64 p1, MatrixView A, const double* B,
+                 i64 ldb, double* C, i64 ldc, bool accumulate) {
   for (i64 i = i0; i < i1; ++i) {
     double* c = C + i * ldc;
     if (!accumulate)
       for (i64 j = j0; j < n; ++j) c[j] = 0.0;
-    for (i64 p = 0; p < k; ++p) {
+    for (i64 p = p0; p < p1; ++p) {
       const double a = A.data[i * A.row_stride + p * A.col_stride];
       for (i64 j = j0; j < n; ++j) c[j] += a * B[p * ldb + j];
     }
   }
 }
 
-void matmul_blocked(i64 m, i64 n, i64 k, MatrixView A, const double* B, i64 ldb, double* C,
-                    i64 ldc, bool accumulate) {
-  constexpr i64 MR = 4, NR = 2 * kLanes;
-  if (m < MR || n < NR) {
-    matmul_edge(0, m, 0, n, k, A, B, ldb, C, ldc, accumulate);
-    return;
-  }
+// Products p0 <= p < p1 into the MR x NR blocks of C: a block of C stays in registers
+// while p runs, so each step costs loads of A and B only.
+constexpr i64 MR = 4, NR = 2 * kLanes;
+void matmul_panel(i64 m, i64 n, i64 p0, i64 p1, MatrixView A, const double* B, i64 ldb,
+                  double* C, i64 ldc, bool accumulate) {
   const i64 ars = A.row_stride, acs = A.col_stride;
   i64 i0 = 0;
   for (; i0 + MR <= m; i0 += MR) {
@@ -63,8 +63,8 @@ void matmul_blocked(i64 m, i64 n, i64 k, MatrixView A, const double* B, i64 ldb,
         acc[r][0] = accumulate ? load(C + (i0 + r) * ldc + j0) : vec{};
         acc[r][1] = accumulate ? load(C + (i0 + r) * ldc + j0 + kLanes) : vec{};
       }
-      const double* a_col = A.data + i0 * ars;
-      for (i64 p = 0; p < k; ++p, a_col += acs) {
+      const double* a_col = A.data + i0 * ars + p0 * acs;
+      for (i64 p = p0; p < p1; ++p, a_col += acs) {
         const vec b0 = load(B + p * ldb + j0), b1 = load(B + p * ldb + j0 + kLanes);
         for (i64 r = 0; r < MR; ++r) {
           const vec a = a_col[r * ars] - vec{};  // broadcast; x - (+0) == x, -0 too
@@ -77,9 +77,24 @@ void matmul_blocked(i64 m, i64 n, i64 k, MatrixView A, const double* B, i64 ldb,
         store(C + (i0 + r) * ldc + j0 + kLanes, acc[r][1]);
       }
     }
-    matmul_edge(i0, i0 + MR, j0, n, k, A, B, ldb, C, ldc, accumulate);
+    matmul_edge(i0, i0 + MR, j0, n, p0, p1, A, B, ldb, C, ldc, accumulate);
   }
-  matmul_edge(i0, m, 0, n, k, A, B, ldb, C, ldc, accumulate);
+  matmul_edge(i0, m, 0, n, p0, p1, A, B, ldb, C, ldc, accumulate);
+}
+
+void matmul_blocked(i64 m, i64 n, i64 k, MatrixView A, const double* B, i64 ldb, double* C,
+                    i64 ldc, bool accumulate) {
+  if (m < MR || n < NR) {
+    matmul_edge(0, m, 0, n, 0, k, A, B, ldb, C, ldc, accumulate);
+    return;
+  }
+  // Long sums (dW = dH^T A over the batch) in panels of kPanel products, so that the
+  // panels of A and B in use stay in L1 while every block of C passes over them; each
+  // entry still adds its products in order p.
+  constexpr i64 kPanel = 64;
+  for (i64 p0 = 0; p0 < k; p0 += kPanel)
+    matmul_panel(m, n, p0, std::min(k, p0 + kPanel), A, B, ldb, C, ldc, accumulate || p0 > 0);
+  if (k == 0) matmul_panel(m, n, 0, 0, A, B, ldb, C, ldc, accumulate);
 }
 
 }  // namespace

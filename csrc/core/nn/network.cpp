@@ -116,6 +116,16 @@ void activate_all(Activation act, const T* z, T* a, i64 n) {
 // calls, so the thread team stays awake between them.
 constexpr i64 kStepGrain = i64{1} << 13;
 
+// f(begin, end) over the elements of an (m, width) block, rows split across threads
+// (elementwise passes: the split changes no result).
+template <class F>
+void split_rows(i64 m, i64 width, F&& f) {
+  const int chunks = chunk_count(m * width, m);
+  parallel_chunks(chunks, [&](int c) {
+    f(chunk_begin(m, chunks, c) * width, chunk_begin(m, chunks, c + 1) * width);
+  });
+}
+
 ZeroVarianceError layer_error(std::size_t l, const ZeroVarianceError& e, bool inference) {
   const std::string where =
       "layer " + std::to_string(l) + ", neuron " + std::to_string(e.channel) + ": ";
@@ -289,7 +299,8 @@ void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
     }
     const i64 size = m * L.out;
     if (L.activation != Activation::identity) {
-      activate_all(L.activation, Z, p.A[l].data(), size);
+      T* A = p.A[l].data();
+      split_rows(m, L.out, [&](i64 b, i64 e) { activate_all(L.activation, Z + b, A + b, e - b); });
     }
     const T* A = activations(p, layers_, l);
     prev = A;
@@ -336,7 +347,9 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
     else if (L.activation == Activation::identity)
       std::copy(dOut, dOut + size, dZ);
     else
-      chain_rule(L.activation, dOut, Zl, A, dZ, size);
+      split_rows(m, L.out, [&](i64 b, i64 e) {
+        chain_rule(L.activation, dOut + b, Zl + b, A + b, dZ + b, e - b);
+      });
     // through the noise (a constant) and BN
     const T* dH = dZ;
     if (L.batch_norm) {

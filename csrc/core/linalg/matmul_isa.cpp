@@ -3,29 +3,14 @@
 // each step costs loads of A and B only (no load/store of C per product).
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "linalg/matmul.hpp"
+#include "runtime/simd.hpp"
 
 namespace bnfast::BNFAST_ISA {
 namespace {
 
 using i64 = std::int64_t;
-
-// One SIMD register of doubles (GCC/Clang vector extension): 4 with AVX, else 2.
-#if defined(__AVX__)
-constexpr i64 kLanes = 4;
-#else
-constexpr i64 kLanes = 2;
-#endif
-typedef double vec __attribute__((vector_size(kLanes * sizeof(double))));
-
-inline vec load(const double* p) {
-  vec v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(double* p, vec v) { std::memcpy(p, &v, sizeof v); }
 
 // C rows [i0, i1), columns [j0, n) one entry at a time, products p0 <= p < p1 (the
 // blocks' edges, and products too small for one register block, as in the one-neuron

@@ -6,6 +6,7 @@ void bind_runtime(pybind11::module_& m);
 void bind_kernels(pybind11::module_& m);
 void bind_nn(pybind11::module_& m);
 void bind_capi(pybind11::module_& m);
+void bind_activation(pybind11::module_& m);
 }  // namespace bnfast::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   bnfast::bind::bind_kernels(m);
   bnfast::bind::bind_nn(m);
   bnfast::bind::bind_capi(m);
+  bnfast::bind::bind_activation(m);
 }

@@ -8,6 +8,7 @@
 #include "kernels/batchnorm.hpp"
 #include "linalg/matmul.hpp"
 #include "nn/activation.hpp"
+#include "nn/activation_array.hpp"
 #include "nn/normalize.hpp"
 #include "runtime/parallel.hpp"
 
@@ -300,7 +301,12 @@ void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
     const i64 size = m * L.out;
     if (L.activation != Activation::identity) {
       T* A = p.A[l].data();
-      split_rows(m, L.out, [&](i64 b, i64 e) { activate_all(L.activation, Z + b, A + b, e - b); });
+      split_rows(m, L.out, [&](i64 b, i64 e) {
+        if constexpr (std::is_same_v<T, double>)
+          activate_array(L.activation, Z + b, A + b, e - b);  // vectorised, bound in its header
+        else
+          activate_all(L.activation, Z + b, A + b, e - b);  // Dual: phi'' rides along
+      });
     }
     const T* A = activations(p, layers_, l);
     prev = A;

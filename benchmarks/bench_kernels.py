@@ -8,9 +8,12 @@ parametrized over them. PyTorch benchmarks are skipped when torch is not importa
 Compare classes at the same parameters, e.g. BnfastKernels.time_forward_out against
 Copy.time_copyto (the memory-bandwidth yardstick: 2 passes over the array, where a
 training forward needs at least 3). The Ratios class measures the targets of
-docs/design/performance.md in one process, and Parity checks that bnfast agrees with
+docs/design/performance.md in one process (ChannelsLast: axis=-1 against axis=1 on
+the same values), and Parity checks that bnfast agrees with
 the reference (a failed Parity benchmark means wrong numbers).
 """
+
+import functools
 
 import numpy as np
 
@@ -203,9 +206,12 @@ class _RatioSetup:
             _, mean, invstd = reference.batch_norm_forward(x, w, b)
             reference.batch_norm_backward(dy, x, mean, invstd, w)
 
+        mean, invstd = batch_stats(shape, dtype, bnfast)
         self.ops = {
             "copy": lambda: np.copyto(out, x),
             "forward_out": lambda: bnfast.batch_norm_forward(x, w, b, out=out),
+            "backward_out": lambda: bnfast.batch_norm_backward(dy, x, mean, invstd, w,
+                                                               out=out),
             "forward": lambda: bnfast.batch_norm_forward(x, w, b),
             "forward_backward": forward_backward,
             "ref_forward": lambda: reference.batch_norm_forward(x, w, b),
@@ -221,13 +227,19 @@ class Ratios(_RatioSetup):
     """bnfast against the copy yardstick and the NumPy reference.
 
     forward_out_over_copy: time of forward with out= / time of np.copyto (lower is
-    better; target <= 2.0, aim 1.6). speedup_vs_reference_*: reference time / bnfast
-    time (higher is better; targets >= 8 on large arrays, >= 5 on (3, 2)).
+    better; target <= 2.0, aim 1.6). backward_out_over_copy: likewise the backward
+    with out= (grad_x into a preallocated array; it reads x and dy, 5S at worst
+    against the copy's 2S). speedup_vs_reference_*: reference time / bnfast time
+    (higher is better; targets >= 8 on large arrays, >= 5 on (3, 2)).
     """
 
     def track_forward_out_over_copy(self, case):
         return self._ratio("forward_out", "copy")
     track_forward_out_over_copy.unit = "ratio"
+
+    def track_backward_out_over_copy(self, case):
+        return self._ratio("backward_out", "copy")
+    track_backward_out_over_copy.unit = "ratio"
 
     def track_speedup_vs_reference_forward(self, case):
         ref = min_time(self.ops["ref_forward"], self.number, repeat=self.ref_samples)
@@ -238,6 +250,52 @@ class Ratios(_RatioSetup):
         ref = min_time(self.ops["ref_forward_backward"], self.number, repeat=self.ref_samples)
         return ref / min_time(self.ops["forward_backward"], self.number, repeat=self.samples)
     track_speedup_vs_reference_forward_backward.unit = "x"
+
+
+@functools.lru_cache(maxsize=1)
+def _channels_last_case():
+    """The float32 (64, 64, 56, 56) x of ``arrays`` and the same values channels-last,
+    (64, 56, 56, 64) C-contiguous, with output buffers and the bnfast statistics."""
+    shape, dtype = (64, 64, 56, 56), "float32"
+    x, dy, w, b = arrays(shape, dtype)
+    mean, invstd = batch_stats(shape, dtype, bnfast)
+    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    dy_last = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+    out, out_last = out_buffer(shape, dtype), np.zeros_like(x_last)
+    return (x, dy, out), (x_last, dy_last, out_last), w, b, mean, invstd
+
+
+class ChannelsLast:
+    """Channels-last against channels-first on the same values (issue 14's target:
+    the same speed): time of the (64, 56, 56, 64) float32 call with axis=-1 / time of
+    the (64, 64, 56, 56) call with axis=1, both with out=, 2 threads, interleaved in
+    one process (minimum of repeats). Lower is better; 1.0 is the target."""
+
+    timeout = _TIMEOUT
+    unit = "ratio"
+
+    def setup(self):
+        bnfast.set_num_threads(2)
+        first, last, self.w, self.b, self.mean, self.invstd = _channels_last_case()
+        self.first, self.last = first, last
+
+    def _forward(self, data, axis):
+        x, _, out = data
+        return lambda: bnfast.batch_norm_forward(x, self.w, self.b, out=out, axis=axis)
+
+    def _backward(self, data, axis):
+        x, dy, out = data
+        return lambda: bnfast.batch_norm_backward(dy, x, self.mean, self.invstd, self.w,
+                                                  out=out, axis=axis)
+
+    def track_channels_last_to_first(self):
+        return ratio(self._forward(self.last, -1), self._forward(self.first, 1), repeat=7)
+    track_channels_last_to_first.unit = "ratio"
+
+    def track_backward_channels_last_to_first(self):
+        return ratio(self._backward(self.last, -1), self._backward(self.first, 1),
+                     repeat=7)
+    track_backward_channels_last_to_first.unit = "ratio"
 
 
 class TorchRatios(_RatioSetup):

@@ -65,7 +65,7 @@ void matmul_panel(i64 m, i64 n, i64 p0, i64 p1, MatrixView A, const double* B, i
       for (i64 p = p0; p < p1; ++p, a_col += acs) {
         const vec b0 = load(B + p * ldb + j0), b1 = load(B + p * ldb + j0 + kLanes);
         for (i64 r = 0; r < MR; ++r) {
-          const vec a = a_col[r * ars] - vec{};  // broadcast; x - (+0) == x, -0 too
+          const vec a = splat(a_col[r * ars]);
           acc[r][0] += a * b0;
           acc[r][1] += a * b1;
         }

@@ -8,29 +8,16 @@
 #include <cstring>
 
 #include "nn/activation_array.hpp"
+#include "runtime/simd.hpp"
 
 namespace bnfast::BNFAST_ISA {
 namespace {
 
 using i64 = std::int64_t;
 
-// One SIMD register of doubles: 4 with AVX, else 2 (SSE2).
-#if defined(__AVX__)
-constexpr i64 kLanes = 4;
-#else
-constexpr i64 kLanes = 2;
-#endif
-typedef double vec __attribute__((vector_size(kLanes * sizeof(double))));
 typedef std::uint64_t uvec __attribute__((vector_size(kLanes * sizeof(double))));
 typedef std::int64_t mask __attribute__((vector_size(kLanes * sizeof(double))));  // a < b
 
-inline vec load(const double* p) {
-  vec v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(double* p, vec v) { std::memcpy(p, &v, sizeof v); }
-inline vec splat(double c) { return c - vec{}; }  // c - (+0) == c, -0 and NaN too
 // Casts between vector types of one size reinterpret the bits (GCC/Clang extension).
 inline uvec bits(vec v) { return (uvec)v; }
 inline vec from_bits(uvec b) { return (vec)b; }

@@ -45,10 +45,7 @@ inline vec widen(vec_of<T> v) {
   else
     return __builtin_convertvector(v, vec);
 }
-// x broadcast to every lane; x - (+0) == x, -0 too.
-template <class V, class S>
-inline V splat(S x) {
-  return x - V{};
-}
+// c in every lane; c - (+0) == c, -0 and NaN too.
+inline vec splat(double c) { return c - vec{}; }
 
 }  // namespace bnfast::BNFAST_ISA

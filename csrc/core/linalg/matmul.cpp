@@ -16,6 +16,10 @@ void matmul_acc_threaded(std::int64_t m, std::int64_t n, std::int64_t k, MatrixV
                          const double* B, std::int64_t ldb, double* C, std::int64_t ldc,
                          bool accumulate) {
   const MatmulAcc mm = matmul_acc();
+  if (m * n * k < kSerialThreshold / 8) {  // no thread would be woken: skip the split's set-up
+    mm(m, n, k, A, B, ldb, C, ldc, accumulate);
+    return;
+  }
   // Split C's rows into groups of 4 (the kernel's row block), so every chunk but the
   // last runs whole register blocks. Each entry still sums its products in order p, so
   // the split changes no bit.

@@ -92,6 +92,13 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     KeyboardInterrupt on Ctrl-C; in both cases net.params and the running statistics are
     left unchanged.
     """
+    return _train(net, X, y, lr, steps, batch_size, seed, record_every, callback)[0]
+
+
+def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None,
+           allow_tiny=True):
+    """train(), and whether the specialised step of one BN neuron ran (nn/tiny_step.hpp);
+    allow_tiny=False forces the general step (tests compare the two)."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
     X, y = learning_set(net.out_features, X, y)
@@ -102,11 +109,11 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     params, running = net.params, net._running.copy()
     losses, outcome, updates = net._core.train(params, running, net._updates, X, y, lr,
                                                steps, batch_size, seed, record_every,
-                                               callback)
+                                               callback, allow_tiny)
     if outcome.reason == _core.StopReason.diverged:
         raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses,
                                outcome.params_overflowed)
     net.params = params
     net._running, net._updates = running, updates
-    return TrainResult(params.copy(), losses, outcome.steps_done,
-                       outcome.reason == _core.StopReason.requested)
+    return (TrainResult(params.copy(), losses, outcome.steps_done,
+                        outcome.reason == _core.StopReason.requested), outcome.tiny_path)

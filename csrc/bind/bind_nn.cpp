@@ -222,7 +222,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
                         std::int64_t updates, const py::object& X, const py::object& Y,
                         double lr, std::int64_t steps, std::int64_t batch_size,
                         std::uint64_t seed, std::int64_t record_every,
-                        const py::object& callback) {
+                        const py::object& callback, bool allow_tiny) {
   reject_reentry(self);
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
@@ -266,7 +266,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
     }
     return false;
   };
-  TrainOptions opts{lr, steps, batch_size, seed, record_every};
+  TrainOptions opts{lr, steps, batch_size, seed, record_every, allow_tiny};
   std::vector<double> losses;
   TrainOutcome outcome;
   {
@@ -353,7 +353,9 @@ void bind_nn(py::module_& m) {
       .def_readonly("steps_done", &TrainOutcome::steps_done)
       .def_readonly("diverged_step", &TrainOutcome::diverged_step)
       .def_readonly("diverged_loss", &TrainOutcome::diverged_loss)
-      .def_readonly("params_overflowed", &TrainOutcome::params_overflowed);
+      .def_readonly("params_overflowed", &TrainOutcome::params_overflowed)
+      .def_readonly("tiny_path", &TrainOutcome::tiny_path,
+                    "whether the specialised step of one BN neuron ran");
 
   py::class_<BoundNetwork>(m, "Network")
       .def(py::init(&make_network), py::arg("layers"), py::arg("loss") = LossKind::sum,
@@ -377,7 +379,9 @@ void bind_nn(py::module_& m) {
       .def("train", &train_binding, py::arg("params"), py::arg("running"), py::arg("updates"),
            py::arg("X"), py::arg("y"), py::arg("lr"), py::arg("steps"), py::arg("batch_size"),
            py::arg("seed"), py::arg("record_every"), py::arg("callback"),
-           "Trains params and running in place; returns (losses, TrainOutcome, updates).");
+           py::arg("allow_tiny") = true,
+           "Trains params and running in place; returns (losses, TrainOutcome, updates). "
+           "allow_tiny=False forces the general step (tests compare the two).");
   m.def("epoch_permutations", &epoch_permutations, py::arg("m"), py::arg("seed"),
         py::arg("epochs"), "The mini-batch SGD shuffles, concatenated (for tests).");
 }

@@ -20,6 +20,9 @@ struct TrainOptions {
   std::int64_t batch_size = 0;  // 0: full batch
   std::uint64_t seed = 0;
   std::int64_t record_every = 1;
+  // Networks of the tiny class (nn/tiny_step.hpp) run a specialised step with the same
+  // results up to rounding; false forces the general step (for tests comparing them).
+  bool allow_tiny = true;
 };
 
 // Called with (step, loss) each time a loss is recorded; returning true stops the run.
@@ -35,6 +38,7 @@ struct TrainOutcome {
   std::int64_t diverged_step = -1;  // step whose loss was not finite
   double diverged_loss = 0.0;
   bool params_overflowed = false;   // diverged because an update made a param inf/NaN
+  bool tiny_path = false;           // the specialised step of nn/tiny_step.hpp ran
 };
 
 // The state a run changes: params, and the running statistics of the BN layers
@@ -51,7 +55,8 @@ struct TrainState {
 // last step when steps is a multiple of r. A non-finite loss stops the run (reason
 // diverged); the state then holds the values that produced it. The loss after the last
 // step is always checked, recorded or not. Noisy BN layers draw their noise per step
-// from opts.seed (docs/math/networks.md section 8).
+// from opts.seed (docs/math/networks.md section 8). When an evaluation throws
+// (ZeroVarianceError), the state holds the values of the steps done before.
 TrainOutcome train(Network& net, const TrainState& state, const double* X, const double* Y,
                    std::int64_t m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll);

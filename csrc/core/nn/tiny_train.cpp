@@ -41,20 +41,23 @@ struct Tree {
   }
 };
 
-// Sum of f(i) over the rows: a tree for a compile-time count M, else two chains.
+// Sum of f(i) over the rows: a tree for a compile-time count M, else four chains (short
+// dependency chains, and pairs the compiler can put in one vector register).
 template <int M, class F>
 BNFAST_HOT double row_sum(int m, const F& f) {
   if constexpr (M > 0) {
     return Tree<0, M>::sum(f);
   } else {
-    double even = 0, odd = 0;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int i = 0;
-    for (; i + 2 <= m; i += 2) {
-      even += f(i);
-      odd += f(i + 1);
+    for (; i + 4 <= m; i += 4) {
+      s0 += f(i);
+      s1 += f(i + 1);
+      s2 += f(i + 2);
+      s3 += f(i + 3);
     }
-    if (i < m) even += f(i);
-    return even + odd;
+    for (; i < m; ++i) s0 += f(i);
+    return (s0 + s1) + (s2 + s3);
   }
 }
 
@@ -65,7 +68,7 @@ template <int IN, int M>  // M = 0: the row count m is known at run time only
 struct TinyData {
   static constexpr int R = M > 0 ? M : static_cast<int>(kTinyMaxRows);
   int m = 0;
-  double xc[R][IN];
+  double xc[IN][R];  // column by column: the sums over rows read contiguous values
   double y[R];
   double xbar[IN];  // column means
   double xmax[IN];  // max_i |x_ik|: with |w| and |b|, the scale of h's rounding errors
@@ -81,7 +84,7 @@ struct TinyData {
       }
       xbar[k] = X[k] + s / m;
       xmax[k] = big;
-      for (int i = 0; i < m; ++i) xc[i][k] = X[i * IN + k] - xbar[k];
+      for (int i = 0; i < m; ++i) xc[k][i] = X[i * IN + k] - xbar[k];
     }
     for (int i = 0; i < m; ++i) y[i] = Y[i];
   }
@@ -128,7 +131,7 @@ class TinyStepper {
     const int m = M > 0 ? M : d_.m;
     double hc[TinyData<IN, M>::R];
     for (int i = 0; i < m; ++i)
-      hc[i] = Tree<0, IN>::sum([&](int k) { return d_.xc[i][k] * w_[k]; });
+      hc[i] = Tree<0, IN>::sum([&](int k) { return d_.xc[k][i] * w_[k]; });
     const double var = row_sum<M>(m, [&](int i) { return hc[i] * hc[i]; }) * inv_m_;
     const double v = var + eps_;
     // h's rounding errors are ~2^-52 (|b| + sum_k max|x_k| |w_k|): a variance within
@@ -158,8 +161,8 @@ class TinyStepper {
     // xc_jk / (m v): dW = coef u.
     const double inv_mv = inv_v * inv_m_;
     for (int k = 0; k < IN; ++k) {
-      const double q = row_sum<M>(m, [&](int i) { return hc[i] * d_.xc[i][k]; }) * inv_mv;
-      u_[k] = row_sum<M>(m, [&](int i) { return r[i] * (d_.xc[i][k] - hc[i] * q); });
+      const double q = row_sum<M>(m, [&](int i) { return hc[i] * d_.xc[k][i]; }) * inv_mv;
+      u_[k] = row_sum<M>(m, [&](int i) { return r[i] * (d_.xc[k][i] - hc[i] * q); });
     }
     coef_ = two_scale_ * a;
     if (trainable_ || has_bias_) {
@@ -276,7 +279,8 @@ TrainOutcome run_tiny(Network& net, const TrainState& state, const double* X, co
                                             *data);
 }
 
-// The instantiation for (in, m): the row count compiled in for the smallest sets.
+// The instantiation for (in, m): the row count compiled in for the smallest sets (the
+// whole step then lives in registers), a run-time count otherwise.
 template <int IN>
 TrainOutcome dispatch_rows(Network& net, const TrainState& state, const double* X,
                            const double* Y, i64 m, const TrainOptions& opts,
@@ -284,7 +288,9 @@ TrainOutcome dispatch_rows(Network& net, const TrainState& state, const double* 
                            const PollHook& poll) {
   if (IN <= 4) {
     switch (m) {
+      case 2: return run_tiny<IN, 2>(net, state, X, Y, m, opts, losses, on_record, poll);
       case 3: return run_tiny<IN, 3>(net, state, X, Y, m, opts, losses, on_record, poll);
+      case 4: return run_tiny<IN, 4>(net, state, X, Y, m, opts, losses, on_record, poll);
       default: break;
     }
   }

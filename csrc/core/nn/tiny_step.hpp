@@ -8,18 +8,19 @@
 #include <vector>
 
 #include "nn/network.hpp"
+#include "nn/tiny_math.hpp"
 #include "nn/train.hpp"
 
 namespace bnfast {
 
-constexpr std::int64_t kTinyMaxIn = 8;     // in_features handled by the tiny step
-constexpr std::int64_t kTinyMaxRows = 64;  // samples handled by the tiny step
-
 // The tiny class: one Dense layer with one output and the identity activation, plain BN
 // (Norm::std, no noise, not a residual block; any eps >= 0, gamma/beta frozen or
-// trainable), with or without bias, loss sum or mean; full batch; 2 <= m <= kTinyMaxRows,
-// in <= kTinyMaxIn; and a learning set of moderate magnitude (finite, |values| <= 2^200),
-// so that no intermediate of the step can overflow where the general kernels would not.
+// trainable), with or without bias, loss sum or mean; full batch; 2 <= m <=
+// kTinyMaxSamples, in <= kTinyMaxInputs (nn/tiny_math.hpp); and a learning set of
+// moderate magnitude (finite, |values| <= 2^200), so that no intermediate of the step can
+// overflow where the general kernels would not.
+bool tiny_network(const Network& net);
+bool tiny_data(const double* X, const double* Y, std::int64_t m, std::int64_t in);
 bool tiny_class(const Network& net, const double* X, const double* Y, std::int64_t m,
                 std::int64_t batch_size);
 

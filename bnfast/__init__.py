@@ -3,7 +3,8 @@
 Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
-    BatchNorm, BNNoise, Dense, Residual, Network, train, TrainResult, TrainingDiverged
+    BatchNorm, BNNoise, Dense, Residual, Network, train, TrainResult, TrainingDiverged,
+    train_many, TrainManyResult (many one-neuron instances at once, for sweeps)
 Runtime:
     set_num_threads, get_num_threads, clear_buffer_cache, cached_buffer_bytes
 Subpackages, loaded on first use (so `import bnfast` stays light: no sympy, no
@@ -46,7 +47,7 @@ except ImportError as _exc:  # only without a built extension (tests/test_packag
 from ._core import ZeroVarianceError  # noqa: E402
 from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402
 from .nn import (BatchNorm, BNNoise, Dense, Network, Residual, TrainingDiverged,  # noqa: E402
-                 TrainResult, train)
+                 TrainManyResult, TrainResult, train, train_many)
 from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
                       set_num_threads)
 
@@ -71,9 +72,11 @@ __all__ = [
     "Dense",
     "Network",
     "Residual",
+    "TrainManyResult",
     "TrainResult",
     "TrainingDiverged",
     "train",
+    "train_many",
     "ZeroVarianceError",
     "cached_buffer_bytes",
     "clear_buffer_cache",

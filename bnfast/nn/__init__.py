@@ -3,6 +3,7 @@
     BatchNorm, BNNoise, Dense, Residual     layer descriptions (layers.py)
     Network                 loss, gradient, forward over a flat parameter vector (network.py)
     train                   native gradient descent (train.py)
+    train_many              many one-neuron instances at once (train_many.py)
     default_params          the default initial draw (init.py)
 """
 
@@ -10,7 +11,8 @@ from .init import default_params
 from .layers import ACTIVATIONS, NORMS, BatchNorm, BNNoise, Dense, Residual
 from .network import LOSSES, Network
 from .train import TrainingDiverged, TrainResult, train
+from .train_many import TrainManyResult, train_many
 
 __all__ = ["ACTIVATIONS", "LOSSES", "NORMS", "BNNoise", "BatchNorm", "Dense", "Network",
-           "Residual", "TrainResult",
-           "TrainingDiverged", "default_params", "train"]
+           "Residual", "TrainManyResult", "TrainResult",
+           "TrainingDiverged", "default_params", "train", "train_many"]

@@ -10,7 +10,9 @@
 
 #include "bind/arrays.hpp"
 #include "nn/network.hpp"
+#include "nn/tiny_step.hpp"
 #include "nn/train.hpp"
+#include "nn/train_many.hpp"
 
 namespace bnfast::bind {
 namespace {
@@ -280,6 +282,89 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
   return py::make_tuple(recorded, outcome, updates);
 }
 
+// train_many's arrays (bnfast/nn/train_many.py converts, checks values and makes the
+// outputs): the structure checked here against the network, then the GIL released.
+// X (m, in) or (k, m, in); y (m, 1) or (k, m, 1); lr (k,); params (k, P) and losses
+// (k, R) float64, steps_done (k,) int64, status (k,) int8, all C-contiguous and writable.
+// Returns False when Ctrl-C stopped the run (the Python exception is then raised here).
+bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
+                        py::array steps_done, py::array status, const py::object& X,
+                        const py::object& Y, const py::object& lr, std::int64_t steps,
+                        std::int64_t record_every) {
+  reject_reentry(self);
+  const Network& net = self.net;
+  if (!tiny_network(net))
+    throw py::value_error(
+        "net must be one Dense layer with out_features 1, in_features <= " +
+        std::to_string(kTinyMaxInputs) +
+        ", the identity activation and batch normalization (norm 'std', no noise): "
+        "train_many trains that network (Lemma 4.5's setting); train others with "
+        "bnfast.train");
+  if (steps < 0 || record_every < 1)
+    throw py::value_error("steps >= 0 and record_every >= 1 are required");
+  const py::array x = as_array(X, "X"), y = as_array(Y, "y"), rate = as_array(lr, "lr");
+  float64_data(x, "X");
+  float64_data(y, "y");
+  float64_data(rate, "lr");
+  const std::int64_t in = net.in_features(), P = net.num_params();
+  const std::int64_t k = params.ndim() == 2 ? params.shape(0) : -1;
+  if (k < 0 || params.shape(1) != P)
+    throw py::value_error("params must have shape (k, " + std::to_string(P) + "), got " +
+                          shape_str(params));
+  const bool shared_x = x.ndim() == 2;
+  if (!(shared_x || (x.ndim() == 3 && x.shape(0) == k)) || x.shape(x.ndim() - 1) != in)
+    throw py::value_error("X must have shape (m, " + std::to_string(in) + ") or (" +
+                          std::to_string(k) + ", m, " + std::to_string(in) + "), got " +
+                          shape_str(x));
+  const std::int64_t m = x.shape(x.ndim() - 2);
+  if (m < 2 || m > kTinyMaxSamples)
+    throw py::value_error("X must have 2 to " + std::to_string(kTinyMaxSamples) +
+                          " rows (samples), got " + std::to_string(m));
+  const bool shared_y = y.ndim() == 2;
+  if (!(shared_y || (y.ndim() == 3 && y.shape(0) == k)) || y.shape(y.ndim() - 2) != m ||
+      y.shape(y.ndim() - 1) != 1)
+    throw py::value_error("y must have shape (" + std::to_string(m) + ",) or (" +
+                          std::to_string(k) + ", " + std::to_string(m) + "), got " +
+                          shape_str(y));
+  const std::int64_t R = steps / record_every + 1;
+  auto check_out = [&](py::array& a, char kind, std::size_t item, std::int64_t cols,
+                       const char* name) {
+    const bool shape_ok = cols < 0 ? (a.ndim() == 1 && a.shape(0) == k)
+                                   : (a.ndim() == 2 && a.shape(0) == k && a.shape(1) == cols);
+    if (!shape_ok || a.dtype().kind() != kind || a.itemsize() != static_cast<py::ssize_t>(item) ||
+        !(a.flags() & py::array::c_style) || !a.writeable())
+      throw py::value_error(std::string(name) + " must be a writable C-contiguous output "
+                                                "array of the right shape and dtype");
+  };
+  check_out(params, 'f', sizeof(double), P, "params");
+  check_out(losses, 'f', sizeof(double), R, "losses");
+  check_out(steps_done, 'i', sizeof(std::int64_t), -1, "steps_done");
+  check_out(status, 'i', sizeof(std::int8_t), -1, "status");
+  if (rate.ndim() != 1 || rate.shape(0) != k)
+    throw py::value_error("lr must have shape (" + std::to_string(k) + ",) here");
+  ManyProblem problem{k, m, cdata<double>(x), shared_x ? 0 : m * in, cdata<double>(y),
+                      shared_y ? 0 : m, cdata<double>(rate), 1};
+  ManyState state{mdata<double>(params), mdata<double>(losses),
+                  mdata<std::int64_t>(steps_done), mdata<std::int8_t>(status)};
+  std::unique_ptr<py::error_already_set> pending;
+  PollHook poll = [&]() {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) {
+      pending = std::make_unique<py::error_already_set>();
+      return true;
+    }
+    return false;
+  };
+  bool done = false;
+  {
+    py::gil_scoped_release release;
+    Held held(self);
+    done = train_many(net, problem, state, steps, record_every, poll);
+  }
+  if (pending) throw std::move(*pending);
+  return done;
+}
+
 std::vector<std::int64_t> epoch_permutations(std::int64_t m, std::uint64_t seed, int epochs) {
   EpochShuffler s(m, seed);
   std::vector<std::int64_t> all;
@@ -381,7 +466,11 @@ void bind_nn(py::module_& m) {
            py::arg("seed"), py::arg("record_every"), py::arg("callback"),
            py::arg("allow_tiny") = true,
            "Trains params and running in place; returns (losses, TrainOutcome, updates). "
-           "allow_tiny=False forces the general step (tests compare the two).");
+           "allow_tiny=False forces the general step (tests compare the two).")
+      .def("train_many", &train_many_binding, py::arg("params"), py::arg("losses"),
+           py::arg("steps_done"), py::arg("status"), py::arg("X"), py::arg("y"), py::arg("lr"),
+           py::arg("steps"), py::arg("record_every"),
+           "Trains k instances of this one-neuron network in place (bnfast.train_many).");
   m.def("epoch_permutations", &epoch_permutations, py::arg("m"), py::arg("seed"),
         py::arg("epochs"), "The mini-batch SGD shuffles, concatenated (for tests).");
 }

@@ -28,13 +28,16 @@ constexpr int kTinyMaxSamples = 64;  // samples handled by the tiny step
 #define BNFAST_COLD
 #endif
 
-// The operations on T that are not operators (a vector type brings its own, see
-// nn/train_many_isa.cpp). Mask: the type of a comparison.
+// The operations on T that are not arithmetic operators, comparisons included (a vector
+// type brings its own, see nn/train_many_isa.cpp: compilers split wide vector
+// comparisons lane by lane). Mask: the type of a comparison, combined with & and |.
 struct ScalarOps {
   using Mask = bool;
   static double sqrt(double x) { return std::sqrt(x); }
   static double abs(double x) { return std::fabs(x); }
   static double max(double a, double b) { return std::max(a, b); }
+  static bool ge(double a, double b) { return a >= b; }
+  static bool finite(double x) { return x - x == 0; }  // false for inf and NaN
   static bool all(bool m) { return m; }
 };
 
@@ -146,7 +149,8 @@ BNFAST_HOT typename Ops::Mask neuron_step(const CentredSet<IN, M, T>& d, const N
   for (int k = 0; k < IN; ++k) tol += d.xmax[k] * Ops::abs(p.w[k]);
   tol *= 0x1p-33;
   const T floor = Ops::max(tol * tol, T{} + (s.eps == 0 ? 0x1p-960 : 0.0));
-  const typename Ops::Mask ok = (var >= floor) & (v >= 0x1p-500) & (v <= 0x1p500);
+  const typename Ops::Mask ok =
+      Ops::ge(var, floor) & Ops::ge(v, T{} + 0x1p-500) & Ops::ge(T{} + 0x1p500, v);
   out.mean = Tree<0, IN>::sum([&](int k) { return d.xbar[k] * p.w[k]; }) + p.b;
   out.var = var;
   // Ordered for a short dependency chain from w to the next w: 1/v runs beside
@@ -182,7 +186,7 @@ BNFAST_HOT typename Ops::Mask neuron_step(const CentredSet<IN, M, T>& d, const N
 }
 
 // p -= lr * gradient (lr: a scalar or per lane). Returns, per lane, whether the new
-// values are finite (x - x == 0 exactly when x is finite).
+// values are finite (their x - x sum to 0 exactly when all are finite).
 template <class Ops, int IN, class T, class L>
 BNFAST_HOT typename Ops::Mask neuron_update(const NeuronShape& s, const NeuronStep<IN, T>& g,
                                             L lr, NeuronParams<IN, T>& p) {
@@ -201,7 +205,7 @@ BNFAST_HOT typename Ops::Mask neuron_update(const NeuronShape& s, const NeuronSt
     p.beta -= lr * g.dbeta;
     check += (p.gamma - p.gamma) + (p.beta - p.beta);
   }
-  return check == 0;
+  return Ops::finite(check);
 }
 
 }  // namespace bnfast

@@ -1,0 +1,114 @@
+"""bnfast.train_many: many instances of one BN neuron trained at once, in SIMD lanes and
+threads (csrc/core/nn/train_many.hpp), for sweeps such as Lemma 4.5's."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import integer, real_number
+from .data import inputs
+from .network import Network
+from .train import _train_args
+
+__all__ = ["TrainManyResult", "train_many"]
+
+# The magnitude the one-neuron step handles (larger data: bnfast.train's general path).
+_LARGEST = 2.0 ** 200
+
+
+@dataclass(frozen=True)
+class TrainManyResult:
+    """What train_many produced, per instance i (k instances).
+
+    params : float64 (k, num_params): the params after the last update applied; a
+        stopped instance keeps those of the step it stopped at (whose loss, or whose
+        update, was not finite).
+    losses : float64 (k, steps // record_every + 1): losses[i, j] is instance i's loss
+        before step j * record_every (the last column is after the final step when
+        record_every divides steps), as bnfast.train records them; NaN where a stopped
+        instance recorded nothing.
+    steps : int64 (k,): the updates applied (for a stopped instance, the step it stopped
+        at).
+    diverged : bool (k,): the loss became inf or NaN, or an update made a parameter inf or
+        NaN (then also params_overflowed[i]); bnfast.train would raise TrainingDiverged.
+    params_overflowed : bool (k,).
+    zero_variance : bool (k,): eps == 0 and the neuron's pre-activations were constant
+        over the batch; bnfast.train would raise ZeroVarianceError.
+    """
+
+    params: np.ndarray
+    losses: np.ndarray
+    steps: np.ndarray
+    diverged: np.ndarray
+    params_overflowed: np.ndarray
+    zero_variance: np.ndarray
+
+
+def _data(a, name, k, tail):
+    """a as float64 C-contiguous, shared (tail) or per instance (k, *tail), all finite
+    and of moderate magnitude."""
+    a = inputs(a) if name == "X" else np.asarray(inputs(a), dtype=np.float64)
+    if not np.all(np.abs(a) <= _LARGEST):  # NaN fails too
+        raise ValueError(f"{name} must hold finite values of magnitude <= 2**200")
+    return a
+
+
+def train_many(net, params, X, y, lr, steps, record_every=None):
+    """Train k instances of the one-neuron network ``net`` by full-batch gradient
+    descent, each as bnfast.train would train it (the same values, bit for bit).
+
+    Parameters
+    ----------
+    net : bnfast.Network with one Dense layer of out_features 1, in_features <= 8, the
+        identity activation and batch normalization (norm "std", no noise; gamma/beta
+        frozen or trainable, any eps, with or without bias; loss "sum" or "mean"). It
+        gives the architecture only: its params and running statistics are not used or
+        changed (train_many updates no running statistics).
+    params : (k, net.num_params) initial params, one row per instance.
+    X : (m, in_features) shared by all instances, or (k, m, in_features); 2 <= m <= 64.
+    y : (m,) or (m, 1) shared, or (k, m) or (k, m, 1).
+    lr : float > 0, or (k,) per instance.
+    steps : int >= 0, updates per instance.
+    record_every : int >= 1, or None for steps (the first and the last loss).
+
+    Returns
+    -------
+    TrainManyResult(params, losses, steps, diverged, params_overflowed, zero_variance),
+    all with the instances on axis 0. A diverged instance stops (no exception); the
+    others go on. Results do not depend on the thread count (bnfast.set_num_threads).
+
+    Raises TypeError/ValueError naming the argument for wrong types, shapes or values
+    (nothing is computed then), and KeyboardInterrupt on Ctrl-C (nothing is returned).
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
+    P = net.num_params
+    p = np.array(inputs(params), dtype=np.float64, order="C")  # a copy: the run's state
+    if p.ndim != 2 or p.shape[1] != P:
+        raise ValueError(f"params must have shape (k, {P}), got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("params must be finite")
+    k = p.shape[0]
+    X = _data(X, "X", k, None)
+    y = _data(y, "y", k, None)
+    if y.ndim == X.ndim - 1:  # (m,) or (k, m): one output
+        y = y.reshape(y.shape + (1,))
+    if isinstance(lr, np.ndarray) and lr.ndim > 0 or isinstance(lr, (list, tuple)):
+        lr = np.array(inputs(lr), dtype=np.float64)
+        if lr.shape != (k,):
+            raise ValueError(f"lr must be a number or have shape ({k},), got {lr.shape}")
+        if not np.all((lr > 0) & np.isfinite(lr)):
+            raise ValueError("lr must hold finite numbers > 0")
+    else:
+        lr = np.full(k, _train_args(lr, 0, None, 0, 1, None)[0])
+    steps = integer(steps, "steps", 0)
+    record_every = steps if record_every is None else integer(record_every, "record_every", 1)
+    record_every = max(record_every, 1)
+    if steps >= 2**63 or record_every >= 2**63:
+        raise ValueError("steps and record_every must be < 2**63")
+    losses = np.full((k, steps // record_every + 1), np.nan)
+    done = np.zeros(k, dtype=np.int64)
+    status = np.zeros(k, dtype=np.int8)
+    net._core.train_many(p, losses, done, status, X, y, lr, steps, record_every)
+    return TrainManyResult(p, losses, done, (status == 1) | (status == 2), status == 2,
+                           status == 3)

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import integer, real_number
-from .data import inputs
+from .._validate import integer
+from .data import _float64
 from .network import Network
 from .train import _train_args
 
@@ -44,10 +44,10 @@ class TrainManyResult:
     zero_variance: np.ndarray
 
 
-def _data(a, name, k, tail):
-    """a as float64 C-contiguous, shared (tail) or per instance (k, *tail), all finite
-    and of moderate magnitude."""
-    a = inputs(a) if name == "X" else np.asarray(inputs(a), dtype=np.float64)
+def _data(a, name):
+    """a as a float64 C-contiguous array of finite values of moderate magnitude (its
+    shape is the bindings' to check)."""
+    a = _float64(a, name)
     if not np.all(np.abs(a) <= _LARGEST):  # NaN fails too
         raise ValueError(f"{name} must hold finite values of magnitude <= 2**200")
     return a
@@ -82,19 +82,25 @@ def train_many(net, params, X, y, lr, steps, record_every=None):
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
+    if not net._core.one_neuron:
+        raise ValueError(
+            "net must be one Dense layer with out_features 1, in_features <= 8, the "
+            "identity activation and batch normalization (norm 'std', no noise): "
+            "train_many trains that network (Lemma 4.5's setting); train others with "
+            "bnfast.train")
     P = net.num_params
-    p = np.array(inputs(params), dtype=np.float64, order="C")  # a copy: the run's state
+    p = np.array(_float64(params, "params"), order="C")  # a copy: the run's state
     if p.ndim != 2 or p.shape[1] != P:
         raise ValueError(f"params must have shape (k, {P}), got {p.shape}")
     if not np.all(np.isfinite(p)):
         raise ValueError("params must be finite")
     k = p.shape[0]
-    X = _data(X, "X", k, None)
-    y = _data(y, "y", k, None)
-    if y.ndim == X.ndim - 1:  # (m,) or (k, m): one output
+    X = _data(X, "X")
+    y = _data(y, "y")
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] != 1):  # (m,) or (k, m): one output
         y = y.reshape(y.shape + (1,))
     if isinstance(lr, np.ndarray) and lr.ndim > 0 or isinstance(lr, (list, tuple)):
-        lr = np.array(inputs(lr), dtype=np.float64)
+        lr = _float64(lr, "lr")
         if lr.shape != (k,):
             raise ValueError(f"lr must be a number or have shape ({k},), got {lr.shape}")
         if not np.all((lr > 0) & np.isfinite(lr)):

@@ -293,13 +293,8 @@ bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
                         std::int64_t record_every) {
   reject_reentry(self);
   const Network& net = self.net;
-  if (!tiny_network(net))
-    throw py::value_error(
-        "net must be one Dense layer with out_features 1, in_features <= " +
-        std::to_string(kTinyMaxInputs) +
-        ", the identity activation and batch normalization (norm 'std', no noise): "
-        "train_many trains that network (Lemma 4.5's setting); train others with "
-        "bnfast.train");
+  // a guard: bnfast.train_many explains the rule (one_neuron)
+  if (!tiny_network(net)) throw py::value_error("train_many needs a one_neuron network");
   if (steps < 0 || record_every < 1)
     throw py::value_error("steps >= 0 and record_every >= 1 are required");
   const py::array x = as_array(X, "X"), y = as_array(Y, "y"), rate = as_array(lr, "lr");
@@ -452,6 +447,9 @@ void bind_nn(py::module_& m) {
                              "Per layer, {name: (offset, shape)} for W, b, gamma, beta.")
       .def_property_readonly("num_running", [](const BoundNetwork& s) { return s.net.num_running(); },
                              "Length of the flat running-statistics vector.")
+      .def_property_readonly("one_neuron", [](const BoundNetwork& s) { return tiny_network(s.net); },
+                             "Whether train_many trains it: one Dense layer, out_features 1, "
+                             "identity, plain BN (nn/tiny_step.hpp).")
       .def_property_readonly("running_offsets", [](const BoundNetwork& s) { return s.net.running_offsets(); },
                              "Per layer, where its running_mean starts (running_var follows), or -1.")
       .def("loss", &loss_binding, py::arg("params"), py::arg("X"), py::arg("y"))

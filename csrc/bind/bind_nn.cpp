@@ -217,6 +217,19 @@ py::tuple hvp_binding(BoundNetwork& self, const py::object& params, const py::ob
   return py::make_tuple(loss, grad, hv);
 }
 
+// The poll hook of a training loop run with the GIL released: true when a signal
+// handler raised (Ctrl-C), whose exception goes to `pending` for the binding to re-raise.
+PollHook signal_poll(std::unique_ptr<py::error_already_set>& pending) {
+  return [&pending]() {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) {
+      pending = std::make_unique<py::error_already_set>();
+      return true;
+    }
+    return false;
+  };
+}
+
 // Trains in place on `params` (a float64 array the caller owns). Returns (losses,
 // TrainOutcome). A Python exception from the callback, or KeyboardInterrupt, stops the
 // loop and is re-raised here. lr, steps, record_every, seed: values checked by Python.
@@ -260,14 +273,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
       }
     };
   }
-  PollHook poll = [&]() {
-    py::gil_scoped_acquire acquire;
-    if (PyErr_CheckSignals() != 0) {
-      pending = std::make_unique<py::error_already_set>();
-      return true;
-    }
-    return false;
-  };
+  const PollHook poll = signal_poll(pending);
   TrainOptions opts{lr, steps, batch_size, seed, record_every, allow_tiny};
   std::vector<double> losses;
   TrainOutcome outcome;
@@ -342,14 +348,7 @@ bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
   ManyState state{mdata<double>(params), mdata<double>(losses),
                   mdata<std::int64_t>(steps_done), mdata<std::int8_t>(status)};
   std::unique_ptr<py::error_already_set> pending;
-  PollHook poll = [&]() {
-    py::gil_scoped_acquire acquire;
-    if (PyErr_CheckSignals() != 0) {
-      pending = std::make_unique<py::error_already_set>();
-      return true;
-    }
-    return false;
-  };
+  const PollHook poll = signal_poll(pending);
   bool done = false;
   {
     py::gil_scoped_release release;

@@ -446,7 +446,8 @@ void bind_nn(py::module_& m) {
                              "Per layer, {name: (offset, shape)} for W, b, gamma, beta.")
       .def_property_readonly("num_running", [](const BoundNetwork& s) { return s.net.num_running(); },
                              "Length of the flat running-statistics vector.")
-      .def_property_readonly("one_neuron", [](const BoundNetwork& s) { return tiny_network(s.net); },
+      .def_property_readonly("one_neuron",
+                             [](const BoundNetwork& s) { return tiny_network(s.net); },
                              "Whether train_many trains it: one Dense layer, out_features 1, "
                              "identity, plain BN (nn/tiny_step.hpp).")
       .def_property_readonly("running_offsets", [](const BoundNetwork& s) { return s.net.running_offsets(); },

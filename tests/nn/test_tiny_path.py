@@ -7,8 +7,9 @@ well inside the stable range (lr times the largest curvature ~0.1), where such
 differences are not amplified: after 300 steps the paths agree to 1.2e-14 at worst
 (params, losses relative to the first loss, running statistics), so RTOL = 1e-13 against
 the general path (REF_RTOL = 1e-12 against NumPy, whose sums may vary with its build)
-while any wrong batch, step, record or statistic is off by far more. The bias cancels under BN: its gradient is rounding noise in both paths (not
-the same noise), so it is compared with an absolute tolerance.
+while any wrong batch, step, record or statistic is off by far more. The bias cancels
+under BN: its gradient is rounding noise in both paths (not the same noise), so it is
+compared with an absolute tolerance.
 """
 
 import math

@@ -67,6 +67,27 @@ BNFAST_HOT R per_register(vd a, vd b, F f) {
   return r;
 }
 
+// Lane-wise comparisons (ordered: false where a NaN is involved, as in scalar code).
+enum class Cmp { ge, lt, eq };
+
+template <Cmp C>
+BNFAST_HOT vl compare(vd a, vd b) {
+#if defined(__AVX__)
+  constexpr int predicate = C == Cmp::ge ? _CMP_GE_OQ : C == Cmp::lt ? _CMP_LT_OQ : _CMP_EQ_OQ;
+  return per_register<vl>(a, b, [](native x, native y) { return _mm256_cmp_pd(x, y, predicate); });
+#elif defined(__SSE2__)
+  return per_register<vl>(a, b, [](native x, native y) {
+    if constexpr (C == Cmp::ge) return _mm_cmpge_pd(x, y);
+    else if constexpr (C == Cmp::lt) return _mm_cmplt_pd(x, y);
+    else return _mm_cmpeq_pd(x, y);
+  });
+#else
+  if constexpr (C == Cmp::ge) return a >= b;
+  else if constexpr (C == Cmp::lt) return a < b;
+  else return a == b;
+#endif
+}
+
 struct VectorOps {
   using Mask = vl;
   static BNFAST_HOT vd sqrt(vd x) {
@@ -80,37 +101,13 @@ struct VectorOps {
     return r;
 #endif
   }
-  static BNFAST_HOT vl ge(vd a, vd b) {
-#if defined(__AVX__)
-    return per_register<vl>(a, b, [](native x, native y) { return _mm256_cmp_pd(x, y, _CMP_GE_OQ); });
-#elif defined(__SSE2__)
-    return per_register<vl>(a, b, [](native x, native y) { return _mm_cmpge_pd(x, y); });
-#else
-    return a >= b;
-#endif
-  }
+  static BNFAST_HOT vl ge(vd a, vd b) { return compare<Cmp::ge>(a, b); }
   static BNFAST_HOT vd abs(vd x) {  // the sign bit cleared, as std::fabs
     return reinterpret_cast<vd>(reinterpret_cast<vl>(x) & 0x7fffffffffffffffLL);
   }
-  static BNFAST_HOT vd max(vd a, vd b) {  // std::max's choice: b when a < b, else a
-#if defined(__AVX__)
-    const vl less = per_register<vl>(a, b, [](native x, native y) { return _mm256_cmp_pd(x, y, _CMP_LT_OQ); });
-#elif defined(__SSE2__)
-    const vl less = per_register<vl>(a, b, [](native x, native y) { return _mm_cmplt_pd(x, y); });
-#else
-    const vl less = a < b;
-#endif
-    return where(less, b, a);
-  }
-  static BNFAST_HOT vl finite(vd x) {  // x - x == 0
-#if defined(__AVX__)
-    return per_register<vl>(x - x, x, [](native d, native) { return _mm256_cmp_pd(d, _mm256_setzero_pd(), _CMP_EQ_OQ); });
-#elif defined(__SSE2__)
-    return per_register<vl>(x - x, x, [](native d, native) { return _mm_cmpeq_pd(d, _mm_setzero_pd()); });
-#else
-    return x - x == 0;
-#endif
-  }
+  // std::max's choice: b when a < b, else a
+  static BNFAST_HOT vd max(vd a, vd b) { return where(compare<Cmp::lt>(a, b), b, a); }
+  static BNFAST_HOT vl finite(vd x) { return compare<Cmp::eq>(x - x, vd{}); }
   static BNFAST_HOT bool all(vl m) {
 #if defined(__AVX__)
     return _mm256_movemask_pd(reinterpret_cast<__m256d>(m)) == 0xf;

@@ -388,7 +388,7 @@ def test_in_place(name):
     assert bits(z).tolist() == expected.tolist()
 
 
-def test_same_bits_on_the_baseline_variant():
+def test_same_bits_on_the_baseline_variant(tmp_path):
     """BNFAST_SIMD=baseline (2-lane SSE2 code) gives the avx2 variant's bits."""
     if _core.simd_level() != "avx2":
         pytest.skip("only one variant on this machine")
@@ -402,8 +402,10 @@ def test_same_bits_on_the_baseline_variant():
         "sys.stdout.buffer.write(np.concatenate(out).tobytes())\n"
     )
     env = dict(os.environ, BNFAST_SIMD="baseline")
+    # cwd outside the source tree: `python -c` puts the cwd first on sys.path, and the
+    # source tree's bnfast/ has no compiled _core in a fresh clone.
     run = subprocess.run([sys.executable, "-c", code], input=z.tobytes(), env=env,
-                         capture_output=True, check=True, timeout=120)
+                         capture_output=True, check=True, timeout=120, cwd=tmp_path)
     base = np.frombuffer(run.stdout, dtype=np.uint64)
     ours = np.concatenate([bits(vec("tanh", z)), bits(vec("sigmoid", z))])
     assert base.tolist() == ours.tolist()

@@ -110,8 +110,9 @@ def train_many(net, params, X, y, lr, steps, record_every=None):
     steps = integer(steps, "steps", 0)
     record_every = steps if record_every is None else integer(record_every, "record_every", 1)
     record_every = max(record_every, 1)
-    if steps >= 2**63 or record_every >= 2**63:
-        raise ValueError("steps and record_every must be < 2**63")
+    # steps + 1 (the final loss is step `steps`) must fit an int64
+    if steps >= 2**63 - 1 or record_every >= 2**63:
+        raise ValueError("steps must be < 2**63 - 1 and record_every < 2**63")
     losses = np.full((k, steps // record_every + 1), np.nan)
     done = np.zeros(k, dtype=np.int64)
     status = np.zeros(k, dtype=np.int8)

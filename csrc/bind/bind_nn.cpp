@@ -3,6 +3,7 @@
 // The Python layer (bnfast/nn/) converts arguments and checks their values; here the
 // arrays are checked against the network, then the GIL released.
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -301,8 +302,8 @@ bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
   const Network& net = self.net;
   // a guard: bnfast.train_many explains the rule (one_neuron)
   if (!tiny_network(net)) throw py::value_error("train_many needs a one_neuron network");
-  if (steps < 0 || record_every < 1)
-    throw py::value_error("steps >= 0 and record_every >= 1 are required");
+  if (steps < 0 || steps == std::numeric_limits<std::int64_t>::max() || record_every < 1)
+    throw py::value_error("0 <= steps < 2**63 - 1 and record_every >= 1 are required");
   const py::array x = as_array(X, "X"), y = as_array(Y, "y"), rate = as_array(lr, "lr");
   float64_data(x, "X");
   float64_data(y, "y");

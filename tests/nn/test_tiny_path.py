@@ -342,7 +342,7 @@ def test_networks_outside_the_tiny_class_take_the_general_path(what):
 
 def test_tiny_path_is_fast():
     """docs/design/performance.md: Example 3.2 at <= 30 ns a step (asserted loosely here,
-    10x, since the test machine may be loaded; benchmarks/bench_train.py tracks it)."""
+    10x, since the test machine may be loaded; benchmarks/bench_train_peers.py tracks it)."""
     import time
     net = Network(example_layers())
     steps, best = 200_000, math.inf

@@ -52,21 +52,27 @@ void affine_run(const T* x, T* y, i64 len, T hi, T lo, T scale, T shift) {
 // written (write-allocate), a fourth stream of traffic on top of the 3S bound.
 constexpr i64 kStreamOutputBytes = i64{16} << 20;
 
-// One row of the (N, C) map with non-temporal stores: scalar up to the first aligned
-// element of y, then whole vectors, then the scalar tail (the same operations on every
-// element, so the same bits as affine_run's loop).
+// Whether the (N, C) map streams y: a large output whose rows are whole 16-byte
+// vectors from a 16-byte aligned start, so every store of the run is a streaming one
+// (a line written partly by normal stores would be read back, slower than no
+// streaming at all).
+template <class T>
+bool streams(const T* y, Dims d) {
+  return d.size() * static_cast<i64>(sizeof(T)) >= kStreamOutputBytes &&
+         reinterpret_cast<std::uintptr_t>(y) % kStreamBytes == 0 &&
+         (d.c * static_cast<i64>(sizeof(T))) % static_cast<i64>(kStreamBytes) == 0;
+}
+
+// One row of the (N, C) map with non-temporal stores (rows as streams() requires): the
+// same operations on every element, so the same bits as the ordinary loop.
 template <class T>
 void affine_row_stream(const T* x, T* y, i64 c, const T* hi, const T* lo, const T* scale,
                        const T* shift) {
   constexpr i64 W = static_cast<i64>(kStreamBytes / sizeof(T));
-  i64 j = 0;
-  for (; j < c && reinterpret_cast<std::uintptr_t>(y + j) % kStreamBytes != 0; ++j)
-    y[j] = affine(x[j], hi[j], lo[j], scale[j], shift[j]);
-  for (; j + W <= c; j += W)
+  for (i64 j = 0; j < c; j += W)
     stream_store(y + j, affine(load_stream_vec(x + j), load_stream_vec(hi + j),
                                load_stream_vec(lo + j), load_stream_vec(scale + j),
                                load_stream_vec(shift + j)));
-  for (; j < c; ++j) y[j] = affine(x[j], hi[j], lo[j], scale[j], shift[j]);
 }
 
 // Applies the per-channel map, threads splitting whole rows: (N, C) rows of c values
@@ -75,7 +81,7 @@ template <class T>
 void normalize_all(const T* x, T* y, Dims d, Coeffs<T> k) {
   if (d.s == 1) {
     const int chunks = chunk_count(d.size(), d.n);
-    const bool stream = d.size() * static_cast<i64>(sizeof(T)) >= kStreamOutputBytes;
+    const bool stream = streams(y, d);
     parallel_chunks(chunks, [&](int t) {
       // restrict: the coefficients never alias the data, so no per-row overlap checks
       const T* __restrict hi = k.hi;
@@ -89,9 +95,9 @@ void normalize_all(const T* x, T* y, Dims d, Coeffs<T> k) {
         stream_fence();
         return;
       }
-      for (i64 r = r0; r < r1; ++r) {
-        const T* __restrict xr = x + r * d.c;
-        T* __restrict yr = y + r * d.c;
+      for (i64 r = r0; r < r1; ++r) {  // y may be x (in place): no restrict on the rows
+        const T* xr = x + r * d.c;
+        T* yr = y + r * d.c;
         for (i64 j = 0; j < d.c; ++j) yr[j] = affine(xr[j], hi[j], lo[j], scale[j], shift[j]);
       }
     });

@@ -16,7 +16,7 @@ void matmul_acc_threaded(std::int64_t m, std::int64_t n, std::int64_t k, MatrixV
                          const double* B, std::int64_t ldb, double* C, std::int64_t ldc,
                          bool accumulate) {
   const MatmulAcc mm = matmul_acc();
-  if (m * n * k < kSerialThreshold / 8) {  // no thread would be woken: skip the split's set-up
+  if (m * n * k < kStepGrain) {  // below every grain: skip the split's set-up
     mm(m, n, k, A, B, ldb, C, ldc, accumulate);
     return;
   }

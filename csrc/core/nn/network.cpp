@@ -112,11 +112,6 @@ void activate_all(Activation act, const T* z, T* a, i64 n) {
   }
 }
 
-// Below this many elements (or multiply-adds) per call, a training step's products and
-// BN passes run on one thread (runtime/parallel.hpp FineGrain): a step is a long run of
-// calls, so the thread team stays awake between them.
-constexpr i64 kStepGrain = i64{1} << 13;
-
 // f(begin, end) over the elements of an (m, width) block, rows split across threads
 // (elementwise passes: the split changes no result).
 template <class F>

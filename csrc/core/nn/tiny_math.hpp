@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace bnfast {
 
@@ -52,6 +53,23 @@ struct Tree {
       return Tree<Lo, N / 2>::sum(f) + Tree<Lo + N / 2, N - N / 2>::sum(f);
   }
 };
+
+// f(std::integral_constant<int, M>{}) with M the row count compiled in for (IN, m): 2, 3
+// or 4 when IN <= 4 (the whole step then lives in registers), else 0 (a run-time count).
+// The one rule for train's tiny step and train_many: their sums, and so their bits,
+// must agree (a tree sum and a chain sum differ in the sign of a zero).
+template <int IN, class F>
+decltype(auto) with_row_count(std::int64_t m, F&& f) {
+  if constexpr (IN <= 4) {
+    switch (m) {
+      case 2: return f(std::integral_constant<int, 2>{});
+      case 3: return f(std::integral_constant<int, 3>{});
+      case 4: return f(std::integral_constant<int, 4>{});
+      default: break;
+    }
+  }
+  return f(std::integral_constant<int, 0>{});
+}
 
 // Sum of f(i) over the rows: a tree for a compile-time count M, else four chains (short
 // dependency chains, and pairs the compiler can put in one vector register).

@@ -161,15 +161,10 @@ TrainOutcome dispatch_rows(Network& net, const TrainState& state, const double* 
                            const double* Y, i64 m, const TrainOptions& opts,
                            std::vector<double>& losses, const RecordHook& on_record,
                            const PollHook& poll) {
-  if (IN <= 4) {
-    switch (m) {
-      case 2: return run_tiny<IN, 2>(net, state, X, Y, m, opts, losses, on_record, poll);
-      case 3: return run_tiny<IN, 3>(net, state, X, Y, m, opts, losses, on_record, poll);
-      case 4: return run_tiny<IN, 4>(net, state, X, Y, m, opts, losses, on_record, poll);
-      default: break;
-    }
-  }
-  return run_tiny<IN, 0>(net, state, X, Y, m, opts, losses, on_record, poll);
+  return with_row_count<IN>(m, [&](auto rows) {
+    return run_tiny<IN, decltype(rows)::value>(net, state, X, Y, m, opts, losses, on_record,
+                                                poll);
+  });
 }
 
 template <int... IN>

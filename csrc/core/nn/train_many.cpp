@@ -23,7 +23,7 @@ bool train_many(const Network& net, const ManyProblem& problem, const ManyState&
   using Clock = std::chrono::steady_clock;
   i64 stride = 4;
   for (i64 s0 = 0; s0 <= steps;) {
-    const i64 s1 = std::min(steps + 1, s0 + stride);
+    const i64 s1 = s0 + std::min(stride, steps + 1 - s0);  // no overflow: steps < 2^63 - 1
     const auto start = Clock::now();
     parallel_chunks(chunks, [&](int t) {
       slice(job, chunk_begin(problem.k, chunks, t), chunk_begin(problem.k, chunks, t + 1), s0,

@@ -47,7 +47,8 @@ struct ManyState {
 };
 
 // Preconditions (the bindings and the Python layer check them): tiny_network(net),
-// tiny_data for every instance's set, lr finite > 0, steps >= 0, record_every >= 1.
+// tiny_data for every instance's set, lr finite > 0, 0 <= steps < 2^63 - 1 (the final
+// loss is step `steps`, and steps + 1 must fit), record_every >= 1.
 // Polls about every 10-50 ms from the calling thread; returns false when the poll asked
 // to stop (the state is then partly updated: the caller discards it).
 bool train_many(const Network& net, const ManyProblem& problem, const ManyState& state,

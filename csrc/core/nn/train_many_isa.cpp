@@ -311,8 +311,9 @@ void run_instances(const ManyJob& job, i64 i0, i64 i1, i64 s0, i64 s1) {
 
 template <int IN>
 void slice_rows(const ManyJob& job, i64 i0, i64 i1, i64 s0, i64 s1) {
-  if (IN <= 4 && job.problem.m == 3) return run_instances<IN, 3>(job, i0, i1, s0, s1);
-  run_instances<IN, 0>(job, i0, i1, s0, s1);
+  with_row_count<IN>(job.problem.m, [&](auto rows) {
+    run_instances<IN, decltype(rows)::value>(job, i0, i1, s0, s1);
+  });
 }
 
 template <int... IN>

@@ -21,6 +21,9 @@ bool in_forked_child();
 // How many chunks to split `work` elements into: 1 below the serial threshold
 // (thread wake-up would cost more than it saves), else up to num_threads().
 inline constexpr std::int64_t kSerialThreshold = 1 << 16;
+// The threshold inside a training step (FineGrain): a step is a long run of calls, so
+// the thread team stays awake between them.
+inline constexpr std::int64_t kStepGrain = std::int64_t{1} << 13;
 // The threshold in force on this thread (see FineGrain).
 inline thread_local std::int64_t t_serial_threshold = kSerialThreshold;
 inline int chunk_count(std::int64_t work, std::int64_t units) {

@@ -23,7 +23,6 @@ constexpr std::int64_t kLanes = 4;
 constexpr std::int64_t kLanes = 2;
 #endif
 typedef double vec __attribute__((vector_size(kLanes * sizeof(double))));
-typedef float vecf __attribute__((vector_size(kLanes * sizeof(float))));
 
 inline vec load(const double* p) {
   vec v;
@@ -32,34 +31,15 @@ inline vec load(const double* p) {
 }
 inline void store(double* p, vec v) { std::memcpy(p, &v, sizeof v); }
 
-// kLanes values of T, in T's own vector type (float or double).
-template <class T>
-using vec_of = std::conditional_t<std::is_same_v<T, float>, vecf, vec>;
-template <class T>
-inline vec_of<T> load_t(const T* p) {
-  vec_of<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-// kLanes values as doubles (exact for float).
-template <class T>
-inline vec widen(vec_of<T> v) {
-  if constexpr (std::is_same_v<T, double>)
-    return v;
-  else
-    return __builtin_convertvector(v, vec);
-}
 // c in every lane; c - (+0) == c, -0 and NaN too.
 inline vec splat(double c) { return c - vec{}; }
 
 // Non-temporal stores: a large output that is not read back soon goes straight to
 // memory, without the read of each line that a normal store makes first (write-
-// allocate). kStreamBytes values per store, from an address aligned to kStreamBytes.
-#if defined(__AVX__)
-constexpr std::size_t kStreamBytes = 32;
-#else
+// allocate). 16 bytes per store (SSE2, every x86-64 variant), from a 16-byte aligned
+// address: NumPy's large arrays are 16-byte aligned, and a run with no scalar head or
+// tail fills whole lines, never mixing normal and streaming stores on one line.
 constexpr std::size_t kStreamBytes = 16;
-#endif
 typedef double stream_vecd __attribute__((vector_size(kStreamBytes)));
 typedef float stream_vecf __attribute__((vector_size(kStreamBytes)));
 template <class T>
@@ -72,14 +52,10 @@ inline stream_vec<T> load_stream_vec(const T* p) {
   return v;
 }
 
-// p must be aligned to kStreamBytes; finish a run of these with stream_fence().
+// p must be 16-byte aligned; finish a run of these with stream_fence().
 template <class T>
 inline void stream_store(T* p, stream_vec<T> v) {
-#if defined(__AVX__)
-  __m256i bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bits);
-#elif defined(__SSE2__)
+#if defined(__SSE2__)
   __m128i bits;
   std::memcpy(&bits, &v, sizeof bits);
   _mm_stream_si128(reinterpret_cast<__m128i*>(p), bits);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <mutex>
 
 #include "runtime/dispatch.hpp"
 #include "runtime/parallel.hpp"
@@ -25,10 +27,20 @@ bool train_many(const Network& net, const ManyProblem& problem, const ManyState&
   for (i64 s0 = 0; s0 <= steps;) {
     const i64 s1 = s0 + std::min(stride, steps + 1 - s0);  // no overflow: steps < 2^63 - 1
     const auto start = Clock::now();
+    // parallel_chunks' bodies must not throw (an exception leaving an OpenMP region
+    // terminates): the first one (bad_alloc, an error of the general step) is carried out.
+    std::exception_ptr failure;
+    std::mutex failure_lock;
     parallel_chunks(chunks, [&](int t) {
-      slice(job, chunk_begin(problem.k, chunks, t), chunk_begin(problem.k, chunks, t + 1), s0,
-            s1);
+      try {
+        slice(job, chunk_begin(problem.k, chunks, t), chunk_begin(problem.k, chunks, t + 1),
+              s0, s1);
+      } catch (...) {
+        const std::lock_guard<std::mutex> hold(failure_lock);
+        if (!failure) failure = std::current_exception();
+      }
     });
+    if (failure) std::rethrow_exception(failure);
     s0 = s1;
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (ms < 10 && stride < (i64{1} << 40)) stride *= 2;

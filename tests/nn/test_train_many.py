@@ -258,27 +258,3 @@ def test_keyboard_interrupt_stops_a_long_run():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-
-
-def test_many_instances_beat_one_at_a_time():
-    """docs/design/performance.md asks >= 8x the single-instance rate of bnfast.train
-    on Example 3.2 (lanes x cores); asserted loosely (2x, one thread) since the test
-    machine may be loaded; benchmarks/bench_train_peers.py (TrainMany) tracks the figure."""
-    net = Network([Dense(2, 1, bias=False,
-                         batch_norm=BatchNorm(1.0, 0.0, trainable=False, eps=0.0))])
-    P0 = np.random.default_rng(0).standard_normal((512, 2)) * 3
-    old = bnfast.get_num_threads()
-    bnfast.set_num_threads(1)
-    try:
-        many = one = math.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            bnfast.train_many(net, P0, X32, Y32, 1.0, 2000)
-            many = min(many, (time.perf_counter() - t0) / (512 * 2000))
-            net.params = [7.0, 5.0]
-            t0 = time.perf_counter()
-            bnfast.train(net, X32, Y32, 1.0, 200_000, record_every=200_000)
-            one = min(one, (time.perf_counter() - t0) / 200_000)
-    finally:
-        bnfast.set_num_threads(old)
-    assert many < one / 2, (many, one)

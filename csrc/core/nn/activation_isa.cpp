@@ -15,18 +15,6 @@ namespace {
 
 using i64 = std::int64_t;
 
-typedef std::uint64_t uvec __attribute__((vector_size(kLanes * sizeof(double))));
-typedef std::int64_t mask __attribute__((vector_size(kLanes * sizeof(double))));  // a < b
-
-// Casts between vector types of one size reinterpret the bits (GCC/Clang extension).
-inline uvec bits(vec v) { return (uvec)v; }
-inline vec from_bits(uvec b) { return (vec)b; }
-// m ? a : b per lane (m lanes are all ones or all zeros).
-inline vec select(mask m, vec a, vec b) {
-  const uvec mu = (uvec)m;
-  return from_bits((bits(a) & mu) | (bits(b) & ~mu));
-}
-
 constexpr std::uint64_t kSignBit = 0x8000000000000000ULL;
 
 // Adding 1.5 * 2^52 to |v| < 2^51 rounds v to an integer (to nearest, ties to even),

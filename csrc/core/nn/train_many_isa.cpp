@@ -20,27 +20,18 @@
 
 #include "kernels/batchnorm.hpp"
 #include "nn/train_many.hpp"
-
+#include "runtime/simd.hpp"
 
 namespace bnfast::BNFAST_ISA {
 namespace {
 
 using i64 = std::int64_t;
-// One native register of doubles: 4 lanes with AVX, else 2; kGroups of them interleave.
-#if defined(__AVX__)
-constexpr int L = 4;
-#else
-constexpr int L = 2;
-#endif
+// One native register of doubles (runtime/simd.hpp); kGroups of them interleave.
+constexpr int L = static_cast<int>(kLanes);
 constexpr int kGroups = 2;
-typedef double vd __attribute__((vector_size(L * sizeof(double))));
-typedef i64 vl __attribute__((vector_size(L * sizeof(double))));
-
-// where(m, a, b): a in the lanes of m, else b (bitwise: GCC lowers a vector ?: on these
-// wide types lane by lane).
-BNFAST_HOT vd where(vl m, vd a, vd b) {
-  return reinterpret_cast<vd>((reinterpret_cast<vl>(a) & m) | (reinterpret_cast<vl>(b) & ~m));
-}
+using vd = vec;
+using vl = mask;
+BNFAST_HOT vd where(vl m, vd a, vd b) { return select(m, a, b); }
 
 // f applied to each native register of a (and b): the instructions of this variant.
 #if defined(__AVX__)

@@ -34,6 +34,18 @@ inline void store(double* p, vec v) { std::memcpy(p, &v, sizeof v); }
 // c in every lane; c - (+0) == c, -0 and NaN too.
 inline vec splat(double c) { return c - vec{}; }
 
+// A lane mask (all ones or all zeros per lane, as a < b gives) and the bits of a vec.
+typedef std::int64_t mask __attribute__((vector_size(kLanes * sizeof(double))));
+typedef std::uint64_t uvec __attribute__((vector_size(kLanes * sizeof(double))));
+// Casts between vector types of one size reinterpret the bits (GCC/Clang extension).
+inline uvec bits(vec v) { return (uvec)v; }
+inline vec from_bits(uvec b) { return (vec)b; }
+// m ? a : b per lane, bitwise (GCC lowers a vector ?: on wide types lane by lane).
+inline vec select(mask m, vec a, vec b) {
+  const uvec mu = (uvec)m;
+  return from_bits((bits(a) & mu) | (bits(b) & ~mu));
+}
+
 // Non-temporal stores: a large output that is not read back soon goes straight to
 // memory, without the read of each line that a normal store makes first (write-
 // allocate). 16 bytes per store (SSE2, every x86-64 variant), from a 16-byte aligned

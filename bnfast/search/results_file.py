@@ -5,6 +5,7 @@ are in the file's metadata, so ``resume`` continues only a compatible sweep. The
 rewritten atomically (a temporary file renamed over it) after each chunk: whenever the
 sweep stops, Ctrl-C included, the file on disk is complete and valid."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -86,5 +87,8 @@ class ChunkFile:
             pq.write_table(table, tmp)
             os.replace(tmp, self.path)
         except BaseException:
-            os.unlink(tmp)
+            # Ctrl-C can land after os.replace has moved tmp: then there is nothing to
+            # remove, and the interrupt (not a FileNotFoundError) must come out.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise

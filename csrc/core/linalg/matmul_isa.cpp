@@ -36,11 +36,31 @@ void matmul_edge(i64 i0, i64 i1, i64 j0, i64 n, i64 p0, i64 p1, MatrixView A, co
   }
   for (i64 i = i0; i < i1; ++i) {
     double* c = C + i * ldc;
+    const double* a_row = A.data + i * A.row_stride;
+    i64 j = j0;
+    // Rows of C too few for a register block (a layer with one output: dW = dH^T A is a
+    // single row): runs of 4 and then 1 vectors, each entry still summed in order p.
+    constexpr i64 kRun = 4;
+    for (; j + kRun * kLanes <= n; j += kRun * kLanes) {
+      vec acc[kRun];
+      for (i64 q = 0; q < kRun; ++q) acc[q] = accumulate ? load(c + j + q * kLanes) : vec{};
+      for (i64 p = p0; p < p1; ++p) {
+        const vec a = splat(a_row[p * A.col_stride]);
+        for (i64 q = 0; q < kRun; ++q) acc[q] += a * load(B + p * ldb + j + q * kLanes);
+      }
+      for (i64 q = 0; q < kRun; ++q) store(c + j + q * kLanes, acc[q]);
+    }
+    for (; j + kLanes <= n; j += kLanes) {
+      vec acc = accumulate ? load(c + j) : vec{};
+      for (i64 p = p0; p < p1; ++p) acc += splat(a_row[p * A.col_stride]) * load(B + p * ldb + j);
+      store(c + j, acc);
+    }
+    if (j == n) continue;
     if (!accumulate)
-      for (i64 j = j0; j < n; ++j) c[j] = 0.0;
+      for (i64 jj = j; jj < n; ++jj) c[jj] = 0.0;
     for (i64 p = p0; p < p1; ++p) {
-      const double a = A.data[i * A.row_stride + p * A.col_stride];
-      for (i64 j = j0; j < n; ++j) c[j] += a * B[p * ldb + j];
+      const double a = a_row[p * A.col_stride];
+      for (i64 jj = j; jj < n; ++jj) c[jj] += a * B[p * ldb + jj];
     }
   }
 }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "nn/tiny_step.hpp"
 #include "nn/train_loop.hpp"
+#include "runtime/aligned_vector.hpp"
 
 namespace bnfast {
 
@@ -37,6 +39,10 @@ class NetworkStepper {
     if (!full_) {
       xb_.resize(static_cast<std::size_t>(B_ * in_));
       yb_.resize(static_cast<std::size_t>(B_ * out_));
+    } else if (reinterpret_cast<std::uintptr_t>(X) % kCacheLine != 0 && m * in_ >= 1024) {
+      // X is B of every step's dW = dH^T X: read from an aligned copy (see aligned_vector.hpp)
+      x_copy_.assign(X, X + m * in_);
+      X_ = x_copy_.data();
     }
   }
 
@@ -92,8 +98,8 @@ class NetworkStepper {
   const bool full_;
   const i64 B_;
   const bool noisy_;
-  std::vector<double> grad_;
-  std::vector<double> xb_, yb_;
+  AlignedVector<double> grad_;
+  AlignedVector<double> xb_, yb_, x_copy_;
   EpochShuffler shuffler_;
   NoiseSource noise_source_;
   BatchNoise noise_;

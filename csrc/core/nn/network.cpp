@@ -11,6 +11,7 @@
 #include "nn/activation.hpp"
 #include "nn/activation_array.hpp"
 #include "nn/normalize.hpp"
+#include "nn/running_stats.hpp"
 #include "runtime/aligned_vector.hpp"
 #include "runtime/parallel.hpp"
 
@@ -461,18 +462,12 @@ void Network::update_running(double* running, i64 update, i64 m) const {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerSpec& L = layers_[l];
     if (!L.batch_norm) continue;
-    const double f = L.cumulative ? 1.0 / static_cast<double>(update) : L.momentum;
-    // the unbiased variance for BN (PyTorch, Ioffe and Szegedy); s^2 for the lp norms
-    const double bessel =
-        L.norm == Norm::std ? static_cast<double>(m) / static_cast<double>(m - 1) : 1.0;
+    const double f = running_factor(L, update), bessel = running_bessel(L, m);
     double* rm = running + running_offsets_[l];
     double* rv = rm + L.out;
     const double* mean = values_->mean[l].data();
     const double* var = values_->var[l].data();
-    for (i64 j = 0; j < L.out; ++j) {
-      rm[j] = (1.0 - f) * rm[j] + f * mean[j];
-      rv[j] = (1.0 - f) * rv[j] + f * (var[j] * bessel);
-    }
+    for (i64 j = 0; j < L.out; ++j) running_update(rm[j], rv[j], mean[j], var[j], f, bessel);
   }
 }
 

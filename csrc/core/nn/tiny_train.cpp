@@ -3,6 +3,7 @@
 #include <memory>
 #include <utility>
 
+#include "nn/running_stats.hpp"
 #include "nn/tiny_step.hpp"
 #include "nn/train_loop.hpp"
 
@@ -52,9 +53,8 @@ class TinyStepper {
     shape_.inv_m = 1.0 / m;
     shape_.scale = net.loss_kind() == LossKind::mean ? shape_.inv_m : 1.0;
     shape_.two_scale = 2.0 * shape_.scale;
-    cumulative_ = L.cumulative;
-    momentum_ = L.momentum;
-    bessel_ = m / (m - 1.0);
+    layer_ = &L;
+    bessel_ = running_bessel(L, data.set.m);
     has_running_ = state.running != nullptr;
     if (has_running_) {
       running_at_ = net.running_offsets()[0];
@@ -83,9 +83,7 @@ class TinyStepper {
       rv_ = state_.running[running_at_ + 1];
       return;
     }
-    const double f = cumulative_ ? 1.0 / static_cast<double>(updates_) : momentum_;
-    rm_ = (1.0 - f) * rm_ + f * g_.mean;
-    rv_ = (1.0 - f) * rv_ + f * (g_.var * bessel_);
+    running_update(rm_, rv_, g_.mean, g_.var, running_factor(*layer_, updates_), bessel_);
   }
 
   BNFAST_HOT bool apply(double lr) { return neuron_update<ScalarOps>(shape_, g_, lr, p_); }
@@ -138,9 +136,10 @@ class TinyStepper {
   NeuronShape shape_;
   NeuronParams<IN, double> p_{};
   NeuronStep<IN, double> g_{};
-  double rm_ = 0, rv_ = 1, momentum_ = 0.1, bessel_ = 1;
+  const LayerSpec* layer_ = nullptr;
+  double rm_ = 0, rv_ = 1, bessel_ = 1;
   i64 updates_ = 0, running_at_ = 0;
-  bool cumulative_ = false, has_running_ = false, general_stats_ = false;
+  bool has_running_ = false, general_stats_ = false;
 };
 
 template <int IN, int M>

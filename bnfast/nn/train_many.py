@@ -97,8 +97,6 @@ def train_many(net, params, X, y, lr, steps, record_every=None):
     k = p.shape[0]
     X = _data(X, "X")
     y = _data(y, "y")
-    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] != 1):  # (m,) or (k, m): one output
-        y = y.reshape(y.shape + (1,))
     if isinstance(lr, np.ndarray) and lr.ndim > 0 or isinstance(lr, (list, tuple)):
         lr = _float64(lr, "lr")
         if lr.shape != (k,):

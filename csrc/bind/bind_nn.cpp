@@ -322,9 +322,13 @@ bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
   if (m < 2 || m > kTinyMaxSamples)
     throw py::value_error("X must have 2 to " + std::to_string(kTinyMaxSamples) +
                           " rows (samples), got " + std::to_string(m));
-  const bool shared_y = y.ndim() == 2;
-  if (!(shared_y || (y.ndim() == 3 && y.shape(0) == k)) || y.shape(y.ndim() - 2) != m ||
-      y.shape(y.ndim() - 1) != 1)
+  // One output: shared y is (m,) or (m, 1), per-instance y (k, m) or (k, m, 1); the
+  // trailing 1 changes no memory layout. (m >= 2, so a trailing 1 is never m.)
+  const bool trailing_one = y.ndim() >= 2 && y.shape(y.ndim() - 1) == 1;
+  const py::ssize_t rows = y.ndim() - (trailing_one ? 1 : 0);  // 1: shared, 2: per instance
+  const bool shared_y = rows == 1;
+  if (!((shared_y && y.shape(0) == m) ||
+        (rows == 2 && y.shape(0) == k && y.shape(1) == m)))
     throw py::value_error("y must have shape (" + std::to_string(m) + ",) or (" +
                           std::to_string(k) + ", " + std::to_string(m) + "), got " +
                           shape_str(y));

@@ -267,8 +267,8 @@ void Network::forward_pass(Pass<T>& p, const T* params, const T* X, i64 m,
     // H = A W^T + b: bias rows, then the product accumulated on top of them.
     const T* W = params + o.w;
     p.w_t.resize(static_cast<std::size_t>(L.in * L.out));
-    for (i64 j = 0; j < L.out; ++j)
-      for (i64 k = 0; k < L.in; ++k) p.w_t[k * L.out + j] = W[j * L.in + k];
+    for (i64 k = 0; k < L.in; ++k)  // writes in order, reads strided (cheaper than the reverse)
+      for (i64 j = 0; j < L.out; ++j) p.w_t[k * L.out + j] = W[j * L.in + k];
     T* H = p.H[l].data();
     if (o.b >= 0)
       for (i64 i = 0; i < m; ++i) std::copy(params + o.b, params + o.b + L.out, H + i * L.out);

@@ -78,13 +78,12 @@ class NetworkStepper {
   }
 
   bool apply(double lr) {
-    bool finite = true;
     double* params = state_.params;
-    for (std::size_t k = 0; k < grad_.size(); ++k) {
-      params[k] -= lr * grad_[k];
-      finite &= std::isfinite(params[k]);
-    }
-    return finite;
+    const double* grad = grad_.data();
+    const std::size_t n = grad_.size();
+    // the update apart from the check, so that it vectorizes
+    for (std::size_t k = 0; k < n; ++k) params[k] -= lr * grad[k];
+    return std::all_of(params, params + n, [](double v) { return std::isfinite(v); });
   }
 
   void store() {}  // the state is updated in place

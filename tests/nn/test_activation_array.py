@@ -27,7 +27,7 @@ mpmath = pytest.importorskip("mpmath")
 U = 2.0**-53  # unit roundoff
 
 # The proven bounds (docs/math/activations.md section 3), in ulps of the exact result.
-TANH_BOUND = 1.82
+TANH_BOUND = 1.46
 SIGMOID_POS_BOUND = 1.5  # x >= 0
 SIGMOID_NEG_BOUND = 3.01  # x < 0
 
@@ -127,25 +127,170 @@ def _exp_q(r):
     return mpmath.mpf(1) / 2 + r / 6 if abs(r) < 1e-30 else (mpmath.exp(r) - 1 - r) / (r * r)
 
 
-def _tanh_p(v):
-    if v < 1e-30:
-        return -mpmath.mpf(1) / 3 + 2 * v / 15
-    a = mpmath.sqrt(v)
-    return (mpmath.tanh(a) - a) / (a * v)
+W_MAX = TANH_CUT**2  # the polynomials' argument w = v^2: a^2 < 0.3025, r^2 < 0.1204
+
+
+def _constant(name):
+    text = SOURCE.read_text()
+    return float.fromhex(re.search(name + r" = (0x[0-9a-fA-Fp.+-]+);", text).group(1))
+
+
+def _cosh_p(w):
+    """(cosh v - 1) / v^2, w = v^2."""
+    return mpmath.mpf(1) / 2 if w == 0 else (mpmath.cosh(mpmath.sqrt(w)) - 1) / w
+
+
+def _diff_p(w):
+    """(cosh v - sinh(v) / v) / v^2, w = v^2: tanh v = v - v w D / (1 + w C)."""
+    if w == 0:
+        return mpmath.mpf(1) / 3
+    v = mpmath.sqrt(w)
+    return (mpmath.cosh(v) - mpmath.sinh(v) / v) / w
+
+
+def _half_ulps(x):
+    """_half_ulp of each element."""
+    x = np.abs(np.asarray(x, dtype=float)) * (1 + 1e-9)
+    return np.where(x > 0, 0.5 * np.spacing(x), 0.0)
+
+
+class _Cells:
+    """One intermediate value of the C++ evaluation over many cells of the input at once
+    (docs section 3.2): its values at the two ends of each cell (it is monotone within a
+    cell: no cell crosses 0 or a turning point) and a bound on its absolute error against
+    the exact value it stands for. The operations follow the C++ expression, each with its rounding
+    (half an ulp of the largest magnitude in the cell) and first-order propagation of the
+    errors of its operands (products of two errors are dropped)."""
+
+    def __init__(self, v0, v1, err=0.0):
+        self.v0 = np.asarray(v0, dtype=float)
+        self.v1 = np.asarray(v1, dtype=float)
+        self.err = np.asarray(err, dtype=float) + 0.0 * self.v0
+
+    @staticmethod
+    def lift(x):
+        return x if isinstance(x, _Cells) else _Cells(x, x)
+
+    @property
+    def mag(self):  # the largest |value| in each cell
+        return np.maximum(np.abs(self.v0), np.abs(self.v1))
+
+    @property
+    def least(self):  # the smallest |value| in each cell
+        return np.minimum(np.abs(self.v0), np.abs(self.v1))
+
+    def plus_error(self, e):
+        return _Cells(self.v0, self.v1, self.err + e)
+
+    def _rounded(self, v0, v1, err):
+        out = _Cells(v0, v1, err)
+        out.err = out.err + _half_ulps(out.mag)
+        return out
+
+    def __add__(self, o):
+        o = _Cells.lift(o)
+        return self._rounded(self.v0 + o.v0, self.v1 + o.v1, self.err + o.err)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = _Cells.lift(o)
+        return self._rounded(self.v0 - o.v0, self.v1 - o.v1, self.err + o.err)
+
+    def __rsub__(self, o):
+        return _Cells.lift(o) - self
+
+    def __mul__(self, o):
+        o = _Cells.lift(o)
+        return self._rounded(self.v0 * o.v0, self.v1 * o.v1,
+                             self.mag * o.err + o.mag * self.err)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        o = _Cells.lift(o)
+        q0, q1 = self.v0 / o.v0, self.v1 / o.v1
+        return self._rounded(q0, q1, (self.err + np.maximum(np.abs(q0), np.abs(q1)) * o.err)
+                             / o.least)
+
+    def __rtruediv__(self, o):
+        return _Cells.lift(o) / self
+
+
+def _estrin5(c, w, w2, w4):
+    """As estrin5() in the C++ source, operation for operation."""
+    return ((c[0] + w * c[1]) + w2 * (c[2] + w * c[3])) + w4 * (c[4] + w * c[5])
+
+
+def _tanh_small_bound(kcosh, kdiff, eps_c, eps_d):
+    """|x| < 0.55 (section 3.3): t = a - ns / ds, ns = (a w) D, ds = 1 + w C. Returns the
+    bound in ulps of tanh(a), its argument, and the error before the last rounding."""
+    grid = np.geomspace(2.0**-30, TANH_CUT, 200001)
+    # cells end where tanh crosses a power of 2: one ulp(tanh a) per cell (the lower end's)
+    edges = [math.atanh(2.0**-k) for k in range(1, 32)]
+    grid = np.unique(np.concatenate([grid, [e for e in edges if grid[0] < e < TANH_CUT]]))
+    a = _Cells(grid[:-1], grid[1:])  # exact
+    w = a * a
+    w2 = w * w
+    w4, vw = w2 * w2, a * w
+    c = _estrin5(kcosh, w, w2, w4).plus_error(eps_c)
+    d = _estrin5(kdiff, w, w2, w4).plus_error(eps_d)
+    q = (vw * d) / (1.0 + w * c)  # against a - tanh(a)
+    pre = q.err / np.spacing(np.tanh(grid[:-1]))
+    i = int(np.argmax(pre))
+    return 0.5 + pre[i], grid[i], pre[i]
+
+
+def _tanh_large_bound(kcosh, kdiff, eps_c, eps_d):
+    """0.55 <= |x| < 20 (section 3.4): 2a = n ln2 + r, t = 1 - 2^(1-n) / dl,
+    dl = fl(H + fl(fl(w C + (v w) (C - D)) - lo)), H = 1 + 2^-n + hi exact. The errors that
+    depend on r are bounded on cells of r, then combined for each n in [2, 58]. Returns
+    the bound in ulps (ulp(tanh a) = u for a >= 0.55) and the n where it is reached."""
+    l1, l2 = _constant("kLn2Hi"), _constant("kLn2Lo")
+    with mpmath.workdps(60):
+        assert abs(mpmath.log(2) - mpmath.mpf(l1) - mpmath.mpf(l2)) < 2.0**-102
+    grid = np.unique(np.concatenate([np.linspace(-R_MAX, R_MAX, 40001), [0.0]]))
+    r0, r1 = grid[:-1], grid[1:]
+    # r = fl(hi - lo) against r* = 2a - n ln2: its rounding, plus |hi - lo - r*| <=
+    # n |ln2 - L1 - L2| + half an ulp of n L2 < 58 * 2^-102 + 2^-92 < 2^-90.
+    r = _Cells(r0, r1, _half_ulps(np.maximum(abs(r0), abs(r1))) + 2.0**-90)
+    w = r * r
+    w2 = w * w
+    w4, vw = w2 * w2, r * w
+    c = _estrin5(kcosh, w, w2, w4).plus_error(eps_c)
+    d = _estrin5(kdiff, w, w2, w4).plus_error(eps_d)
+    x = w * c + vw * (c - d)  # against e^r* - 1 - r*
+    worst, worst_n = 0.0, None
+    for n in range(2, 59):
+        lo = _Cells(np.full_like(r0, n * l2), np.full_like(r0, n * l2), 2.0**-90)
+        y = x - lo
+        # H = 1 + 2^-n + hi, exact for n <= 52 (multiples of 2^-52 in [0.65, 1.6]);
+        # for n >= 53, 1 + 2^-n rounds to 1. hi = r* + n (ln2 - L1), within 2^-38 of r.
+        h = _Cells(1 + 2.0**-n + r0, 1 + 2.0**-n + r1, 2.0**-n if n >= 53 else 0.0)
+        q = 2.0 ** (1 - n) / (h + y)  # against 2^(1-n) / (e^r* + 2^-n) = 1 - tanh(a)
+        reach = np.ones(len(r0), dtype=bool)  # the r that a in [0.55, 20] gives with this n
+        if n == 2:
+            reach = r1 >= 2 * TANH_CUT - 2 * math.log(2)
+        if n == 58:
+            reach = r0 <= 40 - 58 * math.log(2)
+        bound = 0.5 + q.err[reach].max() / U
+        if bound > worst:
+            worst, worst_n = bound, n
+    return worst, worst_n
 
 
 @pytest.fixture(scope="module")
 def proof_constants():
     if not SOURCE.exists():
         pytest.skip("the C++ source is not beside the tests")
-    expq, tanhp = _coefficients("kExpQ"), _coefficients("kTanhP")
+    expq = _coefficients("kExpQ")
+    kcosh, kdiff = _coefficients("kCoshP"), _coefficients("kDiffP")
     c = {}
-    # Approximation errors, relative to e^r and to tanh(a).
+    # Approximation errors: exp's relative to e^r; tanh's C and D absolute.
     c["exp_approx"] = _approx_error(expq, _exp_q, -R_MAX, R_MAX,
                                     lambda r: r * r / mpmath.exp(r))
-    c["tanh_approx"] = _approx_error(
-        tanhp, _tanh_p, 0, TANH_CUT**2,
-        lambda v: v * mpmath.sqrt(v) / mpmath.tanh(mpmath.sqrt(v)) if v > 0 else 0)
+    c["cosh_approx"] = _approx_error(kcosh, _cosh_p, 0, W_MAX, lambda w: 1, n=4000)
+    c["diff_approx"] = _approx_error(kdiff, _diff_p, 0, W_MAX, lambda w: 1, n=4000)
 
     # exp: the relative error of e = p 2^n, max over cells of r (section 3.1).
     eps = 0.0
@@ -164,38 +309,11 @@ def proof_constants():
         eps = max(eps, a_p / pmin)
     c["exp_rel"] = eps / U  # in units of u
 
-    # tanh, |x| < 0.55: t = a + a^3 P(a^2) (section 3.2).
-    # (for a < 2.75e-5 the small term is below 2.5e-10 t: the error is 0.5 ulp + tiny)
-    worst = 0.0
-    grid = np.linspace(0, TANH_CUT, 20001)[1:]
-    # cells end where t crosses a power of 2, so one ulp(t) serves a whole cell
-    edges = [math.atanh(2.0**-k) for k in range(1, 20) if math.atanh(2.0**-k) > grid[0]]
-    grid = np.unique(np.concatenate([grid, edges]))
-    for a0, a1 in zip(grid[:-1], grid[1:]):
-        vals = []
-        for a in (a0, a1):  # s, kp, dp grow with a
-            v = a * a
-            p, perr = _horner_bound(tanhp, v)
-            dp = abs(sum(k * ck * v**k for k, ck in enumerate(tanhp)) / p)  # |P'(v) v / P|
-            vals.append((abs(a * v * p), perr / abs(p), dp, math.tanh(a)))
-        s, kp, dp = (max(t[i] for t in vals) for i in range(3))
-        # the final addition (half an ulp of t), then the errors of the small term
-        ulp_t = math.ulp(math.tanh(0.5 * (a0 + a1)))
-        bound = 0.5 + (s * (3 + kp + dp) * U + c["tanh_approx"] * math.tanh(a1)) / ulp_t
-        worst = max(worst, bound)
-    c["tanh_small"] = worst
-
-    # tanh, 0.55 <= |x| < 20: t = 1 - q, q = 2 / fl(e + 1) (section 3.3). ulp(t) = u.
-    worst = 0.0
-    grid = np.linspace(TANH_CUT, 20, 200001)
-    for a0, a1 in zip(grid[:-1], grid[1:]):
-        e0, e1 = math.exp(2 * a0), math.exp(2 * a1)
-        q0 = 2 / (e0 + 1)
-        err_q = (_half_ulp(q0)  # the division
-                 + _half_ulp(e1 + 1) * 2 / (e0 + 1) ** 2  # the rounding of e + 1
-                 + 2 * e0 / (e0 + 1) ** 2 * c["exp_rel"] * U)  # exp's error
-        worst = max(worst, 0.5 + err_q / U)
-    c["tanh_large"] = worst
+    # tanh (sections 3.2 to 3.4)
+    eps = (c["cosh_approx"], c["diff_approx"])
+    c["tanh_small"], c["tanh_small_at"], c["tanh_small_pre"] = _tanh_small_bound(
+        kcosh, kdiff, *eps)
+    c["tanh_large"], c["tanh_large_n"] = _tanh_large_bound(kcosh, kdiff, *eps)
     # |x| >= 20: the result is 1, and 1 - tanh(20) < 2 e^-40 < 0.08 u (0.08 ulp).
     assert 2 * math.exp(-40) < 0.08 * U
 
@@ -217,9 +335,14 @@ def test_proof_constants(proof_constants):
     c = proof_constants
     # the numbers docs/math/activations.md quotes
     assert c["exp_approx"] < 2.0**-61
-    assert c["tanh_approx"] < 2.0**-57.4
+    assert c["cosh_approx"] < 2.0**-56.6
+    assert c["diff_approx"] < 2.0**-55.5  # the rounding of 1/3, D's first coefficient
     assert c["exp_rel"] < 1.51
-    assert c["tanh_small"] < 1.0
+    # below 1 ulp before the last rounding, which then adds at most half an ulp
+    assert c["tanh_small_pre"] < 1.0
+    assert c["tanh_small"] < 1.19
+    assert c["tanh_large"] < 1.454 and c["tanh_large_n"] == 2  # at a = 0.55
+    assert c["tanh_large"] - 0.5 < 1.0
     assert max(c["tanh_small"], c["tanh_large"]) <= TANH_BOUND
     assert c["sigmoid_pos"] <= SIGMOID_POS_BOUND
     assert c["sigmoid_neg"] <= SIGMOID_NEG_BOUND

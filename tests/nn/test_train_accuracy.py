@@ -4,7 +4,7 @@ and a run is bit-for-bit repeatable for a given thread count.
 
 Why 1e-13: each step differs from the reference only in summation order (threaded,
 blocked products; Chan-merged BN statistics) and in the vectorised tanh/sigmoid (at most
-1.82 and 3.01 ulp, docs/math/activations.md), ~1e-15 relative per step. On these cases
+1.46 and 3.01 ulp, docs/math/activations.md), ~1e-15 relative per step. On these cases
 (eps > 0, small lr) a 1e-15 perturbation of the start stays below 1e-14 after 300
 steps (measured: the largest disagreement is ~1.4e-15), so 1e-13 leaves a margin of ~70
 while a wrong formula is off by many orders more. eps == 0 cases are left out: near a

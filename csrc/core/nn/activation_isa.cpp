@@ -1,6 +1,6 @@
 // activate_array compiled once per instruction set (runtime/dispatch.hpp has the scheme).
-// tanh and sigmoid are written once, on a GCC vector of doubles, from an exp of our own;
-// docs/math/activations.md derives the algorithm's error bound and records the measured
+// tanh and sigmoid are written once, on a GCC vector of doubles, from polynomials of
+// our own; docs/math/activations.md derives their error bounds and records the measured
 // errors. Every operation is an IEEE operation on one lane (no FMA: -ffp-contract=off),
 // so a lane's result depends on its input only: the same bits on every instruction set,
 // in a full vector or in the padded tail.
@@ -59,31 +59,76 @@ inline vec exp_kernel(vec y) {
   return p * pow2(n1) * pow2(n - n1);
 }
 
-// P(u) ~ (tanh(a) - a) / a^3, u = a^2 <= 0.55^2: Chebyshev interpolant of degree 10 in
-// u (coefficients rounded to double), relative error of tanh below 2^-57.4.
-constexpr double kTanhP[] = {
-    -0x1.5555555555555p-2, 0x1.1111111111032p-3,  -0x1.ba1ba1b9fec84p-5,
-    0x1.664f487713373p-6,  -0x1.226e32f00cf0cp-7, 0x1.d6d339333f329p-9,
-    -0x1.7d97cfd138c28p-10, 0x1.34c5a8a996cd4p-11, -0x1.ec1091436eb2ap-13,
-    0x1.64fd88e9900a5p-14, -0x1.59a834187ce22p-16};
-// Below it the polynomial; above it 1 - 2/(e^2a + 1) >= 0.5, where the subtraction
-// cancels no more than one bit (0.55 > atanh(0.5) = 0.5493).
+// tanh from cosh and sinh of one small argument v, with w = v^2:
+//   cosh v = 1 + w C(w),  sinh v = v (1 + w (C(w) - D(w))),
+// C and D Chebyshev interpolants of degree 5 in w on [0, 0.3025] (coefficients rounded
+// to double): C ~ (cosh v - 1) / w, D ~ (cosh v - sinh v / v) / w = 1/3 + w/30 + ...
+//  - |x| < 0.55: v = a = |x|, tanh a = sinh a / cosh a = a - a w D / (1 + w C).
+//  - |x| >= 0.55: v = r from 2a = n ln2 + r (|r| <= 0.3466),
+//    e^r = 1 + r + w C + v w (C - D), and
+//    tanh a = 1 - 2/(2^n e^r + 1) = 1 - 2^(1-n) / (e^r + 2^-n).
+// One pair of polynomials and one division serve both ranges (docs/math/activations.md).
+// D has coefficients of its own: a w D is tanh's small term, and the difference of C and
+// a separate sinh polynomial would carry the cancellation of 1/2 - 1/6 into it.
+constexpr double kCoshP[] = {
+    0x1.0000000000000p-1,  0x1.55555555555e9p-5,  0x1.6c16c16bea3ccp-10,
+    0x1.a01a023d0d0abp-16, 0x1.27e40166ab43bp-22, 0x1.205caf2c4765bp-29};
+constexpr double kDiffP[] = {
+    0x1.5555555555555p-2,  0x1.111111111119bp-5,  0x1.38138137e9f40p-10,
+    0x1.71de3ae7e9fb4p-16, 0x1.0cfdcca8ee9c2p-22, 0x1.0a31f13a2431ep-29};
+// Below it the quotient; from it on 1 - q with q <= 0.4995: the subtraction cancels no
+// more than one bit (0.55 > atanh(0.5) = 0.5493).
 constexpr double kTanhCut = 0.55;
+
+// m ? a : b per lane: as select(), but GCC makes one vblendvpd of it with AVX (with SSE2
+// the same and/andnot/or).
+inline vec blend(mask m, vec a, vec b) { return m ? a : b; }
+
+// c < v ? c : v, which is what minpd computes: a NaN v comes back as v.
+inline vec min_keep_nan(vec c, vec v) {
+#if defined(__AVX__)
+  return _mm256_min_pd(c, v);
+#elif defined(__SSE2__)
+  return _mm_min_pd(c, v);
+#else
+  return blend(c < v, c, v);
+#endif
+}
+
+// c[0] + c[1] w + ... + c[5] w^5 by Estrin's scheme (w2 = w^2, w4 = w^4): three rounds
+// of products where Horner has five, and the tanh loop is bound by latency.
+inline vec estrin5(const double* c, vec w, vec w2, vec w4) {
+  return ((c[0] + w * c[1]) + w2 * (c[2] + w * c[3])) + w4 * (c[4] + w * c[5]);
+}
 
 struct Tanh {
   static vec eval(vec x) {
-    const uvec sign = bits(x) & kSignBit;
-    const vec a = from_bits(bits(x) ^ sign);  // |x|; tanh is odd, the sign goes back last
-    const vec u = a * a;
-    vec p = splat(kTanhP[10]);
-    for (int k = 9; k >= 0; --k) p = p * u + kTanhP[k];
-    const vec small = a + a * u * p;  // a = 0 gives +0; subnormal a gives a
-    // For a >= 20, 2/(e^2a + 1) < 2^-56 and 1 - q rounds to 1: clamping 2a at 40 both
-    // saturates and keeps exp in range. NaN compares false and stays NaN.
-    vec y = a + a;
-    y = select(y > 40.0, splat(40.0), y);
-    const vec large = 1.0 - 2.0 / (exp_kernel(y) + 1.0);
-    return from_bits(bits(select(a < kTanhCut, small, large)) | sign);
+    const vec a = from_bits(bits(x) & ~kSignBit);  // |x|; tanh is odd: the sign goes last
+    const mask small = a < kTanhCut;               // NaN: false, and NaN all the way
+    // 2a is clamped at 40: for a >= 20 the result rounds to 1 anyway (and 2^n stays in
+    // range). n = round(2a / ln2) is read off ac (2/ln2), the same product as (2 ac)/ln2
+    // (a factor 2 apart), which leaves the addition 2a off the critical path.
+    const vec ac = min_keep_nan(splat(20.0), a);
+    const vec y = ac + ac;
+    const vec kk = ac * (2 * kInvLn2) + kShift;  // n + 1.5 * 2^52, n in the low bits
+    const vec n = kk - kShift;
+    const vec hi = y - n * kLn2Hi;  // exact, as in exp_kernel
+    const vec lo = n * kLn2Lo;
+    const vec v = blend(small, a, hi - lo);
+    const vec w = v * v, w2 = w * w, w4 = w2 * w2, vw = v * w;
+    const vec c = estrin5(kCoshP, w, w2, w4), d = estrin5(kDiffP, w, w2, w4);
+    const vec wc = w * c;
+    // |x| >= 0.55: dl = e^r + 2^-n, its numerator 2^(1-n). For 2 <= n <= 52, 1 + 2^-n
+    // and hi are multiples of 2^-52 and their sum lies in [0.65, 1.6]: it is exact, and
+    // lo joins the small terms. (For n >= 53, 1 + 2^-n rounds to 1.)
+    const vec m = from_bits((1023 - bits(kk)) << 52);  // 2^-n (kk's low 12 bits are n)
+    const vec dl = ((1.0 + m) + hi) + ((wc + vw * (c - d)) - lo);
+    // |x| < 0.55: tanh a = a - ns / ds, ns = a w D, ds = cosh a.
+    const vec ns = vw * d;
+    const vec ds = 1.0 + wc;
+    const vec num = blend(small, ns, m + m);  // m + m = 2^(1-n)
+    const vec t = blend(small, a, splat(1.0)) - num / blend(small, ds, dl);
+    return from_bits(bits(t) | (bits(x) & kSignBit));
   }
 };
 
@@ -102,7 +147,7 @@ struct Sigmoid {
 template <class Kernel>
 void apply(const double* z, double* out, i64 n) {
   i64 i = 0;
-  // Two independent vectors per step: the Horner chains are latency-bound.
+  // Two independent vectors per step: the dependency chains are long (latency-bound).
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
     const vec a = Kernel::eval(load(z + i)), b = Kernel::eval(load(z + i + kLanes));
     store(out + i, a);

@@ -11,7 +11,6 @@ _Int = SupportsInt | SupportsIndex
 _Float = SupportsFloat | SupportsIndex
 _Vector = numpy.typing.NDArray[numpy.float64]
 
-has_openmp: bool
 
 class ZeroVarianceError(ValueError): ...
 

@@ -38,12 +38,6 @@ void bind_runtime(py::module_& m) {
         "Sets how many threads the kernels may use (n >= 1).");
   m.def("get_num_threads", &num_threads, "How many threads the kernels may use.");
   m.def("simd_level", &simd_level, "The kernel variant in use: 'avx2' or 'baseline'.");
-  m.attr("has_openmp") =
-#if defined(BNFAST_HAVE_OPENMP)
-      true;
-#else
-      false;
-#endif
   m.def("empty", &empty, py::arg("shape"), py::arg("dtype"),
         "An uninitialized C-contiguous array; large ones reuse freed output buffers.");
   m.def("clear_buffer_cache", [] { BufferPool::instance().clear(); },

@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace bnfast {
 
@@ -12,10 +13,9 @@ namespace bnfast {
 int num_threads();
 void set_num_threads(int n);
 
-// True in a process made by fork() after this library was loaded. OpenMP's thread pool
-// does not survive a fork (a child's first parallel region can wait forever for the
-// parent's threads), so such a child runs every chunk on its own thread: same chunks,
-// same results, no pool.
+// True in a process made by fork() after this library was loaded. The thread team's
+// workers do not survive a fork (only the forking thread does), so such a child runs
+// every chunk on its own thread: same chunks, same results, no team.
 bool in_forked_child();
 
 // How many chunks to split `work` elements into: 1 below the serial threshold
@@ -56,6 +56,12 @@ inline std::int64_t chunk_begin(std::int64_t units, int chunks, int k) {
   return units * k / chunks;
 }
 
+// f(ctx, k) for k in [0, chunks), on the thread team (runtime/thread_team.cpp) when it
+// is free, else on the calling thread; either way every chunk runs exactly once. Called
+// from inside a chunk, or in a forked child, it runs the chunks in order on the caller.
+using ChunkFn = void (*)(void* ctx, int chunk);
+void run_chunks(int chunks, ChunkFn fn, void* ctx);
+
 // Runs f(k) for k in [0, chunks), concurrently when chunks > 1. f must not throw.
 template <class F>
 void parallel_chunks(int chunks, F&& f) {
@@ -63,16 +69,9 @@ void parallel_chunks(int chunks, F&& f) {
     f(0);
     return;
   }
-  if (in_forked_child()) {
-    for (int k = 0; k < chunks; ++k) f(k);
-    return;
-  }
-#if defined(BNFAST_HAVE_OPENMP)
-#pragma omp parallel for schedule(static, 1) num_threads(chunks)
-  for (int k = 0; k < chunks; ++k) f(k);
-#else
-  for (int k = 0; k < chunks; ++k) f(k);
-#endif
+  using Body = std::remove_reference_t<F>;
+  run_chunks(chunks, [](void* ctx, int k) { (*static_cast<Body*>(ctx))(k); },
+             const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 }  // namespace bnfast

@@ -335,14 +335,16 @@ class TorchRatios(_RatioSetup):
 
 class TinyCall:
     """One Python -> C++ call on a (3, 2) float64 array, in nanoseconds (issue 14's
-    target: <= 1000 ns; NumPy's reference ~10 us). Overhead bound: the fast path of
-    batch_norm_forward decides and runs the common call in one step."""
+    target: <= 1000 ns; NumPy's reference ~10 us). Overhead bound: the fast paths of
+    batch_norm_forward and batch_norm_backward decide and run the common call in one
+    step."""
 
     unit = "ns"
 
     def setup(self):
-        self.x = arrays((3, 2), "float64")[0]
+        self.x, self.dy = arrays((3, 2), "float64")[:2]
         self.out = np.empty_like(self.x)
+        _, self.mean, self.invstd = bnfast.batch_norm_forward(self.x)
 
     def _min_ns(self, call):
         return 1e9 * min_time(call, number=20000, repeat=7, budget=3.0)
@@ -354,3 +356,8 @@ class TinyCall:
     def track_forward_out_ns(self):
         return self._min_ns(lambda: bnfast.batch_norm_forward(self.x, out=self.out))
     track_forward_out_ns.unit = "ns"
+
+    def track_backward_ns(self):
+        return self._min_ns(lambda: bnfast.batch_norm_backward(self.dy, self.x, self.mean,
+                                                                self.invstd))
+    track_backward_ns.unit = "ns"

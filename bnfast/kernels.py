@@ -146,6 +146,11 @@ def batch_norm_backward(grad_y, x, mean, invstd, weight=None, out=None, axis=1):
     grad_x : ndarray, shape and dtype of x
     grad_weight, grad_bias : float64 ndarray (C,), always returned
     """
+    if axis.__class__ is int and axis == 1:
+        # As in batch_norm_forward: the common call in one step, else None.
+        done = _core.backward_fast(grad_y, x, mean, invstd, weight, out)
+        if done is not None:
+            return done
     xc, result = float_input(x, "x")
     gy = np.asarray(grad_y)
     if not (gy.dtype == xc.dtype and gy.flags.c_contiguous):

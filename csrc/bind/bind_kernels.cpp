@@ -3,6 +3,7 @@
 // Python layer) or here.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -240,6 +241,45 @@ bool plain_channel_vector(py::handle obj, std::int64_t c, const double*& data) {
   return true;
 }
 
+// out= of a fast path: a new array like x for None; else out itself when it is a plain
+// writable array of x's dtype and shape that is each source exactly (in place) or apart
+// from it. False when not: the general path then decides (and words the error).
+bool fast_output(py::handle out_obj, const py::array& x,
+                 std::initializer_list<const py::array*> sources, py::array& out) {
+  if (out_obj.is_none()) {
+    const auto* proxy = py::detail::array_proxy(x.ptr());
+    out = x.nbytes() < static_cast<py::ssize_t>(BufferPool::kMinBytes)
+              ? new_array(type_num(x), proxy->nd, proxy->dimensions)
+              : empty(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()), x.dtype());
+    return true;
+  }
+  if (!plain_float_array(out_obj)) return false;
+  out = py::reinterpret_borrow<py::array>(out_obj);
+  if (type_num(out) != type_num(x) || out.ndim() != x.ndim() || !out.writeable() ||
+      !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
+    return false;
+  const char* ob = static_cast<const char*>(out.data());
+  const auto bytes = static_cast<std::ptrdiff_t>(x.nbytes());
+  for (const py::array* source : sources) {
+    const char* sb = static_cast<const char*>(source->data());
+    if (sb != ob && sb < ob + bytes && ob < sb + bytes) return false;  // partial overlap
+  }
+  return true;
+}
+
+// Releasing the GIL costs more than a tiny call's work.
+constexpr std::int64_t kReleaseGilFrom = 1 << 14;
+
+template <class F>
+void run_releasing_gil_if_large(std::int64_t size, F&& f) {
+  if (size >= kReleaseGilFrom) {
+    py::gil_scoped_release release;
+    f();
+  } else {
+    f();
+  }
+}
+
 // batch_norm_forward's common call in one step: x a plain float array (above) of
 // ndim >= 2 with >= 2 values per channel, channels on axis 1, weight and bias None or
 // plain float64 (C,), eps finite and >= 0, out None or a plain writable array of x's
@@ -257,22 +297,7 @@ py::object forward_train_fast(py::handle x_obj, py::handle weight_obj, py::handl
       !plain_channel_vector(bias_obj, d.c, bias))
     return py::none();
   py::array out;
-  if (out_obj.is_none()) {
-    const auto* proxy = py::detail::array_proxy(x.ptr());
-    out = x.nbytes() < static_cast<py::ssize_t>(BufferPool::kMinBytes)
-              ? new_array(type_num(x), proxy->nd, proxy->dimensions)
-              : empty(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()), x.dtype());
-  } else {
-    if (!plain_float_array(out_obj)) return py::none();
-    out = py::reinterpret_borrow<py::array>(out_obj);
-    if (type_num(out) != type_num(x) || out.ndim() != x.ndim() || !out.writeable() ||
-        !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
-      return py::none();
-    const char* xb = static_cast<const char*>(x.data());
-    const char* ob = static_cast<const char*>(out.data());
-    const auto bytes = static_cast<std::ptrdiff_t>(x.nbytes());
-    if (xb != ob && xb < ob + bytes && ob < xb + bytes) return py::none();  // partial overlap
-  }
+  if (!fast_output(out_obj, x, {&x}, out)) return py::none();
   const Py_intptr_t channels[1] = {static_cast<Py_intptr_t>(d.c)};
   py::array mean = new_array(py::detail::npy_api::NPY_DOUBLE_, 1, channels);
   py::array invstd = new_array(py::detail::npy_api::NPY_DOUBLE_, 1, channels);
@@ -280,23 +305,52 @@ py::object forward_train_fast(py::handle x_obj, py::handle weight_obj, py::handl
   thread_local std::vector<double> var;
   var.resize(static_cast<std::size_t>(d.c));
   const char kind = x.dtype().char_();
-  auto run = [&] {
+  run_releasing_gil_if_large(d.size(), [&] {
     visit_float(kind, [&](auto t) {
       using T = decltype(t);
       batch_norm_kernels<T>().forward_train(cdata<T>(x), d, weight, bias, eps,
                                             mdata<T>(out), mdata<double>(mean), var.data(),
                                             mdata<double>(invstd), ws);
     });
-  };
-  // Releasing the GIL costs more than a tiny call's work.
-  constexpr std::int64_t kReleaseGilFrom = 1 << 14;
-  if (d.size() >= kReleaseGilFrom) {
-    py::gil_scoped_release release;
-    run();
-  } else {
-    run();
-  }
+  });
   return py::make_tuple(out, mean, invstd);
+}
+
+// batch_norm_backward's common call in one step: grad_y and x plain float arrays (above)
+// of one dtype and shape, ndim >= 2, channels on axis 1; mean and invstd plain float64
+// (C,), weight None or plain float64 (C,); out None or plain (fast_output). Returns
+// (grad_x, grad_weight, grad_bias), or None for the general path.
+py::object backward_fast(py::handle dy_obj, py::handle x_obj, py::handle mean_obj,
+                         py::handle invstd_obj, py::handle weight_obj, py::handle out_obj) {
+  if (!plain_float_array(x_obj) || !plain_float_array(dy_obj)) return py::none();
+  py::array x = py::reinterpret_borrow<py::array>(x_obj);
+  py::array dy = py::reinterpret_borrow<py::array>(dy_obj);
+  if (x.ndim() < 2 || x.size() == 0 || type_num(dy) != type_num(x) || dy.ndim() != x.ndim() ||
+      !std::equal(x.shape(), x.shape() + x.ndim(), dy.shape()))
+    return py::none();
+  const Dims d = input_dims(x, "x", 1);
+  const double *mean, *invstd, *weight;
+  if (mean_obj.is_none() || invstd_obj.is_none() ||
+      !plain_channel_vector(mean_obj, d.c, mean) ||
+      !plain_channel_vector(invstd_obj, d.c, invstd) ||
+      !plain_channel_vector(weight_obj, d.c, weight))
+    return py::none();
+  py::array out;
+  if (!fast_output(out_obj, x, {&x, &dy}, out)) return py::none();
+  const Py_intptr_t channels[1] = {static_cast<Py_intptr_t>(d.c)};
+  py::array grad_weight = new_array(py::detail::npy_api::NPY_DOUBLE_, 1, channels);
+  py::array grad_bias = new_array(py::detail::npy_api::NPY_DOUBLE_, 1, channels);
+  thread_local Workspace ws;
+  const char kind = x.dtype().char_();
+  run_releasing_gil_if_large(d.size(), [&] {
+    visit_float(kind, [&](auto t) {
+      using T = decltype(t);
+      batch_norm_kernels<T>().backward(cdata<T>(dy), cdata<T>(x), d, mean, invstd, weight,
+                                       mdata<T>(out), mdata<double>(grad_weight),
+                                       mdata<double>(grad_bias), ws);
+    });
+  });
+  return py::make_tuple(out, grad_weight, grad_bias);
 }
 
 }  // namespace
@@ -317,6 +371,11 @@ void bind_kernels(py::module_& m) {
         "batch_norm_forward's common call (plain float x, channels on axis 1, weight/bias "
         "None or plain float64 (C,), out None or plain): (y, mean, invstd), or None to "
         "take the general path.");
+  m.def("backward_fast", &backward_fast, py::arg("grad_y"), py::arg("x"), py::arg("mean"),
+        py::arg("invstd"), py::arg("weight"), py::arg("out"),
+        "batch_norm_backward's common call (plain float grad_y and x alike, channels on "
+        "axis 1, plain float64 (C,) mean/invstd, weight None or plain float64 (C,), out None "
+        "or plain): (grad_x, grad_weight, grad_bias), or None to take the general path.");
   m.def("forward_eval", &forward_eval_binding, py::arg("x"), py::arg("running_mean"),
         py::arg("running_var"), py::arg("weight"), py::arg("bias"), py::arg("eps"),
         py::arg("out"), py::arg("axis") = 1,

@@ -110,3 +110,46 @@ def test_thread_count_changes_between_calls():
             assert same(got, first[n]), n
         print("ok")
     """)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_workers_left_out_of_the_jobs_stay_asleep():
+    """A team grown to 64 workers, then given jobs of 2 chunks (set_num_threads(64), then
+    2): the 62 workers no job needs stay asleep. Each job used to wake them all (one
+    condition for the team) and set them spinning again, so a 2-chunk job cost time in
+    proportion to the team's size (~20 ms a job for a team of 1024 on 2 cores)."""
+    run("""
+        def activity():
+            # per thread but the main one: (voluntary context switches, CPU ticks)
+            out = {}
+            for tid in os.listdir("/proc/self/task"):
+                if int(tid) == os.getpid():
+                    continue
+                try:
+                    with open(f"/proc/self/task/{tid}/status") as f:
+                        sw = [int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt")][0]
+                    with open(f"/proc/self/task/{tid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    out[tid] = (sw, int(fields[11]) + int(fields[12]))
+                except (OSError, IndexError):
+                    pass
+            return out
+
+        bnfast.set_num_threads(64)
+        big = rng.normal(size=(131_072, 16))    # 64 chunks: the team grows to 63 workers
+        bnfast.batch_norm_forward(big)
+        bnfast.set_num_threads(2)
+        want = forward_backward()
+        time.sleep(0.2)                          # every worker past its spin, asleep
+        before = activity()
+        for i in range(60):
+            assert same(forward_backward(), want)
+            if i % 2:
+                time.sleep(0.002)                # worker 0 too falls asleep at times
+        after = activity()
+        busy = [t for t in after if t in before and
+                (after[t][0] - before[t][0] > 5 or after[t][1] - before[t][1] > 2)]
+        assert len(before) >= 63, len(before)
+        assert len(busy) <= 2, (len(busy), [(after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in busy][:8])
+        print("ok")
+    """)

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -56,9 +57,14 @@ class ThreadTeam {
     // in this job never reads a later job's count with this job's number.
     const std::uint64_t word = (++jobs_ << kCountBits) | static_cast<std::uint64_t>(chunks);
     word_.store(word, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) {  // pairs with park()
-      std::lock_guard<std::mutex> lock(mutex_);
-      wake_.notify_all();
+    // Wakes the job's sleeping workers, and only those: a team grown to 1024 workers and
+    // then given jobs of 2 chunks must not wake (and set spinning) 1022 threads a job.
+    for (int w = 0; w < chunks - 1; ++w) {
+      Slot& slot = *slots_[static_cast<std::size_t>(w)];
+      if (slot.asleep.load(std::memory_order_seq_cst)) {  // pairs with park()
+        std::lock_guard<std::mutex> lock(slot.mutex);
+        slot.wake.notify_one();
+      }
     }
     t_in_chunk = true;
     fn(ctx, 0);
@@ -79,16 +85,29 @@ class ThreadTeam {
   static constexpr int kCountBits = 16;  // chunks <= num_threads() < 2^16 (set_num_threads)
   static constexpr std::uint64_t kCountMask = (std::uint64_t{1} << kCountBits) - 1;
 
+  // A worker's own sleeping place, on its own cache line: run() wakes exactly the
+  // workers its job needs.
+  struct alignas(64) Slot {
+    std::atomic<bool> asleep{false};
+    std::mutex mutex;
+    std::condition_variable wake;
+  };
+
   // Workers are started on first need and live as long as the process (the team is
   // never destroyed: no join at exit, when a worker may be asleep on the condition).
   // A new worker waits for the jobs after the last one posted. False when the system
   // refuses a thread.
   bool grow(int workers) noexcept {
     try {
+      if (started_ >= workers) return true;
+      slots_.reserve(static_cast<std::size_t>(workers));  // push_back below cannot throw
       while (started_ < workers) {
         const int index = started_;
         const std::uint64_t seen = jobs_;
-        std::thread([this, index, seen] { work(index, seen); }).detach();
+        auto slot = std::make_unique<Slot>();
+        Slot* const mine = slot.get();
+        std::thread([this, index, seen, mine] { work(index, seen, *mine); }).detach();
+        slots_.push_back(std::move(slot));
         ++started_;
       }
       return true;
@@ -97,17 +116,19 @@ class ThreadTeam {
     }
   }
 
-  void work(int index, std::uint64_t seen) {
+  // Only a job that needs this worker restarts its spin: a worker left out of the jobs
+  // (fewer chunks than workers) goes to sleep and stays asleep.
+  void work(int index, std::uint64_t seen, Slot& slot) {
+    int spins = 0;
     for (;;) {
-      std::uint64_t word;
-      int spins = 0;
-      while (((word = word_.load(std::memory_order_acquire)) >> kCountBits) == seen) {
+      const std::uint64_t word = word_.load(std::memory_order_acquire);
+      if ((word >> kCountBits) == seen) {
         if (++spins < kSpinsBeforeSleep) {
           cpu_relax();
         } else {
-          park(seen);
-          spins = 0;
+          park(seen, slot);  // spins stays high: a job without this worker parks it again
         }
+        continue;
       }
       seen = word >> kCountBits;
       const int chunk = index + 1;
@@ -116,30 +137,30 @@ class ThreadTeam {
         fn_(ctx_, chunk);
         t_in_chunk = false;
         pending_.fetch_sub(1, std::memory_order_acq_rel);
+        spins = 0;
       }
     }
   }
 
-  // Sleeps until a job after `seen` is posted. sleepers_ is raised before the word is
-  // read again (both seq_cst), and run() posts the word before it reads sleepers_: one
-  // of the two sees the other, so a wake-up is never lost.
-  void park(std::uint64_t seen) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    wake_.wait(lock, [&] { return (word_.load(std::memory_order_seq_cst) >> kCountBits) != seen; });
-    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  // Sleeps until a job after `seen` is posted (run() wakes a sleeper only for a job that
+  // needs it). asleep is raised before the word is read again (both seq_cst), and run()
+  // posts the word before it reads asleep: one of the two sees the other, so a wake-up
+  // is never lost.
+  void park(std::uint64_t seen, Slot& slot) {
+    std::unique_lock<std::mutex> lock(slot.mutex);
+    slot.asleep.store(true, std::memory_order_seq_cst);
+    slot.wake.wait(lock, [&] { return (word_.load(std::memory_order_seq_cst) >> kCountBits) != seen; });
+    slot.asleep.store(false, std::memory_order_relaxed);
   }
 
   std::atomic<bool> busy_{false};
   std::atomic<std::uint64_t> word_{0};  // job number << kCountBits | chunk count
   std::atomic<int> pending_{0};         // chunks of the current job not yet done
-  std::atomic<int> sleepers_{0};
   ChunkFn fn_ = nullptr;  // the current job, published by word_
   void* ctx_ = nullptr;
   std::uint64_t jobs_ = 0;  // jobs posted (only the team's holder writes)
   int started_ = 0;         // workers started (only the team's holder writes)
-  std::mutex mutex_;
-  std::condition_variable wake_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // worker w's is slots_[w] (holder writes)
 };
 
 ThreadTeam& team() {

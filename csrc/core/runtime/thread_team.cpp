@@ -123,7 +123,8 @@ class ThreadTeam {
     for (;;) {
       const std::uint64_t word = word_.load(std::memory_order_acquire);
       if ((word >> kCountBits) == seen) {
-        if (++spins < kSpinsBeforeSleep) {
+        if (spins < kSpinsBeforeSleep) {  // (no ++ past the bound: no overflow)
+          ++spins;
           cpu_relax();
         } else {
           park(seen, slot);  // spins stays high: a job without this worker parks it again
@@ -173,6 +174,10 @@ ThreadTeam& team() {
 void run_chunks(int chunks, ChunkFn fn, void* ctx) {
   // Serially: inside a chunk (no nesting), in a forked child (the workers are not there),
   // or while another thread holds the team. Same chunks, so the same results.
+  if (chunks <= 1) {  // (the team would run chunk 0 of 0 chunks, then wait forever)
+    if (chunks == 1) fn(ctx, 0);
+    return;
+  }
   if (t_in_chunk || in_forked_child() || !team().run(chunks, fn, ctx))
     for (int k = 0; k < chunks; ++k) fn(ctx, k);
 }

@@ -62,7 +62,9 @@ inline std::int64_t chunk_begin(std::int64_t units, int chunks, int k) {
 using ChunkFn = void (*)(void* ctx, int chunk);
 void run_chunks(int chunks, ChunkFn fn, void* ctx);
 
-// Runs f(k) for k in [0, chunks), concurrently when chunks > 1. f must not throw.
+// Runs f(k) for k in [0, chunks), concurrently when chunks > 1. f should not throw: if a
+// chunk does, the exception reaches the caller once the job has ended (on the team,
+// after every chunk; run serially, the later chunks do not run).
 template <class F>
 void parallel_chunks(int chunks, F&& f) {
   if (chunks <= 1) {

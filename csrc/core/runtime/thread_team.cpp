@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -66,8 +67,15 @@ class ThreadTeam {
         slot.wake.notify_one();
       }
     }
+    // Chunks must not throw (parallel.hpp); if one does anyway, the job still ends
+    // before the exception leaves: the workers may be using the caller's frame.
+    std::exception_ptr error;
     t_in_chunk = true;
-    fn(ctx, 0);
+    try {
+      fn(ctx, 0);
+    } catch (...) {
+      error = std::current_exception();
+    }
     t_in_chunk = false;
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0;) {
       if (++spins < kSpinsBeforeYield) {
@@ -77,7 +85,10 @@ class ThreadTeam {
         spins = 0;
       }
     }
+    if (!error) std::swap(error, worker_error_);
+    worker_error_ = nullptr;
     busy_.store(false, std::memory_order_release);
+    if (error) std::rethrow_exception(error);
     return true;
   }
 
@@ -135,7 +146,12 @@ class ThreadTeam {
       const int chunk = index + 1;
       if (chunk < static_cast<int>(word & kCountMask)) {
         t_in_chunk = true;
-        fn_(ctx_, chunk);
+        try {
+          fn_(ctx_, chunk);
+        } catch (...) {  // carried to the caller (run()); the first one wins
+          std::lock_guard<std::mutex> lock(error_mutex_);
+          if (!worker_error_) worker_error_ = std::current_exception();
+        }
         t_in_chunk = false;
         pending_.fetch_sub(1, std::memory_order_acq_rel);
         spins = 0;
@@ -162,6 +178,8 @@ class ThreadTeam {
   std::uint64_t jobs_ = 0;  // jobs posted (only the team's holder writes)
   int started_ = 0;         // workers started (only the team's holder writes)
   std::vector<std::unique_ptr<Slot>> slots_;  // worker w's is slots_[w] (holder writes)
+  std::mutex error_mutex_;
+  std::exception_ptr worker_error_;  // a chunk's exception on a worker, for run() to throw
 };
 
 ThreadTeam& team() {

@@ -67,7 +67,7 @@ class ThreadTeam {
         slot.wake.notify_one();
       }
     }
-    // Chunks must not throw (parallel.hpp); if one does anyway, the job still ends
+    // Chunks should not throw (parallel.hpp); if one does anyway, the job still ends
     // before the exception leaves: the workers may be using the caller's frame.
     std::exception_ptr error;
     t_in_chunk = true;

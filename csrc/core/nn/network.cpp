@@ -138,18 +138,6 @@ ZeroVarianceError layer_error(std::size_t l, const ZeroVarianceError& e, bool in
                                       "divides by zero"));
 }
 
-// W (out, in) as B of a product: the caller's parameters (a NumPy array, 16-byte
-// aligned) are read in place if W starts on a cache line or is small, else copied once
-// into an aligned buffer (the copy costs ~1/30 of the product it speeds up).
-template <class T>
-const T* aligned_weights(const T* w, const LayerSpec& L, AlignedVector<T>& copy) {
-  constexpr i64 kWorthCopying = 1024;
-  if (reinterpret_cast<std::uintptr_t>(w) % kCacheLine == 0 || L.in * L.out < kWorthCopying)
-    return w;
-  copy.assign(w, w + L.in * L.out);
-  return copy.data();
-}
-
 }  // namespace
 
 Network::Network(std::vector<LayerSpec> layers, LossKind loss)
@@ -406,7 +394,7 @@ T Network::loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, i
     }
     if (l > 0) {
       T* dPrev = p.grad_a.data();  // dOut is consumed: grad_z/grad_h hold what is still needed
-      product(p, m, L.in, L.out, dH, L.out, 1, aligned_weights(params + o.w, L, p.w), L.in,
+      product(p, m, L.in, L.out, dH, L.out, 1, cache_line_aligned(params + o.w, L.in * L.out, p.w), L.in,
               dPrev, L.in, false);
       if (block_end_[l] >= 0) {  // the skip connection's share
         const T* skip = p.skip_grad[block_end_[l]].data();

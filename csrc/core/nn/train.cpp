@@ -39,10 +39,8 @@ class NetworkStepper {
     if (!full_) {
       xb_.resize(static_cast<std::size_t>(B_ * in_));
       yb_.resize(static_cast<std::size_t>(B_ * out_));
-    } else if (reinterpret_cast<std::uintptr_t>(X) % kCacheLine != 0 && m * in_ >= 1024) {
-      // X is B of every step's dW = dH^T X: read from an aligned copy (see aligned_vector.hpp)
-      x_copy_.assign(X, X + m * in_);
-      X_ = x_copy_.data();
+    } else {
+      X_ = cache_line_aligned(X, m * in_, x_copy_);  // B of every step's dW = dH^T X
     }
   }
 

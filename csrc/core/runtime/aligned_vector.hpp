@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <vector>
 
@@ -30,5 +31,16 @@ struct CacheLineAllocator {
 
 template <class T>
 using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
+
+// p[0..n) to be read as product operands: p itself when it starts on a cache line or is
+// too small to matter, else a copy in `copy` (a NumPy array is 16-byte aligned; the
+// copy costs a small fraction of the products that read it).
+template <class T>
+const T* cache_line_aligned(const T* p, std::int64_t n, AlignedVector<T>& copy) {
+  constexpr std::int64_t kWorthCopying = 1024;
+  if (reinterpret_cast<std::uintptr_t>(p) % kCacheLine == 0 || n < kWorthCopying) return p;
+  copy.assign(p, p + n);
+  return copy.data();
+}
 
 }  // namespace bnfast

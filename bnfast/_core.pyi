@@ -53,36 +53,56 @@ class Activation(_Enum):
     tanh: ClassVar[Activation]
     relu: ClassVar[Activation]
 
-class Norm(_Enum):
-    __members__: ClassVar[dict[str, Norm]]
-    std: ClassVar[Norm]
-    l1: ClassVar[Norm]
-    l2: ClassVar[Norm]
-    linf: ClassVar[Norm]
+class NormKind(_Enum):
+    __members__: ClassVar[dict[str, NormKind]]
+    batch: ClassVar[NormKind]
+    layer: ClassVar[NormKind]
+    group: ClassVar[NormKind]
+
+class NormScale(_Enum):
+    __members__: ClassVar[dict[str, NormScale]]
+    std: ClassVar[NormScale]
+    l1: ClassVar[NormScale]
+    l2: ClassVar[NormScale]
+    linf: ClassVar[NormScale]
 
 class LossKind(_Enum):
     __members__: ClassVar[dict[str, LossKind]]
     sum: ClassVar[LossKind]
     mean: ClassVar[LossKind]
+    cross_entropy: ClassVar[LossKind]
+    cross_entropy_sum: ClassVar[LossKind]
+
+class NoiseSpec:
+    def __init__(self, *, n_mu: _Float, n_sigma: _Float, r_mu: _Float,
+                 r_sigma: _Float) -> None: ...
+    n_mu: Final[float]
+    n_sigma: Final[float]
+    r_mu: Final[float]
+    r_sigma: Final[float]
+
+class NormSpec:
+    def __init__(self, *, kind: NormKind, groups: _Int = ..., scale: NormScale = ...,
+                 trainable: bool, gamma: Sequence[_Float], beta: Sequence[_Float],
+                 eps: _Float, momentum: _Float = ..., cumulative: bool = ...,
+                 noise: NoiseSpec | None = ...) -> None: ...
+    kind: Final[NormKind]
+    groups: Final[int]
+    scale: Final[NormScale]
+    trainable: Final[bool]
+    eps: Final[float]
+    momentum: Final[float]
+    cumulative: Final[bool]
+    noise: Final[NoiseSpec | None]
 
 class LayerSpec:
     def __init__(self, *, in_features: _Int, out_features: _Int, activation: Activation,
-                 bias: bool, batch_norm: bool, trainable: bool, eps: _Float,
-                 gamma: Sequence[_Float], beta: Sequence[_Float], norm: Norm = ...,
-                 momentum: _Float = ..., cumulative: bool = ..., noise: bool = ...,
-                 n_mu: _Float = ..., n_sigma: _Float = ..., r_mu: _Float = ...,
-                 r_sigma: _Float = ..., skip_from: _Int = ...) -> None: ...
+                 bias: bool, norm: NormSpec | None = ..., skip_from: _Int = ...) -> None: ...
     in_features: Final[int]
     out_features: Final[int]
     activation: Final[Activation]
     bias: Final[bool]
-    batch_norm: Final[bool]
-    trainable: Final[bool]
-    eps: Final[float]
-    norm: Final[Norm]
-    momentum: Final[float]
-    cumulative: Final[bool]
-    noise: Final[bool]
+    norm: Final[NormSpec | None]
     skip_from: Final[int]
     num_params: Final[int]
 

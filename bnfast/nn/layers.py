@@ -17,7 +17,7 @@ from .._validate import boolean, eps_value, integer, momentum_value, real_number
 #: The activation functions, in the core's order.
 ACTIVATIONS = tuple(_core.Activation.__members__)
 #: The scales a BN layer can divide by (docs/math/networks.md section 7).
-NORMS = tuple(_core.Norm.__members__)
+NORMS = tuple(_core.NormScale.__members__)
 
 __all__ = ["ACTIVATIONS", "BNNoise", "BatchNorm", "Dense", "NORMS", "Residual",
            "check_layers", "dense_layers", "flat_specs", "param_slices", "unflatten"]
@@ -109,6 +109,17 @@ class BatchNorm:
             raise ValueError(f"{name} has shape {v.shape} but the layer has {n} neurons")
         return v.copy()
 
+    def spec(self, out_features):
+        """The core's bound NormSpec for a layer of ``out_features`` neurons."""
+        gamma, beta = self.values(out_features)
+        noise = None if self.noise is None else _core.NoiseSpec(**self.noise.to_dict())
+        return _core.NormSpec(kind=_core.NormKind.batch,
+                              scale=_core.NormScale.__members__[self.norm],
+                              trainable=self.trainable, gamma=list(gamma), beta=list(beta),
+                              eps=self.eps,
+                              momentum=0.0 if self.momentum is None else self.momentum,
+                              cumulative=self.momentum is None, noise=noise)
+
     def copy(self):
         """A new BatchNorm from these attributes, checked again by the constructor."""
         return BatchNorm(self.gamma, self.beta, self.trainable, self.eps, self.momentum,
@@ -173,21 +184,10 @@ class Dense:
         cannot hand the core a value it never saw checked."""
         bn = self.batch_norm.copy() if self.batch_norm is not None else None
         layer = Dense(self.in_features, self.out_features, self.activation, self.bias, bn)
-        fields = {}
-        if bn is not None:
-            gamma, beta = bn.values(layer.out_features)
-            noise = bn.noise.to_dict() if bn.noise is not None else {}
-            fields = dict(trainable=bn.trainable, eps=bn.eps, gamma=list(gamma),
-                          beta=list(beta), norm=_core.Norm.__members__[bn.norm],
-                          momentum=0.0 if bn.momentum is None else bn.momentum,
-                          cumulative=bn.momentum is None, noise=bn.noise is not None,
-                          **noise)
-        else:
-            fields = dict(trainable=False, eps=0.0, gamma=[], beta=[])
         return _core.LayerSpec(
             in_features=layer.in_features, out_features=layer.out_features,
             activation=_core.Activation.__members__[layer.activation], bias=layer.bias,
-            batch_norm=bn is not None, skip_from=skip_from, **fields)
+            norm=None if bn is None else bn.spec(layer.out_features), skip_from=skip_from)
 
     def to_dict(self):
         """The layer as plain data (what bnfast.reference takes): in_features,

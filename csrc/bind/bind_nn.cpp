@@ -6,8 +6,11 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+
+#include <pybind11/stl.h>
 
 #include "bind/arrays.hpp"
 #include "nn/network.hpp"
@@ -120,9 +123,14 @@ std::int64_t batch_rows(const py::object& X, const py::object& Y, const Network&
     const py::array y = as_array(Y, "y");
     float64_data(y, "y");
     const std::int64_t out = net.out_features();
-    if (y.ndim() != 2 || y.shape(1) != out)
+    if (takes_labels(net.loss_kind())) {
+      if (y.ndim() != 1)
+        throw py::value_error("y must be the (m,) class labels of the cross-entropy loss, got "
+                              "shape " + shape_str(y));
+    } else if (y.ndim() != 2 || y.shape(1) != out) {
       throw py::value_error("y must have shape (m, " + std::to_string(out) + ")" +
                             (out == 1 ? " or (m,)" : "") + ", got " + shape_str(y));
+    }
     if (y.shape(0) != m)
       throw py::value_error("X has " + std::to_string(m) + " rows but y has " +
                             std::to_string(y.shape(0)));
@@ -383,44 +391,77 @@ void bind_nn(py::module_& m) {
       .value("tanh", Activation::tanh)
       .value("relu", Activation::relu);
 
-  py::enum_<Norm>(m, "Norm", "The scale a BN layer divides by (docs/math/networks.md section 7).")
-      .value("std", Norm::std)
-      .value("l1", Norm::l1)
-      .value("l2", Norm::l2)
-      .value("linf", Norm::linf);
+  py::enum_<NormKind>(m, "NormKind",
+                      "What a normalization's statistics run over: batch (BN), layer "
+                      "(LayerNorm), group (GroupNorm).")
+      .value("batch", NormKind::batch)
+      .value("layer", NormKind::layer)
+      .value("group", NormKind::group);
 
-  py::enum_<LossKind>(m, "LossKind", "sum: sum_i ||y_i - f(x_i)||^2; mean: that / m.")
+  py::enum_<NormScale>(m, "NormScale",
+                       "The scale a BN layer divides by (docs/math/networks.md section 7).")
+      .value("std", NormScale::std)
+      .value("l1", NormScale::l1)
+      .value("l2", NormScale::l2)
+      .value("linf", NormScale::linf);
+
+  py::enum_<LossKind>(m, "LossKind",
+                      "sum: sum_i ||y_i - f(x_i)||^2; mean: that / m; cross_entropy: the "
+                      "mean over rows of logsumexp(f_i) - f_i[y_i]; cross_entropy_sum: its "
+                      "sum.")
       .value("sum", LossKind::sum)
-      .value("mean", LossKind::mean);
+      .value("mean", LossKind::mean)
+      .value("cross_entropy", LossKind::cross_entropy)
+      .value("cross_entropy_sum", LossKind::cross_entropy_sum);
 
-  py::class_<LayerSpec>(m, "LayerSpec", "One dense layer phi(BN(A W^T + b)), by field name.")
+  py::class_<NoiseSpec>(m, "NoiseSpec", "The noise of noisy BN (Santurkar et al., Algorithm 1).")
+      .def(py::init([](double n_mu, double n_sigma, double r_mu, double r_sigma) {
+             return NoiseSpec{true, n_mu, n_sigma, r_mu, r_sigma};
+           }),
+           py::kw_only(), py::arg("n_mu"), py::arg("n_sigma"), py::arg("r_mu"),
+           py::arg("r_sigma"))
+      .def_readonly("n_mu", &NoiseSpec::n_mu)
+      .def_readonly("n_sigma", &NoiseSpec::n_sigma)
+      .def_readonly("r_mu", &NoiseSpec::r_mu)
+      .def_readonly("r_sigma", &NoiseSpec::r_sigma);
+
+  py::class_<NormSpec>(m, "NormSpec", "One normalization of a layer's pre-activations, by field name.")
+      .def(py::init([](NormKind kind, std::int64_t groups, NormScale scale, bool trainable,
+                       std::vector<double> gamma, std::vector<double> beta, double eps,
+                       double momentum, bool cumulative, std::optional<NoiseSpec> noise) {
+             return NormSpec{kind, groups, scale, trainable, std::move(gamma), std::move(beta),
+                             eps, momentum, cumulative, noise.value_or(NoiseSpec{})};
+           }),
+           py::kw_only(), py::arg("kind"), py::arg("groups") = 1,
+           py::arg("scale") = NormScale::std, py::arg("trainable"), py::arg("gamma"),
+           py::arg("beta"), py::arg("eps"), py::arg("momentum") = 0.1,
+           py::arg("cumulative") = false, py::arg("noise") = py::none())
+      .def_readonly("kind", &NormSpec::kind)
+      .def_readonly("groups", &NormSpec::groups)
+      .def_readonly("scale", &NormSpec::scale)
+      .def_readonly("trainable", &NormSpec::trainable)
+      .def_readonly("eps", &NormSpec::eps)
+      .def_readonly("momentum", &NormSpec::momentum)
+      .def_readonly("cumulative", &NormSpec::cumulative)
+      .def_property_readonly("noise", [](const NormSpec& N) {
+        return N.noise.on ? std::optional<NoiseSpec>(N.noise) : std::nullopt;
+      });
+
+  py::class_<LayerSpec>(m, "LayerSpec", "One dense layer phi(N(A W^T + b)), by field name.")
       .def(py::init([](std::int64_t in_features, std::int64_t out_features,
-                       Activation activation, bool bias, bool batch_norm, bool trainable,
-                       double eps, std::vector<double> gamma, std::vector<double> beta,
-                       Norm norm, double momentum, bool cumulative, bool noise, double n_mu,
-                       double n_sigma, double r_mu, double r_sigma, std::int64_t skip_from) {
-             return LayerSpec{in_features, out_features, activation, bias, batch_norm,
-                              trainable, eps, std::move(gamma), std::move(beta), norm,
-                              momentum, cumulative,
-                              NoiseSpec{noise, n_mu, n_sigma, r_mu, r_sigma}, skip_from};
+                       Activation activation, bool bias, std::optional<NormSpec> norm,
+                       std::int64_t skip_from) {
+             return LayerSpec{in_features, out_features, activation, bias, std::move(norm),
+                              skip_from};
            }),
            py::kw_only(), py::arg("in_features"), py::arg("out_features"),
-           py::arg("activation"), py::arg("bias"), py::arg("batch_norm"), py::arg("trainable"),
-           py::arg("eps"), py::arg("gamma"), py::arg("beta"), py::arg("norm") = Norm::std,
-           py::arg("momentum") = 0.1, py::arg("cumulative") = false, py::arg("noise") = false,
-           py::arg("n_mu") = 0.5, py::arg("n_sigma") = 1.25, py::arg("r_mu") = 0.1,
-           py::arg("r_sigma") = 0.1, py::arg("skip_from") = -1)
+           py::arg("activation"), py::arg("bias"), py::arg("norm") = py::none(),
+           py::arg("skip_from") = -1)
       .def_readonly("in_features", &LayerSpec::in)
       .def_readonly("out_features", &LayerSpec::out)
       .def_readonly("activation", &LayerSpec::activation)
       .def_readonly("bias", &LayerSpec::bias)
-      .def_readonly("batch_norm", &LayerSpec::batch_norm)
-      .def_readonly("trainable", &LayerSpec::bn_trainable)
-      .def_readonly("eps", &LayerSpec::eps)
       .def_readonly("norm", &LayerSpec::norm)
-      .def_readonly("momentum", &LayerSpec::momentum)
-      .def_readonly("cumulative", &LayerSpec::cumulative)
-      .def_property_readonly("noise", [](const LayerSpec& L) { return L.noise.on; })
       .def_readonly("skip_from", &LayerSpec::skip_from)
       .def_property_readonly("num_params",
                              [](const LayerSpec& L) { return param_offsets(L, 0).end; },

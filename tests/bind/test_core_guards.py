@@ -11,9 +11,16 @@ import pytest
 from bnfast import _core
 
 
+def norm(kind="batch", **kw):
+    spec = dict(kind=_core.NormKind.__members__[kind], trainable=True, gamma=[], beta=[],
+                eps=1e-5)
+    spec.update(kw)
+    return _core.NormSpec(**spec)
+
+
 def layer(**kw):
     spec = dict(in_features=2, out_features=1, activation=_core.Activation.identity,
-                bias=True, batch_norm=False, trainable=False, eps=0.0, gamma=[], beta=[])
+                bias=True)
     spec.update(kw)
     return _core.LayerSpec(**spec)
 
@@ -67,7 +74,9 @@ def test_layer_structure_is_checked_by_the_core():
     with pytest.raises(ValueError, match=r"layers\[1\] has in_features 2 but layers\[0\]"):
         _core.Network([layer(out_features=3), layer()])
     with pytest.raises(ValueError, match="constant gamma and beta need out_features values"):
-        _core.Network([layer(batch_norm=True, gamma=[1.0, 2.0], beta=[0.0])])
+        _core.Network([layer(norm=norm(trainable=False, gamma=[1.0, 2.0], beta=[0.0]))])
+    with pytest.raises(ValueError, match=r"layers\[0\]: 2 groups do not divide the 3 features"):
+        _core.Network([layer(out_features=3, norm=norm("group", groups=2))])
 
 
 def test_kernel_guards():
@@ -86,11 +95,14 @@ def test_kernel_guards():
 
 
 def test_param_layout_is_the_cores():
-    net = _core.Network([layer(in_features=3, out_features=2, batch_norm=True, trainable=True),
+    net = _core.Network([layer(in_features=3, out_features=2, norm=norm()),
                          layer(in_features=2, out_features=1, bias=False)])
     assert net.param_layout == [
         {"W": (0, (2, 3)), "b": (6, (2,)), "gamma": (8, (2,)), "beta": (10, (2,))},
         {"W": (12, (1, 2))}]
     assert net.num_params == 14
-    assert layer(in_features=3, out_features=2, batch_norm=True,
-                 trainable=True).num_params == 12
+    assert layer(in_features=3, out_features=2, norm=norm()).num_params == 12
+    assert layer(in_features=3, out_features=2, norm=norm("layer")).num_params == 12
+    assert layer(in_features=3, out_features=2,
+                 norm=norm("layer", trainable=False, gamma=[1.0] * 2, beta=[0.0] * 2)
+                 ).num_params == 8

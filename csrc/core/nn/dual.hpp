@@ -36,6 +36,7 @@ inline Dual exp(Dual a) {
   const double e = std::exp(a.v);
   return {e, e * a.d};
 }
+inline Dual log(Dual a) { return {std::log(a.v), a.d / a.v}; }
 inline Dual tanh(Dual a) {
   const double t = std::tanh(a.v);
   return {t, (1 - t * t) * a.d};

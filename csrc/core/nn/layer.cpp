@@ -12,7 +12,7 @@ ParamOffsets param_offsets(const LayerSpec& L, i64 start) {
     o.b = next;
     next += L.out;
   }
-  if (L.batch_norm && L.bn_trainable) {
+  if (L.norm && L.norm->trainable) {
     o.gamma = next;
     o.beta = next + L.out;
     next += 2 * L.out;

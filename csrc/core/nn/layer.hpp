@@ -1,8 +1,11 @@
-// A dense layer as the papers define them (docs/math/networks.md): A_l = phi(BN(A_{l-1}
-// W^T + b)), its BN variant, and where its parameters sit in the flat parameter vector.
+// A layer as the papers write it (docs/math/networks.md): A_l = phi(N(A_{l-1} W^T + b)),
+// N an optional normalization (BN, LayerNorm or GroupNorm, with BN's variants), the end
+// of a residual block optionally adding the block's input; and where its parameters sit
+// in the flat parameter vector. The network compiles each layer into ops (nn/ops/).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace bnfast {
@@ -10,9 +13,14 @@ namespace bnfast {
 // The activations phi; the bindings expose this list to Python (bnfast.nn.ACTIVATIONS).
 enum class Activation { identity, sigmoid, tanh, relu };
 
-// The scale a BN layer divides by (docs/math/networks.md section 7): the batch standard
-// deviation (BN), or the average lp norm of the uncentred column.
-enum class Norm { std, l1, l2, linf };
+// What a normalization's statistics run over (networks.md sections 2 and 12): batch, each
+// feature over the rows of the batch (BN); layer, each row over all its features
+// (LayerNorm); group, each row over contiguous groups of features (GroupNorm).
+enum class NormKind { batch, layer, group };
+
+// The scale the centred values are divided by (networks.md section 7): the standard
+// deviation, or the average lp norm of the uncentred values (batch kind only).
+enum class NormScale { std, l1, l2, linf };
 
 // Santurkar et al.'s Algorithm 1 (networks.md section 8); `on` false: no noise.
 struct NoiseSpec {
@@ -20,26 +28,38 @@ struct NoiseSpec {
   double n_mu = 0.5, n_sigma = 1.25, r_mu = 0.1, r_sigma = 0.1;
 };
 
+// One normalization: z = gamma (h - mu) / sqrt(s^2 + eps) + beta over the kind's sets.
+struct NormSpec {
+  NormKind kind = NormKind::batch;
+  std::int64_t groups = 1;  // group: how many (they divide the features)
+  NormScale scale = NormScale::std;
+  bool trainable = true;            // gamma and beta are parameters ...
+  std::vector<double> gamma, beta;  // ... or these (out,) constants
+  double eps = 0.0;
+  // Running statistics (batch kind: the others use the same statistics in inference):
+  double momentum = 0.1;    // the weight of the new batch ...
+  bool cumulative = false;  // ... or the plain average over all batches (momentum None)
+  NoiseSpec noise;
+
+  bool has_running() const { return kind == NormKind::batch; }
+};
+
 struct LayerSpec {
   std::int64_t in = 0, out = 0;
   Activation activation = Activation::identity;
   bool bias = true;
-  bool batch_norm = false;
-  bool bn_trainable = false;
-  double eps = 0.0;
-  std::vector<double> gamma, beta;  // (out,) constants, used when !bn_trainable
-  Norm norm = Norm::std;
-  double momentum = 0.1;    // running statistics: weight of the new batch ...
-  bool cumulative = false;  // ... or the plain average over all batches (momentum None)
-  NoiseSpec noise;
+  std::optional<NormSpec> norm;
   // A residual block ends here: the layer's output is phi(...) + the input of layer
   // skip_from (networks.md section 10); -1: no block ends here.
   std::int64_t skip_from = -1;
+
+  bool batch_norm() const { return norm && norm->kind == NormKind::batch; }
 };
 
 // Where a layer's parameters start in the flat vector (-1 when absent), and where the
 // next layer's start. The one definition of the public order: layer by layer, W (out,
-// in) row-major, then b (if bias), then gamma, beta (if BN with trainable gamma/beta).
+// in) row-major, then b (if bias), then gamma, beta (if normalized with trainable
+// gamma/beta).
 struct ParamOffsets {
   std::int64_t w = -1, b = -1, gamma = -1, beta = -1, end = 0;
 };

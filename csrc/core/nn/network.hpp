@@ -1,8 +1,9 @@
-// Fully connected networks as the papers define them (docs/math/networks.md):
-// layer l maps A_{l-1} (m, in) to A_l = phi(BN(A_{l-1} W^T + b)) (m, out), BN optional
-// (with its variants and noise), residual blocks x + block(x), and the loss
-// sum_i ||y_i - f(x_i)||^2 (or that / m). Plain C++ on raw row-major double arrays;
-// the flat parameter order is nn/layer.hpp's.
+// Feed-forward networks as the papers define them (docs/math/networks.md): layer l maps
+// A_{l-1} (m, in) to A_l = phi(N(A_{l-1} W^T + b)) (m, out), N an optional normalization
+// (BN with its variants and noise, LayerNorm, GroupNorm), residual blocks x + block(x),
+// and a loss (squared or cross-entropy). The layers are compiled into a sequence of ops
+// (nn/ops/); plain C++ on raw row-major double arrays; the flat parameter order is
+// nn/layer.hpp's.
 #pragma once
 
 #include <cstdint>
@@ -12,16 +13,20 @@
 #include "nn/dual.hpp"
 #include "nn/layer.hpp"
 #include "nn/noise.hpp"
+#include "nn/ops/loss.hpp"
+#include "nn/ops/op.hpp"
 
 namespace bnfast {
 
-enum class LossKind { sum, mean };
+class Normalization;
+class ResidualJoin;
 
 class Network {
  public:
   // Throws std::invalid_argument when the layers do not chain (in == previous out), a
-  // constant gamma/beta does not have out values, or a residual block is not a block
-  // (it must start at an earlier layer, not overlap another, and map n features to n).
+  // constant gamma/beta does not have out values, a group count does not divide the
+  // features, or a residual block is not a block (it must start at an earlier layer,
+  // not overlap another, and map n features to n).
   explicit Network(std::vector<LayerSpec> layers, LossKind loss = LossKind::sum);
   ~Network();
   Network(const Network&) = delete;
@@ -33,11 +38,12 @@ class Network {
   const std::vector<LayerSpec>& layers() const { return layers_; }
   const std::vector<ParamOffsets>& layer_offsets() const { return offsets_; }
   LossKind loss_kind() const { return loss_kind_; }
+  // Whether a layer normalizes over the batch (its statistics then need two rows).
   bool has_batch_norm() const;
 
   // The running statistics live in one flat vector owned by the caller: per BN layer,
   // running_mean (out,) at running_offsets()[l], then running_var (out,). -1 for layers
-  // without BN.
+  // without BN (LayerNorm and GroupNorm have none).
   const std::vector<std::int64_t>& running_offsets() const { return running_offsets_; }
   std::int64_t num_running() const { return num_running_; }
 
@@ -48,10 +54,10 @@ class Network {
   void predict(const double* params, const double* running, const double* X, std::int64_t m,
                double* out);
 
-  // The loss over the m rows; when grad is not null, d loss / d params into grad. noise
-  // (one training step's draws, or null) perturbs the BN outputs. Throws
-  // ZeroVarianceError (naming layer and neuron) when a BN layer with eps == 0 sees a
-  // zero scale.
+  // The loss over the m rows; when grad is not null, d loss / d params into grad. Y is
+  // (m, out) targets, or (m,) class labels for the cross-entropy losses. noise (one
+  // training step's draws, or null) perturbs the BN outputs. Throws ZeroVarianceError
+  // (naming layer and neuron) when a normalization with eps == 0 sees a zero scale.
   double loss(const double* params, const double* X, const double* Y, std::int64_t m,
               double* grad, const BatchNoise* noise = nullptr);
 
@@ -65,24 +71,26 @@ class Network {
   void update_running(double* running, std::int64_t update, std::int64_t m) const;
 
   template <class T>
-  struct Pass;  // the workspaces of one evaluation on double or Dual (network.cpp)
+  struct Values;  // the values and gradients of one evaluation on double or Dual
 
  private:
   template <class T>
-  void forward_pass(Pass<T>& p, const T* params, const T* X, std::int64_t m,
+  void forward_pass(Values<T>& v, const T* params, const T* X, std::int64_t m, Mode mode,
                     const BatchNoise* noise, const double* running);
   template <class T>
-  T loss_pass(Pass<T>& p, const T* params, const T* X, const double* Y, std::int64_t m,
+  T loss_pass(Values<T>& v, const T* params, const T* X, const double* Y, std::int64_t m,
               T* grad, const BatchNoise* noise);
 
   std::vector<LayerSpec> layers_;
   std::vector<ParamOffsets> offsets_;
-  std::vector<std::int64_t> block_end_;  // per layer: the last layer of the block it starts, or -1
   std::vector<std::int64_t> running_offsets_;
   std::int64_t num_params_ = 0, num_running_ = 0;
   LossKind loss_kind_;
-  std::unique_ptr<Pass<double>> values_;
-  std::unique_ptr<Pass<Dual>> tangents_;    // created by the first hvp
+  std::vector<std::unique_ptr<Op>> ops_;
+  std::vector<const Normalization*> batch_norms_;  // the ops with running statistics
+  std::vector<ResidualJoin*> join_at_;             // per value: the join that reads it, or null
+  std::unique_ptr<Values<double>> values_;
+  std::unique_ptr<Values<Dual>> tangents_;  // created by the first hvp
 };
 
 }  // namespace bnfast

@@ -27,7 +27,7 @@ struct BlockScale {
   std::vector<std::int64_t> k;
 
   // Throws ZeroVarianceError(column) when eps == 0 and a column's scale is 0.
-  void compute(Norm norm, const T* H, std::int64_t m, std::int64_t n, double eps) {
+  void compute(NormScale norm, const T* H, std::int64_t m, std::int64_t n, double eps) {
     using std::sqrt;
     const auto cols = static_cast<std::size_t>(n);
     mu.assign(cols, T(0.0));
@@ -40,7 +40,7 @@ struct BlockScale {
       for (std::int64_t j = 0; j < n; ++j) mu[j] += H[i * n + j];
     for (std::int64_t j = 0; j < n; ++j) mu[j] *= inv_m;
     switch (norm) {
-      case Norm::std:
+      case NormScale::std:
         for (std::int64_t i = 0; i < m; ++i)
           for (std::int64_t j = 0; j < n; ++j) {
             const T r = H[i * n + j] - mu[j];
@@ -48,7 +48,7 @@ struct BlockScale {
           }
         for (std::int64_t j = 0; j < n; ++j) s2[j] *= inv_m;
         break;
-      case Norm::l1:
+      case NormScale::l1:
         for (std::int64_t i = 0; i < m; ++i)
           for (std::int64_t j = 0; j < n; ++j)
             s[j] += T(sign_of(value(H[i * n + j]))) * H[i * n + j];
@@ -57,12 +57,12 @@ struct BlockScale {
           s2[j] = s[j] * s[j];
         }
         break;
-      case Norm::l2:
+      case NormScale::l2:
         for (std::int64_t i = 0; i < m; ++i)
           for (std::int64_t j = 0; j < n; ++j) s2[j] += H[i * n + j] * H[i * n + j];
         for (std::int64_t j = 0; j < n; ++j) s2[j] *= inv_m;
         break;
-      case Norm::linf:
+      case NormScale::linf:
         for (std::int64_t i = 1; i < m; ++i)
           for (std::int64_t j = 0; j < n; ++j)
             if (std::fabs(value(H[i * n + j])) > std::fabs(value(H[k[j] * n + j]))) k[j] = i;
@@ -83,7 +83,7 @@ struct BlockScale {
 
 // Z = gamma (H - mu)/d + beta per column; `scale` keeps the statistics.
 template <class T>
-void block_forward(Norm norm, const T* H, std::int64_t m, std::int64_t n, const T* gamma,
+void block_forward(NormScale norm, const T* H, std::int64_t m, std::int64_t n, const T* gamma,
                    const T* beta, double eps, T* Z, BlockScale<T>& scale, std::vector<T>& g) {
   scale.compute(norm, H, m, n, eps);
   g.resize(static_cast<std::size_t>(n));
@@ -97,7 +97,7 @@ void block_forward(Norm norm, const T* H, std::int64_t m, std::int64_t n, const 
 // networks.md section 7; also dgamma = sum_i G zhat and dbeta = sum_i G. The statistics
 // are recomputed from H (cheaper than keeping them per layer).
 template <class T>
-void block_backward(Norm norm, const T* H, const T* G, std::int64_t m, std::int64_t n,
+void block_backward(NormScale norm, const T* H, const T* G, std::int64_t m, std::int64_t n,
                     const T* gamma, double eps, T* dH, T* dgamma, T* dbeta,
                     BlockScale<T>& c, std::vector<T>& work) {
   c.compute(norm, H, m, n, eps);
@@ -123,14 +123,14 @@ void block_backward(Norm norm, const T* H, const T* G, std::int64_t m, std::int6
     scale[j] = gamma[j] * inv_d[j];
     centre[j] = dbeta[j] * inv_m;
     switch (norm) {
-      case Norm::std:  // q = (h - mu)/(d m)
-      case Norm::l2:   // q = h/(d m)
+      case NormScale::std:  // q = (h - mu)/(d m)
+      case NormScale::l2:   // q = h/(d m)
         factor[j] = dgamma[j] * inv_d[j] * inv_m;
         break;
-      case Norm::l1:   // q = (s/d) sign(h)/m
+      case NormScale::l1:   // q = (s/d) sign(h)/m
         factor[j] = dgamma[j] * c.s[j] * inv_d[j] * inv_m;
         break;
-      case Norm::linf:  // q = (s/d) sign(h_k) at row k only
+      case NormScale::linf:  // q = (s/d) sign(h_k) at row k only
         factor[j] = dgamma[j] * c.s[j] * inv_d[j];
         break;
     }
@@ -140,10 +140,10 @@ void block_backward(Norm norm, const T* H, const T* G, std::int64_t m, std::int6
       const T h = H[i * n + j];
       T q(0.0);
       switch (norm) {
-        case Norm::std: q = factor[j] * (h - c.mu[j]); break;
-        case Norm::l2: q = factor[j] * h; break;
-        case Norm::l1: q = factor[j] * T(sign_of(value(h))); break;
-        case Norm::linf:
+        case NormScale::std: q = factor[j] * (h - c.mu[j]); break;
+        case NormScale::l2: q = factor[j] * h; break;
+        case NormScale::l1: q = factor[j] * T(sign_of(value(h))); break;
+        case NormScale::linf:
           if (i == c.k[j]) q = factor[j] * T(sign_of(value(h)));
           break;
       }

@@ -39,22 +39,22 @@ class TinyStepper {
   TinyStepper(Network& net, const TrainState& state, const double* X, const double* Y,
               TinyData<IN, M>& data)
       : net_(net), state_(state), X_(X), Y_(Y), d_(data) {
-    const LayerSpec& L = net.layers()[0];
+    const NormSpec& N = *net.layers()[0].norm;
     const ParamOffsets& o = net.layer_offsets()[0];
     const double* p = state.params;
     for (int k = 0; k < IN; ++k) p_.w[k] = p[o.w + k];
     shape_.bias = o.b >= 0;
-    shape_.trainable = L.bn_trainable;
+    shape_.trainable = N.trainable;
     p_.b = shape_.bias ? p[o.b] : 0.0;
-    p_.gamma = shape_.trainable ? p[o.gamma] : L.gamma[0];
-    p_.beta = shape_.trainable ? p[o.beta] : L.beta[0];
-    shape_.eps = L.eps;
+    p_.gamma = shape_.trainable ? p[o.gamma] : N.gamma[0];
+    p_.beta = shape_.trainable ? p[o.beta] : N.beta[0];
+    shape_.eps = N.eps;
     const double m = static_cast<double>(data.set.m);
     shape_.inv_m = 1.0 / m;
     shape_.scale = net.loss_kind() == LossKind::mean ? shape_.inv_m : 1.0;
     shape_.two_scale = 2.0 * shape_.scale;
-    layer_ = &L;
-    bessel_ = running_bessel(L, data.set.m);
+    norm_ = &N;
+    bessel_ = running_bessel(N, data.set.m);
     has_running_ = state.running != nullptr;
     if (has_running_) {
       running_at_ = net.running_offsets()[0];
@@ -83,7 +83,7 @@ class TinyStepper {
       rv_ = state_.running[running_at_ + 1];
       return;
     }
-    running_update(rm_, rv_, g_.mean, g_.var, running_factor(*layer_, updates_), bessel_);
+    running_update(rm_, rv_, g_.mean, g_.var, running_factor(*norm_, updates_), bessel_);
   }
 
   BNFAST_HOT bool apply(double lr) { return neuron_update<ScalarOps>(shape_, g_, lr, p_); }
@@ -136,7 +136,7 @@ class TinyStepper {
   NeuronShape shape_;
   NeuronParams<IN, double> p_{};
   NeuronStep<IN, double> g_{};
-  const LayerSpec* layer_ = nullptr;
+  const NormSpec* norm_ = nullptr;
   double rm_ = 0, rv_ = 1, bessel_ = 1;
   i64 updates_ = 0, running_at_ = 0;
   bool has_running_ = false, general_stats_ = false;
@@ -187,8 +187,8 @@ bool tiny_network(const Network& net) {
   if (net.layers().size() != 1) return false;
   const LayerSpec& L = net.layers()[0];
   return L.out == 1 && L.in >= 1 && L.in <= kTinyMaxInputs &&
-         L.activation == Activation::identity && L.batch_norm && L.norm == Norm::std &&
-         !L.noise.on && L.skip_from < 0;
+         L.activation == Activation::identity && L.batch_norm() &&
+         L.norm->scale == NormScale::std && !L.norm->noise.on && L.skip_from < 0;
 }
 
 bool tiny_data(const double* X, const double* Y, i64 m, i64 in) {

@@ -128,12 +128,12 @@ class Group {
   Group(const ManyJob& job, i64 first, i64 end, std::unique_ptr<Network>& general)
       : job_(job), general_(general) {
     const Network& net = *job.net;
-    const LayerSpec& layer = net.layers()[0];
+    const NormSpec& norm = *net.layers()[0].norm;
     o_ = net.layer_offsets()[0];
     P_ = net.num_params();
     shape_.bias = o_.b >= 0;
-    shape_.trainable = layer.bn_trainable;
-    shape_.eps = layer.eps;
+    shape_.trainable = norm.trainable;
+    shape_.eps = norm.eps;
     const i64 m = job.problem.m;
     shape_.inv_m = 1.0 / static_cast<double>(m);
     shape_.scale = net.loss_kind() == LossKind::mean ? shape_.inv_m : 1.0;
@@ -147,8 +147,8 @@ class Group {
       set_.set(l, pb.X + i * pb.x_stride, pb.Y + i * pb.y_stride);
       for (int k = 0; k < IN; ++k) start_.p.w[k][l] = p[o_.w + k];
       start_.p.b[l] = shape_.bias ? p[o_.b] : 0.0;
-      start_.p.gamma[l] = shape_.trainable ? p[o_.gamma] : layer.gamma[0];
-      start_.p.beta[l] = shape_.trainable ? p[o_.beta] : layer.beta[0];
+      start_.p.gamma[l] = shape_.trainable ? p[o_.gamma] : norm.gamma[0];
+      start_.p.beta[l] = shape_.trainable ? p[o_.beta] : norm.beta[0];
       lr_[l] = pb.lr[i * pb.lr_stride];
       owned_[l] = first + l < end;
       start_.active[l] =

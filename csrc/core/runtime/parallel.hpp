@@ -76,4 +76,14 @@ void parallel_chunks(int chunks, F&& f) {
              const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// f(begin, end) over the elements of an (m, width) row-major block, rows split across
+// threads (for elementwise passes: the split changes no result).
+template <class F>
+void split_rows(std::int64_t m, std::int64_t width, F&& f) {
+  const int chunks = chunk_count(m * width, m);
+  parallel_chunks(chunks, [&](int c) {
+    f(chunk_begin(m, chunks, c) * width, chunk_begin(m, chunks, c + 1) * width);
+  });
+}
+
 }  // namespace bnfast

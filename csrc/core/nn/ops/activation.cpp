@@ -1,0 +1,69 @@
+#include "nn/ops/activation.hpp"
+
+#include <type_traits>
+
+#include "nn/activation.hpp"
+#include "nn/activation_array.hpp"
+#include "runtime/parallel.hpp"
+
+namespace bnfast {
+
+using i64 = std::int64_t;
+
+namespace {
+
+// dz = dout * phi'(z) elementwise, phi chosen outside the loop (a constant K lets the
+// compiler drop the switch and vectorize).
+template <Activation K, class T>
+void chain_rule(const T* dout, const T* z, const T* a, T* dz, i64 n) {
+  for (i64 i = 0; i < n; ++i) dz[i] = dout[i] * derivative(K, z[i], a[i]);
+}
+template <class T>
+void chain_rule(Activation act, const T* dout, const T* z, const T* a, T* dz, i64 n) {
+  switch (act) {
+    case Activation::sigmoid: return chain_rule<Activation::sigmoid>(dout, z, a, dz, n);
+    case Activation::tanh: return chain_rule<Activation::tanh>(dout, z, a, dz, n);
+    case Activation::relu: return chain_rule<Activation::relu>(dout, z, a, dz, n);
+    case Activation::identity: return chain_rule<Activation::identity>(dout, z, a, dz, n);
+  }
+}
+
+// a = phi(z) elementwise on Dual numbers, phi chosen outside the loop.
+template <Activation K>
+void activate_all(const Dual* z, Dual* a, i64 n) {
+  for (i64 i = 0; i < n; ++i) a[i] = activate(K, z[i]);
+}
+void activate_all(Activation act, const Dual* z, Dual* a, i64 n) {
+  switch (act) {
+    case Activation::sigmoid: return activate_all<Activation::sigmoid>(z, a, n);
+    case Activation::tanh: return activate_all<Activation::tanh>(z, a, n);
+    case Activation::relu: return activate_all<Activation::relu>(z, a, n);
+    case Activation::identity: return activate_all<Activation::identity>(z, a, n);
+  }
+}
+void activate_all(Activation act, const double* z, double* a, i64 n) {
+  activate_array(act, z, a, n);  // vectorised, bound in its header
+}
+
+}  // namespace
+
+template <class T>
+void ActivationOp::forward_on(Pass<T>& p, const T* Z, T* A) {
+  split_rows(p.m, out_width, [&](i64 b, i64 e) { activate_all(phi_, Z + b, A + b, e - b); });
+}
+
+template <class T>
+T* ActivationOp::backward_on(Pass<T>& p, const T* Z, const T* A, T* dA, T* dZ, bool) {
+  split_rows(p.m, out_width,
+             [&](i64 b, i64 e) { chain_rule(phi_, dA + b, Z + b, A + b, dZ + b, e - b); });
+  return dZ;
+}
+
+template void ActivationOp::forward_on(Pass<double>&, const double*, double*);
+template void ActivationOp::forward_on(Pass<Dual>&, const Dual*, Dual*);
+template double* ActivationOp::backward_on(Pass<double>&, const double*, const double*,
+                                           double*, double*, bool);
+template Dual* ActivationOp::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*,
+                                         bool);
+
+}  // namespace bnfast

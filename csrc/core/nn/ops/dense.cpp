@@ -1,0 +1,46 @@
+#include "nn/ops/dense.hpp"
+
+#include <algorithm>
+
+#include "nn/ops/product.hpp"
+
+namespace bnfast {
+
+using i64 = std::int64_t;
+
+template <class T>
+void Dense::forward_on(Pass<T>& p, const T* A, T* H) {
+  const i64 m = p.m, in = in_width, out = out_width;
+  const T* W = p.params + w_at_;
+  p.w_t.resize(static_cast<std::size_t>(in * out));
+  for (i64 k = 0; k < in; ++k)  // writes in order, reads strided (cheaper than the reverse)
+    for (i64 j = 0; j < out; ++j) p.w_t[k * out + j] = W[j * in + k];
+  // bias rows, then the product accumulated on top of them
+  if (b_at_ >= 0)
+    for (i64 i = 0; i < m; ++i) std::copy(p.params + b_at_, p.params + b_at_ + out, H + i * out);
+  product(p, m, out, in, A, in, 1, p.w_t.data(), out, H, out, b_at_ >= 0);
+}
+
+template <class T>
+T* Dense::backward_on(Pass<T>& p, const T* A, const T*, T* dH, T* dA, bool need_din) {
+  const i64 m = p.m, in = in_width, out = out_width;
+  product(p, out, in, m, dH, 1, out, A, in, p.grad + w_at_, in, false);  // dH^T A
+  if (b_at_ >= 0) {
+    T* db = p.grad + b_at_;
+    std::fill(db, db + out, T(0.0));
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < out; ++j) db[j] += dH[i * out + j];
+  }
+  if (!need_din) return nullptr;
+  product(p, m, in, out, dH, out, 1, cache_line_aligned(p.params + w_at_, in * out, p.w), in, dA,
+          in, false);
+  return dA;
+}
+
+template void Dense::forward_on(Pass<double>&, const double*, double*);
+template void Dense::forward_on(Pass<Dual>&, const Dual*, Dual*);
+template double* Dense::backward_on(Pass<double>&, const double*, const double*, double*,
+                                    double*, bool);
+template Dual* Dense::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*, bool);
+
+}  // namespace bnfast

@@ -1,0 +1,167 @@
+#include "nn/ops/normalization.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "kernels/batchnorm.hpp"
+#include "nn/running_stats.hpp"
+
+namespace bnfast {
+
+using i64 = std::int64_t;
+
+namespace {
+
+ZeroVarianceError layer_error(i64 l, const ZeroVarianceError& e, bool inference) {
+  const std::string where =
+      "layer " + std::to_string(l) + ", neuron " + std::to_string(e.channel) + ": ";
+  return ZeroVarianceError(
+      e.channel, where + (inference ? "the running variance is 0 and eps == 0, so inference "
+                                      "divides by zero"
+                                    : "the normalizing scale of the batch is 0 (a constant "
+                                      "pre-activation) and eps == 0, so batch normalization "
+                                      "divides by zero"));
+}
+
+// Inference with population statistics on any T: z = gamma (h - r_mean) / sqrt(r_var +
+// eps) + beta (the same formula for every scale, networks.md section 9).
+template <class T>
+void infer(const T* H, i64 m, i64 n, const double* r_mean, const double* r_var,
+           const T* gamma, const T* beta, double eps, T* Z) {
+  using std::sqrt;
+  for (i64 j = 0; j < n; ++j)
+    if (eps == 0 && r_var[j] == 0) throw ZeroVarianceError(j, "running variance is 0");
+  for (i64 i = 0; i < m; ++i)
+    for (i64 j = 0; j < n; ++j)
+      Z[i * n + j] = gamma[j] * ((H[i * n + j] - T(r_mean[j])) / sqrt(T(r_var[j] + eps))) +
+                     beta[j];
+}
+
+}  // namespace
+
+template <class T>
+const T* Normalization::gamma(Pass<T>& p) const {
+  if (gamma_at_ >= 0) return p.params + gamma_at_;
+  p.gamma.assign(spec.gamma.begin(), spec.gamma.end());
+  return p.gamma.data();
+}
+
+template <class T>
+const T* Normalization::beta(Pass<T>& p) const {
+  if (beta_at_ >= 0) return p.params + beta_at_;
+  p.beta.assign(spec.beta.begin(), spec.beta.end());
+  return p.beta.data();
+}
+
+template <class T>
+void Normalization::batch_forward(Pass<T>& p, const T* H, T* Z, State<T>& st) {
+  const i64 m = p.m, n = out_width;
+  const bool inference = p.mode == Mode::inference;
+  try {
+    if (inference) {
+      const double* rm = p.running + running_at_;
+      if constexpr (std::is_same_v<T, double>)
+        batch_norm_kernels<double>().forward_eval(H, Dims{m, n, 1}, rm, rm + n, gamma(p),
+                                                  beta(p), spec.eps, Z, p.ws);
+      else
+        infer(H, m, n, rm, rm + n, gamma(p), beta(p), spec.eps, Z);
+      return;
+    }
+    st.mean.resize(static_cast<std::size_t>(n));
+    st.var.resize(static_cast<std::size_t>(n));
+    st.invstd.resize(static_cast<std::size_t>(n));
+    if constexpr (std::is_same_v<T, double>) {
+      if (spec.scale == NormScale::std) {  // the fast kernels
+        batch_norm_kernels<double>().forward_train(H, Dims{m, n, 1}, gamma(p), beta(p),
+                                                   spec.eps, Z, st.mean.data(), st.var.data(),
+                                                   st.invstd.data(), p.ws);
+        return;
+      }
+    }
+    block_forward(spec.scale, H, m, n, gamma(p), beta(p), spec.eps, Z, st.scale, p.work);
+    for (i64 j = 0; j < n; ++j) {
+      st.mean[j] = value(st.scale.mu[j]);
+      st.var[j] = value(st.scale.s2[j]);
+    }
+  } catch (const ZeroVarianceError& e) {
+    throw layer_error(layer_, e, inference);
+  }
+}
+
+template <class T>
+void Normalization::forward_on(Pass<T>& p, const T* H, T* Z) {
+  State<T>& st = state_.get<T>();
+  if (spec.kind == NormKind::batch) {
+    batch_forward(p, H, Z, st);
+  } else {
+    try {
+      row_forward(H, p.m, out_width, spec.kind == NormKind::layer ? 1 : spec.groups, gamma(p),
+                  beta(p), spec.eps, Z, st.rows);
+    } catch (const ZeroVarianceError& e) {
+      throw ZeroVarianceError(e.channel, "layer " + std::to_string(layer_) + ", " + e.what());
+    }
+  }
+  if (p.mode == Mode::train && p.noise && !p.noise->scale[layer_].empty()) {
+    const double* s = p.noise->scale[layer_].data();
+    const double* sh = p.noise->shift[layer_].data();
+    for (i64 i = 0; i < p.m * out_width; ++i) Z[i] = T(s[i]) * Z[i] + T(sh[i]);
+  }
+}
+
+template <class T>
+void Normalization::batch_backward(Pass<T>& p, const T* H, T* dZ, T* dH, State<T>& st) {
+  const i64 m = p.m, n = out_width;
+  if constexpr (std::is_same_v<T, double>) {
+    if (spec.scale == NormScale::std) {  // the fast kernels
+      batch_norm_kernels<double>().backward(dZ, H, Dims{m, n, 1}, st.mean.data(),
+                                            st.invstd.data(), gamma(p), dH, st.dgamma.data(),
+                                            st.dbeta.data(), p.ws);
+      return;
+    }
+  }
+  block_backward(spec.scale, H, dZ, m, n, gamma(p), spec.eps, dH, st.dgamma.data(),
+                 st.dbeta.data(), st.scale, p.work);
+}
+
+template <class T>
+T* Normalization::backward_on(Pass<T>& p, const T* H, const T*, T* dZ, T* dH, bool) {
+  State<T>& st = state_.get<T>();
+  const i64 n = out_width;
+  if (p.noise && !p.noise->scale[layer_].empty()) {  // the noise is a constant factor
+    const double* s = p.noise->scale[layer_].data();
+    for (i64 i = 0; i < p.m * n; ++i) dZ[i] *= T(s[i]);
+  }
+  st.dgamma.resize(static_cast<std::size_t>(n));
+  st.dbeta.resize(static_cast<std::size_t>(n));
+  if (spec.kind == NormKind::batch)
+    batch_backward(p, H, dZ, dH, st);
+  else
+    row_backward(dZ, p.m, n, spec.kind == NormKind::layer ? 1 : spec.groups, gamma(p), st.rows,
+                 dH, st.dgamma.data(), st.dbeta.data());
+  if (gamma_at_ >= 0) {
+    std::copy(st.dgamma.begin(), st.dgamma.end(), p.grad + gamma_at_);
+    std::copy(st.dbeta.begin(), st.dbeta.end(), p.grad + beta_at_);
+  }
+  return dH;
+}
+
+void Normalization::update_running(double* running, i64 update, i64 m) const {
+  if (running_at_ < 0) return;
+  const i64 n = out_width;
+  const double f = running_factor(spec, update), bessel = running_bessel(spec, m);
+  double* rm = running + running_at_;
+  double* rv = rm + n;
+  const State<double>& st = state_.on_double;
+  for (i64 j = 0; j < n; ++j) running_update(rm[j], rv[j], st.mean[j], st.var[j], f, bessel);
+}
+
+template void Normalization::forward_on(Pass<double>&, const double*, double*);
+template void Normalization::forward_on(Pass<Dual>&, const Dual*, Dual*);
+template double* Normalization::backward_on(Pass<double>&, const double*, const double*,
+                                            double*, double*, bool);
+template Dual* Normalization::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*,
+                                          bool);
+
+}  // namespace bnfast

@@ -3,7 +3,8 @@
 Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
-    BatchNorm, BNNoise, Dense, Residual, Network, train, TrainResult, TrainingDiverged,
+    BatchNorm, LayerNorm, GroupNorm, BNNoise, Dense, Residual, Network, train,
+    TrainResult, TrainingDiverged,
     train_many, TrainManyResult (many one-neuron instances at once, for sweeps)
 Runtime:
     set_num_threads, get_num_threads, clear_buffer_cache, cached_buffer_bytes
@@ -46,8 +47,8 @@ except ImportError as _exc:  # only without a built extension (tests/test_packag
 
 from ._core import ZeroVarianceError  # noqa: E402
 from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402
-from .nn import (BatchNorm, BNNoise, Dense, Network, Residual, TrainingDiverged,  # noqa: E402
-                 TrainManyResult, TrainResult, train, train_many)
+from .nn import (BatchNorm, BNNoise, Dense, GroupNorm, LayerNorm, Network,  # noqa: E402
+                 Residual, TrainingDiverged, TrainManyResult, TrainResult, train, train_many)
 from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
                       set_num_threads)
 
@@ -70,6 +71,8 @@ __all__ = [
     "BatchNorm",
     "BNNoise",
     "Dense",
+    "GroupNorm",
+    "LayerNorm",
     "Network",
     "Residual",
     "TrainManyResult",

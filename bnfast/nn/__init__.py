@@ -1,6 +1,7 @@
 """Networks as the papers define them, evaluated and trained by the C++ core.
 
-    BatchNorm, BNNoise, Dense, Residual     layer descriptions (layers.py)
+    Dense, Residual         layer descriptions (layers.py)
+    BatchNorm, BNNoise, LayerNorm, GroupNorm    normalizations (normalization.py)
     Network                 loss, gradient, forward over a flat parameter vector (network.py)
     train                   native gradient descent (train.py)
     train_many              many one-neuron instances at once (train_many.py)
@@ -8,11 +9,13 @@
 """
 
 from .init import default_params
-from .layers import ACTIVATIONS, NORMS, BatchNorm, BNNoise, Dense, Residual
+from .layers import ACTIVATIONS, Dense, Residual
+from .normalization import NORMS, BatchNorm, BNNoise, GroupNorm, LayerNorm
 from .network import LOSSES, Network
 from .train import TrainingDiverged, TrainResult, train
 from .train_many import TrainManyResult, train_many
 
-__all__ = ["ACTIVATIONS", "LOSSES", "NORMS", "BNNoise", "BatchNorm", "Dense", "Network",
+__all__ = ["ACTIVATIONS", "LOSSES", "NORMS", "BNNoise", "BatchNorm", "Dense", "GroupNorm",
+           "LayerNorm", "Network",
            "Residual", "TrainManyResult", "TrainResult",
            "TrainingDiverged", "default_params", "train", "train_many"]

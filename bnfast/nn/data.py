@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validate import compute_dtype
 
-__all__ = ["inputs", "learning_set"]
+__all__ = ["inputs", "labels", "learning_set"]
 
 
 def _float64(a, name):
@@ -22,12 +22,26 @@ def inputs(X):
     return _float64(X, "X")
 
 
-def learning_set(out_features, X, y):
-    """X as a C-contiguous float64 array and y likewise, y of shape (m,) made (m, 1) when
-    the network has one output."""
+def labels(y, classes):
+    """Class labels y as a C-contiguous float64 array of integral values in [0, classes)
+    (the cross-entropy losses' targets; their shape (m,) is the bindings' to check)."""
+    y = _float64(y, "y")
+    bad = ~((y == np.round(y)) & (y >= 0) & (y < classes))
+    if bad.any():
+        raise ValueError(f"y must hold class labels 0..{classes - 1} (the network's "
+                         f"outputs), got {y.flat[np.argmax(bad.ravel())]!r}")
+    return y
+
+
+def learning_set(out_features, X, y, classes=False):
+    """X as a C-contiguous float64 array and y likewise: targets, y of shape (m,) made
+    (m, 1) when the network has one output; or, when ``classes``, class labels (labels())."""
     X = inputs(X)
     if y is None:
-        raise TypeError("y must be an array of targets, got None")
+        raise TypeError("y must be an array of " + ("class labels" if classes else "targets")
+                        + ", got None")
+    if classes:
+        return X, labels(y, out_features)
     y = _float64(y, "y")
     if y.ndim == 1 and out_features == 1:
         y = y.reshape(-1, 1)

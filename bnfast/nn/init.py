@@ -1,7 +1,7 @@
 """Initial parameters of a network (docs/math/networks.md sections 2 and 12).
 
 The default draw of bnfast.Network: W ~ N(0, 1/in_features) entrywise, b = 0, and gamma,
-beta (when trainable) the values of the layer's BatchNorm. Network.init draws W from one
+beta (when trainable) the values of the layer's normalization. Network.init draws W from one
 of SCHEMES instead.
 """
 
@@ -34,7 +34,7 @@ def _draw(layers, layout, seed, weights):
         views["W"][...] = weights(rng, layer.in_features, layer.out_features,
                                   views["W"].shape)
         if "gamma" in views:
-            views["gamma"][...], views["beta"][...] = layer.batch_norm.values(
+            views["gamma"][...], views["beta"][...] = layer.normalization.values(
                 layer.out_features)
     return params
 

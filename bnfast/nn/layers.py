@@ -1,163 +1,50 @@
 """Layer descriptions, as the papers define them (docs/math/networks.md).
 
-A Dense layer crosses to the C++ core as a bound LayerSpec (fields by name), and to the
-NumPy reference as the plain dict of Dense.to_dict(); a Residual block as its layers'
-specs, the last one marking where the block started. The activations, the norms and the
-parameter layout are defined once, in C++ (csrc/core/nn/layer.hpp), and read here.
+A Dense layer crosses to the C++ core as a bound LayerSpec (fields by name; its
+normalization as one NormSpec, normalization.py), and to the NumPy reference as the
+plain dict of Dense.to_dict(); a Residual block as its layers' specs, the last one marking
+where the block started. The activations and the parameter layout are defined once, in
+C++ (csrc/core/nn/layer.hpp), and read here.
 """
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _core
-from .._validate import boolean, eps_value, integer, momentum_value, real_number
+from .._validate import boolean, integer
+from .normalization import NORMS, BatchNorm, Normalization
 
 #: The activation functions, in the core's order.
 ACTIVATIONS = tuple(_core.Activation.__members__)
-#: The scales a BN layer can divide by (docs/math/networks.md section 7).
-NORMS = tuple(_core.NormScale.__members__)
 
-__all__ = ["ACTIVATIONS", "BNNoise", "BatchNorm", "Dense", "NORMS", "Residual",
-           "check_layers", "dense_layers", "flat_specs", "param_slices", "unflatten"]
-
-
-@dataclass(frozen=True)
-class BNNoise:
-    """The noise of noisy BN (Santurkar et al. 2018, Algorithm 1; docs/math/networks.md
-    section 8). At each training step, per BN unit j: mu_j ~ U(-n_mu, n_mu), s0_j ~
-    U(1, n_sigma); per sample i: m_ij ~ U(mu_j - r_mu, mu_j + r_mu), s_ij ~ N(s0_j,
-    r_sigma^2); the BN output z becomes s_ij z + m_ij. Drawn from the train seed.
-
-    n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0, all finite.
-    """
-
-    n_mu: float = 0.5
-    n_sigma: float = 1.25
-    r_mu: float = 0.1
-    r_sigma: float = 0.1
-
-    def __post_init__(self):
-        for name, low in (("n_mu", 0.0), ("n_sigma", 1.0), ("r_mu", 0.0), ("r_sigma", 0.0)):
-            value = real_number(getattr(self, name), name)
-            if not (math.isfinite(value) and value >= low):
-                raise ValueError(f"{name} must be a finite number >= {low:g}, got {value}")
-            object.__setattr__(self, name, value)
-
-    def to_dict(self):
-        return {"n_mu": self.n_mu, "n_sigma": self.n_sigma, "r_mu": self.r_mu,
-                "r_sigma": self.r_sigma}
-
-
-class BatchNorm:
-    """Batch normalization of a layer's pre-activations: phi(BN(W x + b)).
-
-    Parameters
-    ----------
-    gamma, beta : float or array_like (out_features,)
-        Scale and shift. Initial values when ``trainable``, constants otherwise.
-    trainable : bool
-        Whether gamma and beta are parameters (they then appear in Network.params).
-    eps : float >= 0
-        eps = 0 is the exact transform of the theory; a neuron whose pre-activation
-        is constant over a batch then raises ZeroVarianceError.
-    momentum : float in [0, 1] or None
-        The running statistics (used by Network.predict) move by this fraction towards
-        each training batch's statistics, as in PyTorch; None: the cumulative average
-        of all batches (the Ioffe-Szegedy population estimate). networks.md section 9.
-    norm : {"std", "l1", "l2", "linf"}
-        The scale the centred pre-activations are divided by: the batch standard
-        deviation (BN), or the average lp norm of the uncentred ones (Santurkar et al.
-        2018, section 3.3). networks.md section 7.
-    noise : BNNoise or None
-        Noisy BN: random scale and shift of the BN output at every training step.
-    """
-
-    def __init__(self, gamma=1.0, beta=0.0, trainable=True, eps=1e-5, momentum=0.1,
-                 norm="std", noise=None):
-        self.gamma = self._values(gamma, "gamma")
-        self.beta = self._values(beta, "beta")
-        self.trainable = boolean(trainable, "trainable")
-        self.eps = eps_value(eps)
-        self.momentum = None if momentum is None else momentum_value(momentum)
-        if not isinstance(norm, str) or norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
-        self.norm = norm
-        if noise is not None and not isinstance(noise, BNNoise):
-            raise TypeError("noise must be a bnfast.BNNoise or None, got "
-                            f"{type(noise).__name__}")
-        self.noise = noise
-
-    @staticmethod
-    def _values(v, name):
-        arr = np.asarray(v, dtype=np.float64) if not isinstance(v, str) else None
-        if arr is None or arr.ndim > 1 or not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must be a finite number or a 1-D array of them")
-        return arr.copy()
-
-    def values(self, out_features):
-        """gamma and beta as float64 arrays of shape (out_features,)."""
-        return self._broadcast(self.gamma, "gamma", out_features), \
-            self._broadcast(self.beta, "beta", out_features)
-
-    @staticmethod
-    def _broadcast(v, name, n):
-        if v.ndim == 0:
-            return np.full(n, float(v))
-        if v.shape != (n,):
-            raise ValueError(f"{name} has shape {v.shape} but the layer has {n} neurons")
-        return v.copy()
-
-    def spec(self, out_features):
-        """The core's bound NormSpec for a layer of ``out_features`` neurons."""
-        gamma, beta = self.values(out_features)
-        noise = None if self.noise is None else _core.NoiseSpec(**self.noise.to_dict())
-        return _core.NormSpec(kind=_core.NormKind.batch,
-                              scale=_core.NormScale.__members__[self.norm],
-                              trainable=self.trainable, gamma=list(gamma), beta=list(beta),
-                              eps=self.eps,
-                              momentum=0.0 if self.momentum is None else self.momentum,
-                              cumulative=self.momentum is None, noise=noise)
-
-    def copy(self):
-        """A new BatchNorm from these attributes, checked again by the constructor."""
-        return BatchNorm(self.gamma, self.beta, self.trainable, self.eps, self.momentum,
-                         self.norm, self.noise)
-
-    def to_dict(self):
-        """A plain description: gamma and beta as floats or lists, trainable, eps,
-        momentum, norm, noise (None or a dict of the four BNNoise fields)."""
-        def plain(v):
-            return float(v) if v.ndim == 0 else [float(e) for e in v]
-        return {"gamma": plain(self.gamma), "beta": plain(self.beta),
-                "trainable": self.trainable, "eps": self.eps, "momentum": self.momentum,
-                "norm": self.norm,
-                "noise": None if self.noise is None else self.noise.to_dict()}
-
-    def __repr__(self):
-        def show(v):
-            return repr(float(v)) if v.ndim == 0 else f"array{v.shape}"
-        return (f"BatchNorm(gamma={show(self.gamma)}, beta={show(self.beta)}, "
-                f"trainable={self.trainable}, eps={self.eps}, momentum={self.momentum}, "
-                f"norm={self.norm!r}, noise={self.noise!r})")
+__all__ = ["ACTIVATIONS", "Dense", "NORMS", "Residual", "check_layers", "dense_layers",
+           "flat_specs", "param_slices", "unflatten"]
 
 
 class Dense:
-    """A fully connected layer x -> phi(BN(W x + b)), W of shape (out_features, in_features).
+    """A fully connected layer x -> phi(N(W x + b)), W of shape (out_features, in_features),
+    N an optional normalization.
 
     Parameters
     ----------
     in_features, out_features : int >= 1
     activation : {"identity", "sigmoid", "tanh", "relu"}
     bias : bool
-        Whether the layer has a bias b (out_features,). Before BN a bias has no effect
-        (the centring removes it) and its gradient is zero.
+        Whether the layer has a bias b (out_features,). Before BN, LayerNorm or GroupNorm
+        a bias has no effect (the centring removes it) and its gradient is zero.
+    normalization : BatchNorm, LayerNorm, GroupNorm or None
+        How the pre-activations are normalized.
     batch_norm : BatchNorm or None
+        The papers' phi(BN(W x + b)): the same as normalization=BatchNorm(...). Give at
+        most one of the two.
+
+    Attributes
+    ----------
+    normalization : the layer's normalization or None
+    batch_norm : the normalization when it is a BatchNorm, else None
     """
 
     def __init__(self, in_features, out_features, activation="identity", bias=True,
-                 batch_norm=None):
+                 batch_norm=None, normalization=None):
         self.in_features = integer(in_features, "in_features", 1)
         self.out_features = integer(out_features, "out_features", 1)
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
@@ -165,12 +52,23 @@ class Dense:
                              f"{', '.join(ACTIVATIONS)}")
         self.activation = activation
         self.bias = boolean(bias, "bias")
+        if batch_norm is not None and normalization is not None:
+            raise TypeError("give batch_norm or normalization, not both")
         if batch_norm is not None and not isinstance(batch_norm, BatchNorm):
             raise TypeError("batch_norm must be a bnfast.BatchNorm or None, got "
-                            f"{type(batch_norm).__name__}")
-        self.batch_norm = batch_norm
-        if batch_norm is not None:
-            batch_norm.values(self.out_features)  # shapes checked now, not at first use
+                            f"{type(batch_norm).__name__} (use normalization= for the "
+                            "other normalizations)")
+        if normalization is not None and not isinstance(normalization, Normalization):
+            raise TypeError("normalization must be a bnfast.BatchNorm, LayerNorm or "
+                            f"GroupNorm, or None, got {type(normalization).__name__}")
+        self.normalization = batch_norm if batch_norm is not None else normalization
+        if self.normalization is not None:  # shapes checked now, not at first use
+            self.normalization.values(self.out_features)
+
+    @property
+    def batch_norm(self):
+        """The layer's normalization when it is a BatchNorm, else None."""
+        return self.normalization if isinstance(self.normalization, BatchNorm) else None
 
     @property
     def num_params(self):
@@ -182,24 +80,29 @@ class Dense:
         ending here started, -1 for none). The attributes are checked again (by the
         constructors, the one owner of these rules): a layer changed after construction
         cannot hand the core a value it never saw checked."""
-        bn = self.batch_norm.copy() if self.batch_norm is not None else None
-        layer = Dense(self.in_features, self.out_features, self.activation, self.bias, bn)
+        norm = self.normalization.copy() if self.normalization is not None else None
+        layer = Dense(self.in_features, self.out_features, self.activation, self.bias,
+                      normalization=norm)
         return _core.LayerSpec(
             in_features=layer.in_features, out_features=layer.out_features,
             activation=_core.Activation.__members__[layer.activation], bias=layer.bias,
-            norm=None if bn is None else bn.spec(layer.out_features), skip_from=skip_from)
+            norm=None if norm is None else norm.spec(layer.out_features), skip_from=skip_from)
 
     def to_dict(self):
         """The layer as plain data (what bnfast.reference takes): in_features,
-        out_features, activation, bias, batch_norm (None or BatchNorm.to_dict())."""
+        out_features, activation, bias, normalization (None or its to_dict(), with its
+        kind)."""
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "activation": self.activation, "bias": self.bias,
-                "batch_norm": None if self.batch_norm is None else self.batch_norm.to_dict()}
+                "normalization": None if self.normalization is None
+                else self.normalization.to_dict()}
 
     def __repr__(self):
+        norm = ("" if self.normalization is None else
+                f", batch_norm={self.normalization!r}" if self.batch_norm is not None else
+                f", normalization={self.normalization!r}")
         return (f"Dense({self.in_features}, {self.out_features}, "
-                f"activation={self.activation!r}, bias={self.bias}, "
-                f"batch_norm={self.batch_norm!r})")
+                f"activation={self.activation!r}, bias={self.bias}{norm})")
 
 
 class Residual:

@@ -21,9 +21,13 @@ class Network:
     Parameters
     ----------
     layers : sequence of Dense and Residual, feature counts chaining
-    loss : {"sum", "mean"}
+    loss : {"sum", "mean", "cross_entropy", "cross_entropy_sum"}
         "sum": sum_i ||y_i - f(x_i)||^2, the papers' loss; "mean": that divided by the
         number of rows evaluated (in SGD, the batch size). networks.md section 6.
+        "cross_entropy": the mean over rows of -log softmax(f(x_i))[y_i] (PyTorch's
+        F.cross_entropy), y the (m,) integer class labels in [0, out_features);
+        "cross_entropy_sum": its sum. Stable for logits of any finite size
+        (log-sum-exp). networks.md section 13.
     seed : int
         Seeds the initial weights: W ~ N(0, 1/in_features), b = 0, gamma/beta from
         each layer's BatchNorm. ``init(scheme, seed)`` draws from the usual schemes;
@@ -145,23 +149,32 @@ class Network:
         self._reset_running()
         return self
 
-    def loss(self, X, y):
-        """The loss (sum_i ||y_i - f(x_i)||^2, or that / m) with batch statistics over
-        the rows of X.
+    @property
+    def takes_labels(self):
+        """Whether y holds class labels (the cross-entropy losses), not targets."""
+        return self.loss_kind.startswith("cross_entropy")
 
-        X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1.
+    def learning_set(self, X, y):
+        """(X, y) converted and checked as this network's loss takes them."""
+        return learning_set(self.out_features, X, y, classes=self.takes_labels)
+
+    def loss(self, X, y):
+        """The loss with batch statistics over the rows of X.
+
+        X : (m, in_features); y : (m, out_features) targets, or (m,) when out_features
+        == 1; for the cross-entropy losses, (m,) class labels in [0, out_features).
         """
-        X, y = learning_set(self.out_features, X, y)
+        X, y = self.learning_set(X, y)
         return self._core.loss(self._params, X, y)
 
     def gradient(self, X, y):
         """d loss / d params, float64 (num_params,), in the order of ``params``."""
-        X, y = learning_set(self.out_features, X, y)
+        X, y = self.learning_set(X, y)
         return self._core.gradient(self._params, X, y)[1]
 
     def loss_and_gradient(self, X, y):
         """(loss, gradient) from one forward and backward pass."""
-        X, y = learning_set(self.out_features, X, y)
+        X, y = self.learning_set(X, y)
         return self._core.gradient(self._params, X, y)
 
     def hvp(self, X, y, v):
@@ -170,9 +183,9 @@ class Network:
         ``params``. Exact (forward-over-reverse, networks.md section 11), about three
         gradients' work.
 
-        X : (m, in_features); y : (m, out_features) or (m,); v : (num_params,), finite.
+        X : (m, in_features); y as for ``loss``; v : (num_params,), finite.
         """
-        X, y = learning_set(self.out_features, X, y)
+        X, y = self.learning_set(X, y)
         v = float64_array(v, "v")
         if v.shape == (self.num_params,) and not np.all(np.isfinite(v)):
             raise ValueError("v must be finite")
@@ -190,6 +203,15 @@ class Network:
         in PyTorch's eval mode). networks.md section 9."""
         X = inputs(X)
         return self._core.predict(self._params, self._running, X)
+
+    def accuracy(self, X, y):
+        """The fraction of rows of X whose largest output (in inference mode, ``predict``)
+        is the class label y (m,) (ties: the first largest, as numpy.argmax)."""
+        X, y = learning_set(self.out_features, X, y, classes=True)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape ({X.shape[0]},) (one label per row of X), "
+                             f"got {y.shape}")
+        return float(np.mean(np.argmax(self.predict(X), axis=1) == y))
 
     def __repr__(self):
         inner = ",\n    ".join(repr(layer) for layer in self.layers)

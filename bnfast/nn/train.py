@@ -7,7 +7,6 @@ import numpy as np
 
 from .. import _core
 from .._validate import integer, positive_finite
-from .data import learning_set
 from .network import Network
 
 __all__ = ["TrainResult", "TrainingDiverged", "train"]
@@ -101,7 +100,7 @@ def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callba
     allow_tiny=False forces the general step (tests compare the two)."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
-    X, y = learning_set(net.out_features, X, y)
+    X, y = net.learning_set(X, y)
     lr, steps, batch_size, seed, record_every = _train_args(
         lr, steps, batch_size, seed, record_every, callback)
     # The run works on copies, committed only when it succeeds (a failed call changes

@@ -4,7 +4,7 @@ Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
     BatchNorm, LayerNorm, GroupNorm, BNNoise, Dense, Residual, Network, train,
-    TrainResult, TrainingDiverged,
+    TrainResult, TrainingDiverged, SGD, Adam, OptimizerState (PyTorch's update rules),
     train_many, TrainManyResult (many one-neuron instances at once, for sweeps)
 Runtime:
     set_num_threads, get_num_threads, clear_buffer_cache, cached_buffer_bytes
@@ -47,8 +47,9 @@ except ImportError as _exc:  # only without a built extension (tests/test_packag
 
 from ._core import ZeroVarianceError  # noqa: E402
 from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402
-from .nn import (BatchNorm, BNNoise, Dense, GroupNorm, LayerNorm, Network,  # noqa: E402
-                 Residual, TrainingDiverged, TrainManyResult, TrainResult, train, train_many)
+from .nn import (SGD, Adam, BatchNorm, BNNoise, Dense, GroupNorm, LayerNorm,  # noqa: E402
+                 Network, OptimizerState, Residual, TrainingDiverged, TrainManyResult,
+                 TrainResult, train, train_many)
 from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
                       set_num_threads)
 
@@ -68,13 +69,16 @@ def __dir__():
 
 
 __all__ = [
+    "Adam",
     "BatchNorm",
     "BNNoise",
     "Dense",
     "GroupNorm",
     "LayerNorm",
     "Network",
+    "OptimizerState",
     "Residual",
+    "SGD",
     "TrainManyResult",
     "TrainResult",
     "TrainingDiverged",

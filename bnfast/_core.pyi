@@ -106,6 +106,24 @@ class LayerSpec:
     skip_from: Final[int]
     num_params: Final[int]
 
+class OptimizerKind(_Enum):
+    __members__: ClassVar[dict[str, OptimizerKind]]
+    sgd: ClassVar[OptimizerKind]
+    adam: ClassVar[OptimizerKind]
+
+class OptimizerSpec:
+    def __init__(self, *, kind: OptimizerKind, momentum: _Float = ..., nesterov: bool = ...,
+                 beta1: _Float = ..., beta2: _Float = ..., eps: _Float = ...,
+                 weight_decay: _Float = ...) -> None: ...
+    kind: Final[OptimizerKind]
+    momentum: Final[float]
+    nesterov: Final[bool]
+    beta1: Final[float]
+    beta2: Final[float]
+    eps: Final[float]
+    weight_decay: Final[float]
+    buffers: Final[int]
+
 class StopReason(_Enum):
     __members__: ClassVar[dict[str, StopReason]]
     finished: ClassVar[StopReason]
@@ -138,9 +156,11 @@ class Network:
     def hvp(self, params: object, X: object, y: object,
             v: object) -> tuple[float, _Vector, _Vector]: ...
     def train(self, params: numpy.ndarray, running: numpy.ndarray, updates: _Int, X: object,
-              y: object, lr: _Float, steps: _Int, batch_size: _Int, seed: _Int,
-              record_every: _Int, callback: Callable[[int, float], object] | None,
-              allow_tiny: bool = ...) -> tuple[_Vector, TrainOutcome, int]: ...
+              y: object, lr: _Float, lr_per_step: object, steps: _Int, batch_size: _Int,
+              seed: _Int, record_every: _Int,
+              callback: Callable[[int, float], object] | None, optimizer: OptimizerSpec,
+              optimizer_buffers: numpy.ndarray, optimizer_updates: _Int,
+              allow_tiny: bool = ...) -> tuple[_Vector, TrainOutcome, int, int]: ...
     def train_many(self, params: numpy.ndarray, losses: numpy.ndarray,
                    steps_done: numpy.ndarray, status: numpy.ndarray, X: object, y: object,
                    lr: object, steps: _Int, record_every: _Int) -> bool: ...

@@ -55,6 +55,12 @@ class Network:
         self._params = default_params(dense_layers(self.layers), self._layout, seed)
         self._reset_running()
 
+    def _commit_training(self, params, running, updates):
+        """What a successful training run leaves: params, the running statistics (flat,
+        the core's layout) and their update count."""
+        self.params = params
+        self._running, self._updates = np.array(running, dtype=np.float64), int(updates)
+
     def _reset_running(self):
         """Running statistics back to PyTorch's initial 0 (mean) and 1 (var)."""
         running = np.zeros(self._core.num_running)

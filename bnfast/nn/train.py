@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
-from .._validate import integer, positive_finite
+from .._validate import compute_dtype, integer, positive_finite
 from .network import Network
+from .optimizers import SGD, Adam, OptimizerState, start_state
 
 __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
@@ -22,12 +23,15 @@ class TrainResult:
         multiple of record_every).
     steps : int, the number of updates applied.
     stopped_by_callback : bool, whether the callback ended the run early.
+    optimizer_state : OptimizerState, the optimizer's buffers and update count after the
+        run (hand it to the next train call to continue the run).
     """
 
     params: np.ndarray
     losses: np.ndarray
     steps: int = 0
     stopped_by_callback: bool = False
+    optimizer_state: OptimizerState = None
 
 
 class TrainingDiverged(FloatingPointError):
@@ -45,9 +49,25 @@ class TrainingDiverged(FloatingPointError):
         self.params_overflowed = params_overflowed
 
 
-def _train_args(lr, steps, batch_size, seed, record_every, callback):
+def _learning_rates(lr, steps):
+    """(lr, lr_per_step): a float > 0 and None, or the first ``steps`` rates of an array
+    (each finite and > 0; lr then its first rate)."""
+    if np.ndim(lr) == 0:
+        return positive_finite(lr, "lr"), None
+    rates = np.asarray(lr)
+    compute_dtype(rates, "lr")
+    rates = np.asarray(rates, dtype=np.float64)
+    if rates.ndim != 1 or rates.shape[0] < steps:
+        raise ValueError(f"lr must be a number or a 1-D array of at least steps = {steps} "
+                         f"per-step rates, got shape {rates.shape}")
+    rates = np.ascontiguousarray(rates[:steps])
+    if not np.all(np.isfinite(rates) & (rates > 0)):
+        raise ValueError("lr: every per-step rate must be finite and > 0")
+    return (float(rates[0]) if steps else 1.0), rates
+
+
+def _train_args(steps, batch_size, seed, record_every, callback, optimizer):
     """The values of a train call (the bindings check batch_size against the data)."""
-    lr = positive_finite(lr, "lr")
     steps = integer(steps, "steps", 0)
     batch_size = 0 if batch_size is None else integer(batch_size, "batch_size", 1)
     seed = integer(seed, "seed", 0)
@@ -60,18 +80,25 @@ def _train_args(lr, steps, batch_size, seed, record_every, callback):
             raise ValueError(f"{name} must be < 2**63, got {value}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable (step, loss) -> bool, or None")
-    return lr, steps, batch_size, seed, record_every
+    if optimizer is None:
+        optimizer = SGD()
+    if not isinstance(optimizer, (SGD, Adam)):
+        raise TypeError("optimizer must be a bnfast.SGD, a bnfast.Adam or None, got "
+                        f"{type(optimizer).__name__}")
+    return steps, batch_size, seed, record_every, optimizer
 
 
-def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None):
-    """Train ``net`` by gradient descent on its loss (sum_i ||y_i - f(x_i)||^2, or that
-    / m with Network(loss="mean")).
+def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None,
+          optimizer=None, optimizer_state=None):
+    """Train ``net`` by gradient descent on its loss.
 
     Parameters
     ----------
     net : bnfast.Network; its params are the starting point and receive the result.
-    X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1.
-    lr : float > 0, the step size: params <- params - lr * gradient.
+    X : (m, in_features); y : (m, out_features) targets, or (m,) when out_features == 1;
+        for the cross-entropy losses, (m,) class labels.
+    lr : float > 0, the step size; or a 1-D array of per-step rates (the first ``steps``
+        are used), each finite and > 0.
     steps : int >= 0, the number of updates.
     batch_size : None for full-batch gradient descent; else mini-batch SGD over
         disjoint batches of this size, reshuffled each epoch from ``seed`` (the
@@ -82,37 +109,49 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     record_every : record the full learning-set loss every this many steps.
     callback : optional callable(step, loss) called at each record, with the GIL held;
         returning True stops the run (the result holds the parameters at that step).
+    optimizer : None or bnfast.SGD() for params <- params - lr * gradient (the papers'
+        update); bnfast.SGD(momentum, nesterov, weight_decay) or bnfast.Adam(betas, eps,
+        weight_decay) for PyTorch's rules (docs/math/networks.md section 14).
+    optimizer_state : None (fresh buffers) or the ``optimizer_state`` of an earlier
+        run's TrainResult with the same optimizer: a full-batch run continued this way
+        equals one longer run (mini-batch shuffles and BN noise start again from seed).
 
     Returns
     -------
-    TrainResult(params, losses, steps, stopped_by_callback); net.params == result.params.
+    TrainResult(params, losses, steps, stopped_by_callback, optimizer_state);
+    net.params == result.params.
 
     Raises TrainingDiverged (a FloatingPointError) if the loss becomes inf or NaN, and
     KeyboardInterrupt on Ctrl-C; in both cases net.params and the running statistics are
     left unchanged.
     """
-    return _train(net, X, y, lr, steps, batch_size, seed, record_every, callback)[0]
+    return _train(net, X, y, lr, steps, batch_size, seed, record_every, callback,
+                  optimizer, optimizer_state)[0]
 
 
 def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None,
-           allow_tiny=True):
+           optimizer=None, optimizer_state=None, allow_tiny=True):
     """train(), and whether the specialised step of one BN neuron ran (nn/tiny_step.hpp);
     allow_tiny=False forces the general step (tests compare the two)."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
     X, y = net.learning_set(X, y)
-    lr, steps, batch_size, seed, record_every = _train_args(
-        lr, steps, batch_size, seed, record_every, callback)
+    steps, batch_size, seed, record_every, optimizer = _train_args(
+        steps, batch_size, seed, record_every, callback, optimizer)
+    lr, lr_per_step = _learning_rates(lr, steps)
+    buffers, updates_done = start_state(optimizer, net.num_params, optimizer_state)
     # The run works on copies, committed only when it succeeds (a failed call changes
     # nothing).
     params, running = net.params, net._running.copy()
-    losses, outcome, updates = net._core.train(params, running, net._updates, X, y, lr,
-                                               steps, batch_size, seed, record_every,
-                                               callback, allow_tiny)
+    losses, outcome, updates, optimizer_updates = net._core.train(
+        params, running, net._updates, X, y, lr, lr_per_step, steps, batch_size, seed,
+        record_every, callback, optimizer.spec(), buffers.reshape(-1), updates_done,
+        allow_tiny)
     if outcome.reason == _core.StopReason.diverged:
         raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses,
                                outcome.params_overflowed)
-    net.params = params
-    net._running, net._updates = running, updates
+    net._commit_training(params, running, updates)
+    state = OptimizerState(buffers, optimizer_updates)
     return (TrainResult(params.copy(), losses, outcome.steps_done,
-                        outcome.reason == _core.StopReason.requested), outcome.tiny_path)
+                        outcome.reason == _core.StopReason.requested, state),
+            outcome.tiny_path)

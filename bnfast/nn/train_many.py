@@ -5,10 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import integer
+from .._validate import integer, positive_finite
 from .data import _float64
 from .network import Network
-from .train import _train_args
 
 __all__ = ["TrainManyResult", "train_many"]
 
@@ -104,7 +103,7 @@ def train_many(net, params, X, y, lr, steps, record_every=None):
         if not np.all((lr > 0) & np.isfinite(lr)):
             raise ValueError("lr must hold finite numbers > 0")
     else:
-        lr = np.full(k, _train_args(lr, 0, None, 0, 1, None)[0])
+        lr = np.full(k, positive_finite(lr, "lr"))
     steps = integer(steps, "steps", 0)
     record_every = steps if record_every is None else integer(record_every, "record_every", 1)
     record_every = max(record_every, 1)

@@ -244,14 +244,22 @@ PollHook signal_poll(std::unique_ptr<py::error_already_set>& pending) {
 // loop and is re-raised here. lr, steps, record_every, seed: values checked by Python.
 py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
                         std::int64_t updates, const py::object& X, const py::object& Y,
-                        double lr, std::int64_t steps, std::int64_t batch_size,
-                        std::uint64_t seed, std::int64_t record_every,
-                        const py::object& callback, bool allow_tiny) {
+                        double lr, const py::object& lr_per_step, std::int64_t steps,
+                        std::int64_t batch_size, std::uint64_t seed, std::int64_t record_every,
+                        const py::object& callback, const OptimizerSpec& optimizer,
+                        py::array optimizer_buffers, std::int64_t optimizer_updates,
+                        bool allow_tiny) {
   reject_reentry(self);
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
   flat_vector(running, self.net.num_running(), "running");
   if (!running.writeable()) throw py::value_error("running must be writable");
+  flat_vector(optimizer_buffers, optimizer.buffers() * self.net.num_params(),
+              "optimizer_buffers");
+  if (!optimizer_buffers.writeable())
+    throw py::value_error("optimizer_buffers must be writable");
+  const double* rates = nullptr;
+  if (!lr_per_step.is_none()) rates = flat_vector(lr_per_step, steps, "lr_per_step");
   // Guards, not rules (bnfast.train owns these): a zero modulus would kill the process
   // and negative steps would never end.
   if (steps < 0 || record_every < 1 || batch_size < 0)
@@ -267,7 +275,8 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
   const double* x = cdata<double>(as_array(X, "X"));
   const double* y = cdata<double>(as_array(Y, "y"));
   TrainState state{mdata<double>(params),
-                   self.net.num_running() > 0 ? mdata<double>(running) : nullptr, &updates};
+                   self.net.num_running() > 0 ? mdata<double>(running) : nullptr, &updates,
+                   OptimizerState{mdata<double>(optimizer_buffers), &optimizer_updates}};
 
   std::unique_ptr<py::error_already_set> pending;  // an exception raised during the loop
   RecordHook on_record;
@@ -283,7 +292,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
     };
   }
   const PollHook poll = signal_poll(pending);
-  TrainOptions opts{lr, steps, batch_size, seed, record_every, allow_tiny};
+  TrainOptions opts{lr, rates, optimizer, steps, batch_size, seed, record_every, allow_tiny};
   std::vector<double> losses;
   TrainOutcome outcome;
   {
@@ -294,7 +303,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
   if (pending) throw std::move(*pending);
   Vec recorded(static_cast<py::ssize_t>(losses.size()));
   std::copy(losses.begin(), losses.end(), recorded.mutable_data());
-  return py::make_tuple(recorded, outcome, updates);
+  return py::make_tuple(recorded, outcome, updates, optimizer_updates);
 }
 
 // train_many's arrays (bnfast/nn/train_many.py converts, checks values and makes the
@@ -467,6 +476,29 @@ void bind_nn(py::module_& m) {
                              [](const LayerSpec& L) { return param_offsets(L, 0).end; },
                              "How many entries of the flat parameter vector the layer has.");
 
+  py::enum_<OptimizerKind>(m, "OptimizerKind", "The update rule of training.")
+      .value("sgd", OptimizerKind::sgd)
+      .value("adam", OptimizerKind::adam);
+
+  py::class_<OptimizerSpec>(m, "OptimizerSpec",
+                            "An update rule and its constants (csrc/core/nn/optimizer.hpp).")
+      .def(py::init([](OptimizerKind kind, double momentum, bool nesterov, double beta1,
+                       double beta2, double eps, double weight_decay) {
+             return OptimizerSpec{kind, momentum, nesterov, beta1, beta2, eps, weight_decay};
+           }),
+           py::kw_only(), py::arg("kind"), py::arg("momentum") = 0.0,
+           py::arg("nesterov") = false, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
+           py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0)
+      .def_readonly("kind", &OptimizerSpec::kind)
+      .def_readonly("momentum", &OptimizerSpec::momentum)
+      .def_readonly("nesterov", &OptimizerSpec::nesterov)
+      .def_readonly("beta1", &OptimizerSpec::beta1)
+      .def_readonly("beta2", &OptimizerSpec::beta2)
+      .def_readonly("eps", &OptimizerSpec::eps)
+      .def_readonly("weight_decay", &OptimizerSpec::weight_decay)
+      .def_property_readonly("buffers", &OptimizerSpec::buffers,
+                             "How many arrays of num_params doubles its state has.");
+
   py::enum_<StopReason>(m, "StopReason", "Why a training run ended.")
       .value("finished", StopReason::finished)
       .value("requested", StopReason::requested, "the callback returned True")
@@ -506,11 +538,13 @@ void bind_nn(py::module_& m) {
       .def("hvp", &hvp_binding, py::arg("params"), py::arg("X"), py::arg("y"), py::arg("v"),
            "Returns (loss, gradient, Hessian-vector product).")
       .def("train", &train_binding, py::arg("params"), py::arg("running"), py::arg("updates"),
-           py::arg("X"), py::arg("y"), py::arg("lr"), py::arg("steps"), py::arg("batch_size"),
-           py::arg("seed"), py::arg("record_every"), py::arg("callback"),
-           py::arg("allow_tiny") = true,
-           "Trains params and running in place; returns (losses, TrainOutcome, updates). "
-           "allow_tiny=False forces the general step (tests compare the two).")
+           py::arg("X"), py::arg("y"), py::arg("lr"), py::arg("lr_per_step"), py::arg("steps"),
+           py::arg("batch_size"), py::arg("seed"), py::arg("record_every"),
+           py::arg("callback"), py::arg("optimizer"), py::arg("optimizer_buffers"),
+           py::arg("optimizer_updates"), py::arg("allow_tiny") = true,
+           "Trains params, running and the optimizer's buffers in place; returns (losses, "
+           "TrainOutcome, updates, optimizer_updates). allow_tiny=False forces the general "
+           "step (tests compare the two).")
       .def("train_many", &train_many_binding, py::arg("params"), py::arg("losses"),
            py::arg("steps_done"), py::arg("status"), py::arg("X"), py::arg("y"), py::arg("lr"),
            py::arg("steps"), py::arg("record_every"),

@@ -31,6 +31,7 @@ def net():
 
 
 X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+SGD = _core.OptimizerSpec(kind=_core.OptimizerKind.sgd)
 Y = np.array([[8.0], [6.0], [11.0]])
 
 
@@ -60,12 +61,19 @@ def test_learning_set_guards(net):
 
 def test_train_guards(net):
     p = np.zeros(3)
+    with pytest.raises(ValueError, match=r"optimizer_buffers must have shape \(3,\)"):
+        net.train(p, np.zeros(0), 0, X, Y, 0.1, None, 1, 0, 0, 1, None,
+                  _core.OptimizerSpec(kind=_core.OptimizerKind.sgd, momentum=0.9),
+                  np.zeros(0), 0)
+    with pytest.raises(ValueError, match=r"lr_per_step must have shape \(2,\)"):
+        net.train(p, np.zeros(0), 0, X, Y, 0.1, np.ones(1), 2, 0, 0, 1, None, SGD,
+                  np.zeros(0), 0)
     with pytest.raises(ValueError, match="batch_size 4 is larger than the 3 samples"):
-        net.train(p, np.zeros(0), 0, X, Y, 0.1, 1, 4, 0, 1, None)
+        net.train(p, np.zeros(0), 0, X, Y, 0.1, None, 1, 4, 0, 1, None, SGD, np.zeros(0), 0)
     frozen = np.zeros(3)
     frozen.setflags(write=False)
     with pytest.raises(ValueError, match="params must be writable"):
-        net.train(frozen, np.zeros(0), 0, X, Y, 0.1, 1, 0, 0, 1, None)
+        net.train(frozen, np.zeros(0), 0, X, Y, 0.1, None, 1, 0, 0, 1, None, SGD, np.zeros(0), 0)
 
 
 def test_layer_structure_is_checked_by_the_core():

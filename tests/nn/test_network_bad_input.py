@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bnfast
-from bnfast import BatchNorm, Dense, Network
+from bnfast import SGD, BatchNorm, Dense, Network
 from bnfast import reference as ref
 from network_cases import specs
 from train_argument_cases import TRAIN_ARGUMENT_ERRORS
@@ -305,8 +305,8 @@ def test_the_core_guards_against_a_crash_or_a_hang():
     X, Y = np.asarray(X32, dtype=np.float64), np.asarray(Y32, dtype=np.float64).reshape(-1, 1)
     for steps, batch_size, record_every in [(3, 0, 0), (-1, 0, 1), (3, -1, 1)]:
         with pytest.raises(ValueError, match="record_every >= 1 are required"):
-            net._core.train(net.params, np.zeros(0), 0, X, Y, 0.1, steps, batch_size, 0,
-                            record_every, None)
+            net._core.train(net.params, np.zeros(0), 0, X, Y, 0.1, None, steps, batch_size,
+                            0, record_every, None, SGD().spec(), np.zeros(0), 0)
 
 
 def test_a_network_too_large_for_any_memory_is_refused_by_name():

@@ -1,7 +1,5 @@
 #include "nn/train.hpp"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 #include "nn/tiny_step.hpp"
@@ -33,7 +31,8 @@ class NetworkStepper {
         noisy_(NoiseSource::any(net.layers())),
         grad_(static_cast<std::size_t>(net.num_params())),
         shuffler_(full_ ? 0 : m, opts.seed),
-        noise_source_(opts.seed) {
+        noise_source_(opts.seed),
+        optimizer_(opts.optimizer) {
     fused = full_ && !noisy_;  // full batch without noise: the record gives the gradient
     pos_ = m;                  // forces a shuffle before the first mini-batch
     if (!full_) {
@@ -76,12 +75,8 @@ class NetworkStepper {
   }
 
   bool apply(double lr) {
-    double* params = state_.params;
-    const double* grad = grad_.data();
-    const std::size_t n = grad_.size();
-    // the update apart from the check, so that it vectorizes
-    for (std::size_t k = 0; k < n; ++k) params[k] -= lr * grad[k];
-    return std::all_of(params, params + n, [](double v) { return std::isfinite(v); });
+    return optimizer_step(optimizer_, state_.optimizer, state_.params, grad_.data(),
+                          static_cast<i64>(grad_.size()), lr);
   }
 
   void store() {}  // the state is updated in place
@@ -99,6 +94,7 @@ class NetworkStepper {
   AlignedVector<double> xb_, yb_, x_copy_;
   EpochShuffler shuffler_;
   NoiseSource noise_source_;
+  const OptimizerSpec optimizer_;
   BatchNoise noise_;
   const std::vector<i64>* perm_ = nullptr;
   i64 pos_ = 0;
@@ -109,7 +105,7 @@ class NetworkStepper {
 TrainOutcome train(Network& net, const TrainState& state, const double* X, const double* Y,
                    i64 m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll) {
-  if (opts.allow_tiny && tiny_class(net, X, Y, m, opts.batch_size)) {
+  if (opts.allow_tiny && opts.optimizer.plain() && tiny_class(net, X, Y, m, opts.batch_size)) {
     TrainOutcome outcome = train_tiny(net, state, X, Y, m, opts, losses, on_record, poll);
     outcome.tiny_path = true;
     return outcome;

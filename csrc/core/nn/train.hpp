@@ -8,14 +8,18 @@
 #include <vector>
 
 #include "nn/network.hpp"
+#include "nn/optimizer.hpp"
 #include "nn/shuffle.hpp"
 
 namespace bnfast {
 
 // Preconditions (the Python layer and the bindings check them): lr finite, steps >= 0,
-// record_every >= 1, 0 <= batch_size <= m, and batch_size != 1 with batch normalization.
+// record_every >= 1, 0 <= batch_size <= m, and batch_size != 1 with batch normalization;
+// lr_per_step, when given, holds steps finite rates.
 struct TrainOptions {
   double lr = 0.0;
+  const double* lr_per_step = nullptr;  // the rate of each step, or null: lr throughout
+  OptimizerSpec optimizer;
   std::int64_t steps = 0;
   std::int64_t batch_size = 0;  // 0: full batch
   std::uint64_t seed = 0;
@@ -23,6 +27,8 @@ struct TrainOptions {
   // Networks of the tiny class (nn/tiny_step.hpp) run a specialised step with the same
   // results up to rounding; false forces the general step (for tests comparing them).
   bool allow_tiny = true;
+
+  double lr_at(std::int64_t step) const { return lr_per_step ? lr_per_step[step] : lr; }
 };
 
 // Called with (step, loss) each time a loss is recorded; returning true stops the run.
@@ -41,15 +47,18 @@ struct TrainOutcome {
   bool tiny_path = false;           // the specialised step of nn/tiny_step.hpp ran
 };
 
-// The state a run changes: params, and the running statistics of the BN layers
-// (Network::running_offsets; null without BN) with the count of updates behind them.
+// The state a run changes: params, the running statistics of the BN layers
+// (Network::running_offsets; null without BN) with the count of updates behind them, and
+// the optimizer's state (nn/optimizer.hpp; its buffers null for plain SGD).
 struct TrainState {
   double* params = nullptr;
   double* running = nullptr;
   std::int64_t* updates = nullptr;
+  OptimizerState optimizer;
 };
 
-// Runs up to opts.steps updates params <- params - lr * grad on (X (m, in), Y (m, out)),
+// Runs up to opts.steps updates of params by opts.optimizer (plain SGD: params <- params
+// - lr * grad) on (X (m, in), Y (m, out), or (m,) class labels),
 // each also updating the running statistics from the step's batch. losses gets the
 // noise-free full-data loss before steps 0, r, 2r, ... (r = record_every), and after the
 // last step when steps is a multiple of r. A non-finite loss stops the run (reason

@@ -47,7 +47,8 @@ class Poller {
 //                                     of that evaluation and its gradient
 //   void update_running()             running statistics from the last gradient
 //                                     evaluation, and the update count
-//   bool apply(double lr)             params -= lr * grad; false when one is not finite
+//   bool apply(double lr)             the update with step size lr (the optimizer's, or
+//                                     params -= lr * grad); false when a param is not finite
 //   void store()                      the state back into TrainState's arrays
 // A stepper may keep the state in local variables between store() calls; store() runs
 // once at the end, also when an evaluation throws. The loop constructs the stepper from
@@ -105,7 +106,7 @@ TrainOutcome run_train_loop(const TrainOptions& opts, std::vector<double>& losse
       s.update_running();
       // A finite loss does not mean finite params (a ReLU unit pushed to -inf outputs
       // 0): an update that overflows is divergence too (the caller discards the state).
-      if (!s.apply(opts.lr)) {
+      if (!s.apply(opts.lr_at(step))) {
         diverged(step, step_loss);
         outcome.params_overflowed = true;
         break;

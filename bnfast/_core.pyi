@@ -124,6 +124,13 @@ class OptimizerSpec:
     weight_decay: Final[float]
     buffers: Final[int]
 
+class ManyStatus(_Enum):
+    __members__: ClassVar[dict[str, ManyStatus]]
+    finished: ClassVar[ManyStatus]
+    diverged: ClassVar[ManyStatus]
+    overflowed: ClassVar[ManyStatus]
+    zero_variance: ClassVar[ManyStatus]
+
 class StopReason(_Enum):
     __members__: ClassVar[dict[str, StopReason]]
     finished: ClassVar[StopReason]

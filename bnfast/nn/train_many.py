@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _core
 from .._validate import integer, positive_finite
 from .data import _float64
 from .network import Network
@@ -114,5 +115,7 @@ def train_many(net, params, X, y, lr, steps, record_every=None):
     done = np.zeros(k, dtype=np.int64)
     status = np.zeros(k, dtype=np.int8)
     net._core.train_many(p, losses, done, status, X, y, lr, steps, record_every)
-    return TrainManyResult(p, losses, done, (status == 1) | (status == 2), status == 2,
-                           status == 3)
+    code = {name: int(member) for name, member in _core.ManyStatus.__members__.items()}
+    overflowed = status == code["overflowed"]
+    return TrainManyResult(p, losses, done, (status == code["diverged"]) | overflowed,
+                           overflowed, status == code["zero_variance"])

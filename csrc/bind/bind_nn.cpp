@@ -499,6 +499,16 @@ void bind_nn(py::module_& m) {
       .def_property_readonly("buffers", &OptimizerSpec::buffers,
                              "How many arrays of num_params doubles its state has.");
 
+  py::enum_<ManyStatus>(m, "ManyStatus",
+                        "How an instance of train_many ended (its int8 code in the status "
+                        "array).")
+      .value("finished", ManyStatus::finished)
+      .value("diverged", ManyStatus::diverged, "a loss was inf or NaN")
+      .value("overflowed", ManyStatus::overflowed,
+             "an update made a parameter inf or NaN (it was not applied)")
+      .value("zero_variance", ManyStatus::zero_variance,
+             "eps == 0 and a constant pre-activation");
+
   py::enum_<StopReason>(m, "StopReason", "Why a training run ended.")
       .value("finished", StopReason::finished)
       .value("requested", StopReason::requested, "the callback returned True")

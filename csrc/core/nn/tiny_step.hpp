@@ -15,7 +15,7 @@ namespace bnfast {
 
 // The tiny class: one Dense layer with one output and the identity activation, plain BN
 // (NormScale::std, no noise, not a residual block; any eps >= 0, gamma/beta frozen or
-// trainable), with or without bias, loss sum or mean; full batch; 2 <= m <=
+// trainable), with or without bias, loss sum or mean (squared); full batch; 2 <= m <=
 // kTinyMaxSamples, in <= kTinyMaxInputs (nn/tiny_math.hpp); and a learning set of
 // moderate magnitude (finite, |values| <= 2^200), so that no intermediate of the step can
 // overflow where the general kernels would not.

@@ -25,7 +25,7 @@ class NetworkStepper {
         Y_(Y),
         m_(m),
         in_(net.in_features()),
-        out_(net.out_features()),
+        out_(takes_labels(net.loss_kind()) ? 1 : net.out_features()),  // Y's columns
         full_(opts.batch_size == 0 || opts.batch_size == m),
         B_(full_ ? m : opts.batch_size),
         noisy_(NoiseSource::any(net.layers())),

@@ -29,7 +29,7 @@ def labels(y, classes):
     bad = ~((y == np.round(y)) & (y >= 0) & (y < classes))
     if bad.any():
         raise ValueError(f"y must hold class labels 0..{classes - 1} (the network's "
-                         f"outputs), got {y.flat[np.argmax(bad.ravel())]!r}")
+                         f"outputs), got {float(y.flat[np.argmax(bad.ravel())])!r}")
     return y
 
 

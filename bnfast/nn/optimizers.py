@@ -35,8 +35,9 @@ def _in_range(value, name, low, high=math.inf, high_open=False):
 class OptimizerState:
     """An optimizer's state after a run: ``buffers`` float64 (k, num_params) (SGD with
     momentum: the momentum buffer; Adam: exp_avg, then exp_avg_sq; plain SGD: k = 0) and
-    ``updates``, the updates made with them (Adam's bias correction counts them; SGD's
-    buffer starts as the first gradient when it is 0)."""
+    ``updates``, the updates made with them (0 for a rule without buffers; Adam's bias
+    correction counts them; SGD's momentum buffer starts as the first gradient when it is
+    0)."""
 
     buffers: np.ndarray
     updates: int = 0

@@ -58,7 +58,7 @@ bool optimizer_step(const OptimizerSpec& spec, const OptimizerState& state, doub
   } else {
     if (spec.kind == OptimizerKind::adam) adam(spec, state, params, grad, P, lr);
     else sgd(spec, state, params, grad, P, lr);
-    ++*state.updates;
+    if (spec.buffers() > 0) ++*state.updates;
   }
   return std::all_of(params, params + P, [](double v) { return std::isfinite(v); });
 }

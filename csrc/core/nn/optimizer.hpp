@@ -28,8 +28,9 @@ struct OptimizerSpec {
 };
 
 // The optimizer's state, owned by the caller so a run can be continued: buffers()
-// arrays of P doubles one after the other, and the count of updates made with them
-// (SGD's momentum buffer starts as the first gradient; Adam's bias correction counts).
+// arrays of P doubles one after the other, and the count of updates made with them (0
+// for a rule without buffers; SGD's momentum buffer starts as the first gradient; Adam's
+// bias correction counts).
 struct OptimizerState {
   double* buffers = nullptr;
   std::int64_t* updates = nullptr;

@@ -4,20 +4,27 @@ float64-accurate. The test oracle and the asv baseline.
 An independent oracle: it imports nothing from bnfast outside this package (its own
 argument checks, its own parameter unpacking), so a bug in shared code cannot pass the
 parity tests. Networks are plain data: a list of entries, each a layer dict (the format
-of bnfast.Dense.to_dict(), with the optional batch_norm keys momentum, norm and noise)
-or a residual block {"residual": [layer dicts]}, and a flat float64 parameter vector
+of bnfast.Dense.to_dict(): its normalization under the key "normalization", a dict
+with "kind" "batch", "layer" or "group", or under the legacy key "batch_norm", which
+means kind "batch", with the optional keys momentum, norm and noise) or a residual
+block {"residual": [layer dicts]}, and a flat float64 parameter vector
 (docs/math/networks.md; the dict format is spelt out in reference/network.py).
 
 Kernels (docs/math/batch_norm.md): batch_norm, batch_norm_forward, batch_norm_backward
-Networks: network_forward, network_predict, network_loss, network_gradient, network_hvp,
-    param_count  (loss="sum" or "mean"; BN norms "std", "l1", "l2", "linf")
-Training: train -> TrainResult (with running statistics); TrainingDiverged
+Networks: network_forward, network_predict, network_accuracy, network_loss,
+    network_gradient, network_hvp, param_count  (loss "sum" or "mean" (squared error),
+    "cross_entropy" or "cross_entropy_sum" (y class labels); BN norms "std", "l1",
+    "l2", "linf"; LayerNorm and GroupNorm)
+Training: train -> TrainResult (with running statistics and the optimizer state);
+    optimizer None (plain gradient descent), {"name": "sgd", ...} (momentum, Nesterov,
+    weight decay) or {"name": "adam", ...} as torch.optim; lr a float or per-step rates;
+    TrainingDiverged
 Noise of noisy BN: reference.noise (NoiseGenerator, draw_noise)
 """
 
 from .batchnorm import batch_norm, batch_norm_backward, batch_norm_forward
-from .network import (network_forward, network_gradient, network_hvp, network_loss,
-                      network_predict, param_count)
+from .network import (network_accuracy, network_forward, network_gradient, network_hvp,
+                      network_loss, network_predict, param_count)
 from .train import TrainingDiverged, TrainResult, train
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "batch_norm",
     "batch_norm_backward",
     "batch_norm_forward",
+    "network_accuracy",
     "network_forward",
     "network_gradient",
     "network_hvp",

@@ -2,6 +2,10 @@
 
 Same exception types as bnfast (TypeError for a wrong kind of value, ValueError for a
 wrong value), messages naming the argument. Bools are not accepted as ints or reals.
+
+A layer's normalization (the "normalization" dict, or the legacy "batch_norm" dict that
+means kind "batch") becomes one BN record whatever its kind; only the kind "batch"
+keeps running statistics, so "the BN layers" (bn_layers) are the batch-kind ones.
 """
 
 import math
@@ -12,7 +16,11 @@ import numpy as np
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 NORMS = ("std", "l1", "l2", "linf")
-_LAYER_KEYS = ("in_features", "out_features", "activation", "bias", "batch_norm")
+KINDS = ("batch", "layer", "group")
+LOSSES = ("sum", "mean", "cross_entropy", "cross_entropy_sum")
+CROSS_ENTROPY = ("cross_entropy", "cross_entropy_sum")
+_LAYER_KEYS = ("in_features", "out_features", "activation", "bias")
+_NORM_KEYS = ("normalization", "batch_norm")  # exactly one of them; batch_norm = legacy
 _BN_KEYS = ("gamma", "beta", "trainable", "eps")
 _BN_OPTIONAL = ("momentum", "norm", "noise")
 _NOISE_LOW = {"n_mu": 0.0, "n_sigma": 1.0, "r_mu": 0.0, "r_sigma": 0.0}
@@ -27,13 +35,16 @@ class Noise(NamedTuple):
 
 
 class BN(NamedTuple):
+    """A layer's normalization, of any kind (networks.md sections 7 and 14)."""
     gamma: np.ndarray  # float64 (out,)
     beta: np.ndarray   # float64 (out,)
     trainable: bool
     eps: float
-    momentum: Optional[float] = 0.1  # None: the cumulative average
-    norm: str = "std"                # one of NORMS
-    noise: Optional[Noise] = None
+    momentum: Optional[float] = 0.1  # None: the cumulative average (kind "batch" only)
+    norm: str = "std"                # one of NORMS ("std" for the layer and group kinds)
+    noise: Optional[Noise] = None    # kind "batch" only
+    kind: str = "batch"              # one of KINDS
+    groups: int = 1                  # kind "group": the number of groups (else 1)
 
 
 class Layer(NamedTuple):
@@ -43,7 +54,7 @@ class Layer(NamedTuple):
     out_features: int
     activation: str
     bias: bool
-    bn: Optional[BN]
+    bn: Optional[BN]            # the normalization, any kind (None: none)
     name: str = ""              # where it came from: "layers[2]['residual'][0]"
     block_start: bool = False
     block_end: bool = False
@@ -122,11 +133,16 @@ def _noise(d, name):
     return Noise(**values)
 
 
-def _batch_norm(d, name, n_out):
-    _keys(d, _BN_KEYS, name, _BN_OPTIONAL)
+def _eps(d, name):
     eps = real(d["eps"], f"{name}['eps']")
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"{name}['eps'] must be a finite number >= 0, got {eps}")
+    return eps
+
+
+def _batch_norm(d, name, n_out, required=_BN_KEYS):
+    _keys(d, required, name, _BN_OPTIONAL)
+    eps = _eps(d, name)
     momentum = d.get("momentum", 0.1)
     if momentum is not None:
         momentum = real(momentum, f"{name}['momentum']")
@@ -142,9 +158,60 @@ def _batch_norm(d, name, n_out):
               boolean(d["trainable"], f"{name}['trainable']"), eps, momentum, norm, noise)
 
 
+def _row_norm(d, name, n_out, kind):
+    """A layer or group normalization dict: kind, (groups,) gamma, beta, trainable, eps,
+    optional norm "std"; statistics per row, so no momentum and no noise."""
+    for key, what in (("momentum", "running statistics (momentum)"), ("noise", "noise")):
+        if key in d:
+            raise ValueError(f"{name}['{key}']: a {kind} normalization has no {what}; "
+                             "only kind 'batch' has")
+    required = ("kind",) + (("groups",) if kind == "group" else ()) + _BN_KEYS
+    _keys(d, required, name, ("norm",))
+    eps = _eps(d, name)
+    norm = choice(d.get("norm", "std"), f"{name}['norm']", NORMS, "norm")
+    if norm != "std":
+        raise ValueError(f"{name}['norm']: kind {kind!r} supports only norm 'std', "
+                         f"got {norm!r}")
+    groups = 1
+    if kind == "group":
+        groups = integer(d["groups"], f"{name}['groups']", 1)
+        if n_out % groups:
+            raise ValueError(f"{name}['groups'] = {groups} does not divide the layer's "
+                             f"out_features {n_out}")
+    return BN(_per_neuron(d["gamma"], f"{name}['gamma']", n_out),
+              _per_neuron(d["beta"], f"{name}['beta']", n_out),
+              boolean(d["trainable"], f"{name}['trainable']"), eps, None, "std", None,
+              kind, groups)
+
+
+def _normalization(d, name, n_out):
+    """The "normalization" dict: {"kind": "batch" | "layer" | "group", ...}."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{name} must be None or a dict, got {type(d).__name__}")
+    if "kind" not in d:
+        raise ValueError(f"{name} must have the key 'kind' (one of {', '.join(KINDS)})")
+    kind = choice(d["kind"], f"{name}['kind']", KINDS, "normalization kind")
+    if kind == "batch":
+        return _batch_norm(d, name, n_out, ("kind",) + _BN_KEYS)
+    return _row_norm(d, name, n_out, kind)
+
+
 def _dense(d, name):
     """A Layer from a Dense dict (its own checks only; the chain is checked by _chain)."""
-    _keys(d, _LAYER_KEYS, name)
+    if not isinstance(d, dict):
+        raise TypeError(f"{name} must be a dict, got {type(d).__name__}")
+    missing = [k for k in _LAYER_KEYS if k not in d]
+    unknown = [k for k in d if k not in _LAYER_KEYS + _NORM_KEYS]
+    if missing or unknown:
+        raise ValueError(f"{name} must have the keys {', '.join(_LAYER_KEYS)} and one of "
+                         f"{', '.join(_NORM_KEYS)}; missing {missing}, unknown {unknown}")
+    given = [k for k in _NORM_KEYS if k in d]
+    if len(given) == 2:
+        raise ValueError(f"{name} has both 'normalization' and 'batch_norm': give one "
+                         "('batch_norm' is the legacy spelling of kind 'batch')")
+    if not given:
+        raise ValueError(f"{name} must have the key 'normalization' (or the legacy "
+                         "'batch_norm'): None or a normalization dict")
     n_in = integer(d["in_features"], f"{name}['in_features']", 1)
     n_out = integer(d["out_features"], f"{name}['out_features']", 1)
     act = d["activation"]
@@ -152,9 +219,12 @@ def _dense(d, name):
         raise ValueError(f"{name}['activation']: unknown activation {act!r}; expected "
                          f"one of {', '.join(ACTIVATIONS)}")
     bias = boolean(d["bias"], f"{name}['bias']")
-    bn = d["batch_norm"]
+    key = given[0]
+    bn = d[key]
     if bn is not None:
-        bn = _batch_norm(bn, f"{name}['batch_norm']", n_out)
+        where = f"{name}['{key}']"
+        bn = (_batch_norm(bn, where, n_out) if key == "batch_norm"
+              else _normalization(bn, where, n_out))
     return Layer(n_in, n_out, act, bias, bn, name)
 
 
@@ -211,8 +281,9 @@ def check_layers(layers):
 
 
 def bn_layers(layers):
-    """The checked layers with batch normalization, in network order."""
-    return [layer for layer in layers if layer.bn is not None]
+    """The checked layers with batch normalization (kind "batch": the ones with running
+    statistics), in network order."""
+    return [layer for layer in layers if layer.bn is not None and layer.bn.kind == "batch"]
 
 
 def num_params(layers):
@@ -244,9 +315,13 @@ def _real_array(a, name):
     return np.array(a, dtype=np.float64)
 
 
-def learning_set(layers, X, y=None, training=True):
+_NO_Y = object()  # learning_set without targets (forward, predict)
+
+
+def learning_set(layers, X, y=_NO_Y, training=True, loss="sum"):
     """X as float64 (m, in_features) and y as float64 (m, out_features); y may be given
-    as (m,) when the network has one output. Batch statistics (training) need m >= 2
+    as (m,) when the network has one output. With a cross-entropy loss y is (m,) class
+    labels instead (class_labels: int64). Batch statistics (training) need m >= 2
     when the network has batch normalization; inference takes any m >= 1."""
     n_in, n_out = layers[0].in_features, layers[-1].out_features
     X = _real_array(X, "X")
@@ -258,8 +333,10 @@ def learning_set(layers, X, y=None, training=True):
         raise ValueError("X must have at least one row")
     if training and X.shape[0] < 2 and bn_layers(layers):
         raise ValueError("X: batch normalization needs at least 2 samples, got 1")
-    if y is None:
+    if y is _NO_Y:
         return X
+    if loss in CROSS_ENTROPY:
+        return X, class_labels(y, X.shape[0], n_out)
     y = _real_array(y, "y")
     if y.ndim == 1 and n_out == 1:
         y = y.reshape(-1, 1)
@@ -271,12 +348,64 @@ def learning_set(layers, X, y=None, training=True):
     return X, y
 
 
-def train_args(layers, m, lr, steps, batch_size, seed, record_every, callback):
-    """(lr, steps, batch_size or 0 for full batch, seed, record_every), checked."""
+def class_labels(y, m, n_out):
+    """y as int64 (m,): class labels in [0, n_out), given as ints or as floats with
+    integral values (TypeError for another dtype, ValueError for a wrong shape, a
+    non-integral, non-finite or out-of-range label)."""
+    if isinstance(y, (str, bytes)):
+        raise TypeError(f"y must be an array of integer class labels, got {type(y).__name__}")
+    a = np.asarray(y)
+    if a.dtype.kind not in "fiu":
+        raise TypeError("y must hold integer class labels (ints, or floats with integral "
+                        f"values), got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"y must be 1-D: one class label per row of X, shape ({m},); "
+                         f"got shape {a.shape}")
+    if a.shape[0] != m:
+        raise ValueError(f"X has {m} rows but y has {a.shape[0]}")
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(a) | (a != np.floor(a)))
+        if bad.size:
+            raise ValueError(f"y must hold integral class labels, got y[{bad[0]}] = "
+                             f"{a[bad[0]].item()!r}")
+    bad = np.flatnonzero((a < 0) | (a >= n_out))
+    if bad.size:
+        raise ValueError(f"y[{bad[0]}] = {a[bad[0]].item()!r} is not a class label of the "
+                         f"network's {n_out} outputs (labels are 0 .. {n_out - 1})")
+    return a.astype(np.int64)
+
+
+def learning_rates(lr, steps):
+    """lr as a float > 0, or a 1-D float64 array of at least ``steps`` finite rates > 0
+    (lr[t] for the t-th update of the run)."""
+    if isinstance(lr, (list, tuple, np.ndarray)):
+        a = np.asarray(lr)
+        if a.dtype.kind not in "fiu":
+            raise TypeError("lr must be a real number or a 1-D array of real per-step "
+                            f"rates, got dtype {a.dtype}")
+        if a.ndim != 1:
+            raise ValueError("lr must be a real number or a 1-D array of per-step rates, "
+                             f"got shape {a.shape}")
+        if a.shape[0] < steps:
+            raise ValueError(f"lr has {a.shape[0]} per-step rates but steps is {steps} "
+                             "(one rate per update)")
+        a = np.array(a, dtype=np.float64)
+        bad = np.flatnonzero(~(np.isfinite(a) & (a > 0)))
+        if bad.size:
+            raise ValueError(f"lr must be finite numbers > 0, got lr[{bad[0]}] = "
+                             f"{a[bad[0]].item()!r}")
+        return a
     lr = real(lr, "lr")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    return lr
+
+
+def train_args(layers, m, lr, steps, batch_size, seed, record_every, callback):
+    """(lr, steps, batch_size or 0 for full batch, seed, record_every), checked; lr a
+    float or a float64 array of per-step rates (learning_rates)."""
     steps = integer(steps, "steps", 0)
+    lr = learning_rates(lr, steps)
     if batch_size is None:
         batch_size = 0
     else:
@@ -296,11 +425,13 @@ def train_args(layers, m, lr, steps, batch_size, seed, record_every, callback):
 
 
 def reduction(loss):
-    """The loss reduction: "sum" or "mean" (networks.md section 6)."""
+    """The loss: "sum" or "mean" of the squared error (networks.md section 6), or
+    "cross_entropy" (mean over rows) or "cross_entropy_sum" (section 15)."""
+    also = "(or, with class labels y, 'cross_entropy' or 'cross_entropy_sum')"
     if not isinstance(loss, str):
-        raise TypeError(f"loss must be 'sum' or 'mean', got {type(loss).__name__}")
-    if loss not in ("sum", "mean"):
-        raise ValueError(f"loss must be 'sum' or 'mean', got {loss!r}")
+        raise TypeError(f"loss must be 'sum' or 'mean', got {type(loss).__name__} {also}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be 'sum' or 'mean', got {loss!r} {also}")
     return str(loss)
 
 
@@ -351,3 +482,103 @@ def running_stats(layers, running_mean, running_var):
             arrays.append(a)
         result.append(arrays)
     return result[0], result[1]
+
+
+# ---------------------------------------------------------------- optimizers (section 16)
+
+
+class Optimizer(NamedTuple):
+    """torch.optim.SGD (dampening 0) or torch.optim.Adam (amsgrad False), checked."""
+    name: str                    # "sgd" or "adam"
+    momentum: float = 0.0        # sgd
+    nesterov: bool = False       # sgd
+    weight_decay: float = 0.0    # both: L2, added to the gradient
+    betas: tuple = (0.9, 0.999)  # adam
+    eps: float = 1e-8            # adam
+
+
+_OPTIONS = {"sgd": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
+            "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}}
+
+
+def _nonnegative(value, name):
+    v = real(value, name)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
+def optimizer(opt):
+    """None (plain gradient descent) or an Optimizer from the dict {"name": "sgd",
+    optional "momentum" >= 0, "nesterov", "weight_decay" >= 0} or {"name": "adam",
+    optional "betas" (b1, b2) in [0, 1), "eps" > 0, "weight_decay" >= 0}; missing
+    options take torch's defaults."""
+    if opt is None:
+        return None
+    if not isinstance(opt, dict):
+        raise TypeError(f"optimizer must be None or a dict, got {type(opt).__name__}")
+    if "name" not in opt:
+        raise ValueError("optimizer must have the key 'name' ('sgd' or 'adam')")
+    name = choice(opt["name"], "optimizer['name']", tuple(_OPTIONS), "optimizer")
+    _keys(opt, ("name",), "optimizer", tuple(_OPTIONS[name]))
+    values = {**_OPTIONS[name], **{k: v for k, v in opt.items() if k != "name"}}
+    decay = _nonnegative(values["weight_decay"], "optimizer['weight_decay']")
+    if name == "sgd":
+        momentum = _nonnegative(values["momentum"], "optimizer['momentum']")
+        nesterov = boolean(values["nesterov"], "optimizer['nesterov']")
+        if nesterov and momentum == 0:
+            raise ValueError("optimizer['nesterov'] needs optimizer['momentum'] > 0 "
+                             "(Nesterov momentum requires a momentum, as in torch.optim.SGD)")
+        return Optimizer("sgd", momentum=momentum, nesterov=nesterov, weight_decay=decay)
+    betas = values["betas"]
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+        raise TypeError("optimizer['betas'] must be a pair (beta1, beta2), got "
+                        f"{betas!r}")
+    betas = tuple(real(b, f"optimizer['betas'][{i}]") for i, b in enumerate(betas))
+    for i, b in enumerate(betas):
+        if not 0 <= b < 1:
+            raise ValueError(f"optimizer['betas'][{i}] must be in [0, 1), got {b}")
+    eps = real(values["eps"], "optimizer['eps']")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"optimizer['eps'] must be a finite number > 0, got {eps}")
+    return Optimizer("adam", betas=betas, eps=eps, weight_decay=decay)
+
+
+def _state_vector(value, name, n, nonnegative=False):
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one entry per parameter), "
+                         f"got {a.shape}")
+    a = np.array(a, dtype=np.float64)
+    if not np.all(np.isfinite(a)) or (nonnegative and np.any(a < 0)):
+        raise ValueError(f"{name} must be finite" + (" and >= 0" if nonnegative else ""))
+    return a
+
+
+def optimizer_state(opt, state, n):
+    """The optimizer state before a run, as a new dict (its arrays new float64 (n,)):
+    None for plain gradient descent; sgd {"momentum_buffer": None (before the first
+    step with momentum) or (n,)}; adam {"step": int >= 0, "exp_avg": (n,),
+    "exp_avg_sq": (n,) >= 0}. state None: the initial state (no buffer; step 0, zeros)."""
+    if opt is None:
+        if state is not None:
+            raise ValueError("optimizer_state must be None without an optimizer (plain "
+                             "gradient descent keeps no state)")
+        return None
+    if state is None:
+        if opt.name == "sgd":
+            return {"momentum_buffer": None}
+        return {"step": 0, "exp_avg": np.zeros(n), "exp_avg_sq": np.zeros(n)}
+    if opt.name == "sgd":
+        _keys(state, ("momentum_buffer",), "optimizer_state")
+        buf = state["momentum_buffer"]
+        if buf is not None:
+            buf = _state_vector(buf, "optimizer_state['momentum_buffer']", n)
+        return {"momentum_buffer": buf}
+    _keys(state, ("step", "exp_avg", "exp_avg_sq"), "optimizer_state")
+    return {"step": integer(state["step"], "optimizer_state['step']", 0),
+            "exp_avg": _state_vector(state["exp_avg"], "optimizer_state['exp_avg']", n),
+            "exp_avg_sq": _state_vector(state["exp_avg_sq"],
+                                        "optimizer_state['exp_avg_sq']", n, True)}

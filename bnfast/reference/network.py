@@ -1,28 +1,47 @@
 """The network maths of docs/math/networks.md in plain NumPy (the oracle).
 
-A layer maps A (m, in) to phi(BN(A W^T + b)) with batch statistics over the m rows; the
-loss is sum_i ||y_i - f(x_i)||^2 ("sum") or that divided by m ("mean"). A network is a
-list of entries, each a layer dict (the format of bnfast.Dense.to_dict()):
+A layer maps A (m, in) to phi(N(A W^T + b)), N its normalization (none, batch
+normalization with statistics per column over the m rows, or layer or group
+normalization with statistics per row); the loss is sum_i ||y_i - f(x_i)||^2 ("sum")
+or that divided by m ("mean"), or the cross-entropy of the outputs as logits against
+class labels y_i, sum_i logsumexp(f(x_i)) - f(x_i)[y_i] ("cross_entropy_sum") or that
+divided by m ("cross_entropy", PyTorch's F.cross_entropy). A network is a list of
+entries, each a layer dict (the format of bnfast.Dense.to_dict()):
 
     {"in_features": int, "out_features": int,
      "activation": "identity" | "sigmoid" | "tanh" | "relu", "bias": bool,
-     "batch_norm": None or {"gamma": float or (out,), "beta": float or (out,),
-                            "trainable": bool, "eps": float >= 0,
-                            optional:
-                            "momentum": float in (0, 1] or None   (default 0.1),
-                            "norm": "std" | "l1" | "l2" | "linf"  (default "std"),
-                            "noise": None or {"n_mu": >= 0, "n_sigma": >= 1,
-                                              "r_mu": >= 0, "r_sigma": >= 0}}}
+     and exactly one of
+     "normalization": None or one of
+        {"kind": "batch", <the batch_norm keys below>}
+        {"kind": "layer", "gamma", "beta", "trainable", "eps", optional "norm": "std"}
+        {"kind": "group", "groups": int >= 1 dividing out_features,
+         "gamma", "beta", "trainable", "eps", optional "norm": "std"}
+     "batch_norm" (legacy; means kind "batch"):
+        None or {"gamma": float or (out,), "beta": float or (out,),
+                 "trainable": bool, "eps": float >= 0,
+                 optional:
+                 "momentum": float in (0, 1] or None   (default 0.1),
+                 "norm": "std" | "l1" | "l2" | "linf"  (default "std"),
+                 "noise": None or {"n_mu": >= 0, "n_sigma": >= 1,
+                                   "r_mu": >= 0, "r_sigma": >= 0}}}
 
-or a residual block {"residual": [layer dicts]} (no nesting; the first in_features
+with gamma, beta, trainable and eps meaning the same for every kind. Kind "layer" is
+PyTorch's nn.LayerNorm(out) on each row of the pre-activation H (m, out); kind "group"
+is nn.GroupNorm(groups, out) on H as (m, out) (contiguous groups of out/groups
+features, statistics per row and group, gamma and beta per feature); neither has
+running statistics, momentum or noise (section 14).
+
+Or a residual block {"residual": [layer dicts]} (no nesting; the first in_features
 equal to the last out_features) mapping x to x + block(x), the sum after the last
 layer's activation.
 
 The flat float64 parameter vector runs layer by layer, a block's layers in place: W
-(out, in) row-major, then b (out,) if bias, then gamma, beta (out,) each if batch_norm
-is trainable. A constant batch_norm uses the dict's gamma and beta. "The BN layers in
-network order" are the layers with batch_norm in this flat order; running statistics
-are lists with one (out,) array per BN layer.
+(out, in) row-major, then b (out,) if bias, then gamma, beta (out,) each if the
+normalization (any kind) is trainable. A constant normalization uses the dict's gamma
+and beta. "The BN layers in network order" are the layers with a normalization of kind
+"batch" in this flat order; running statistics are lists with one (out,) array per BN
+layer. Layer and group normalizations use each row's statistics in training and in
+inference (network_predict) alike.
 
 Noise (section 8) enters only training (train); forward, loss, gradient, hvp and predict
 are noise free.
@@ -30,12 +49,14 @@ are noise free.
 
 import numpy as np
 
-from ._checks import (check_layers, check_params, direction, learning_set, num_params,
-                      reduction, running_stats)
+from ._checks import (check_layers, check_params, class_labels, direction, learning_set,
+                      num_params, reduction, running_stats)
 from .bn_layer import batch_moments, infer, normalize, normalize_backward
+from .losses import MEAN_LOSSES, loss_sum, loss_sum_and_gradient
+from .row_norm import normalize_rows, normalize_rows_backward
 
-__all__ = ["network_forward", "network_loss", "network_gradient", "network_hvp",
-           "network_predict", "param_count"]
+__all__ = ["network_accuracy", "network_forward", "network_loss", "network_gradient",
+           "network_hvp", "network_predict", "param_count"]
 
 # Complex-safe (network_hvp evaluates the gradient at complex parameters).
 _PHI = {
@@ -93,7 +114,8 @@ def forward_tape(layers, params, X, noise=None, running=None):
     noise : None or {flat layer index: (s, m)}, (m, out) arrays applied as z <- s z + m
         after gamma and beta (training only).
     running : None (training: batch statistics) or (running_mean, running_var), lists
-        with one array per BN layer (inference).
+        with one array per BN layer (inference). Layer and group normalizations use the
+        statistics of each row in both modes.
     """
     tape, A, skip, j = [], X, None, 0
     for index, (layer, v) in enumerate(zip(layers, unpack(layers, params))):
@@ -106,12 +128,15 @@ def forward_tape(layers, params, X, noise=None, running=None):
         Z = H
         if layer.bn is not None:
             gamma, beta = _gamma_beta(layer, v)
-            if running is None:
+            if layer.bn.kind != "batch":
+                rec["zhat"], rec["cache"] = normalize_rows(H, layer.bn, f"layer {index}")
+            elif running is None:
                 rec["zhat"], rec["cache"] = normalize(H, layer.bn, f"layer {index}")
+                j += 1
             else:
                 rec["zhat"] = infer(H, layer.bn, running[0][j], running[1][j],
                                     f"layer {index}")
-            j += 1
+                j += 1
             rec["gamma"] = gamma
             Z = gamma * rec["zhat"] + beta
             if noise is not None and index in noise:
@@ -128,13 +153,15 @@ def forward_tape(layers, params, X, noise=None, running=None):
 def backprop(layers, params, X, y, loss="sum", noise=None):
     """(loss, gradient, tape) on checked arguments: backpropagation of docs/math/
     networks.md section 4, with the BN variants (section 7), noise as a constant
-    (section 8) and residual blocks (section 10). loss "mean" divides loss and gradient
-    by m = X.shape[0]. Complex params give complex results (the complex step)."""
+    (section 8), residual blocks (section 10), layer and group normalization (section
+    14) and the cross-entropy losses (section 15; y then int64 labels). The mean forms
+    ("mean", "cross_entropy") divide loss and gradient by m = X.shape[0]. Complex
+    params give complex results (the complex step)."""
     tape = forward_tape(layers, params, X, noise)
     F = tape[-1]["A"]
-    value = np.sum((y - F) ** 2)
+    value, dA = loss_sum_and_gradient(F, y, loss)
     grad = np.zeros_like(params)
-    dA, dskip = 2.0 * (F - y), None
+    dskip = None
     grads = unpack(layers, grad)
     for layer, rec, g in zip(reversed(layers), reversed(tape), reversed(grads)):
         if layer.block_end:
@@ -143,8 +170,13 @@ def backprop(layers, params, X, y, loss="sum", noise=None):
         if layer.bn is not None:
             if "noise_s" in rec:
                 dH = dH * rec["noise_s"]
-            dH, dgamma, dbeta = normalize_backward(dH, rec["H"], rec["zhat"], rec["cache"],
-                                                   rec["gamma"], layer.bn.norm)
+            if layer.bn.kind != "batch":
+                dH, dgamma, dbeta = normalize_rows_backward(dH, rec["zhat"], rec["cache"],
+                                                            rec["gamma"], layer.bn.groups)
+            else:
+                dH, dgamma, dbeta = normalize_backward(dH, rec["H"], rec["zhat"],
+                                                       rec["cache"], rec["gamma"],
+                                                       layer.bn.norm)
             if "gamma" in g:
                 g["gamma"][...], g["beta"][...] = dgamma, dbeta
         g["W"][...] = dH.T @ rec["input"]
@@ -153,16 +185,16 @@ def backprop(layers, params, X, y, loss="sum", noise=None):
         dA = dH @ rec["W"]
         if layer.block_start:
             dA = dA + dskip
-    if loss == "mean":
+    if loss in MEAN_LOSSES:
         m = X.shape[0]
         value, grad = value / m, grad / m
     return value, grad, tape
 
 
 def loss_of(layers, params, X, y, loss="sum"):
-    """The noise-free loss ("sum" or "mean") on checked arguments, a float."""
-    value = np.sum((y - forward_tape(layers, params, X)[-1]["A"]) ** 2)
-    return float(value / X.shape[0] if loss == "mean" else value)
+    """The noise-free loss on checked arguments, a float."""
+    value = loss_sum(forward_tape(layers, params, X)[-1]["A"], y, loss)
+    return float(value / X.shape[0] if loss in MEAN_LOSSES else value)
 
 
 def loss_and_gradient(layers, params, X, y, loss="sum", noise=None):
@@ -175,7 +207,8 @@ def batch_statistics(layers, tape):
     """[(mu_B, v_B)] per BN layer in network order, from a training tape (section 9)."""
     m = tape[0]["input"].shape[0]
     return [batch_moments(rec["cache"], layer.bn.norm, m)
-            for layer, rec in zip(layers, tape) if layer.bn is not None]
+            for layer, rec in zip(layers, tape)
+            if layer.bn is not None and layer.bn.kind == "batch"]
 
 
 def param_count(layers):
@@ -198,7 +231,8 @@ def network_forward(layers, params, X):
 def network_predict(layers, params, X, running_mean, running_var):
     """Inference outputs (section 9), float64 (m, out_features), any m >= 1: every BN
     layer maps h to gamma (h - running_mean)/sqrt(running_var + eps) + beta (whatever
-    its norm), rows do not interact, no noise.
+    its norm), rows do not interact, no noise. Layer and group normalizations normalize
+    each row by its own statistics, as in training.
 
     running_mean, running_var : lists with one (out,) array per BN layer in network
         order (TrainResult.running_mean / running_var), or None for the initial zeros
@@ -211,21 +245,35 @@ def network_predict(layers, params, X, running_mean, running_var):
     return forward_tape(layers, params, X, running=running)[-1]["A"]
 
 
+def network_accuracy(layers, params, X, y, running_mean=None, running_var=None):
+    """The fraction of rows whose largest inference output (network_predict; the first
+    one at ties) is the class label y_i, a float in [0, 1].
+    y : (m,) class labels in [0, out_features), ints or floats with integral values."""
+    F = network_predict(layers, params, X, running_mean, running_var)
+    labels = class_labels(y, F.shape[0], F.shape[1])
+    return float(np.mean(np.argmax(F, axis=1) == labels))
+
+
 def network_loss(layers, params, X, y, loss="sum"):
-    """sum_i ||y_i - f(x_i)||^2 ("sum") or that divided by m ("mean"), a float.
-    y : (m, out_features), or (m,) when out_features == 1."""
+    """The loss, a float: sum_i ||y_i - f(x_i)||^2 ("sum") or that divided by m
+    ("mean"), with y (m, out_features), or (m,) when out_features == 1; or
+    sum_i logsumexp(f(x_i)) - f(x_i)[y_i] ("cross_entropy_sum") or that divided by m
+    ("cross_entropy", PyTorch's F.cross_entropy), with y (m,) class labels in
+    [0, out_features), ints or floats with integral values."""
+    loss = reduction(loss)
     layers = check_layers(layers)
     params = check_params(layers, params)
-    X, y = learning_set(layers, X, y)
-    return loss_of(layers, params, X, y, reduction(loss))
+    X, y = learning_set(layers, X, y, loss=loss)
+    return loss_of(layers, params, X, y, loss)
 
 
 def network_gradient(layers, params, X, y, loss="sum"):
     """d loss / d params, float64 (param_count(layers),), in the order of params."""
+    loss = reduction(loss)
     layers = check_layers(layers)
     params = check_params(layers, params)
-    X, y = learning_set(layers, X, y)
-    return loss_and_gradient(layers, params, X, y, reduction(loss))[1]
+    X, y = learning_set(layers, X, y, loss=loss)
+    return loss_and_gradient(layers, params, X, y, loss)[1]
 
 
 def network_hvp(layers, params, X, y, v, loss="sum"):
@@ -237,10 +285,10 @@ def network_hvp(layers, params, X, y, v, loss="sum"):
     v : real, finite, (param_count(layers),). It is scaled to max |v| = 1 for the step
     (the product is linear in v), so that h v stays far below the parameters.
     """
+    loss = reduction(loss)
     layers = check_layers(layers)
     params = check_params(layers, params)
-    X, y = learning_set(layers, X, y)
-    loss = reduction(loss)
+    X, y = learning_set(layers, X, y, loss=loss)
     v = direction(v, params.size)
     scale = float(np.max(np.abs(v))) if v.size else 0.0
     scale = scale or 1.0  # v = 0 still evaluates (and checks) the network

@@ -1,13 +1,17 @@
-"""Gradient descent of docs/math/networks.md sections 5, 8 and 9 in plain NumPy (the
-oracle of bnfast.train): same arguments after the network, same batches, same noise,
-same records, same running statistics."""
+"""Gradient descent of docs/math/networks.md sections 5, 8, 9 and 16 in plain NumPy
+(the oracle of bnfast.train): same arguments after the network, same batches, same
+noise, same records, same running statistics, and the updates of torch.optim.SGD
+(momentum, Nesterov, weight decay) and torch.optim.Adam."""
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from ._checks import (bn_layers, check_layers, check_params, integer, learning_set,
                       reduction, running_stats, train_args)
+from ._checks import optimizer as _optimizer
+from ._checks import optimizer_state as optimizer_state_of
 from .network import backprop, batch_statistics, loss_of
 from .noise import NoiseGenerator, draw_noise
 from .shuffle import EpochShuffler
@@ -21,7 +25,9 @@ class TrainResult:
     params, the recorded losses (before steps 0, r, 2r, ... and after the last step when
     r divides steps), the number of updates, whether the callback stopped it, the
     running statistics after the run (one float64 (out,) array per BN layer in network
-    order) and the update counter (batches_seen given + steps)."""
+    order), the update counter (batches_seen given + steps) and the optimizer state
+    after the run (None for plain gradient descent; see train), which a later run
+    takes as optimizer_state to continue."""
 
     params: np.ndarray
     losses: np.ndarray
@@ -30,6 +36,7 @@ class TrainResult:
     running_mean: list = field(default_factory=list)
     running_var: list = field(default_factory=list)
     batches_seen: int = 0
+    optimizer_state: Optional[dict] = None
 
 
 class TrainingDiverged(FloatingPointError):
@@ -44,14 +51,69 @@ class TrainingDiverged(FloatingPointError):
         self.params_overflowed = params_overflowed
 
 
+def _lerp(start, end, weight):
+    """torch.lerp's formula (written without its fused multiply-add)."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+def update(opt, state, params, grad, lr):
+    """The new params after one step with learning rate ``lr``; ``state`` (the dict of
+    optimizer_state) is updated in place with new arrays. The operations and their
+    order are those of torch's single-tensor SGD and Adam (networks.md section 16);
+    torch's vectorized kernels fuse some multiply-adds (FMA), so they may differ from
+    these in the last bit."""
+    if opt is None:
+        return params - lr * grad
+    g = grad + opt.weight_decay * params if opt.weight_decay != 0 else grad
+    if opt.name == "sgd":
+        if opt.momentum != 0:
+            buf = state["momentum_buffer"]
+            buf = g.copy() if buf is None else buf * opt.momentum + g
+            state["momentum_buffer"] = buf
+            g = g + opt.momentum * buf if opt.nesterov else buf
+        return params - lr * g
+    beta1, beta2 = opt.betas
+    state["step"] += 1
+    step = state["step"]
+    state["exp_avg"] = m = _lerp(state["exp_avg"], g, 1 - beta1)
+    state["exp_avg_sq"] = v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    denom = np.sqrt(v) / bias_correction2 ** 0.5 + opt.eps
+    return params + -step_size * m / denom
+
+
 def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every=1,
-          callback=None, loss="sum", running_mean=None, running_var=None, batches_seen=0):
-    """Gradient descent on the loss ("sum": sum_i ||y_i - f(x_i)||^2, "mean": that over
-    the rows of the evaluation) from ``params`` (left unmodified).
+          callback=None, loss="sum", running_mean=None, running_var=None, batches_seen=0,
+          optimizer=None, optimizer_state=None):
+    """Gradient descent on the loss from ``params`` (left unmodified): "sum":
+    sum_i ||y_i - f(x_i)||^2, "mean": that over the rows of the evaluation,
+    "cross_entropy_sum": sum_i logsumexp(f(x_i)) - f(x_i)[y_i], "cross_entropy": that
+    over the rows of the evaluation.
 
     layers : list of layer dicts (see bnfast.reference.network); params : (num_params,).
-    X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1.
-    lr > 0: params <- params - lr * gradient, ``steps`` >= 0 times.
+    X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1; for
+        the cross-entropy losses (m,) class labels in [0, out_features).
+    lr : a float > 0, or a 1-D array of at least ``steps`` per-step rates > 0 (lr[t]
+        for the t-th update of this run). Without an optimizer:
+        params <- params - lr * gradient, ``steps`` >= 0 times.
+    optimizer : None (plain gradient descent, as above), {"name": "sgd", "momentum":
+        >= 0 (default 0), "nesterov": bool (default False; needs momentum > 0),
+        "weight_decay": >= 0 (default 0)} (torch.optim.SGD, dampening 0) or
+        {"name": "adam", "betas": (b1, b2) in [0, 1) (default (0.9, 0.999)), "eps": > 0
+        (default 1e-8), "weight_decay": >= 0 (default 0)} (torch.optim.Adam, L2 weight
+        decay, amsgrad False); see networks.md section 16.
+    optimizer_state : the state before the run (TrainResult.optimizer_state of an
+        earlier run, not modified), or None for the initial state: None without an
+        optimizer; sgd {"momentum_buffer": None or (num_params,)} (None until the first
+        step with momentum, which sets it to that step's gradient); adam {"step": int,
+        "exp_avg": (num_params,), "exp_avg_sq": (num_params,)} (0, zeros, zeros).
+        A full-batch run of s1 steps continued for s2 steps from its params, running
+        statistics, batches_seen and optimizer_state (and lr[s1:] for per-step rates)
+        gives bit for bit the run of s1 + s2 steps.
     batch_size : None (or m) for full batch; else disjoint batches of an EpochShuffler
         permutation of the rows (seeded by ``seed``), a new one when fewer than
         batch_size unused rows remain; BN statistics of the batch.
@@ -69,18 +131,21 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
         n = batches_seen + the number of this update (section 9).
 
     Returns TrainResult(params, losses, steps, stopped_by_callback, running_mean,
-    running_var, batches_seen); raises TrainingDiverged when a computed loss is inf or
-    NaN.
+    running_var, batches_seen, optimizer_state); raises TrainingDiverged when a computed
+    loss is inf or NaN, or an update makes a parameter inf or NaN.
     """
+    loss = reduction(loss)
     layers = check_layers(layers)
     params = check_params(layers, params)
-    X, y = learning_set(layers, X, y)
+    X, y = learning_set(layers, X, y, loss=loss)
     m = X.shape[0]
     lr, steps, batch_size, seed, record_every = train_args(
         layers, m, lr, steps, batch_size, seed, record_every, callback)
-    loss = reduction(loss)
     running_mean, running_var = running_stats(layers, running_mean, running_var)
     batches_seen = integer(batches_seen, "batches_seen", 0)
+    opt = _optimizer(optimizer)
+    state = optimizer_state_of(opt, optimizer_state, params.size)
+    rates = lr if isinstance(lr, np.ndarray) else None
     full = batch_size in (0, m)
     noisy = [i for i, layer in enumerate(layers)
              if layer.bn is not None and layer.bn.noise is not None]
@@ -123,7 +188,7 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
                 raise TrainingDiverged(step, float(step_loss),
                                        np.array(losses, dtype=np.float64))
         with np.errstate(over="ignore", invalid="ignore"):
-            params = params - lr * grad
+            params = update(opt, state, params, grad, lr if rates is None else rates[step])
         if not np.all(np.isfinite(params)):
             raise TrainingDiverged(step, float(step_loss), np.array(losses, dtype=np.float64),
                                    params_overflowed=True)
@@ -135,4 +200,4 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
             running_var[j] = (1 - f) * running_var[j] + f * v
         done = step + 1
     return TrainResult(params, np.array(losses, dtype=np.float64), done, by_callback,
-                       running_mean, running_var, batches_seen + done)
+                       running_mean, running_var, batches_seen + done, state)

@@ -162,10 +162,10 @@ def test_callback_stop_and_no_bn():
 def test_train_result_fields():
     names = [f.name for f in dataclasses.fields(reference.TrainResult)]
     assert names == ["params", "losses", "steps", "stopped_by_callback", "running_mean",
-                     "running_var", "batches_seen"]
+                     "running_var", "batches_seen", "optimizer_state"]
     bare = reference.TrainResult(np.zeros(1), np.zeros(1))
     assert (bare.steps, bare.stopped_by_callback, bare.running_mean, bare.running_var,
-            bare.batches_seen) == (0, False, [], [], 0)
+            bare.batches_seen, bare.optimizer_state) == (0, False, [], [], 0, None)
     layers = network()
     X, Y, p0 = data(6)
     result = reference.train(layers, p0, X, Y, 0.05, 0)

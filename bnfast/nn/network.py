@@ -27,7 +27,7 @@ class Network:
         "cross_entropy": the mean over rows of -log softmax(f(x_i))[y_i] (PyTorch's
         F.cross_entropy), y the (m,) integer class labels in [0, out_features);
         "cross_entropy_sum": its sum. Stable for logits of any finite size
-        (log-sum-exp). networks.md section 13.
+        (log-sum-exp). networks.md section 15.
     seed : int
         Seeds the initial weights: W ~ N(0, 1/in_features), b = 0, gamma/beta from
         each layer's BatchNorm. ``init(scheme, seed)`` draws from the usual schemes;

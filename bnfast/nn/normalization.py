@@ -1,5 +1,5 @@
 """Normalizations of a layer's pre-activations (docs/math/networks.md sections 2, 7-9 and
-12): BatchNorm (with the lp scales, running statistics and noise), LayerNorm, GroupNorm.
+14): BatchNorm (with the lp scales, running statistics and noise), LayerNorm, GroupNorm.
 
 Each crosses to the C++ core as one bound NormSpec (``spec(out_features)``), the one unit
 csrc/core/nn/ops/normalization.hpp evaluates, and to the NumPy reference as the plain dict
@@ -180,7 +180,7 @@ class LayerNorm(Normalization):
     layer's features): each row of pre-activations normalized by its own mean and biased
     variance over the out_features neurons, then gamma, beta per neuron. The statistics
     are per sample, so training and inference agree and a batch of one row is allowed.
-    networks.md section 12.
+    networks.md section 14.
 
     gamma, beta, trainable, eps : as for every normalization (bnfast.nn.Normalization)
     """
@@ -193,7 +193,7 @@ class GroupNorm(Normalization):
     each row's neurons split into ``groups`` contiguous groups of out_features / groups,
     each normalized by its own mean and biased variance, then gamma, beta per neuron.
     groups = 1 is LayerNorm; groups = out_features normalizes each value alone (with eps
-    > 0 it then outputs beta). networks.md section 12.
+    > 0 it then outputs beta). networks.md section 14.
 
     groups : int >= 1, dividing the layer's out_features
     gamma, beta, trainable, eps : as for every normalization (bnfast.nn.Normalization)

@@ -1,4 +1,4 @@
-"""The update rules of bnfast.train (docs/math/networks.md section 14): PyTorch's
+"""The update rules of bnfast.train (docs/math/networks.md section 16): PyTorch's
 torch.optim.SGD (momentum with dampening 0, Nesterov, L2 weight decay) and
 torch.optim.Adam (bias-corrected, L2 weight decay, amsgrad off), computed by the C++
 core (csrc/core/nn/optimizer.hpp) in torch's operation order.

@@ -111,7 +111,7 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
         returning True stops the run (the result holds the parameters at that step).
     optimizer : None or bnfast.SGD() for params <- params - lr * gradient (the papers'
         update); bnfast.SGD(momentum, nesterov, weight_decay) or bnfast.Adam(betas, eps,
-        weight_decay) for PyTorch's rules (docs/math/networks.md section 14).
+        weight_decay) for PyTorch's rules (docs/math/networks.md section 16).
     optimizer_state : None (fresh buffers) or the ``optimizer_state`` of an earlier
         run's TrainResult with the same optimizer: a full-batch run continued this way
         equals one longer run (mini-batch shuffles and BN noise start again from seed).

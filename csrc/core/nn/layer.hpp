@@ -13,7 +13,7 @@ namespace bnfast {
 // The activations phi; the bindings expose this list to Python (bnfast.nn.ACTIVATIONS).
 enum class Activation { identity, sigmoid, tanh, relu };
 
-// What a normalization's statistics run over (networks.md sections 2 and 12): batch, each
+// What a normalization's statistics run over (networks.md sections 2 and 14): batch, each
 // feature over the rows of the batch (BN); layer, each row over all its features
 // (LayerNorm); group, each row over contiguous groups of features (GroupNorm).
 enum class NormKind { batch, layer, group };

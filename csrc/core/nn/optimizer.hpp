@@ -1,4 +1,4 @@
-// The update rules of training (docs/math/networks.md section 14), PyTorch's: SGD with
+// The update rules of training (docs/math/networks.md section 16), PyTorch's: SGD with
 // momentum (dampening 0), Nesterov and L2 weight decay (torch.optim.SGD), and Adam with
 // bias correction and L2 weight decay (torch.optim.Adam, amsgrad off), each written in
 // torch's operation order. Plain SGD is params -= lr * grad.

@@ -1,4 +1,4 @@
-// LayerNorm and GroupNorm on a row-major (m, n) block (docs/math/networks.md section 12):
+// LayerNorm and GroupNorm on a row-major (m, n) block (docs/math/networks.md section 14):
 // each row's features split into G contiguous groups of c = n / G, each (row, group)
 // normalized by its own mean and biased variance, then scaled and shifted per feature:
 //   z_ij = gamma_j (h_ij - mu_ig) / sqrt(var_ig + eps) + beta_j.

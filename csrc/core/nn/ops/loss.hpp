@@ -1,4 +1,4 @@
-// The losses (docs/math/networks.md sections 6 and 13) of the network's output F (m, out):
+// The losses (docs/math/networks.md sections 6 and 15) of the network's output F (m, out):
 // sum: sum_i ||y_i - f_i||^2; mean: that / m; cross_entropy: the mean over rows of
 // logsumexp(f_i) - f_i[y_i] (PyTorch's F.cross_entropy), y_i a class label in [0, out)
 // stored as a double; cross_entropy_sum: its sum. On double or Dual.

@@ -1,4 +1,4 @@
-// Normalization, one unit for every kind (docs/math/networks.md sections 2, 7-9, 12):
+// Normalization, one unit for every kind (docs/math/networks.md sections 2, 7-9, 14):
 // BN over the batch with its scales (std, l1, l2, linf), running statistics and noise;
 // LayerNorm and GroupNorm over each row's features. forward_on and backward_on are its
 // one pair of entry points: they pick the fast kernels (kernels/batchnorm.hpp: BN with

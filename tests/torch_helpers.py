@@ -41,3 +41,27 @@ def check_within(worst, what, ours, theirs, bound):
         raise AssertionError(f"{what}: {np.count_nonzero(bad)} of {err.size} outside the "
                              f"bound; at {i}: bnfast {ours[i]!r}, torch {theirs[i]!r}, "
                              f"error {err[i]:.3e} > bound {bound[i]:.3e}")
+
+
+class WorstRelativeErrors:
+    """Norm-wise relative errors (max |actual - expected| / max |expected|) checked
+    against a bound, the worst per feature kept for report() (pytest -s)."""
+
+    def __init__(self):
+        self.worst = {}
+
+    def check(self, feature, actual, expected, rtol):
+        actual = np.asarray(actual, dtype=np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        assert actual.shape == expected.shape, (actual.shape, expected.shape)
+        scale = np.max(np.abs(expected))
+        assert scale > 0, "relative error against an all-zero expectation"
+        err = float(np.max(np.abs(actual - expected)) / scale)
+        self.worst[feature] = max(self.worst.get(feature, 0.0), err)
+        assert err <= rtol, f"{feature}: relative error {err:.3e} > {rtol:.0e}"
+
+    def report(self, title):
+        if self.worst:
+            print(f"\nworst relative errors against torch ({title}):")
+            for feature, err in sorted(self.worst.items()):
+                print(f"  {feature:<30s} {err:.3e}")

@@ -29,7 +29,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch_helpers import single_torch_thread  # noqa: E402
+from torch_helpers import WorstRelativeErrors, single_torch_thread  # noqa: E402
+from manual_network import rel_err  # noqa: E402
 
 import bnfast  # noqa: E402
 from bnfast import BatchNorm, BNNoise, Dense, Network, Residual  # noqa: E402
@@ -42,33 +43,14 @@ RTOL_HVP = 1e-9
 RTOL_GRAD = 1e-12
 RTOL_TRAJECTORY = 1e-9
 
-_WORST = {}
-
-
-def rel_err(actual, expected):
-    """max |actual - expected| / max |expected|."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    scale = np.max(np.abs(expected))
-    assert scale > 0, "relative error against an all-zero expectation"
-    return float(np.max(np.abs(actual - expected)) / scale)
-
-
-def check(feature, actual, expected, rtol):
-    """Assert rel_err <= rtol, remembering the worst value per feature."""
-    err = rel_err(actual, expected)
-    _WORST[feature] = max(_WORST.get(feature, 0.0), err)
-    assert err <= rtol, f"{feature}: relative error {err:.3e} > {rtol:.0e}"
+_ERRORS = WorstRelativeErrors()
+check = _ERRORS.check
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report_worst():
     yield
-    if _WORST:
-        print("\nworst relative errors against torch:")
-        for feature, err in sorted(_WORST.items()):
-            print(f"  {feature:<28s} {err:.3e}")
+    _ERRORS.report("engine")
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch_helpers import single_torch_thread  # noqa: E402
+from torch_helpers import WorstRelativeErrors, single_torch_thread  # noqa: E402
 
 import bnfast  # noqa: E402
 from bnfast import (SGD, Adam, BatchNorm, Dense, GroupNorm, LayerNorm, Network,  # noqa: E402
@@ -35,25 +35,14 @@ RTOL = 1e-12
 RTOL_HVP = 1e-9
 RTOL_TRAJECTORY = 1e-12
 
-_WORST = {}
-
-
-def check(feature, actual, expected, rtol):
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    err = float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
-    _WORST[feature] = max(_WORST.get(feature, 0.0), err)
-    assert err <= rtol, f"{feature}: relative error {err:.3e} > {rtol:.0e}"
+_ERRORS = WorstRelativeErrors()
+check = _ERRORS.check
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report_worst():
     yield
-    if _WORST:
-        print("\nworst relative errors against torch (new ops):")
-        for feature, err in sorted(_WORST.items()):
-            print(f"  {feature:<30s} {err:.3e}")
+    _ERRORS.report("new ops")
 
 
 @pytest.fixture(autouse=True)

@@ -59,11 +59,6 @@ T* ActivationOp::backward_on(Pass<T>& p, const T* Z, const T* A, T* dA, T* dZ, b
   return dZ;
 }
 
-template void ActivationOp::forward_on(Pass<double>&, const double*, double*);
-template void ActivationOp::forward_on(Pass<Dual>&, const Dual*, Dual*);
-template double* ActivationOp::backward_on(Pass<double>&, const double*, const double*,
-                                           double*, double*, bool);
-template Dual* ActivationOp::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*,
-                                         bool);
+BNFAST_OP_INSTANTIATE(ActivationOp);
 
 }  // namespace bnfast

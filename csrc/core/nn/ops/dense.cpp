@@ -37,10 +37,6 @@ T* Dense::backward_on(Pass<T>& p, const T* A, const T*, T* dH, T* dA, bool need_
   return dA;
 }
 
-template void Dense::forward_on(Pass<double>&, const double*, double*);
-template void Dense::forward_on(Pass<Dual>&, const Dual*, Dual*);
-template double* Dense::backward_on(Pass<double>&, const double*, const double*, double*,
-                                    double*, bool);
-template Dual* Dense::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*, bool);
+BNFAST_OP_INSTANTIATE(Dense);
 
 }  // namespace bnfast

@@ -157,11 +157,6 @@ void Normalization::update_running(double* running, i64 update, i64 m) const {
   for (i64 j = 0; j < n; ++j) running_update(rm[j], rv[j], st.mean[j], st.var[j], f, bessel);
 }
 
-template void Normalization::forward_on(Pass<double>&, const double*, double*);
-template void Normalization::forward_on(Pass<Dual>&, const Dual*, Dual*);
-template double* Normalization::backward_on(Pass<double>&, const double*, const double*,
-                                            double*, double*, bool);
-template Dual* Normalization::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*,
-                                          bool);
+BNFAST_OP_INSTANTIATE(Normalization);
 
 }  // namespace bnfast

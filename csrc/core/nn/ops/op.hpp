@@ -87,6 +87,15 @@ class OpOn : public Op {
   Kind& self() { return static_cast<Kind&>(*this); }
 };
 
+// The explicit instantiations of an op kind's templates on double and Dual, written once
+// (in the kind's .cpp, which defines them).
+#define BNFAST_OP_INSTANTIATE(Kind)                                                        \
+  template void Kind::forward_on(Pass<double>&, const double*, double*);                  \
+  template void Kind::forward_on(Pass<Dual>&, const Dual*, Dual*);                        \
+  template double* Kind::backward_on(Pass<double>&, const double*, const double*, double*, \
+                                     double*, bool);                                      \
+  template Dual* Kind::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*, bool)
+
 // An op's state that exists once per number type (double for gradients, Dual for hvps).
 template <template <class> class S>
 struct PerType {

@@ -28,12 +28,7 @@ void ResidualJoin::add_skip(const Pass<T>& p, T* dXb) {
   for (i64 i = 0; i < size; ++i) dXb[i] += skip[i];
 }
 
-template void ResidualJoin::forward_on(Pass<double>&, const double*, double*);
-template void ResidualJoin::forward_on(Pass<Dual>&, const Dual*, Dual*);
-template double* ResidualJoin::backward_on(Pass<double>&, const double*, const double*,
-                                           double*, double*, bool);
-template Dual* ResidualJoin::backward_on(Pass<Dual>&, const Dual*, const Dual*, Dual*, Dual*,
-                                         bool);
+BNFAST_OP_INSTANTIATE(ResidualJoin);
 template void ResidualJoin::add_skip(const Pass<double>&, double*);
 template void ResidualJoin::add_skip(const Pass<Dual>&, Dual*);
 

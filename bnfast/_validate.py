@@ -1,5 +1,7 @@
 """The Python layer's rules for user input: conversions and value checks, each written
-once here and used by bnfast.kernels and bnfast.nn.
+once here and used by bnfast.kernels, bnfast.nn, the experiments, the sweeps and the
+claims (an argument rule is one function: a count, a seed, a finite bound, a choice
+among names, a bool, ...).
 
 Who owns which rule (docs/design/argument_rules.md has the whole table):
 - here: dtype policy and conversion to C-contiguous float32/float64, Python types (an int
@@ -89,13 +91,46 @@ def real_number(value, name):
     return float(value)
 
 
-def integer(value, name, low):
-    """value as a Python int >= low; TypeError for non-ints (bools included)."""
+def _int(value, name):
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
+    return int(value)
+
+
+def integer(value, name, low, high=None):
+    """value as a Python int in [low, high] (no upper bound when high is None): a count,
+    a size; TypeError for non-ints (bools included)."""
+    value = _int(value, name)
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+#: Seeds of the experiments, sweeps and audits are in [0, SEED_END): 63 bits, what
+#: derived_seed (bnfast.executors) hands out and a signed 64-bit column can hold.
+SEED_END = 2**63
+
+
+def seed(value, name="seed"):
+    """value as a Python int in [0, 2**63): the seed of an experiment, a sweep or an
+    audit; TypeError for non-ints (bools included)."""
+    value = _int(value, name)
+    if not 0 <= value < SEED_END:
+        raise ValueError(f"{name} must be in [0, 2**63), got {value}")
+    return value
+
+
+def choice(value, name, allowed):
+    """value, checked to be one of the strings ``allowed`` (TypeError for a non-string,
+    ValueError for another string; both list the choices)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {', '.join(map(repr, allowed))}, "
+                        f"got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, "
+                         f"got {value!r}")
     return value
 
 
@@ -118,6 +153,7 @@ def boolean(value, name):
 
 
 def eps_value(eps):
+    """eps as a float, finite and >= 0."""
     eps = real_number(eps, "eps")
     if not (eps >= 0.0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
@@ -125,6 +161,7 @@ def eps_value(eps):
 
 
 def positive_finite(value, name):
+    """value as a float, finite and > 0 (a step size, a bound)."""
     value = real_number(value, name)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
@@ -132,6 +169,7 @@ def positive_finite(value, name):
 
 
 def momentum_value(momentum):
+    """momentum as a float in [0, 1] (None is refused, with the way out)."""
     if momentum is None:
         raise ValueError(
             "momentum=None (the cumulative average) needs a count of the batches seen, "

@@ -15,10 +15,11 @@ hessian (m, m) of the loss at the BN output; each returns a StatementReport:
                       eps=0.0)
     check_observation_4_3(X, W, y=None, gamma=None, beta=None, exact=False, eps=0.0)
 
-One file per statement (lemma_4_5.py, theorem_4_1.py, ...); the float64 and exact
-arithmetics they run on (_float.py, _exact.py); the report types (report.py, and
-statement.py with what the section-4 checkers share); the native gradient-descent
-cross-check (gd.py). The mathematics is in docs/math/lemma_4_5.md and
+One file per statement (lemma_4_5.py, theorem_4_1.py, ...), each listing its rows of
+`bnfast audit` in AUDIT_ROWS (audit.py finds them, counterexample.py says how); the
+float64 and exact arithmetics they run on (_float.py, _exact.py); the report types
+(report.py, and statement.py with what the section-4 checkers share); the native
+gradient-descent cross-check (gd.py). The mathematics is in docs/math/lemma_4_5.md and
 docs/math/santurkar_section_4.md.
 """
 

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .._validate import real_number
+
 _EPS = np.finfo(np.float64).eps
 
 
@@ -30,10 +32,7 @@ class FloatArithmetic:
         return arr
 
     def scalar(self, value, name):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-                value, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-        value = float(value)
+        value = real_number(value, name)
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
         return value

@@ -7,92 +7,49 @@ instance whose inequality fails (confirmed in exact arithmetic, then shrunk); it
 when none of the searched instances fails, and it is an IDENTITY when moreover every
 searched instance has gap exactly 0 (exact mode) or 0 within rounding (float mode). The
 Lemma 4.5 row adds the closed-form probability that (1) holds for a random
-initialization on Example 3.2 (lemma_4_5_probability.py).
+initialization on Example 3.2 (its ``extra``; lemma_4_5_probability.py).
 
     audit(statements=None, exact=False, seed=0) -> list of AuditRow, one per row
-    ROWS: the rows, in the order of the paper; STATEMENTS: the names `bnfast audit` takes
+    rows(): the rows, in the order of the paper; statements(): the names `bnfast audit`
+        takes
+
+The rows are those the statements' modules list in AUDIT_ROWS (counterexample.Row): a
+new row, or a new statement, is written in its own module, and nothing lists them here.
 """
 
+import re
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-import numpy as np
-
+from .._registry import collect
+from .._validate import seed as seed_value
 from .counterexample import Counterexample, find_counterexample
-from .example_3_2 import EXAMPLE_3_2
-from .lemma_4_5 import check_lemma_4_5
-from .lemma_4_5_probability import lemma_4_5_holds_probability
-from .observation_4_3 import check_observation_4_3
-from .theorem_4_1 import check_theorem_4_1
-from .theorem_4_2 import check_theorem_4_2
-from .theorem_4_4 import check_theorem_4_4
 
-__all__ = ["AuditRow", "ROWS", "STATEMENTS", "audit", "check_instance"]
+__all__ = ["AuditRow", "audit", "check_instance", "rows", "statements"]
 
-#: Integer entries of the searched instances lie in [-BOUND, BOUND].
-BOUND = 3
 #: Instances drawn per size m (m = 2, ..., 6) before a row counts as holding: in float64,
 #: and in exact mode (sympy with radicals is ~50x slower per instance).
 TRIES = 40
 EXACT_TRIES = 12
 
 
-@dataclass(frozen=True)
-class Row:
-    name: str                                    # the CLI name, e.g. "theorem-4-1"
-    statement: str                               # e.g. "Theorem 4.1"
-    form: str                                    # "printed", "corrected", ...
-    check: Callable[..., Any]                    # check(**instance, exact=...) -> report
-    draw: Callable[[np.random.Generator, int], dict]   # (rng, m) -> instance
+def rows():
+    """Every row of the audit (counterexample.Row): the AUDIT_ROWS of the modules of this
+    package, in the order of the paper, i.e. by the numbers in the statement's name
+    (theorem-4-1, ..., lemma-4-5; names without numbers last), a module's rows in the
+    module's order."""
+    found = [row for group in collect(__package__, "AUDIT_ROWS") for row in group]
+    return sorted(found, key=_paper_order)
 
 
-def _ints(rng, *shape):
-    return rng.integers(-BOUND, BOUND + 1, shape)
+def _paper_order(row):
+    numbers = tuple(int(n) for n in re.findall(r"\d+", row.name))
+    return (not numbers, numbers)
 
 
-def _draw_h_grad(rng, m):
-    return {"h": _ints(rng, m), "grad": _ints(rng, m)}
-
-
-def _draw_h_grad_hessian(rng, m):
-    upper = np.triu(_ints(rng, m, m))
-    return {"h": _ints(rng, m), "grad": _ints(rng, m), "hessian": upper + np.triu(upper, 1).T}
-
-
-def _draw_data(rng, m):
-    """X (m, d) with d < m (the BN optima need m >= d + 1), and y, w0 (or W)."""
-    d = int(rng.integers(1, m))
-    return {"X": _ints(rng, m, d), "y": _ints(rng, m), "w0": _ints(rng, d)}
-
-
-def _draw_x_w(rng, m):
-    d = int(rng.integers(1, m))
-    return {"X": _ints(rng, m, d), "W": _ints(rng, d)}
-
-
-ROWS = (
-    Row("theorem-4-1", "Theorem 4.1", "printed", partial(check_theorem_4_1, form="printed"),
-        _draw_h_grad),
-    Row("theorem-4-1", "Theorem 4.1", "corrected", partial(check_theorem_4_1, form="corrected"),
-        _draw_h_grad),
-    Row("theorem-4-2", "Theorem 4.2(a)", "printed", partial(check_theorem_4_2, part="a"),
-        _draw_h_grad_hessian),
-    Row("theorem-4-2", "Theorem 4.2(b)", "printed", partial(check_theorem_4_2, part="b"),
-        _draw_h_grad_hessian),
-    Row("observation-4-3", "Observation 4.3", "w-dependent", check_observation_4_3, _draw_x_w),
-    Row("observation-4-3", "Observation 4.3", "constant",
-        partial(check_observation_4_3, gamma=1, beta=0), _draw_x_w),
-    Row("theorem-4-4", "Theorem 4.4", "printed", partial(check_theorem_4_4, form="printed"),
-        _draw_h_grad),
-    Row("theorem-4-4", "Theorem 4.4", "corrected", partial(check_theorem_4_4, form="corrected"),
-        _draw_h_grad),
-    Row("lemma-4-5", "Lemma 4.5", "printed", partial(check_lemma_4_5, cross_check=False),
-        _draw_data),
-)
-
-#: The statement names `bnfast audit STATEMENT` takes, in the order of the paper.
-STATEMENTS = tuple(dict.fromkeys(row.name for row in ROWS))
+def statements():
+    """The statement names `bnfast audit STATEMENT` takes, in the order of the paper."""
+    return tuple(dict.fromkeys(row.name for row in rows()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,8 +65,9 @@ class AuditRow:
     counterexample    a Counterexample (smallest found, re-checked exactly) or None
     report            the checker's report on that instance (exact arithmetic for a
                       counterexample)
-    extra             more numbers: Lemma 4.5 adds "example_3_2_holds_probability" and
-                      "example_3_2_theta_degrees"
+    extra             more numbers (the Row's extra): Lemma 4.5 adds
+                      "example_3_2_holds_probability" and "example_3_2_theta_degrees"
+    notes             lines of text about ``extra`` for the table (the Row's notes)
     """
 
     statement: str
@@ -123,6 +81,7 @@ class AuditRow:
     counterexample: Optional[Counterexample]
     report: Any
     extra: dict
+    notes: tuple = ()
 
     def to_dict(self):
         """JSON-ready: numbers as floats; exact forms as strings under "exact_forms"."""
@@ -170,39 +129,39 @@ def _is_zero(report, exact):
 
 def _audit_row(row, exact, seed):
     found, checked, last, zero = _search(row, exact, seed)
-    extra = {}
-    if row.statement == "Lemma 4.5":
-        p, theta = lemma_4_5_holds_probability(EXAMPLE_3_2["X"], EXAMPLE_3_2["y"])
-        extra = {"example_3_2_holds_probability": p,
-                 "example_3_2_theta_degrees": float(np.degrees(theta))}
+    extra = {} if row.extra is None else row.extra()
+    notes = () if row.notes is None else tuple(row.notes(extra))
     if found is not None:
         report = row.check(**found.instance, exact=True)
         return AuditRow(row.statement, row.form, "fails", False, found.draws, report.lhs,
-                        report.rhs, _gap(report), found, report, extra)
+                        report.rhs, _gap(report), found, report, extra, notes)
     return AuditRow(row.statement, row.form, "identity" if zero else "holds", True, checked,
-                    last.lhs, last.rhs, _gap(last), None, last, extra)
+                    last.lhs, last.rhs, _gap(last), None, last, extra, notes)
+
+
+def _rows_of(names):
+    """The rows of the statements ``names``; ValueError naming an unknown one."""
+    known = statements()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown statement {unknown[0]!r}; expected one of "
+                         f"{', '.join(known)}")
+    return [row for row in rows() if row.name in names]
 
 
 def audit(statements=None, exact=False, seed=0):
-    """The audit rows of the named statements (all of STATEMENTS when None).
+    """The audit rows of the named statements (all of statements() when None).
 
     exact  False: the search checks in float64 and confirms a failure exactly; True:
            every instance is checked exactly. Same seed, same rows.
+    seed   an int in [0, 2**63).
     """
-    if statements is None:
-        statements = STATEMENTS
-    unknown = [s for s in statements if s not in STATEMENTS]
-    if unknown:
-        raise ValueError(f"unknown statement {unknown[0]!r}; expected one of "
-                         f"{', '.join(STATEMENTS)}")
-    return [_audit_row(row, exact, seed) for row in ROWS if row.name in statements]
+    seed = seed_value(seed)
+    selected = rows() if statements is None else _rows_of(statements)
+    return [_audit_row(row, exact, seed) for row in selected]
 
 
 def check_instance(statement, instance, exact=False):
     """The reports of every row of `statement` on one user instance (a dict of the
     checker's arguments, e.g. h, grad, gamma, beta; hessian for theorem-4-2)."""
-    rows = [row for row in ROWS if row.name == statement]
-    if not rows:
-        raise ValueError(f"unknown statement {statement!r}; expected one of "
-                         f"{', '.join(STATEMENTS)}")
-    return [row.check(**instance, exact=exact) for row in rows]
+    return [row.check(**instance, exact=exact) for row in _rows_of([statement])]

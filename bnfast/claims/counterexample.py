@@ -1,5 +1,7 @@
 """Smallest counterexamples: a deterministic search over small integer instances, a
-greedy shrink, and an exact re-check.
+greedy shrink, and an exact re-check; and the audit's rows (``Row``: a statement in one
+form, its checker and its generator of instances), which each statement's module lists
+in ``AUDIT_ROWS`` with the generators below.
 
 A statement is given by `check(instance, exact)` -> holds (True / False / None) for an
 instance, a dict of integer arrays and numbers; ValueError (a degenerate instance) counts
@@ -15,7 +17,61 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-__all__ = ["Counterexample", "find_counterexample", "shrink"]
+__all__ = ["BOUND", "Counterexample", "Row", "draw_data", "draw_h_grad",
+           "draw_h_grad_hessian", "draw_x_w", "find_counterexample", "shrink"]
+
+#: Integer entries of the audit's instances lie in [-BOUND, BOUND].
+BOUND = 3
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of `bnfast audit`: a statement in one form, checked on small random
+    integer instances (claims/audit.py runs it).
+
+    name       the CLI name, e.g. "theorem-4-1"; the audit lists rows by the numbers in
+               it (the order of the paper)
+    statement  e.g. "Theorem 4.1"; form: "printed", "corrected", ...
+    check      check(**instance, exact=...) -> report
+    draw       (rng, m) -> instance, a dict of the checker's arguments
+    extra      None, or () -> dict of numbers the row adds to its JSON
+    notes      None, or extra -> lines the table adds below the row
+    """
+
+    name: str
+    statement: str
+    form: str
+    check: Callable[..., Any]
+    draw: Callable[[np.random.Generator, int], dict]
+    extra: Optional[Callable[[], dict]] = None
+    notes: Optional[Callable[[dict], list]] = None
+
+
+def _ints(rng, *shape):
+    return rng.integers(-BOUND, BOUND + 1, shape)
+
+
+def draw_h_grad(rng, m):
+    """h and grad (m,): one neuron's batch and the gradient at its BN output."""
+    return {"h": _ints(rng, m), "grad": _ints(rng, m)}
+
+
+def draw_h_grad_hessian(rng, m):
+    """h, grad (m,) and a symmetric hessian (m, m)."""
+    upper = np.triu(_ints(rng, m, m))
+    return {"h": _ints(rng, m), "grad": _ints(rng, m), "hessian": upper + np.triu(upper, 1).T}
+
+
+def draw_data(rng, m):
+    """X (m, d) with d < m (the BN optima need m >= d + 1), and y, w0."""
+    d = int(rng.integers(1, m))
+    return {"X": _ints(rng, m, d), "y": _ints(rng, m), "w0": _ints(rng, d)}
+
+
+def draw_x_w(rng, m):
+    """X (m, d) with d < m, and W (d,)."""
+    d = int(rng.integers(1, m))
+    return {"X": _ints(rng, m, d), "W": _ints(rng, d)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,14 +33,16 @@ input overflows, underflows or divides by zero on the way to a verdict.
 
 import dataclasses
 import math
+from functools import partial
 
 import numpy as np
 
 from ._float import FloatArithmetic
+from .counterexample import Row, draw_data
 from .report import Lemma45Report
 from .statement import arithmetic
 
-__all__ = ["check_lemma_4_5"]
+__all__ = ["AUDIT_ROWS", "check_lemma_4_5"]
 
 
 def check_lemma_4_5(X, y, w0, gamma=1.0, beta=0.0, exact=False, *, cross_check=True,
@@ -363,3 +365,27 @@ def _stack(columns, ar):
         loss_bn_at_w_star=total("loss_bn_at_w_star"), loss_bn_at_w0=total("loss_bn_at_w0"),
         loss_bn_min=total("loss_bn_min"), columns=columns,
         tolerance=max(c.tolerance for c in columns))
+
+
+# ---- the row of `bnfast audit` (claims/audit.py) ---------------------------------------
+
+def _example_3_2_probability():
+    """How often (1) holds on Example 3.2 for a random initialization (closed form)."""
+    from .example_3_2 import EXAMPLE_3_2      # both modules import this one
+    from .lemma_4_5_probability import lemma_4_5_holds_probability
+
+    p, theta = lemma_4_5_holds_probability(EXAMPLE_3_2["X"], EXAMPLE_3_2["y"])
+    return {"example_3_2_holds_probability": p,
+            "example_3_2_theta_degrees": float(np.degrees(theta))}
+
+
+def _example_3_2_notes(extra):
+    p, theta = extra["example_3_2_holds_probability"], extra["example_3_2_theta_degrees"]
+    return ["on Example 3.2, (1) holds for a random W0 with",
+            f"probability 1/2 - theta/(2 pi) = {p:.4f} (theta = {theta:.3f} deg):",
+            f"it fails for {1 - p:.0%} of initializations, not only at W0 = W*"]
+
+
+AUDIT_ROWS = (Row("lemma-4-5", "Lemma 4.5", "printed",
+                  partial(check_lemma_4_5, cross_check=False), draw_data,
+                  extra=_example_3_2_probability, notes=_example_3_2_notes),)

@@ -27,11 +27,14 @@ decided against rel * M with M = sum over the residuals of ||gamma hhat|| +
 sqrt(m) |beta| + t ||h|| (the size of what is subtracted).
 """
 
+from functools import partial
+
+from .counterexample import Row, draw_x_w
 from .lemma_4_5 import check_lemma_4_5
 from .statement import (Neuron, Quantities, StatementReport, arithmetic, batch_vector, compare,
                         eps_value, real)
 
-__all__ = ["check_observation_4_3"]
+__all__ = ["AUDIT_ROWS", "check_observation_4_3"]
 
 
 def check_observation_4_3(X, W, y=None, gamma=None, beta=None, exact=False, eps=0.0):
@@ -174,3 +177,12 @@ def _note(constant, eps_positive, quantities, lemma):
                      "standard landscape are not preserved (Example 3.2 of Dannemann "
                      "and Junike).")
     return text
+
+
+#: The rows of `bnfast audit` (claims/audit.py): the W-dependent gamma, beta of the
+#: observation, and constant ones.
+AUDIT_ROWS = (
+    Row("observation-4-3", "Observation 4.3", "w-dependent", check_observation_4_3, draw_x_w),
+    Row("observation-4-3", "Observation 4.3", "constant",
+        partial(check_observation_4_3, gamma=1, beta=0), draw_x_w),
+)

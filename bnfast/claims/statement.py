@@ -49,6 +49,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._validate import boolean
 from ._float import FloatArithmetic
 from .report import _exact_strings, _plain
 
@@ -182,23 +183,10 @@ def _forms(value):
 
 def arithmetic(exact):
     """The arithmetic of exact=False (float64) or exact=True (sympy)."""
-    if not isinstance(exact, (bool, np.bool_)):
-        raise TypeError(f"exact must be a bool, got {type(exact).__name__}")
-    if exact:
+    if boolean(exact, "exact"):
         from ._exact import ExactArithmetic   # sympy is imported only when needed
         return ExactArithmetic()
     return FloatArithmetic()
-
-
-def choice(value, name, allowed):
-    """value, checked to be one of the strings `allowed`."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {', '.join(map(repr, allowed))}, "
-                        f"got {type(value).__name__}")
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, "
-                         f"got {value!r}")
-    return value
 
 
 def batch_vector(ar, value, name, m=None):

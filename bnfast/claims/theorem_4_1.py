@@ -18,9 +18,13 @@ m >= 2 and <g, hhat> != 0. Terms and the float tolerance: bnfast/claims/statemen
 invariant to the scale of h and homogeneous in g).
 """
 
-from .statement import EPS_NOTE, arithmetic, choice, compare, make_report, neuron_with_gradient
+from functools import partial
 
-__all__ = ["check_theorem_4_1"]
+from .._validate import choice
+from .counterexample import Row, draw_h_grad
+from .statement import EPS_NOTE, arithmetic, compare, make_report, neuron_with_gradient
+
+__all__ = ["AUDIT_ROWS", "check_theorem_4_1"]
 
 FORMS = ("printed", "corrected")
 
@@ -76,3 +80,8 @@ def _note(form, verdict, eps_positive):
             "below the true ||grad_h Lhat||^2 by (gamma^2/sigma^2)(1/sqrt(m) - 1/m) "
             "<g, hhat>^2 (the deficit), which is positive whenever m >= 2 and "
             "<g, hhat> != 0.")
+
+
+#: The rows of `bnfast audit` (claims/audit.py).
+AUDIT_ROWS = tuple(Row("theorem-4-1", "Theorem 4.1", form,
+                       partial(check_theorem_4_1, form=form), draw_h_grad) for form in FORMS)

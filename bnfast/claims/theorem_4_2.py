@@ -29,12 +29,16 @@ The (b) verdict is invariant to scaling g or H (degree 2 in g and 1 in H on both
 sides), not to scaling h alone (gamma/sigma changes); (a) holds at every scale.
 """
 
+from functools import partial
+
 import numpy as np
 
-from .statement import (EPS_NOTE, arithmetic, choice, compare, hessian_matrix, make_report,
+from .._validate import choice
+from .counterexample import Row, draw_h_grad_hessian
+from .statement import (EPS_NOTE, arithmetic, compare, hessian_matrix, make_report,
                         neuron_with_gradient, quadratic_bound)
 
-__all__ = ["check_theorem_4_2"]
+__all__ = ["AUDIT_ROWS", "check_theorem_4_2"]
 
 PARTS = ("a", "b")
 
@@ -137,3 +141,9 @@ def _note(part, verdict, hypothesis_met, r_g, eps_positive, ar):
     return (base + "; the hypothesis (equal H-Rayleigh quotients r of g and gt) is met, "
             "yet (b) fails: it then reads r (||gt||^2 - ||g||^2) <= 0, false here "
             f"({why}): a counterexample to the formal reading.")
+
+
+#: The rows of `bnfast audit` (claims/audit.py).
+AUDIT_ROWS = tuple(Row("theorem-4-2", f"Theorem 4.2({part})", "printed",
+                       partial(check_theorem_4_2, part=part), draw_h_grad_hessian)
+                   for part in PARTS)

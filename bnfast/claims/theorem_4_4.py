@@ -24,10 +24,14 @@ term carries K + 2 e_lam + 2 e_g. So the printed verdict is invariant to the sca
 of h but changes with the scale of g; the corrected one is invariant to both.
 """
 
-from .statement import (EPS_NOTE, arithmetic, choice, compare, make_report,
+from functools import partial
+
+from .._validate import choice
+from .counterexample import Row, draw_h_grad
+from .statement import (EPS_NOTE, arithmetic, compare, make_report,
                         neuron_with_gradient, real)
 
-__all__ = ["check_theorem_4_4"]
+__all__ = ["AUDIT_ROWS", "check_theorem_4_4"]
 
 FORMS = ("printed", "corrected")
 
@@ -89,3 +93,8 @@ def _note(form, verdict, eps_positive):
     return ("As printed, g_j^2 = lam^4 ||g||^4 is a fourth power of the gradient while "
             "ghat_j is a square, so the bound is not homogeneous in g or lam; it "
             + outcome + "." + _X_CAVEAT)
+
+
+#: The rows of `bnfast audit` (claims/audit.py).
+AUDIT_ROWS = tuple(Row("theorem-4-4", "Theorem 4.4", form,
+                       partial(check_theorem_4_4, form=form), draw_h_grad) for form in FORMS)

@@ -3,7 +3,8 @@
 One module per subcommand (verify.py, ...). Each registers itself: it defines
 ``register(subparsers)``, which adds its parser and sets ``run`` (a function of the
 parsed arguments returning the exit code). main.py only builds the parser from the
-modules it finds here and dispatches. Library code never imports this package.
+modules it finds here and dispatches; _options.py builds the options several
+subcommands share. Library code never imports this package.
 """
 
 from .main import main

@@ -1,4 +1,4 @@
-"""`bnfast audit [STATEMENT] [--exact] [--json] [--seed N] [--instance FILE]`: every
+"""`bnfast audit [STATEMENT] [--exact] [--json] [--seed S] [--instance FILE]`: every
 statement of Santurkar et al. (2018) section 4, checked (bnfast.claims.audit).
 
 Without --instance: a table, one row per statement and form, with the verdict and, for
@@ -11,33 +11,29 @@ instance files (the message names the field).
 
 import inspect
 import json
-import sys
 
 import numpy as np
 
-__all__ = ["register", "run"]
+from . import _options as options
 
-# Checker arguments that are not instance data.
-_NOT_DATA = ("exact", "form", "part", "cross_check", "gd_lr", "gd_steps")
+__all__ = ["register", "run"]
 
 
 def register(subparsers):
-    from ..claims.audit import STATEMENTS
+    from ..claims.audit import statements
 
+    names = statements()
     parser = subparsers.add_parser(
         "audit", help="check every statement of Santurkar et al. (2018) section 4",
-        description="Checks Theorems 4.1, 4.2, 4.4, Observation 4.3 and Lemma 4.5 of "
-                    "Santurkar et al. (2018, arXiv:1805.11604) on small integer instances: "
-                    "the verdict of each, and the smallest counterexample of those that "
-                    "fail, re-checked in exact arithmetic.")
-    parser.add_argument("statement", nargs="?", choices=STATEMENTS, metavar="STATEMENT",
-                        help="one statement: " + ", ".join(STATEMENTS) + " (default: all)")
-    parser.add_argument("--exact", action="store_true",
-                        help="check every instance in exact arithmetic (sympy)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object instead of the table")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="seed of the instance search (default 0)")
+        description="Checks the statements of section 4 of Santurkar et al. (2018, "
+                    "arXiv:1805.11604), in each of their forms, on small integer "
+                    "instances: the verdict of each, and the smallest counterexample of "
+                    "those that fail, re-checked in exact arithmetic.")
+    parser.add_argument("statement", nargs="?", choices=names, metavar="STATEMENT",
+                        help="one statement: " + ", ".join(names) + " (default: all)")
+    options.add_exact(parser)
+    options.add_json(parser)
+    options.add_seed(parser, "the instance search")
     parser.add_argument("--instance", metavar="FILE",
                         help="check STATEMENT on your own instance (.json or .npz)")
     parser.set_defaults(run=run)
@@ -48,25 +44,27 @@ def run(args):
 
     if args.instance is not None:
         if args.statement is None:
-            print("bnfast audit: --instance needs a STATEMENT", file=sys.stderr)
-            return 2
+            return options.fail(args, "--instance needs a STATEMENT")
         try:
             instance = load_instance(args.instance, args.statement)
             reports = audit.check_instance(args.statement, instance, exact=args.exact)
         except (ValueError, TypeError, OSError) as exc:
-            print(f"bnfast audit: {args.instance}: {exc}", file=sys.stderr)
-            return 2
+            return options.fail(args, f"{args.instance}: {exc}")
         if args.json:
             print(json.dumps({"statement": args.statement, "instance": args.instance,
                               "rows": [r.to_dict() for r in reports]}, indent=2))
         else:
             print(render_instance(reports))
         return 0
+    try:
+        seed = options.seed(args)
+    except ValueError as exc:
+        return options.fail(args, str(exc))
     rows = audit.audit(None if args.statement is None else [args.statement],
-                       exact=args.exact, seed=args.seed)
+                       exact=args.exact, seed=seed)
     if args.json:
         print(json.dumps({"arithmetic": "exact" if args.exact else "float64",
-                          "seed": args.seed, "rows": [r.to_dict() for r in rows]},
+                          "seed": seed, "rows": [r.to_dict() for r in rows]},
                          indent=2))
     else:
         print(render(rows, args.exact))
@@ -76,16 +74,20 @@ def run(args):
 # ---- instance files ----------------------------------------------------------------
 
 def instance_fields(statement):
-    """(required, optional) argument names of the statement's checkers."""
-    from ..claims.audit import ROWS
+    """(required, optional) argument names of the statement's checkers: the instance
+    data, i.e. every argument but ``exact``, those the row fixes and the keyword-only
+    ones (settings of the check, such as Lemma 4.5's cross-check)."""
+    from ..claims.audit import rows
 
     required, optional = [], []
-    for row in ROWS:
+    for row in rows():
         if row.name != statement:
             continue
-        fixed = getattr(row.check, "keywords", {})
-        for p in inspect.signature(row.check).parameters.values():
-            if p.name in _NOT_DATA or p.name in fixed or p.name in required + optional:
+        fixed = getattr(row.check, "keywords", {})          # a functools.partial's
+        checker = getattr(row.check, "func", row.check)
+        for p in inspect.signature(checker).parameters.values():
+            if (p.name == "exact" or p.name in fixed or p.kind is p.KEYWORD_ONLY
+                    or p.name in required + optional):
                 continue
             (required if p.default is inspect.Parameter.empty else optional).append(p.name)
     return required, optional
@@ -144,8 +146,11 @@ def _instance_text(instance):
 
 def render(rows, exact):
     """The audit table."""
+    from ..claims.counterexample import BOUND
+
     lines = ["bnfast audit: Santurkar et al. (2018), 'How does batch normalization help",
-             "optimization?', section 4, on small integer instances (entries in [-3, 3],",
+             f"optimization?', section 4, on small integer instances (entries in [-{BOUND}, "
+             f"{BOUND}],",
              "m = 2..6 samples); failures re-checked in exact arithmetic and shrunk",
              "arithmetic of the search: " + ("exact (sympy)" if exact else "float64"), ""]
     head = f"{'statement':<16} {'form':<12} {'verdict':<9} {'checked':>7}  evidence"
@@ -165,14 +170,7 @@ def render(rows, exact):
         verdict = {"fails": "FAILS", "holds": "holds", "identity": "identity"}[r.verdict]
         lines.append(f"{r.statement:<16} {r.form:<12} {verdict:<9} {r.instances:>7}  "
                      f"{evidence}")
-        if "example_3_2_holds_probability" in r.extra:
-            p = r.extra["example_3_2_holds_probability"]
-            theta = r.extra["example_3_2_theta_degrees"]
-            lines.append(f"{'':<49}on Example 3.2, (1) holds for a random W0 with")
-            lines.append(f"{'':<49}probability 1/2 - theta/(2 pi) = {p:.4f} (theta = "
-                         f"{theta:.3f} deg):")
-            lines.append(f"{'':<49}it fails for {1 - p:.0%} of initializations, not "
-                         "only at W0 = W*")
+        lines += [f"{'':<49}{note}" for note in r.notes]
     lines += ["", "checked: instances checked (for a failing row: drawn until the first "
               "failure).", "Derivations: docs/math/santurkar_section_4.md and "
               "docs/math/lemma_4_5.md."]

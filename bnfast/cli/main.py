@@ -1,24 +1,14 @@
-"""`bnfast COMMAND ...`: finds the subcommand modules of bnfast.cli, builds the parser,
-dispatches. Exit codes: what the subcommand returns; 2 for usage errors (argparse's
-convention); 130 after Ctrl-C."""
+"""`bnfast COMMAND ...`: finds the subcommand modules of bnfast.cli (those that define
+``register``), builds the parser, dispatches. Exit codes: what the subcommand returns;
+2 for usage errors (argparse's convention); 130 after Ctrl-C."""
 
 import argparse
-import importlib
-import pkgutil
 import sys
 
 from .. import __version__
+from .._registry import collect
 
 __all__ = ["main"]
-
-_NOT_SUBCOMMANDS = ("main",)
-
-
-def _subcommand_modules():
-    package = importlib.import_module(__package__)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name not in _NOT_SUBCOMMANDS and not info.name.startswith("_"):
-            yield importlib.import_module(f"{__package__}.{info.name}")
 
 
 def build_parser():
@@ -29,8 +19,8 @@ def build_parser():
                     "claims about batch normalization.")
     parser.add_argument("--version", action="version", version=f"bnfast {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _subcommand_modules():
-        module.register(subparsers)
+    for register in collect(__package__, "register"):
+        register(subparsers)
     return parser
 
 

@@ -1,6 +1,6 @@
-"""`bnfast run NAME [--quick] [--json] [--plot PATH] [--seed N] [--scheduler ADDR]` and
-`bnfast run --list`: one empirical claim about BN as an experiment with a verdict
-(docs/experiments/README.md; bnfast.experiments).
+"""`bnfast run NAME [--quick] [--json] [--plot PATH] [--seed S] [--scheduler ADDR]
+[--no-progress]` and `bnfast run --list`: one empirical claim about BN as an experiment
+with a verdict (docs/experiments/README.md; bnfast.experiments).
 
 Exit codes: 0 the experiment ran (whatever its verdict); 2 usage errors (unknown name,
 bad seed, unreachable scheduler, unwritable figure); 130 after Ctrl-C.
@@ -9,6 +9,8 @@ bad seed, unreachable scheduler, unwritable figure); 130 after Ctrl-C.
 import json
 import sys
 import textwrap
+
+from . import _options as options
 
 __all__ = ["register", "render", "run"]
 
@@ -24,64 +26,32 @@ def register(subparsers):
     parser.add_argument("--list", action="store_true", help="list the experiments")
     parser.add_argument("--quick", action="store_true",
                         help="the reduced set-up (under a minute; same code as the full run)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object (experiment, claim, source, verdict, "
-                             "rule, settings, measurements, seconds) and nothing else on "
-                             "stdout")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="also draw the experiment's figure to PATH (.png, .pdf, .svg; "
-                             "needs matplotlib: pip install 'bnfast[plot]')")
-    parser.add_argument("--seed", default="0", metavar="N",
-                        help="the run's seed, an integer >= 0 (default 0)")
-    parser.add_argument("--scheduler", metavar="ADDR",
-                        help="run the grid on the Dask cluster whose scheduler is at ADDR "
-                             "(tcp://HOST:PORT; needs pip install 'bnfast[dask]'); default: "
-                             "local worker processes")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar on stderr")
+    options.add_json(parser)
+    options.add_plot(parser, "the experiment's figure")
+    options.add_seed(parser, "the run")
+    options.add_scheduler(parser)
+    options.add_progress(parser)
     parser.set_defaults(run=run)
-
-
-def _fail(message):
-    print(f"bnfast run: {message}", file=sys.stderr)
-    return 2
-
-
-def _seed(text):
-    try:
-        seed = int(text, 10)
-    except ValueError:
-        raise ValueError(f"--seed must be an integer >= 0, got {text!r}") from None
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"--seed must be in [0, 2**63), got {seed}")
-    return seed
 
 
 def run(args):
     from .. import experiments
     from ..executors import Interrupted
-    from ._scheduler import scheduler_client
 
     if args.list:
-        for name in experiments.NAMES:
-            spec = experiments.experiment(name)
-            print(f"{name:<11} {spec.source}")
+        for name in experiments.names():
+            print(f"{name:<11} {experiments.experiment(name).source}")
         return 0
     if args.name is None:
-        return _fail("name an experiment (one of: " + ", ".join(experiments.NAMES) +
-                     "), or use --list")
+        return options.fail(args, "name an experiment (one of: "
+                            + ", ".join(experiments.names()) + "), or use --list")
     try:
         experiments.experiment(args.name)
-        seed = _seed(args.seed)
-        if args.plot is not None:
-            from ..plot.save import figure_format
-            figure_format(args.plot)
+        seed = options.seed(args)
+        options.check_plot(args)
+        client = options.scheduler_client(args)
     except ValueError as exc:
-        return _fail(str(exc))
-    try:
-        client = scheduler_client(args.scheduler)
-    except ValueError as exc:
-        return _fail(str(exc))
+        return options.fail(args, str(exc))
     try:
         result = experiments.run(args.name, quick=args.quick, seed=seed, executor=client,
                                  progress=not args.no_progress)
@@ -92,20 +62,14 @@ def run(args):
     finally:
         if client is not None:
             client.close()
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(render(result))
-    if args.plot is not None:
-        try:
-            from ..plot.experiments import plot_experiment
-            plot_experiment(result, args.plot)
-        except ImportError as exc:
-            return _fail(str(exc))
-        except OSError as exc:
-            return _fail(f"cannot write {args.plot}: {exc}")
-        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
-    return 0
+    print(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
+    if args.plot is None:
+        return 0
+
+    def draw(path):
+        from ..plot.experiments import plot_experiment
+        plot_experiment(result, path)
+    return options.write_plot(args, draw)
 
 
 def _wrap(text, indent="  "):
@@ -134,6 +98,7 @@ def render(result):
         lines.append("Reduced relative to the paper:")
         lines += [_wrap(f"- {item}") for item in reduced]
     from ..experiments import experiment
+
     lines.append("Measured:")
     lines += ["  " + line for line in experiment(result.name).summary(result.measurements)]
     lines += ["Rule:", _wrap(result.rule)]

@@ -1,123 +1,121 @@
-"""`bnfast search lemma-4-5 [--instances N] [--data D] [--dim D] [--samples M] [--seed S]
-[--scheduler ADDR] [--out FILE.parquet] [--resume] [--json]`, and `bnfast search
-theorem-4-1 | theorem-4-4 [--samples M] [--lam L] ...`: how often a statement fails over
-random instances, every counterexample certified exactly (bnfast.search;
-docs/math/search.md).
+"""`bnfast search STATEMENT [--instances N] [--samples M] [--seed S] [--scheduler ADDR]
+[--out FILE.parquet] [--resume] [--plot PATH] [--json] [--no-progress]` and the
+statement's own options (lemma-4-5: --data D, --dim D; theorem-4-4: --lam L): how often
+a statement fails over random instances, every counterexample certified exactly
+(bnfast.search; docs/math/search.md). The statements, their options and their reports
+come from the sweeps bnfast.search lists (``bnfast.search.sweeps()``).
 
 Exit codes: 0 the sweep ran; 2 usage errors (bad numbers, unreachable scheduler,
 unwritable --out); 130 after Ctrl-C (the --out file then holds every finished chunk).
 """
 
+import importlib
 import json
 import sys
 
+from . import _options as options
+
 __all__ = ["register", "render", "run"]
 
-STATEMENTS = ("lemma-4-5", "theorem-4-1", "theorem-4-4")
-#: What each statement says, for the report's first line.
-TITLES = {"lemma-4-5": "Lemma 4.5 of Santurkar et al. (2018)",
-          "theorem-4-1": "Theorem 4.1 of Santurkar et al. (2018), as printed",
-          "theorem-4-4": "Theorem 4.4 of Santurkar et al. (2018), as printed"}
+#: How an option's text is read, and what it must be.
+_READ = {int: "an integer", float: "a number"}
+
+
+def _by_sweep(known, text_of):
+    """'a: x; b, c: y': each distinct text with the sweeps that have it."""
+    names = {}
+    for sweep in known.values():
+        names.setdefault(text_of(sweep), []).append(sweep.name)
+    return "; ".join(f"{', '.join(n)}: {text}" for text, n in names.items())
+
+
+def _sweep_options(known):
+    """{option name: (Option, names of the sweeps that take it)}, first one first."""
+    out = {}
+    for sweep in known.values():
+        for option in sweep.options:
+            out.setdefault(option.name, (option, []))[1].append(sweep.name)
+    return out
 
 
 def register(subparsers):
+    from ..search import sweeps
+
+    known = sweeps()
+    figures = [s.figure.what for s in known.values() if s.figure is not None]
     parser = subparsers.add_parser(
         "search", help="how often a statement about BN fails over many random instances",
         description="Checks a statement over many random instances with the native "
                     "checker, locally or on a Dask cluster, and reports the rate at which "
-                    "it holds, the closed form's prediction, a 95%% interval and small "
+                    "it holds, the closed form's prediction, a 95% interval and small "
                     "counterexamples certified in exact arithmetic.")
-    parser.add_argument("statement", choices=STATEMENTS, metavar="STATEMENT",
-                        help="the statement: " + ", ".join(STATEMENTS))
+    parser.add_argument("statement", choices=list(known), metavar="STATEMENT",
+                        help="the statement: " + ", ".join(known))
     parser.add_argument("--instances", default="1000000", metavar="N",
                         help="instances to check (default 1000000)")
-    parser.add_argument("--data", default="random", metavar="D",
-                        help="lemma-4-5: 'random' (X, y with N(0, 1) entries per instance) "
-                             "or 'example-3-2' (Dannemann & Junike's data); default random")
-    parser.add_argument("--dim", default="2", metavar="D",
-                        help="lemma-4-5: inputs per sample (default 2)")
     parser.add_argument("--samples", metavar="M",
-                        help="samples per instance (lemma-4-5: >= dim + 1, default 3; "
-                             "theorems: the batch size, >= 2, default 4)")
-    parser.add_argument("--lam", default="1.0", metavar="L",
-                        help="theorem-4-4: the bound on ||X|| (default 1)")
-    parser.add_argument("--seed", default="0", metavar="S", help="the sweep's seed (default 0)")
-    parser.add_argument("--scheduler", metavar="ADDR",
-                        help="run the chunks on the Dask cluster at ADDR (tcp://HOST:PORT)")
-    parser.add_argument("--out", metavar="FILE.parquet",
-                        help="keep each finished chunk's aggregates in this Parquet file")
+                        help="samples per instance (" + _by_sweep(known, lambda s: s.samples)
+                        + ")")
+    for option, names in _sweep_options(known).values():
+        parser.add_argument(f"--{option.name}", metavar=option.metavar,
+                            help=f"{', '.join(names)}: {option.help}")
+    options.add_seed(parser, "the sweep")
+    options.add_scheduler(parser)
+    options.add_out(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the sweep stored in --out")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="lemma-4-5 with random data: also measure the failure law "
-                             "per data set (200 data sets x 20,000 w0) and draw measured "
-                             "vs predicted rates to PATH (.png, .pdf, .svg)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object and nothing else on stdout")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.add_plot(parser, " or ".join(figures) or "nothing (no sweep has a figure)")
+    options.add_json(parser)
+    options.add_progress(parser)
     parser.set_defaults(run=run)
 
 
-def _fail(message):
-    print(f"bnfast search: {message}", file=sys.stderr)
-    return 2
-
-
-def _int(text, name):
+def _read(name, parse, text):
     try:
-        return int(text, 10)
+        return parse(text)
     except ValueError:
-        raise ValueError(f"--{name} must be an integer, got {text!r}") from None
+        raise ValueError(f"--{name} must be {_READ[parse]}, got {text!r}") from None
 
 
 def run(args):
-    from .. import search
     from ..executors import Interrupted
-    from ._scheduler import scheduler_client
+    from ..search import sweeps
 
-    lemma = args.statement == "lemma-4-5"
+    known = sweeps()
+    sweep = known[args.statement]
+    taken = _sweep_options(known)
     try:
-        if args.samples is None:
-            args.samples = "3" if lemma else "4"
-        numbers = {name: _int(getattr(args, name), name)
-                   for name in ("instances", "dim", "samples", "seed")}
-        try:
-            lam = float(args.lam)
-        except ValueError:
-            raise ValueError(f"--lam must be a number, got {args.lam!r}") from None
+        kwargs = {"instances": _read("instances", int, args.instances)}
+        if args.samples is not None:
+            kwargs["samples"] = _read("samples", int, args.samples)
+        # Every option given is read (a bad number is an error whatever the statement);
+        # the sweep gets its own.
+        given = {name: _read(name, option.parse, getattr(args, name))
+                 for name, (option, _) in taken.items() if getattr(args, name) is not None}
+        own = {o.name: given[o.name] for o in sweep.options if o.name in given}
+        kwargs.update(own)
+        kwargs["seed"] = options.seed(args)
         if args.resume and args.out is None:
             raise ValueError("--resume needs --out (the file to continue)")
         if args.plot is not None:
-            if not lemma or args.data != "random":
-                raise ValueError("--plot draws Lemma 4.5's failure law over random data "
-                                 "sets: it needs lemma-4-5 with --data random")
-            from ..plot.save import figure_format
-            figure_format(args.plot)
+            if sweep.figure is None or not sweep.figure.applies(own):
+                raise ValueError("; ".join(s.figure.refusal for s in known.values()
+                                           if s.figure is not None)
+                                 or "--plot: no sweep has a figure")
+            options.check_plot(args)
+        client = options.scheduler_client(args)
     except ValueError as exc:
-        return _fail(str(exc))
-    common = dict(instances=numbers["instances"], samples=numbers["samples"],
-                  seed=numbers["seed"], progress=not args.no_progress, out=args.out,
-                  resume=args.resume)
-    if lemma:
-        sweep = lambda client: search.lemma_4_5(data=args.data, dim=numbers["dim"],  # noqa
-                                                executor=client, **common)
-    elif args.statement == "theorem-4-1":
-        sweep = lambda client: search.theorem_4_1(executor=client, **common)  # noqa: E731
-    else:
-        sweep = lambda client: search.theorem_4_4(lam=lam, executor=client, **common)  # noqa
+        return options.fail(args, str(exc))
+    progress = not args.no_progress
     try:
-        client = scheduler_client(args.scheduler)
-    except ValueError as exc:
-        return _fail(str(exc))
-    try:
-        result = sweep(client)
-        law = None if args.plot is None else search.failure_law(
-            dim=numbers["dim"], samples=numbers["samples"], seed=numbers["seed"],
-            executor=client, progress=not args.no_progress)
+        result = sweep.run(executor=client, progress=progress, out=args.out,
+                           resume=args.resume, **kwargs)
+        data = None if args.plot is None else sweep.figure.measure(result, client, progress)
     except (ValueError, TypeError) as exc:
-        return _fail(_as_option(str(exc)))
+        return options.fail(args, _as_option(str(exc), ["instances", "samples", "seed",
+                                                         *taken]))
     except (OSError, ImportError) as exc:
-        return _fail(f"--out: {exc}")
+        return options.fail(args, f"--out: {exc}")
     except Interrupted as exc:
         saved = f"; {args.out} holds them" if args.out else ""
         print(f"bnfast search: interrupted; {len(exc.finished)} of {exc.total} chunks had "
@@ -127,26 +125,22 @@ def run(args):
         if client is not None:
             client.close()
     fields = result.to_dict()
-    if law is not None:
-        fields["failure_law"] = law.to_dict()
+    if data is not None:
+        fields[sweep.figure.name] = data.to_dict()
     print(json.dumps(fields, indent=2) if args.json else render(result))
-    if law is not None:
-        try:
-            from ..plot.failure_law import plot_failure_law
-            plot_failure_law(args.plot, law)
-        except ImportError as exc:
-            return _fail(str(exc))
-        except OSError as exc:
-            return _fail(f"cannot write {args.plot}: {exc}")
-        print(f"failure law: {100 * law.inside():.0f}% of {len(law.predicted)} data sets' "
-              f"95% intervals contain the closed form; wrote {args.plot}",
-              file=sys.stderr if args.json else sys.stdout)
-    return 0
+    if data is None:
+        return 0
+
+    def draw(path):
+        name = sweep.figure.name
+        module = importlib.import_module(f"..plot.{name}", __package__)
+        getattr(module, f"plot_{name}")(path, data)
+    return options.write_plot(args, draw, note=sweep.figure.summary(data))
 
 
-def _as_option(message):
+def _as_option(message, names):
     """An argument error of the library, worded with the command's option names."""
-    for name in ("instances", "dim", "samples", "seed", "lam", "data"):
+    for name in names:
         if message.startswith(f"{name} must"):
             return f"--{message}"
     return message
@@ -154,41 +148,26 @@ def _as_option(message):
 
 def render(result):
     """The terminal report of a SearchResult."""
+    from ..search import sweeps
+
+    sweep = sweeps()[result.statement]
     s = result.settings
     low, high = result.ci
-    if result.statement == "lemma-4-5":
-        law = (f"data {s['data']}, dim {s['dim']}, samples {s['samples']}, seed "
-               f"{s['seed']}; w0 ~ N(0, I)")
-        premise, holds = "premise <w0, W*> > 0:", "(1) holds:"
-        closed = "mean of 1/2 - theta/(2 pi) over the data sets"
-    else:
-        lam = f", lam {s['lam']:g}" if result.statement == "theorem-4-4" else ""
-        law = (f"batch of {s['samples']}{lam}, seed {s['seed']}; h, g ~ N(0, I), gamma 1, "
-               "beta 0, eps 0")
-        premise, holds = "instances (no premise):", "the bound holds:"
-        closed = "it fails whenever <g, hhat> != 0"
-    lines = [f"{TITLES[result.statement]} over {result.instances:,} random instances "
-             f"({law})",
-             f"  {premise:<25}{result.premise:,}",
-             f"  {holds:<25}{result.holds:,}  rate {result.rate:.5f}  "
+    lines = [f"{sweep.title} over {result.instances:,} random instances "
+             f"({sweep.law(s)})",
+             f"  {sweep.premise:<25}{result.premise:,}",
+             f"  {sweep.holds:<25}{result.holds:,}  rate {result.rate:.5f}  "
              f"95% interval [{low:.5f}, {high:.5f}]"]
     if result.predicted is not None:
         inside = "inside" if low <= result.predicted <= high else "OUTSIDE"
-        lines.append(f"  {'closed form:':<25}{result.predicted:.5f} ({closed}; {inside} "
-                     "the interval)")
+        lines.append(f"  {'closed form:':<25}{result.predicted:.5f} ({sweep.closed}; "
+                     f"{inside} the interval)")
     lines.append(f"  degenerate instances:  {s['degenerate']:,}; decided exactly: "
                  f"{s['decided_exactly']:,}")
     lines.append(f"Counterexamples (certified in exact arithmetic, smallest first): "
                  f"{len(result.counterexamples)}")
     for c in result.counterexamples:
-        if "w0" in c:
-            data = "" if "X" not in c else f"  X = {c['X']}  y = {c['y']}"
-            lines.append(f"  w0 = {c['w0']}{data}")
-            lines.append(f"      ||W0 - What*||^2 = {c['lhs']}  >  {c['rhs']} = right "
-                         "side of (1)")
-        else:
-            lines.append(f"  h = {c['h']}  g = {c['g']}")
-            lines.append(f"      left side {c['lhs']}  >  {c['rhs']} = right side")
+        lines += sweep.example(c)
     lines.append(f"({result.seconds:.1f} s, {result.instances / result.seconds:,.0f} "
                  "instances/s)")
     return "\n".join(lines)

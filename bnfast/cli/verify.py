@@ -7,7 +7,8 @@ mean a bug); 2 usage errors and figures that cannot be written.
 """
 
 import json
-import sys
+
+from . import _options as options
 
 __all__ = ["register", "render", "run"]
 
@@ -22,27 +23,19 @@ def register(subparsers):
         description="Checks inequality (1) of Lemma 4.5 (Santurkar et al. 2018, 'BatchNorm "
                     "leads to a favourable initialization') on Example 3.2 of Dannemann & "
                     "Junike (2025) and prints the argument step by step.")
-    parser.add_argument("--exact", action="store_true",
-                        help="exact rational/radical arithmetic (sympy) instead of float64")
-    parser.add_argument("--json", action="store_true",
-                        help="print the report fields as JSON instead of the text")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="also draw the loss landscapes to PATH; the suffix names the "
-                             "format (.png, .pdf, .svg; needs matplotlib: "
-                             "pip install 'bnfast[plot]')")
+    options.add_exact(parser)
+    options.add_json(parser)
+    options.add_plot(parser, "the loss landscapes")
     parser.set_defaults(run=run)
 
 
 def run(args):
     from ..claims import example_3_2
 
-    if args.plot is not None:
-        from ..plot.save import figure_format
-        try:
-            figure_format(args.plot)
-        except ValueError as exc:
-            print(f"bnfast verify: --plot: {exc}", file=sys.stderr)
-            return 2
+    try:
+        options.check_plot(args)
+    except ValueError as exc:
+        return options.fail(args, str(exc))
     report = example_3_2(exact=args.exact)
     if args.json:
         fields = report.to_dict()
@@ -51,16 +44,12 @@ def run(args):
     else:
         print(render(report))
     if args.plot is not None:
-        try:
+        def draw(path):
             from ..plot import plot_example_3_2
-            plot_example_3_2(args.plot, report)
-        except ImportError as exc:
-            print(f"bnfast verify: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"bnfast verify: cannot write {args.plot}: {exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+            plot_example_3_2(path, report)
+        code = options.write_plot(args, draw)
+        if code:
+            return code
     return 0 if report.holds is False else 1
 
 

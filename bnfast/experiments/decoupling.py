@@ -40,7 +40,7 @@ import numpy as np
 
 from ..nn import BatchNorm, Dense, Network, train
 from ..nn.train import TrainingDiverged
-from .problems import downsample
+from .measures import downsample
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT", "gdnp", "least_squares_problem", "rho", "rho_gap"]
@@ -345,4 +345,4 @@ def summary(measurements):
 
 EXPERIMENT = Experiment(name="decoupling", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary)
+                        conclude=conclude, summary=summary, order=6)

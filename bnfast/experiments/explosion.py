@@ -29,10 +29,10 @@ wraps every layer in bnfast.Residual (x -> x + phi(BN(W x))), same weights.
 """
 
 import math
-import numbers
 
 import numpy as np
 
+from .._validate import choice, integer
 from ..nn import BatchNorm, Dense, Network, Residual
 from .spec import Experiment, derived_seed
 
@@ -64,12 +64,7 @@ DRIFT_FACTOR = 1.0 / (4.0 ** (1.0 / 3.0) - 1.0)
 
 def _batch_size(B):
     """B as an int >= 4 (the closed forms have a pole at B = 3)."""
-    if isinstance(B, bool) or not isinstance(B, numbers.Integral):
-        raise TypeError(f"batch size must be an integer, got {type(B).__name__}")
-    if B <= 3:
-        raise ValueError(f"the closed forms need a batch size B >= 4 (pole at B = 3), "
-                         f"got {B}")
-    return int(B)
+    return integer(B, "the batch size B of the closed forms", 4)
 
 
 def lambda_linear(B):
@@ -93,9 +88,7 @@ def lambda_relu(B):
 
 def predicted_rate(activation, B):
     """lambda(B) for "linear" or "relu"; None for "tanh" (no closed form here)."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected one of "
-                         f"{', '.join(ACTIVATIONS)}")
+    choice(activation, "activation", ACTIVATIONS)
     return {"linear": lambda_linear, "relu": lambda_relu}.get(
         activation, lambda _: None)(B)
 
@@ -371,4 +364,4 @@ EXPERIMENT = Experiment(
             "Batch Normalization', ICLR 2019, arXiv:1902.08129, Theorems 8-9 and section "
             "'Gradient explosion'; Wikipedia 'Batch normalization' (seed)"),
     rule=RULE, settings=settings, tasks=tasks, run_task=run_task, conclude=conclude,
-    summary=summary)
+    summary=summary, order=5)

@@ -8,7 +8,7 @@ Definition 2.1, for layer i at step t of a network with k layers:
     ICS_i = ||G - G'||_2,  and the cosine cos(G, G')
 
 (the same batch for both; layers 1..i-1 moved by the step the optimizer takes at t).
-``internal_covariate_shift`` computes both for every layer; the experiment trains the
+``internal_covariate_shift`` (measures.py) computes both for every layer; the experiment trains the
 25-layer deep linear network (DLN) and the digits MLP with and without BN and measures
 them at checkpoints along training, with the loss curves.
 """
@@ -19,74 +19,15 @@ import numpy as np
 
 from ..nn import TrainingDiverged, train
 from . import problems
+from .measures import downsample, finite_or_none, internal_covariate_shift, median_cosine
 from .spec import Experiment, derived_seed
 
-__all__ = ["EXPERIMENT", "internal_covariate_shift", "median_cosine"]
+__all__ = ["EXPERIMENT"]
 
 #: The margins of the rule: a BN cosine this much lower than the standard net's counts
 #: as "lower"; a final-loss ratio below 1 - LOSS_MARGIN as "lower loss".
 COSINE_MARGIN = 0.05
 LOSS_MARGIN = 0.05
-
-
-def internal_covariate_shift(net, X, y, step):
-    """ICS of Definition 2.1 for every Dense layer of ``net`` at its current params.
-
-    net : bnfast.Network (its params are restored on return).
-    X : (m, in_features), y : (m, out_features): the step's batch, used for G and G'.
-    step : float64 (num_params,), the update the optimizer applies at this step (for
-        gradient descent, -lr * net.gradient(X, y)).
-
-    Returns (l2 (k,), cosine (k,)) over the k Dense layers: ||G_i - G'_i||_2 and
-    cos(G_i, G'_i), G_i the gradient of layer i's weight matrix W at the current params
-    and G'_i the same after the parameters (W, b, gamma, beta) of layers 1..i-1 moved by
-    ``step``. Layer 1 has G' = G (nothing precedes it). A zero gradient has cosine NaN.
-    Where the moved parameters are not finite (the step overflows), G'_i is undefined:
-    that layer's and every later layer's l2 and cosine are NaN (the moved parameters
-    only accumulate further steps).
-    """
-    params = net.params
-    step = np.asarray(step, dtype=np.float64)
-    if step.shape != params.shape:
-        raise ValueError(f"step must have shape {params.shape}, got {step.shape}")
-    layer_slices = net.param_slices
-    weights = [entry["W"][0] for entry in net.param_layout()]
-    l2, cosine = np.empty(len(weights)), np.empty(len(weights))
-    try:
-        G = net.gradient(X, y)
-        moved = params.copy()
-        for i, w in enumerate(weights):
-            if i > 0:
-                # layers 1..i-1 at their step-(t+1) values, layers i..k unchanged
-                with np.errstate(over="ignore", invalid="ignore"):
-                    moved[layer_slices[i - 1]] += step[layer_slices[i - 1]]
-                if not np.all(np.isfinite(moved[layer_slices[i - 1]])):
-                    # G' undefined here and for every later layer (moved stays
-                    # non-finite); the network cannot take these params
-                    l2[i:] = math.nan
-                    cosine[i:] = math.nan
-                    break
-                net.params = moved
-                G_moved = net.gradient(X, y)
-            else:
-                G_moved = G
-            a, b = G[w], G_moved[w]
-            with np.errstate(over="ignore", invalid="ignore"):  # an overflowed gradient
-                l2[i] = np.linalg.norm(a - b)                    # gives inf / NaN here
-                na, nb = np.linalg.norm(a), np.linalg.norm(b)
-                defined = na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb)
-                cosine[i] = float((a / na) @ (b / nb)) if defined else math.nan
-    finally:
-        net.params = params
-    return l2, cosine
-
-
-def median_cosine(cosines):
-    """The median of cos(G, G') over checkpoints and layers 2..k (layer 1's is 1 by
-    definition). cosines : (checkpoints, k) nested lists or array; NaNs ignored."""
-    values = np.asarray(cosines, dtype=np.float64)[:, 1:]
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else None
 
 
 # --------------------------------------------------------------------------- set-up
@@ -184,8 +125,8 @@ def run_task(task):
     for index, mark in enumerate(marks):
         l2, cosine = internal_covariate_shift(
             net, X_probe, Y_probe, -task["lr"] * net.gradient(X_probe, Y_probe))
-        l2s.append(_nan_to_none(l2))
-        cosines.append(_nan_to_none(cosine))
+        l2s.append(finite_or_none(l2))
+        cosines.append(finite_or_none(cosine))
         if index + 1 == len(marks):
             break
         segment = marks[index + 1] - mark
@@ -271,7 +212,7 @@ def _curves(run):
     cos = np.array([[np.nan if c is None else c for c in row] for row in run["cosine"]])
     l2 = np.array([[np.nan if v is None else v for v in row] for row in run["l2"]],
                   dtype=np.float64)
-    index = problems.downsample(np.arange(len(run["losses"])))
+    index = downsample(np.arange(len(run["losses"])))
     # how much the loss still fell over the second half of training: near 0 for a run
     # that stalled (e.g. gradient descent caught in an oscillation)
     steps = np.asarray(run["loss_steps"])
@@ -282,15 +223,11 @@ def _curves(run):
             "losses": [run["losses"][int(i)] for i in index],
             "checkpoint_steps": run["checkpoint_steps"], "cosine": run["cosine"],
             "l2": run["l2"],
-            "median_cosine_per_layer": _nan_to_none(_nanmedian_columns(cos)),
-            "median_l2_per_layer": _nan_to_none(_nanmedian_columns(l2)),
+            "median_cosine_per_layer": finite_or_none(_nanmedian_columns(cos)),
+            "median_l2_per_layer": finite_or_none(_nanmedian_columns(l2)),
             "median_cosine": median_cosine(run["cosine"]),
             "second_half_decrease": second_half,
             "diverged_at": run["diverged_at"]}
-
-
-def _nan_to_none(values):
-    return [None if not np.isfinite(v) else float(v) for v in values]
 
 
 def _nanmedian_columns(values):
@@ -351,9 +288,5 @@ EXPERIMENT = Experiment(
           f"difference: the DLN runs are deterministic (one data set and initialisation, "
           f"as in the paper), so there is no seed spread to use. The digits MLP is "
           f"judged the same way and reported, not used."),
-    settings=settings,
-    tasks=tasks,
-    run_task=run_task,
-    conclude=conclude,
-    summary=summary,
-)
+    settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary,
+    order=1)

@@ -3,17 +3,17 @@ section 3.2, appendix A.2.2, Figure 4; Figures 9-10 for the deep linear network)
 
 Two problems, each trained with and without BN from the same data and initial weights:
 Santurkar's 25-layer deep linear network (full-batch gradient descent) and an MLP on the
-digits (mini-batch SGD). At checkpoints along training, the measures of smoothness.py
+digits (mini-batch SGD). At checkpoints along training, the measures of measures.py
 along the gradient: the loss band, the gradient change (predictiveness) and the
 effective beta-smoothness; also the largest Hessian eigenvalue (reported, not judged).
 """
 
 import numpy as np
 
-from .problems import (deep_linear_data, deep_linear_network, digits_data, digits_mlp,
-                       downsample)
-from .smoothness import gradient_line_measures, largest_hessian_eigenvalue, \
-    measured_training
+from .measures import (downsample, finite_or_none, gradient_line_measures,
+                       largest_hessian_eigenvalue, measured_training, measurement_batch,
+                       step_sizes)
+from .problems import build, paired_tasks
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT"]
@@ -91,54 +91,8 @@ def settings(quick):
 def tasks(settings, seed):
     """One task per (problem, seed index, configuration); BN and standard of a seed
     share data, initial weights, SGD order and measurement batches."""
-    out = []
-    for problem in ("dln", "digits"):
-        for replicate in range(settings["seeds"]):
-            base = derived_seed(seed, 0 if problem == "dln" else 1, replicate)
-            for config, norm in CONFIGS.items():
-                out.append({"problem": problem, "config": config, "norm": norm,
-                            "replicate": replicate, "seed": base,
-                            "setup": settings[problem],
-                            "line_points": settings["line_points"],
-                            "power_iterations": settings["power_iterations"]})
-    return out
-
-
-def step_sizes(setup, points):
-    """The etas along the gradient: lr * multipliers spaced as the set-up says, (points,)."""
-    low, high = setup["multipliers"]
-    if setup["spacing"] == "log":
-        multipliers = np.geomspace(low, high, points)
-    else:
-        multipliers = np.linspace(low, high, points)
-    return setup["lr"] * multipliers
-
-
-def build(task):
-    """(net, X, y, extra) of a task: the network with its norm and the learning set;
-    extra holds the digits test split (or None)."""
-    setup, seed = task["setup"], task["seed"]
-    if task["problem"] == "dln":
-        X, y = deep_linear_data(derived_seed(seed, 0), samples=setup["samples"],
-                                dim=setup["width"])
-        net = deep_linear_network(setup["depth"], setup["width"], norm=task["norm"],
-                                  seed=derived_seed(seed, 1), loss=setup["loss"])
-        return net, X, y, None
-    X, y, X_test, _, labels_test = digits_data(derived_seed(seed, 0))
-    net = digits_mlp(tuple(setup["hidden"]), setup["activation"], norm=task["norm"],
-                     seed=derived_seed(seed, 1), loss=setup["loss"])
-    return net, X, y, (X_test, labels_test)
-
-
-def measurement_batch(X, y, batch_size, seed, step):
-    """The rows the landscape is measured on at ``step``: all of them (full batch) or
-    ``batch_size`` rows drawn without replacement from (seed, step), shared by the
-    compared nets."""
-    if batch_size is None:
-        return X, y
-    rows = np.random.default_rng(derived_seed(seed, 2, step)).choice(
-        len(X), batch_size, replace=False)
-    return X[rows], y[rows]
+    return paired_tasks(settings, seed, CONFIGS, line_points=settings["line_points"],
+                        power_iterations=settings["power_iterations"])
 
 
 def run_task(task):
@@ -182,12 +136,6 @@ def hessian_max(net, X, y, iterations, seed):
                 raise
             return None
     return float(value) if value is not None and np.isfinite(value) else None
-
-
-def finite_or_none(values):
-    """A list of floats with the non-finite ones (a diverged run's last loss) as None,
-    so that the result stays valid JSON."""
-    return [float(v) if np.isfinite(v) else None for v in values]
 
 
 def _value(checkpoint, measure):
@@ -349,4 +297,4 @@ def summary(measurements):
 
 EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary)
+                        conclude=conclude, summary=summary, order=2)

@@ -423,4 +423,4 @@ def summary(measurements):
 
 EXPERIMENT = Experiment(name="lipschitz", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary)
+                        conclude=conclude, summary=summary, order=7)

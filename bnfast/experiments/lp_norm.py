@@ -6,15 +6,15 @@ Five normalizations (none, std = BN, l1, l2, linf; docs/math/networks.md section
 the 25-layer deep linear network (full batch) and the digits MLP (SGD), several seeds,
 each seed's five nets from the same data, initial weights and SGD order. Measured: the
 training curves, the distribution shift of the layer inputs over training, and the
-landscape measures of smoothness.py at checkpoints (reported, not judged).
+landscape measures of measures.py at checkpoints (reported, not judged).
 """
 
 import numpy as np
 
 from ..nn import Network
-from .landscape import build, finite_or_none, measurement_batch, step_sizes
-from .problems import downsample
-from .smoothness import gradient_line_measures, measured_training
+from .measures import (downsample, finite_or_none, gradient_line_measures,
+                       measured_training, measurement_batch, step_sizes)
+from .problems import build, paired_tasks
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT"]
@@ -97,16 +97,7 @@ def tasks(settings, seed):
     """One task per (problem, seed index, normalization); a seed's five nets share data,
     initial weights (the Dense weights; gamma = 1, beta = 0), SGD order and measurement
     batches."""
-    out = []
-    for problem in ("dln", "digits"):
-        for replicate in range(settings["seeds"]):
-            base = derived_seed(seed, 0 if problem == "dln" else 1, replicate)
-            for label, norm in NORMS.items():
-                out.append({"problem": problem, "config": label, "norm": norm,
-                            "replicate": replicate, "seed": base,
-                            "setup": settings[problem],
-                            "line_points": settings["line_points"]})
-    return out
+    return paired_tasks(settings, seed, NORMS, line_points=settings["line_points"])
 
 
 def layer_inputs(net, X):
@@ -392,4 +383,4 @@ def _fmt(value):
 
 EXPERIMENT = Experiment(name="lp-norm", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary)
+                        conclude=conclude, summary=summary, order=4)

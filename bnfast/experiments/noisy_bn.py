@@ -26,7 +26,7 @@ import numpy as np
 
 from ..nn import BNNoise, TrainingDiverged, train
 from . import problems
-from .ics import internal_covariate_shift, median_cosine
+from .measures import downsample, finite_or_none, internal_covariate_shift, median_cosine
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT", "activation_moments", "draw_noise", "CONFIGS"]
@@ -185,8 +185,8 @@ def run_task(task):
             l2, cosine = internal_covariate_shift(
                 net, X[ics_rows], Y[ics_rows],
                 -task["lr"] * net.gradient(X[ics_rows], Y[ics_rows]))
-            record["ics_l2"].append([float(v) if math.isfinite(v) else None for v in l2])
-            record["ics_cosine"].append([None if math.isnan(c) else float(c) for c in cosine])
+            record["ics_l2"].append(finite_or_none(l2))
+            record["ics_cosine"].append(finite_or_none(cosine))
             before, _ = activation_moments(net, X_probe, noise_rng)
             if index + 1 == len(marks):
                 break
@@ -282,7 +282,7 @@ def _aggregate(runs):
     if not finished:
         return out
     losses = np.array([r["losses"] for r in finished])
-    index = problems.downsample(np.arange(losses.shape[1]))
+    index = downsample(np.arange(losses.shape[1]))
     index = [int(i) for i in index]
     drift_mean = np.array([r["mean_drift"] for r in finished])   # (seeds, marks, layers)
     drift_var = np.array([r["var_drift"] for r in finished])
@@ -365,9 +365,5 @@ EXPERIMENT = Experiment(
           "inconclusive. The verdict is supported (refuted) if every learning rate is, "
           "else inconclusive. 2 standard deviations/errors: a difference inside them is "
           "what reseeding alone produces."),
-    settings=settings,
-    tasks=tasks,
-    run_task=run_task,
-    conclude=conclude,
-    summary=summary,
-)
+    settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary,
+    order=3)

@@ -6,14 +6,18 @@ Santurkar et al. (2018), appendix A: a 25-layer deep linear network of width 10 
 x ~ N(0, I_10), y = A x with A a 10x10 standard Gaussian matrix, 1000 samples, full
 batch, Glorot (uniform) initialization; with BN, every layer but the last is followed by
 a BN layer.
+
+``paired_tasks`` and ``build`` are the grid and the problem of the experiments that
+compare normalizations on both problems ("landscape", "lp-norm").
 """
 
 import numpy as np
 
 from ..nn import BatchNorm, Dense, Network
+from .spec import derived_seed
 
-__all__ = ["DIGITS_CLASSES", "deep_linear_data", "deep_linear_network", "digits_data",
-           "digits_mlp", "downsample"]
+__all__ = ["DIGITS_CLASSES", "build", "deep_linear_data", "deep_linear_network",
+           "digits_data", "digits_mlp", "paired_tasks"]
 
 #: The digits data set's classes (0..9).
 DIGITS_CLASSES = 10
@@ -69,14 +73,37 @@ def digits_mlp(hidden=(100, 100), activation="relu", norm=None, noise=None, seed
     return Network(layers, loss=loss).init("glorot", seed)
 
 
-def downsample(values, points=200):
-    """At most ``points`` evenly spaced entries of ``values`` (the first and last kept),
-    as a list of floats: curves in the JSON output stay small."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) <= points:
-        return values.tolist()
-    index = np.unique(np.linspace(0, len(values) - 1, points).round().astype(np.int64))
-    return values[index].tolist()
+def paired_tasks(settings, seed, configs, **fields):
+    """One task per (problem, seed index, configuration) over the DLN and the digits
+    MLP; the configurations of a seed index share one base seed, hence data, initial
+    weights, SGD order and measurement batches. configs : {label: norm};
+    settings["seeds"] seed indices; settings["dln"], settings["digits"] the set-ups;
+    fields : more entries of every task."""
+    out = []
+    for problem in ("dln", "digits"):
+        for replicate in range(settings["seeds"]):
+            base = derived_seed(seed, 0 if problem == "dln" else 1, replicate)
+            for config, norm in configs.items():
+                out.append({"problem": problem, "config": config, "norm": norm,
+                            "replicate": replicate, "seed": base,
+                            "setup": settings[problem], **fields})
+    return out
+
+
+def build(task):
+    """(net, X, y, extra) of a task: the network with its norm and the learning set;
+    extra holds the digits test split (or None)."""
+    setup, seed = task["setup"], task["seed"]
+    if task["problem"] == "dln":
+        X, y = deep_linear_data(derived_seed(seed, 0), samples=setup["samples"],
+                                dim=setup["width"])
+        net = deep_linear_network(setup["depth"], setup["width"], norm=task["norm"],
+                                  seed=derived_seed(seed, 1), loss=setup["loss"])
+        return net, X, y, None
+    X, y, X_test, _, labels_test = digits_data(derived_seed(seed, 0))
+    net = digits_mlp(tuple(setup["hidden"]), setup["activation"], norm=task["norm"],
+                     seed=derived_seed(seed, 1), loss=setup["loss"])
+    return net, X, y, (X_test, labels_test)
 
 
 def _bn(norm, noise):

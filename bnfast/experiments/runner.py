@@ -1,33 +1,44 @@
-"""``run(name, ...)``: one experiment from set-up to verdict."""
+"""``run(name, ...)``: one experiment from set-up to verdict; ``names()`` and
+``experiment(name)``: the experiments, derived from the modules of this package that
+define ``EXPERIMENT`` (spec.py)."""
 
-import importlib
 import time
 
-from .._validate import boolean, integer
+from .._registry import by_name, collect
+from .._validate import boolean, seed as seed_value
 from ..executors import map_tasks
 from .result import VERDICTS, ExperimentResult
 
-__all__ = ["NAMES", "experiment", "run"]
+__all__ = ["experiment", "names", "run"]
 
-#: The experiments, in the order of docs/experiments/README.md; module = name with "_".
-NAMES = ("ics", "landscape", "noisy-bn", "lp-norm", "explosion", "decoupling", "lipschitz")
+
+def _experiments():
+    """{name: Experiment}, listed by (order, name)."""
+    found = sorted(collect(__package__, "EXPERIMENT"), key=lambda e: (e.order, e.name))
+    return by_name(found, "experiment")
+
+
+def names():
+    """The experiments' names, in the order `bnfast run --list` shows them."""
+    return tuple(_experiments())
 
 
 def experiment(name):
     """The Experiment definition of ``name``; ValueError listing the known names."""
-    if not isinstance(name, str) or name not in NAMES:
+    known = _experiments()
+    if not isinstance(name, str) or name not in known:
         raise ValueError(f"unknown experiment {name!r}; the experiments are: "
-                         f"{', '.join(NAMES)}")
-    return importlib.import_module(f".{name.replace('-', '_')}", __package__).EXPERIMENT
+                         f"{', '.join(known)}")
+    return known[name]
 
 
 def run(name, quick=False, seed=0, executor=None, progress=True):
     """Runs experiment ``name`` and decides its verdict by the experiment's rule.
 
-    name : one of NAMES.
+    name : one of names().
     quick : the reduced set-up (under a minute on 2 cores; what tests use). Quick and
         full runs share all code; only the sizes differ.
-    seed : int >= 0; the run is a pure function of (name, quick, seed).
+    seed : int in [0, 2**63); the run is a pure function of (name, quick, seed).
     executor : None (local worker processes), a concurrent.futures.Executor, or a
         dask.distributed.Client; the result does not depend on it.
     progress : a tqdm bar on stderr for runs over a second.
@@ -36,9 +47,7 @@ def run(name, quick=False, seed=0, executor=None, progress=True):
     """
     spec = experiment(name)
     quick = boolean(quick, "quick")
-    seed = integer(seed, "seed", 0)
-    if seed >= 2**63:
-        raise ValueError(f"seed must be < 2**63, got {seed}")
+    seed = seed_value(seed)
     progress = boolean(progress, "progress")
     start = time.perf_counter()
     settings = spec.settings(quick)

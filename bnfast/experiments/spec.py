@@ -1,6 +1,7 @@
 """How an experiment is written: a set-up, a grid of independent tasks, a conclusion.
 
-Every experiment module defines ``EXPERIMENT = Experiment(...)``. ``run`` (runner.py)
+Every experiment module defines ``EXPERIMENT = Experiment(...)``; that is all it takes to
+be listed (runner.py finds the modules of this package that define one). ``run``
 builds the settings, splits the work into tasks (each a JSON-able dict carrying its own
 seed), sends them through an executor, and hands the results, in task order, to
 ``conclude``. Because a task is a pure function of its dict, the result for a seed is the
@@ -31,6 +32,8 @@ class Experiment:
     conclude : (settings, task results in task order) -> (verdict, measurements), with
         measurements["verdict_inputs"] the numbers the rule used.
     summary : measurements -> list of text lines for the terminal report.
+    order : where `bnfast run --list` lists it (by order, then name; the default lists
+        a new experiment after the first seven, which follow docs/experiments/README.md).
     """
 
     name: str
@@ -42,3 +45,4 @@ class Experiment:
     run_task: Callable
     conclude: Callable
     summary: Callable
+    order: int = 100

@@ -55,6 +55,11 @@ class Network:
         self._params = default_params(dense_layers(self.layers), self._layout, seed)
         self._reset_running()
 
+    def _training_state(self):
+        """Copies of what a training run starts from and changes: (params, running
+        statistics (flat, the core's layout), their update count)."""
+        return self.params, self._running.copy(), self._updates
+
     def _commit_training(self, params, running, updates):
         """What a successful training run leaves: params, the running statistics (flat,
         the core's layout) and their update count."""

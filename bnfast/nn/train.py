@@ -142,9 +142,9 @@ def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callba
     buffers, updates_done = start_state(optimizer, net.num_params, optimizer_state)
     # The run works on copies, committed only when it succeeds (a failed call changes
     # nothing).
-    params, running = net.params, net._running.copy()
+    params, running, updates = net._training_state()
     losses, outcome, updates, optimizer_updates = net._core.train(
-        params, running, net._updates, X, y, lr, lr_per_step, steps, batch_size, seed,
+        params, running, updates, X, y, lr, lr_per_step, steps, batch_size, seed,
         record_every, callback, optimizer.spec(), buffers.reshape(-1), updates_done,
         allow_tiny)
     if outcome.reason == _core.StopReason.diverged:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import boolean, integer
+from .._validate import boolean, integer, seed as seed_value
 from ..executors import derived_seed, map_tasks
 from . import _lemma_4_5_batch as native
 from .result import wilson_interval
@@ -83,12 +83,10 @@ def failure_law(data_sets=200, initializations=20_000, dim=2, samples=3, seed=0,
     whatever runs the tasks)."""
     data_sets = integer(data_sets, "data_sets", 1)
     initializations = integer(initializations, "initializations", 1)
-    dim = integer(dim, "dim", 2)       # the closed form is for dim >= 2
-    samples = integer(samples, "samples", dim + 1)
-    if dim > native.MAX_DIM or samples > native.MAX_SAMPLES:
-        raise ValueError(f"dim must be <= {native.MAX_DIM} and samples <= "
-                         f"{native.MAX_SAMPLES}, got {dim} and {samples}")
-    seed = integer(seed, "seed", 0)
+    # The closed form is for dim >= 2; the upper bounds are the native checker's.
+    dim = integer(dim, "dim", 2, native.MAX_DIM)
+    samples = integer(samples, "samples", dim + 1, native.MAX_SAMPLES)
+    seed = seed_value(seed)
     boolean(progress, "progress")
     tasks = [{"seed": derived_seed(seed, t), "initializations": initializations,
               "dim": dim, "samples": samples,

@@ -5,12 +5,14 @@ boundary decided exactly and every reported counterexample certified exactly
 
 import numpy as np
 
-from .._validate import integer
+from .._validate import choice, integer
 from . import _lemma_4_5_batch as native
 from .certify import exact_verdict, shrink_counterexample
-from .sweep import VERDICT_NAMES, Statement, common_settings, run_sweep
+from .failure_law import failure_law
+from .sweep import (VERDICT_NAMES, Figure, Option, Statement, Sweep, common_settings,
+                    run_sweep)
 
-__all__ = ["CHUNK_SIZE", "DATA", "lemma_4_5"]
+__all__ = ["CHUNK_SIZE", "DATA", "SWEEPS", "lemma_4_5"]
 
 #: Instances per chunk. Fixed (not derived from the number of workers), so that the
 #: counts for a seed are the same whatever runs the chunks.
@@ -28,21 +30,18 @@ if native.VERDICT_NAMES != VERDICT_NAMES:   # the native counts' order is the dr
 def _settings(instances, data, dim, samples, seed, counterexamples):
     settings, counterexamples = common_settings("lemma-4-5", instances, seed,
                                                 counterexamples, CHUNK_SIZE)
-    if not isinstance(data, str) or data not in DATA:
-        raise ValueError(f"data must be one of {', '.join(map(repr, DATA))}, got {data!r}")
+    data = choice(data, "data", DATA)
     dim = integer(dim, "dim", 1)
     samples = integer(samples, "samples", 1)
     if data == "example-3-2" and (dim, samples) != (2, 3):
         raise ValueError(f"data='example-3-2' has dim=2 and samples=3, got dim={dim}, "
                          f"samples={samples}")
-    if dim > native.MAX_DIM:
-        raise ValueError(f"dim must be <= {native.MAX_DIM} for the native checker, got {dim}")
+    dim = integer(dim, "dim", 1, native.MAX_DIM)     # the native checker's sizes
     if samples < dim + 1:
         raise ValueError(f"samples must be >= dim + 1 = {dim + 1}: with fewer, the centred "
                          f"data have rank < dim and the BN optima are not a ray "
                          f"(degenerate), got samples={samples}")
-    if samples > native.MAX_SAMPLES:
-        raise ValueError(f"samples must be <= {native.MAX_SAMPLES}, got {samples}")
+    samples = integer(samples, "samples", 1, native.MAX_SAMPLES)
     return dict(settings, data=data, dim=dim, samples=samples), counterexamples
 
 
@@ -107,3 +106,46 @@ def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
 def _without_data(certificates):
     """Example 3.2's data are fixed: a certificate is its w0."""
     return [{k: v for k, v in c.items() if k not in ("X", "y")} for c in certificates]
+
+
+# ---- as `bnfast search lemma-4-5` offers it -------------------------------------------
+
+def _law(settings):
+    return (f"data {settings['data']}, dim {settings['dim']}, samples "
+            f"{settings['samples']}, seed {settings['seed']}; w0 ~ N(0, I)")
+
+
+def _example(certificate):
+    c = certificate
+    data = "" if "X" not in c else f"  X = {c['X']}  y = {c['y']}"
+    return [f"  w0 = {c['w0']}{data}",
+            f"      ||W0 - What*||^2 = {c['lhs']}  >  {c['rhs']} = right side of (1)"]
+
+
+def _failure_law(result, executor, progress):
+    s = result.settings
+    return failure_law(dim=s["dim"], samples=s["samples"], seed=s["seed"],
+                       executor=executor, progress=progress)
+
+
+def _failure_law_summary(law):
+    return (f"failure law: {100 * law.inside():.0f}% of {len(law.predicted)} data sets' "
+            "95% intervals contain the closed form")
+
+
+SWEEPS = (Sweep(
+    name="lemma-4-5", title="Lemma 4.5 of Santurkar et al. (2018)", run=lemma_4_5,
+    samples=">= dim + 1, default 3", law=_law, premise="premise <w0, W*> > 0:",
+    holds="(1) holds:", example=_example,
+    closed="mean of 1/2 - theta/(2 pi) over the data sets",
+    options=(Option("data", "D", str, "'random' (X, y with N(0, 1) entries per instance) "
+                    "or 'example-3-2' (Dannemann & Junike's data); default random"),
+             Option("dim", "D", int, "inputs per sample (default 2)")),
+    figure=Figure(
+        name="failure_law",
+        what="Lemma 4.5's failure law, measured vs predicted rates per random data set "
+             "(lemma-4-5 with --data random; 200 data sets x 20,000 w0)",
+        applies=lambda options: options.get("data", "random") == "random",
+        refusal="--plot draws Lemma 4.5's failure law over random data sets: it needs "
+                "lemma-4-5 with --data random",
+        measure=_failure_law, summary=_failure_law_summary)),)

@@ -1,23 +1,29 @@
 """The sweep driver every statement shares: chunks seeded by (seed, chunk index), an
 executor, the Parquet results file, exact decisions of undecided float verdicts, and
-certified counterexamples (docs/math/search.md).
+certified counterexamples (docs/math/search.md); and the registry of sweeps.
 
 A statement plugs in as a ``Statement``: its chunk checker returns one row per chunk,
 {"chunk", "count", "no_premise", "holds", "fails", "undecided", "degenerate",
 "predicted_sum", "predicted_count", "kept": {"fails": [...], "undecided": [...]}},
 the kept instances being JSON-able dicts.
+
+A module of this package that lists ``SWEEPS`` (a tuple of ``Sweep``) offers those
+sweeps; ``sweeps()`` finds them, and `bnfast search` takes its statements, options and
+report from them: a new sweep is one new module.
 """
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
-from .._validate import boolean, integer
+from .._registry import by_name, collect
+from .._validate import boolean, integer, seed as seed_value
 from ..executors import derived_seed, map_tasks
 from .result import SearchResult, wilson_interval
 
-__all__ = ["VERDICT_NAMES", "Statement", "common_settings", "run_sweep"]
+__all__ = ["VERDICT_NAMES", "Figure", "Option", "Statement", "Sweep", "common_settings",
+           "run_sweep", "sweeps"]
 
 #: Verdicts counted per chunk, in this order.
 VERDICT_NAMES = ("no_premise", "holds", "fails", "undecided", "degenerate")
@@ -38,12 +44,78 @@ class Statement:
     finish: Callable = list
 
 
+@dataclass(frozen=True)
+class Option:
+    """A setting of a sweep beyond those every sweep has (instances, samples, seed,
+    executor, progress, out, resume): the keyword ``name`` of its function, which
+    `bnfast search` offers as --NAME METAVAR and reads with ``parse`` (int, float or
+    str). Left out, the function's default applies."""
+
+    name: str
+    metavar: str
+    parse: Callable
+    help: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """What `bnfast search NAME --plot PATH` draws for a sweep.
+
+    name : the key of its data in the JSON output, and the module bnfast.plot.<name>
+        whose plot_<name>(path, data) draws it.
+    what : what it shows (for the help of --plot).
+    applies : {option name: value given} -> whether it can be drawn; refusal: the
+        message when it cannot.
+    measure : (SearchResult, executor, progress) -> its data (with ``to_dict()``).
+    summary : data -> the report's line about it.
+    """
+
+    name: str
+    what: str
+    applies: Callable
+    refusal: str
+    measure: Callable
+    summary: Callable
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A statement as `bnfast search NAME` sweeps it.
+
+    name : e.g. "lemma-4-5"; title : the statement, the report's first words.
+    run : function(instances, samples=, seed=, executor=, progress=, out=, resume=,
+        **options) -> SearchResult.
+    samples : what --samples means for it and its default (help text).
+    law : settings -> the instance law, for the report's first line.
+    premise, holds : the report's labels of the two counts.
+    example : certificate -> its report lines.
+    closed : what the closed-form rate is (reported when ``predicted`` is not None).
+    options : its own Options; figure : its Figure, or None.
+    """
+
+    name: str
+    title: str
+    run: Callable
+    samples: str
+    law: Callable
+    premise: str
+    holds: str
+    example: Callable
+    closed: Optional[str] = None
+    options: tuple = ()
+    figure: Optional[Figure] = None
+
+
+def sweeps():
+    """{name: Sweep} of every module of this package that lists SWEEPS, in module
+    order."""
+    return by_name([s for group in collect(__package__, "SWEEPS") for s in group], "sweep")
+
+
 def common_settings(statement, instances, seed, counterexamples, chunk_size):
     """The settings every sweep has, validated; returns (settings, counterexamples)."""
     instances = integer(instances, "instances", 1)
-    seed = integer(seed, "seed", 0)
-    if seed >= 2**63:
-        raise ValueError(f"seed must be < 2**63, got {seed}")
+    seed = seed_value(seed)
     counterexamples = integer(counterexamples, "counterexamples", 0)
     return {"statement": statement, "instances": instances, "seed": seed,
             "chunk_size": chunk_size, "chunks": -(-instances // chunk_size)}, counterexamples

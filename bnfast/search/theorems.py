@@ -20,9 +20,9 @@ import numpy as np
 from .._validate import integer, positive_finite
 from ..claims import check_theorem_4_1, check_theorem_4_4
 from .certify import SCALES
-from .sweep import VERDICT_NAMES, Statement, common_settings, run_sweep
+from .sweep import VERDICT_NAMES, Option, Statement, Sweep, common_settings, run_sweep
 
-__all__ = ["CHUNK_SIZE", "theorem_4_1", "theorem_4_4"]
+__all__ = ["CHUNK_SIZE", "SWEEPS", "theorem_4_1", "theorem_4_4"]
 
 #: Instances per chunk (NumPy arrays of chunk x samples).
 CHUNK_SIZE = 1 << 16
@@ -125,9 +125,7 @@ def _certify(instance):
 def _sweep(name, instances, samples, lam, seed, executor, progress, out, resume,
            counterexamples):
     settings, wanted = common_settings(name, instances, seed, counterexamples, CHUNK_SIZE)
-    samples = integer(samples, "samples", 2)
-    if samples > 1024:
-        raise ValueError(f"samples must be <= 1024, got {samples}")
+    samples = integer(samples, "samples", 2, 1024)
     settings.update(samples=samples, lam=positive_finite(lam, "lam"))
     statement = Statement(name, check_chunk, _decide, _certify)
     return run_sweep(statement, settings, wanted, executor, progress, out, resume)
@@ -149,6 +147,34 @@ def theorem_4_4(instances, samples=4, lam=1.0, seed=0, executor=None, progress=T
     SearchResult (no closed-form rate: predicted None)."""
     return _sweep("theorem-4-4", instances, samples, lam, seed, executor, progress, out,
                   resume, counterexamples)
+
+
+# ---- as `bnfast search theorem-4-1|theorem-4-4` offers them ---------------------------
+
+def _law(settings):
+    lam = f", lam {settings['lam']:g}" if settings["statement"] == "theorem-4-4" else ""
+    return (f"batch of {settings['samples']}{lam}, seed {settings['seed']}; h, g ~ N(0, I), "
+            "gamma 1, beta 0, eps 0")
+
+
+def _example(certificate):
+    c = certificate
+    return [f"  h = {c['h']}  g = {c['g']}",
+            f"      left side {c['lhs']}  >  {c['rhs']} = right side"]
+
+
+_AS_PRINTED = dict(samples="the batch size, >= 2, default 4", law=_law,
+                   premise="instances (no premise):", holds="the bound holds:",
+                   example=_example)
+
+SWEEPS = (
+    Sweep(name="theorem-4-1", title="Theorem 4.1 of Santurkar et al. (2018), as printed",
+          run=theorem_4_1, closed="it fails whenever <g, hhat> != 0", **_AS_PRINTED),
+    Sweep(name="theorem-4-4", title="Theorem 4.4 of Santurkar et al. (2018), as printed",
+          run=theorem_4_4, options=(Option("lam", "L", float,
+                                           "the bound on ||X|| (default 1)"),),
+          **_AS_PRINTED),
+)
 
 
 if VERDICT_NAMES[:3] != ("no_premise", "holds", "fails"):

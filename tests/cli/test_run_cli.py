@@ -1,4 +1,4 @@
-"""`bnfast run NAME [--quick] [--json] [--plot PATH] [--seed N] [--scheduler ADDR]` and
+"""`bnfast run NAME [--quick] [--json] [--plot PATH] [--seed S] [--scheduler ADDR]` and
 `bnfast run --list`, run as a user runs them (subprocesses of `python -m bnfast`)."""
 
 import json
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bnfast.experiments import NAMES
+from bnfast.experiments import names
 from sigint_helpers import default_sigint  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(300)
@@ -31,7 +31,7 @@ def test_list_names_every_experiment_with_its_source():
     p = run("--list")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == list(NAMES)
+    assert [line.split()[0] for line in lines] == list(names())
     assert all(len(line.split()) > 3 for line in lines)   # a source after each name
 
 

@@ -151,6 +151,37 @@ def test_subcommands_register_themselves():
     assert sub.choices["verify"].get_default("run").__module__ == "bnfast.cli.verify"
 
 
+def test_shared_options_read_the_same_in_every_subcommand():
+    # One builder per option (bnfast/cli/_options.py): same flag, metavar and help.
+    import importlib
+    parser = importlib.import_module("bnfast.cli.main").build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    # what a subcommand says of its own: the seed's purpose, the figure
+    own = {"--seed": ", an integer", "--plot": " to PATH"}
+    seen = {}
+    for subparser in sub.choices.values():
+        for action in subparser._actions:
+            flag = (action.option_strings or [None])[-1]
+            if flag in ("--seed", "--json", "--plot", "--scheduler", "--no-progress",
+                        "--exact", "--out"):
+                shared = action.help.split(own[flag])[-1] if flag in own else action.help
+                seen.setdefault(flag, set()).add((action.metavar, shared))
+    assert set(seen) == {"--seed", "--json", "--plot", "--scheduler", "--no-progress",
+                         "--exact", "--out"}
+    assert all(len(forms) == 1 for forms in seen.values()), seen
+    assert seen["--seed"] == {("S", " in [0, 2**63) (default 0)")}
+
+
+def test_a_bad_seed_is_a_usage_error_in_every_subcommand():
+    for command in ("run", "search", "audit"):
+        args = {"run": ["run", "decoupling"], "search": ["search", "lemma-4-5"],
+                "audit": ["audit"]}[command]
+        p = run(*args, "--seed", "-1")
+        assert p.returncode == 2, (command, p.stderr)
+        assert f"bnfast {command}: --seed must be in [0, 2**63), got -1" in p.stderr
+        assert "Traceback" not in p.stderr and p.stdout == ""
+
+
 def test_main_in_process_and_console_script_entry_point(capsys):
     assert cli.main(["verify"]) == 0
     assert VERDICT in capsys.readouterr().out

@@ -11,7 +11,7 @@ from bnfast import reference
 from bnfast.experiments import explosion as ex
 
 
-# ---- closed forms (docs/design/math.md section 5) -----------------------------------
+# ---- closed forms (docs/experiments/explosion.md, "Closed forms") ---------------------
 
 @pytest.mark.parametrize("B, linear, relu", [(4, 2.0, 3.084), (8, 1.2, 1.788),
                                               (16, 14 / 13, 1.590), (64, 62 / 61, 1.493)])
@@ -37,7 +37,7 @@ def test_relu_rate_tends_to_pi_over_pi_minus_one_and_decreases():
 @pytest.mark.parametrize("fn", [ex.lambda_linear, ex.lambda_relu])
 def test_closed_forms_reject_small_or_non_integer_batches(fn):
     for B in (3, 2, 1, 0, -5):
-        with pytest.raises(ValueError, match="B >= 4"):
+        with pytest.raises(ValueError, match="batch size B of the closed forms must be >= 4"):
             fn(B)
     for B in (4.0, True, "8"):
         with pytest.raises(TypeError):

@@ -9,7 +9,7 @@ import pytest
 
 import bnfast
 from bnfast import reference
-from bnfast.experiments import ics, problems
+from bnfast.experiments import ics, measures, problems
 
 
 def _reference_ics(net, X, y, step):
@@ -54,7 +54,7 @@ def test_ics_matches_the_reference(which):
     net.params = net.params + 0.3 * rng.standard_normal(net.num_params)
     step = 0.05 * rng.standard_normal(net.num_params)
     before = net.params
-    l2, cos = ics.internal_covariate_shift(net, X, y, step)
+    l2, cos = measures.internal_covariate_shift(net, X, y, step)
     want_l2, want_cos = _reference_ics(net, X, y, step)
     # both are float64 evaluations of the same formulas: rounding-level agreement
     np.testing.assert_allclose(l2, want_l2, rtol=1e-9, atol=1e-12)
@@ -66,11 +66,11 @@ def test_ics_matches_the_reference(which):
 
 def test_ics_zero_step_and_bad_step():
     X, y, nets = _small_nets()
-    l2, cos = ics.internal_covariate_shift(nets[0], X, y, np.zeros(nets[0].num_params))
+    l2, cos = measures.internal_covariate_shift(nets[0], X, y, np.zeros(nets[0].num_params))
     np.testing.assert_array_equal(l2, 0.0)
     np.testing.assert_allclose(cos, 1.0, atol=1e-14)
     with pytest.raises(ValueError, match="shape"):
-        ics.internal_covariate_shift(nets[0], X, y, np.zeros(3))
+        measures.internal_covariate_shift(nets[0], X, y, np.zeros(3))
 
 
 def test_ics_of_an_overflowing_step_is_undefined_past_the_overflow():
@@ -80,7 +80,7 @@ def test_ics_of_an_overflowing_step_is_undefined_past_the_overflow():
     step = 0.05 * np.random.default_rng(5).standard_normal(net.num_params)
     slices = net.param_slices
     step[slices[1]] = np.inf              # layer 2's update overflows
-    l2, cos = ics.internal_covariate_shift(net, X, y, step)
+    l2, cos = measures.internal_covariate_shift(net, X, y, step)
     # layers 1 and 2 only see layer 1's (finite) move; layer 3's G' is undefined
     want_l2, want_cos = _reference_ics(net, X, y, np.where(np.isfinite(step), step, 0.0))
     np.testing.assert_allclose(l2[:2], want_l2[:2], rtol=1e-9, atol=1e-12)
@@ -90,7 +90,7 @@ def test_ics_of_an_overflowing_step_is_undefined_past_the_overflow():
     # an overflow in layer 1's own update leaves layers 2.. undefined
     step[slices[0]] = 1e308
     net.params = before + np.where(np.arange(net.num_params) < slices[0].stop, 1e308, 0.0)
-    l2, cos = ics.internal_covariate_shift(net, X, y, step)
+    l2, cos = measures.internal_covariate_shift(net, X, y, step)
     assert np.all(np.isnan(l2[1:])) and np.all(np.isnan(cos[1:]))
 
 
@@ -129,16 +129,16 @@ def test_ics_of_a_two_layer_linear_net_in_closed_form():
         return -2 * (Y - H @ W2.T).T @ H
 
     G, G_moved = grad_W2(W1), grad_W2(W1 + D1)
-    l2, cos = ics.internal_covariate_shift(net, X, Y, step)
+    l2, cos = measures.internal_covariate_shift(net, X, Y, step)
     assert l2[1] == pytest.approx(np.linalg.norm(G - G_moved), rel=1e-10)
     assert cos[1] == pytest.approx(np.sum(G * G_moved) / np.linalg.norm(G)
                                    / np.linalg.norm(G_moved), rel=1e-10)
 
 
 def test_median_cosine_skips_layer_one_and_nan():
-    assert ics.median_cosine([[1.0, 0.2, 0.4], [1.0, float("nan"), 0.6]]) == \
+    assert measures.median_cosine([[1.0, 0.2, 0.4], [1.0, float("nan"), 0.6]]) == \
         pytest.approx(0.4)
-    assert ics.median_cosine([[1.0, float("nan")]]) is None
+    assert measures.median_cosine([[1.0, float("nan")]]) is None
 
 
 def _run(cos, final_loss, diverged=None):
@@ -187,7 +187,7 @@ def test_run_task_tiny():
     net = problems.deep_linear_network(norm="std", seed=2)
     assert out["losses"][0] == pytest.approx(net.loss(X, Y), rel=1e-12)
     # the first checkpoint is the ICS of the initial network for a GD step of lr
-    l2, _ = ics.internal_covariate_shift(net, X, Y, -1e-6 * net.gradient(X, Y))
+    l2, _ = measures.internal_covariate_shift(net, X, Y, -1e-6 * net.gradient(X, Y))
     np.testing.assert_allclose(out["l2"][0], l2, rtol=1e-12)
     bnfast.train(net, X, Y, 1e-6, 4)
     assert out["losses"][-1] == pytest.approx(net.loss(X, Y), rel=1e-10)

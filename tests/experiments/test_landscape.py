@@ -6,23 +6,25 @@ import pytest
 
 from bnfast.experiments import VERDICTS, derived_seed
 from bnfast.experiments import landscape as L
-from bnfast.experiments.smoothness import gradient_line_measures
+from bnfast.experiments.measures import (gradient_line_measures, measurement_batch,
+                                         step_sizes)
+from bnfast.experiments.problems import build
 
 
 def test_step_sizes_spacing():
-    log = L.step_sizes({"lr": 1e-6, "multipliers": [0.01, 30], "spacing": "log"}, 5)
+    log = step_sizes({"lr": 1e-6, "multipliers": [0.01, 30], "spacing": "log"}, 5)
     np.testing.assert_allclose(log[[0, -1]], [1e-8, 3e-5], rtol=1e-12)
     np.testing.assert_allclose(np.diff(np.log(log)), np.log(3000) / 4, rtol=1e-10)
-    lin = L.step_sizes({"lr": 0.1, "multipliers": [0.5, 4], "spacing": "linear"}, 8)
+    lin = step_sizes({"lr": 0.1, "multipliers": [0.5, 4], "spacing": "linear"}, 8)
     np.testing.assert_allclose(lin, 0.1 * np.linspace(0.5, 4, 8), rtol=1e-12)
 
 
 def test_measurement_batch_shared_and_distinct():
     X, y = np.arange(40.0).reshape(20, 2), np.arange(20.0)
-    assert L.measurement_batch(X, y, None, 1, 5)[0] is X
-    a, ya = L.measurement_batch(X, y, 8, 1, 5)
-    b, _ = L.measurement_batch(X, y, 8, 1, 5)
-    c, _ = L.measurement_batch(X, y, 8, 1, 10)
+    assert measurement_batch(X, y, None, 1, 5)[0] is X
+    a, ya = measurement_batch(X, y, 8, 1, 5)
+    b, _ = measurement_batch(X, y, 8, 1, 5)
+    c, _ = measurement_batch(X, y, 8, 1, 10)
     np.testing.assert_array_equal(a, b)                 # the compared nets share it
     assert len(np.unique(a[:, 0])) == 8                 # without replacement
     np.testing.assert_array_equal(ya, a[:, 0] / 2)      # rows stay paired
@@ -165,8 +167,8 @@ def test_run_task_tiny():
     result = L.run_task(task)
     assert [c["step"] for c in result["checkpoints"]] == [0, 2, 4]
     assert len(result["losses"]) == 5 and result["diverged_step"] is None
-    net, X, y, _ = L.build(task)
-    direct = gradient_line_measures(net, X, y, L.step_sizes(task["setup"], 3))
+    net, X, y, _ = build(task)
+    direct = gradient_line_measures(net, X, y, step_sizes(task["setup"], 3))
     first = result["checkpoints"][0]
     for key in ("loss", "loss_range", "grad_change_max", "beta"):
         assert first[key] == pytest.approx(direct[key], rel=1e-12)
@@ -181,8 +183,8 @@ def test_paired_tasks_share_seeds():
     for problem in ("dln", "digits"):
         seeds = {t["config"]: t["seed"] for t in tasks if t["problem"] == problem}
         assert seeds["standard"] == seeds["bn"]
-    bn_net = L.build(tasks[1])[0]
-    plain = L.build(tasks[0])[0]
+    bn_net = build(tasks[1])[0]
+    plain = build(tasks[0])[0]
     # same Dense weights: the BN net's first W equals the standard net's
     np.testing.assert_array_equal(bn_net.unflatten()[0]["W"], plain.unflatten()[0]["W"])
 

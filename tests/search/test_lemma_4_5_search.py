@@ -130,7 +130,7 @@ def test_parquet_file_holds_every_chunk_and_resumes(tmp_path):
     ({"samples": 65}, ValueError, "samples must be <= 64"),
     ({"data": "mnist"}, ValueError, "data must be one of 'random', 'example-3-2'"),
     ({"data": "example-3-2", "dim": 3, "samples": 4}, ValueError, "has dim=2 and samples=3"),
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": -1}, ValueError, "seed must be in \\[0, 2\\*\\*63\\), got -1"),
     ({"resume": True}, ValueError, "resume=True needs out="),
     ({"out": "/nonexistent-folder/x.parquet"}, OSError, "not a writable folder"),
 ])

@@ -1,9 +1,9 @@
-"""The loss-landscape measures of Santurkar et al. (2018), section 3.2 and appendix
-A.2.2, shared by the "landscape" and "lp-norm" experiments, and a training loop that
-stops at checkpoints to take them.
+"""What the experiments measure and share (one home: experiments never import each
+other).
 
-At parameters x with gradient g = grad L(x), move along the gradient,
-x'(eta) = x - eta g, for the step sizes eta in lr * multipliers:
+The loss landscape of Santurkar et al. (2018), section 3.2 and appendix A.2.2 (the
+"landscape" and "lp-norm" experiments): at parameters x with gradient g = grad L(x),
+move along the gradient, x'(eta) = x - eta g, for the step sizes eta in lr * multipliers:
 
     loss band             [min_eta L(x'), max_eta L(x')]; its width is the "loss range"
     gradient predictiveness  ||grad L(x) - grad L(x')||_2 for each eta (a band too)
@@ -11,15 +11,44 @@ x'(eta) = x - eta g, for the step sizes eta in lr * multipliers:
                                with ||x - x'||_2 = eta ||g||_2
 
 and, as a sharper local measure, the largest eigenvalue of the Hessian of L at x by
-power iteration on Hessian-vector products (``Network.hvp``, exact).
+power iteration on Hessian-vector products (``Network.hvp``, exact); a training loop
+that stops at checkpoints to take them; the internal covariate shift of Definition 2.1
+(the "ics" and "noisy-bn" experiments); and what keeps results small, strict JSON.
 """
+
+import math
 
 import numpy as np
 
 from ..nn import TrainingDiverged, train
 from .spec import derived_seed
 
-__all__ = ["gradient_line_measures", "largest_hessian_eigenvalue", "measured_training"]
+__all__ = ["downsample", "finite_or_none", "gradient_line_measures",
+           "internal_covariate_shift", "largest_hessian_eigenvalue", "measured_training",
+           "measurement_batch", "median_cosine", "step_sizes"]
+
+
+# ---- the landscape measures ---------------------------------------------------------
+
+def step_sizes(setup, points):
+    """The etas along the gradient: lr * multipliers spaced as the set-up says, (points,)."""
+    low, high = setup["multipliers"]
+    if setup["spacing"] == "log":
+        multipliers = np.geomspace(low, high, points)
+    else:
+        multipliers = np.linspace(low, high, points)
+    return setup["lr"] * multipliers
+
+
+def measurement_batch(X, y, batch_size, seed, step):
+    """The rows the landscape is measured on at ``step``: all of them (full batch) or
+    ``batch_size`` rows drawn without replacement from (seed, step), shared by the
+    compared nets."""
+    if batch_size is None:
+        return X, y
+    rows = np.random.default_rng(derived_seed(seed, 2, step)).choice(
+        len(X), batch_size, replace=False)
+    return X[rows], y[rows]
 
 
 # Far from a minimum (a diverging run) norms can overflow: they become inf, reported None.
@@ -129,3 +158,83 @@ def measured_training(net, X, y, lr, steps, every, measure, batch_size=None, see
 def _finite(value):
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+# ---- internal covariate shift (Santurkar et al. 2018, Definition 2.1) ----------------
+
+def internal_covariate_shift(net, X, y, step):
+    """ICS of Definition 2.1 for every Dense layer of ``net`` at its current params.
+
+    net : bnfast.Network (its params are restored on return).
+    X : (m, in_features), y : (m, out_features): the step's batch, used for G and G'.
+    step : float64 (num_params,), the update the optimizer applies at this step (for
+        gradient descent, -lr * net.gradient(X, y)).
+
+    Returns (l2 (k,), cosine (k,)) over the k Dense layers: ||G_i - G'_i||_2 and
+    cos(G_i, G'_i), G_i the gradient of layer i's weight matrix W at the current params
+    and G'_i the same after the parameters (W, b, gamma, beta) of layers 1..i-1 moved by
+    ``step``. Layer 1 has G' = G (nothing precedes it). A zero gradient has cosine NaN.
+    Where the moved parameters are not finite (the step overflows), G'_i is undefined:
+    that layer's and every later layer's l2 and cosine are NaN (the moved parameters
+    only accumulate further steps).
+    """
+    params = net.params
+    step = np.asarray(step, dtype=np.float64)
+    if step.shape != params.shape:
+        raise ValueError(f"step must have shape {params.shape}, got {step.shape}")
+    layer_slices = net.param_slices
+    weights = [entry["W"][0] for entry in net.param_layout()]
+    l2, cosine = np.empty(len(weights)), np.empty(len(weights))
+    try:
+        G = net.gradient(X, y)
+        moved = params.copy()
+        for i, w in enumerate(weights):
+            if i > 0:
+                # layers 1..i-1 at their step-(t+1) values, layers i..k unchanged
+                with np.errstate(over="ignore", invalid="ignore"):
+                    moved[layer_slices[i - 1]] += step[layer_slices[i - 1]]
+                if not np.all(np.isfinite(moved[layer_slices[i - 1]])):
+                    # G' undefined here and for every later layer (moved stays
+                    # non-finite); the network cannot take these params
+                    l2[i:] = math.nan
+                    cosine[i:] = math.nan
+                    break
+                net.params = moved
+                G_moved = net.gradient(X, y)
+            else:
+                G_moved = G
+            a, b = G[w], G_moved[w]
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflowed gradient
+                l2[i] = np.linalg.norm(a - b)                    # gives inf / NaN here
+                na, nb = np.linalg.norm(a), np.linalg.norm(b)
+                defined = na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb)
+                cosine[i] = float((a / na) @ (b / nb)) if defined else math.nan
+    finally:
+        net.params = params
+    return l2, cosine
+
+
+def median_cosine(cosines):
+    """The median of cos(G, G') over checkpoints and layers 2..k (layer 1's is 1 by
+    definition). cosines : (checkpoints, k) nested lists or array; NaNs ignored."""
+    values = np.asarray(cosines, dtype=np.float64)[:, 1:]
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
+
+
+# ---- results as small, strict JSON ---------------------------------------------------
+
+def downsample(values, points=200):
+    """At most ``points`` evenly spaced entries of ``values`` (the first and last kept),
+    as a list of floats: curves in the JSON output stay small."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) <= points:
+        return values.tolist()
+    index = np.unique(np.linspace(0, len(values) - 1, points).round().astype(np.int64))
+    return values[index].tolist()
+
+
+def finite_or_none(values):
+    """A list of floats with the non-finite ones (a diverged run's last loss) as None,
+    so that the result stays valid JSON."""
+    return [float(v) if np.isfinite(v) else None for v in values]

@@ -1,4 +1,4 @@
-"""The landscape measures (bnfast.experiments.smoothness) against the NumPy reference
+"""The landscape measures (bnfast.experiments.measures) against the NumPy reference
 and closed forms."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 import bnfast
 from bnfast import reference
-from bnfast.experiments import smoothness
+from bnfast.experiments import measures
 
 
 def _bn_net(seed=0):
@@ -28,7 +28,7 @@ def test_line_measures_match_reference():
     dicts = [layer.to_dict() for layer in net.layers]
     start = net.params
     etas = np.array([1e-3, 1e-2, 0.1])
-    out = smoothness.gradient_line_measures(net, X, y, etas)
+    out = measures.gradient_line_measures(net, X, y, etas)
     np.testing.assert_array_equal(net.params, start)          # left unchanged
     grad = reference.network_gradient(dicts, start, X, y)
     losses = [reference.network_loss(dicts, start - eta * grad, X, y) for eta in etas]
@@ -59,7 +59,7 @@ def test_line_measures_quadratic_closed_form():
     loss, g = net.loss_and_gradient(X, Y)
     H = 2 * np.kron(np.eye(2), X.T @ X)
     etas = np.array([1e-3, 1e-2, 3e-2])
-    out = smoothness.gradient_line_measures(net, X, Y, etas)
+    out = measures.gradient_line_measures(net, X, Y, etas)
     expected = loss - etas * (g @ g) + etas ** 2 / 2 * (g @ H @ g)
     np.testing.assert_allclose(out["losses"], expected, rtol=1e-10)
     np.testing.assert_allclose(out["grad_changes"], etas * np.linalg.norm(H @ g), rtol=1e-9)
@@ -70,14 +70,14 @@ def test_line_measures_reject_bad_steps():
     net, X, Y = _linear_least_squares()
     for bad in ([], [0.0], [-1.0], [[1.0]]):
         with pytest.raises(ValueError):
-            smoothness.gradient_line_measures(net, X, Y, bad)
+            measures.gradient_line_measures(net, X, Y, bad)
 
 
 def test_largest_hessian_eigenvalue_least_squares():
     """lambda_max(2 I kron X^T X) = 2 lambda_max(X^T X); the gap (ratio ~ 9) makes 200
     iterations converge far below the 1e-8 tolerance."""
     net, X, Y = _linear_least_squares()
-    value = smoothness.largest_hessian_eigenvalue(net, X, Y, iterations=200, rtol=1e-14)
+    value = measures.largest_hessian_eigenvalue(net, X, Y, iterations=200, rtol=1e-14)
     assert value == pytest.approx(2 * np.linalg.eigvalsh(X.T @ X)[-1], rel=1e-8)
 
 
@@ -91,7 +91,7 @@ def test_largest_hessian_eigenvalue_bn_net_dense_hessian():
                          for e in np.eye(n)])
     eigenvalues = np.linalg.eigvalsh((H + H.T) / 2)
     top = eigenvalues[np.argmax(np.abs(eigenvalues))]
-    value = smoothness.largest_hessian_eigenvalue(net, X, y, iterations=3000, rtol=1e-13)
+    value = measures.largest_hessian_eigenvalue(net, X, y, iterations=3000, rtol=1e-13)
     assert value == pytest.approx(top, rel=1e-5)
 
 
@@ -101,7 +101,7 @@ def test_measured_training_segments_equal_one_run():
     X, y = _data(m=25, seed=5)
     net, twin = _bn_net(6), _bn_net(6)
     seen = []
-    losses, measured, diverged = smoothness.measured_training(
+    losses, measured, diverged = measures.measured_training(
         net, X, y, 1e-3, 12, 4, lambda n, step: seen.append(step) or {"p0": n.params[0]},
         record_every=2)
     direct = bnfast.train(twin, X, y, 1e-3, 12, record_every=2)
@@ -115,9 +115,9 @@ def test_measured_training_segments_equal_one_run():
 def test_measured_training_divergence_and_arguments():
     X, y = _data(m=25, seed=5)
     net = bnfast.Network([bnfast.Dense(4, 2)]).init("glorot", 0)
-    losses, measured, diverged = smoothness.measured_training(
+    losses, measured, diverged = measures.measured_training(
         net, X * 1e3, y, 10.0, 20, 5, lambda n, step: {})
     assert diverged is not None and diverged < 20
     assert [m["step"] for m in measured][-1] <= diverged
     with pytest.raises(ValueError):
-        smoothness.measured_training(net, X, y, 0.1, 10, 3, lambda n, s: {})
+        measures.measured_training(net, X, y, 0.1, 10, 3, lambda n, s: {})

@@ -1,0 +1,125 @@
+"""The options several subcommands share, each written once: its flag, metavar and help
+(``add_*``), and the rule that reads it. A subcommand that has the option calls the
+builder; none writes the flag itself.
+
+    --seed S          add_seed, seed            --json            add_json
+    --plot PATH       add_plot, check_plot, write_plot
+    --scheduler ADDR  add_scheduler, scheduler_client
+    --no-progress     add_progress              --out FILE.parquet  add_out
+    --exact           add_exact
+
+``fail`` prints a usage error the way every subcommand does and returns its exit code.
+"""
+
+import sys
+
+from .._validate import seed as seed_value
+
+__all__ = ["add_exact", "add_json", "add_out", "add_plot", "add_progress", "add_scheduler",
+           "add_seed", "check_plot", "fail", "scheduler_client", "seed", "write_plot"]
+
+
+def fail(args, message):
+    """Prints "bnfast COMMAND: message" to stderr; returns 2 (a usage error)."""
+    print(f"bnfast {args.command}: {message}", file=sys.stderr)
+    return 2
+
+
+# ---- --seed S ------------------------------------------------------------------------
+
+def add_seed(parser, of):
+    """--seed S: the seed ``of`` something (e.g. "the run"), read by ``seed``."""
+    parser.add_argument("--seed", default="0", metavar="S",
+                        help=f"the seed of {of}, an integer in [0, 2**63) (default 0)")
+
+
+def seed(args):
+    """--seed as an int; ValueError worded for the user (the rule: _validate.seed)."""
+    try:
+        value = int(args.seed, 10)
+    except ValueError:
+        raise ValueError(f"--seed must be an integer >= 0, got {args.seed!r}") from None
+    return seed_value(value, "--seed")
+
+
+# ---- --json ----------------------------------------------------------------------------
+
+def add_json(parser):
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object instead of the text, and nothing "
+                             "else on stdout")
+
+
+# ---- --plot PATH ---------------------------------------------------------------------
+
+def add_plot(parser, figure):
+    """--plot PATH: also draw ``figure`` (what it shows, e.g. "the loss landscapes")."""
+    parser.add_argument("--plot", metavar="PATH",
+                        help=f"also draw {figure} to PATH; the suffix names the format "
+                             "(.png, .pdf, .svg; needs matplotlib: pip install "
+                             "'bnfast[plot]')")
+
+
+def check_plot(args):
+    """ValueError when --plot names a format that cannot be written (before any work)."""
+    if args.plot is not None:
+        from ..plot.save import figure_format
+        try:
+            figure_format(args.plot)
+        except ValueError as exc:
+            raise ValueError(f"--plot: {exc}") from None
+
+
+def write_plot(args, draw, note=None):
+    """Calls draw(path) for --plot PATH and says where the figure went, after ``note``
+    (on stderr with --json, so that stdout stays one JSON object); returns the exit
+    code: 0, or 2 when matplotlib is missing or the file cannot be written."""
+    try:
+        draw(args.plot)
+    except ImportError as exc:
+        return fail(args, str(exc))
+    except OSError as exc:
+        return fail(args, f"cannot write {args.plot}: {exc}")
+    said = f"wrote {args.plot}" if note is None else f"{note}; wrote {args.plot}"
+    print(said, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+# ---- --scheduler ADDR ----------------------------------------------------------------
+
+def add_scheduler(parser):
+    parser.add_argument("--scheduler", metavar="ADDR",
+                        help="run the tasks on the Dask cluster whose scheduler is at ADDR "
+                             "(tcp://HOST:PORT; needs pip install 'bnfast[dask]'); "
+                             "default: local worker processes")
+
+
+def scheduler_client(args):
+    """None without --scheduler, else a dask.distributed.Client connected to it;
+    ValueError with the message for the user when that fails (bad address, no dask,
+    no scheduler answering)."""
+    if args.scheduler is None:
+        return None
+    from ..executors import connect
+    try:
+        return connect(args.scheduler)
+    except (ValueError, ImportError, OSError) as exc:
+        raise ValueError(f"--scheduler: {exc}") from None
+
+
+# ---- --no-progress, --out, --exact --------------------------------------------------
+
+def add_progress(parser):
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar on stderr")
+
+
+def add_out(parser):
+    parser.add_argument("--out", metavar="FILE.parquet",
+                        help="keep each finished chunk's aggregates in this Parquet file")
+
+
+def add_exact(parser):
+    parser.add_argument("--exact", action="store_true",
+                        help="exact arithmetic (sympy: rationals and radicals) instead of "
+                             "float64")

@@ -95,9 +95,24 @@ class NormSpec:
     cumulative: Final[bool]
     noise: Final[NoiseSpec | None]
 
+class LayerKind(_Enum):
+    __members__: ClassVar[dict[str, LayerKind]]
+    dense: ClassVar[LayerKind]
+    conv: ClassVar[LayerKind]
+    max_pool: ClassVar[LayerKind]
+    avg_pool: ClassVar[LayerKind]
+    flatten: ClassVar[LayerKind]
+
 class LayerSpec:
-    def __init__(self, *, in_features: _Int, out_features: _Int, activation: Activation,
-                 bias: bool, norm: NormSpec | None = ..., skip_from: _Int = ...) -> None: ...
+    def __init__(self, *, kind: LayerKind = ..., in_features: _Int = ...,
+                 out_features: _Int = ..., kernel: Sequence[_Int] = ...,
+                 stride: Sequence[_Int] = ..., padding: Sequence[_Int] = ...,
+                 activation: Activation = ..., bias: bool = ...,
+                 norm: NormSpec | None = ..., skip_from: _Int = ...) -> None: ...
+    kind: Final[LayerKind]
+    kernel: Final[list[int]]
+    stride: Final[list[int]]
+    padding: Final[list[int]]
     in_features: Final[int]
     out_features: Final[int]
     activation: Final[Activation]

@@ -72,7 +72,15 @@ py::list param_layout(const Network& net) {
     const LayerSpec& L = net.layers()[l];
     const ParamOffsets& o = net.layer_offsets()[l];
     py::dict entry;
-    entry["W"] = py::make_tuple(o.w, py::make_tuple(L.out, L.in));
+    if (o.w < 0) {  // pooling, flatten
+      out.append(entry);
+      continue;
+    }
+    py::list w_shape;
+    w_shape.append(L.out);
+    w_shape.append(L.in);
+    for (const std::int64_t k : L.kernel) w_shape.append(k);
+    entry["W"] = py::make_tuple(o.w, py::tuple(w_shape));
     if (o.b >= 0) entry["b"] = py::make_tuple(o.b, py::make_tuple(L.out));
     if (o.gamma >= 0) entry["gamma"] = py::make_tuple(o.gamma, py::make_tuple(L.out));
     if (o.beta >= 0) entry["beta"] = py::make_tuple(o.beta, py::make_tuple(L.out));
@@ -107,53 +115,85 @@ void require_batch_rows(std::int64_t rows, const Network& net, const std::string
   if (rows < 2 && net.has_batch_norm()) throw py::value_error(message);
 }
 
-// The rules of a learning set X (m, in), y (m, out) (y may be None): returns m.
-std::int64_t batch_rows(const py::object& X, const py::object& Y, const Network& net) {
-  const py::array x = as_array(X, "X");
-  float64_data(x, "X");
-  const std::string in = std::to_string(net.in_features());
-  if (x.ndim() != 2)
-    throw py::value_error("X must be 2-D (m, " + in + "), got shape " + shape_str(x));
-  if (x.shape(1) != net.in_features())
-    throw py::value_error("X has " + std::to_string(x.shape(1)) +
-                          " features but the network expects " + in);
-  const std::int64_t m = x.shape(0);
-  if (m < 1) throw py::value_error("X must have at least one row");
-  if (!Y.is_none()) {
-    const py::array y = as_array(Y, "y");
-    float64_data(y, "y");
-    const std::int64_t out = net.out_features();
-    if (takes_labels(net.loss_kind())) {
-      if (y.ndim() != 1)
-        throw py::value_error("y must be the (m,) class labels of the cross-entropy loss, got "
-                              "shape " + shape_str(y));
-    } else if (y.ndim() != 2 || y.shape(1) != out) {
-      throw py::value_error("y must have shape (m, " + std::to_string(out) + ")" +
-                            (out == 1 ? " or (m,)" : "") + ", got " + shape_str(y));
-    }
-    if (y.shape(0) != m)
-      throw py::value_error("X has " + std::to_string(m) + " rows but y has " +
-                            std::to_string(y.shape(0)));
-  }
-  require_batch_rows(m, net, "batch normalization needs at least 2 samples, got 1");
-  return m;
-}
-
-// The checked pointers of one evaluation: params, X (m rows) and y (null when Y is None).
+// The checked arrays of one evaluation: params, X (m samples of shape `sample`), y (null
+// when Y is None) with its shape, checked against the network's output in prepare().
 struct Evaluation {
   const double* params;
   std::int64_t m;
+  SampleShape sample;
   const double* x;
   const double* y;
+  std::vector<std::int64_t> y_shape;
 };
 
+// The rules of X that need no compiled network: dtype, rank, rows (and, for a network
+// whose first layer is dense, its features).
 Evaluation evaluation(const BoundNetwork& self, const py::object& params, const py::object& X,
                       const py::object& Y) {
   reject_reentry(self);
-  const double* p = parameters(params, self.net);
-  const std::int64_t m = batch_rows(X, Y, self.net);
-  return {p, m, cdata<double>(as_array(X, "X")),
-          Y.is_none() ? nullptr : cdata<double>(as_array(Y, "y"))};
+  const Network& net = self.net;
+  const double* p = parameters(params, net);
+  const py::array x = as_array(X, "X");
+  float64_data(x, "X");
+  const int rank = net.input_rank();
+  if (net.layers().front().kind == LayerKind::dense) {
+    const std::string in = std::to_string(net.in_features());
+    if (x.ndim() != 2)
+      throw py::value_error("X must be 2-D (m, " + in + "), got shape " + shape_str(x));
+    if (x.shape(1) != net.in_features())
+      throw py::value_error("X has " + std::to_string(x.shape(1)) +
+                            " features but the network expects " + in);
+  } else if (rank > 0 ? x.ndim() != rank + 1 : x.ndim() < 2) {
+    throw py::value_error(std::string("X must have shape ") +
+                          (rank == 2 ? "(m, C, L)" : rank == 3 ? "(m, C, H, W)" : "(m, ...)") +
+                          " for this network's first layer, got shape " + shape_str(x));
+  }
+  const std::int64_t m = x.shape(0);
+  if (m < 1) throw py::value_error("X must have at least one row");
+  Evaluation e{p, m, SampleShape(x.shape() + 1, x.shape() + x.ndim()), cdata<double>(x),
+               nullptr, {}};
+  if (!Y.is_none()) {
+    const py::array y = as_array(Y, "y");
+    float64_data(y, "y");
+    e.y = cdata<double>(y);
+    e.y_shape.assign(y.shape(), y.shape() + y.ndim());
+  }
+  return e;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string out = "(";
+  for (std::size_t k = 0; k < shape.size(); ++k) out += (k ? ", " : "") + std::to_string(shape[k]);
+  return out + (shape.size() == 1 ? ",)" : ")");
+}
+
+// Compiles the network for X's samples and checks y against its output (with the GIL
+// released and the network held: compiling changes it). y: (m, out) targets (the
+// output's values per sample; (m,) is made (m, 1) by the Python layer), or the (m,)
+// class labels of the cross-entropy losses.
+void prepare(Network& net, const Evaluation& e, bool batch) {
+  net.set_input_shape(e.sample);
+  if (e.y) {
+    const std::int64_t out = net.output_size();
+    const auto& ys = e.y_shape;
+    if (takes_labels(net.loss_kind())) {
+      if (ys.size() != 1)
+        throw py::value_error("y must be the (m,) class labels of the cross-entropy loss, got "
+                              "shape " + shape_text(ys));
+      if (net.output_shape().size() != 1)
+        throw py::value_error("the cross-entropy losses need (m, classes) outputs; this "
+                              "network outputs samples of shape " +
+                              shape_text(net.output_shape()) + " (end it with a Flatten "
+                              "and a Dense layer)");
+    } else if (ys.size() != 2 || ys[1] != out) {
+      throw py::value_error("y must have shape (m, " + std::to_string(out) + ")" +
+                            (out == 1 ? " or (m,)" : "") + ", got " + shape_text(ys));
+    }
+    if (ys[0] != e.m)
+      throw py::value_error("X has " + std::to_string(e.m) + " rows but y has " +
+                            std::to_string(ys[0]));
+  }
+  if (batch) require_batch_rows(e.m, net, "batch normalization needs at least 2 samples, got 1");
 }
 
 double loss_binding(BoundNetwork& self, const py::object& params, const py::object& X,
@@ -161,6 +201,7 @@ double loss_binding(BoundNetwork& self, const py::object& params, const py::obje
   const Evaluation e = evaluation(self, params, X, Y);
   py::gil_scoped_release release;
   Held held(self);
+  prepare(self.net, e, true);
   return self.net.loss(e.params, e.x, e.y, e.m, nullptr);
 }
 
@@ -173,40 +214,46 @@ py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const p
   {
     py::gil_scoped_release release;
     Held held(self);
+    prepare(self.net, e, true);
     loss = self.net.loss(e.params, e.x, e.y, e.m, g);
   }
   return py::make_tuple(loss, grad);
 }
 
-Vec forward_binding(BoundNetwork& self, const py::object& params, const py::object& X) {
+// f(X) (m, *output shape) with batch statistics, or with the running statistics
+// (inference: any m >= 1, rows do not interact) when running is not None.
+Vec outputs_binding(BoundNetwork& self, const py::object& params, const py::object& running,
+                    const py::object& X) {
   const Evaluation e = evaluation(self, params, X, py::none());
-  Vec out({e.m, self.net.out_features()});
-  double* o = out.mutable_data();
-  py::gil_scoped_release release;
-  Held held(self);
-  self.net.forward(e.params, e.x, e.m, o);
+  const double* r = running.is_none()
+                        ? nullptr
+                        : flat_vector(running, self.net.num_running(), "running");
+  std::vector<double> values;
+  SampleShape shape;
+  {
+    py::gil_scoped_release release;
+    Held held(self);
+    prepare(self.net, e, r == nullptr);
+    values.resize(static_cast<std::size_t>(e.m * self.net.output_size()));
+    if (r)
+      self.net.predict(e.params, r, e.x, e.m, values.data());
+    else
+      self.net.forward(e.params, e.x, e.m, values.data());
+    shape = self.net.output_shape();
+  }
+  shape.insert(shape.begin(), e.m);
+  Vec out(shape);
+  std::copy(values.begin(), values.end(), out.mutable_data());
   return out;
 }
 
-// Inference with the running statistics (any m >= 1: rows do not interact).
+Vec forward_binding(BoundNetwork& self, const py::object& params, const py::object& X) {
+  return outputs_binding(self, params, py::none(), X);
+}
+
 Vec predict_binding(BoundNetwork& self, const py::object& params, const py::object& running,
                     const py::object& X) {
-  reject_reentry(self);
-  const double* p = parameters(params, self.net);
-  const double* r = flat_vector(running, self.net.num_running(), "running");
-  const py::array x = as_array(X, "X");
-  float64_data(x, "X");
-  if (x.ndim() != 2 || x.shape(1) != self.net.in_features() || x.shape(0) < 1)
-    throw py::value_error("X must have shape (m, " + std::to_string(self.net.in_features()) +
-                          ") with m >= 1, got " + shape_str(x));
-  const std::int64_t m = x.shape(0);
-  const double* xd = cdata<double>(x);
-  Vec out({m, self.net.out_features()});
-  double* o = out.mutable_data();
-  py::gil_scoped_release release;
-  Held held(self);
-  self.net.predict(p, r, xd, m, o);
-  return out;
+  return outputs_binding(self, params, running, X);
 }
 
 // (loss, gradient, H v) of the train-mode loss, forward-over-reverse.
@@ -221,6 +268,7 @@ py::tuple hvp_binding(BoundNetwork& self, const py::object& params, const py::ob
   {
     py::gil_scoped_release release;
     Held held(self);
+    prepare(self.net, e, true);
     loss = self.net.hvp(e.params, e.x, e.y, e.m, v, g, h);
   }
   return py::make_tuple(loss, grad, hv);
@@ -264,7 +312,8 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
   // and negative steps would never end.
   if (steps < 0 || record_every < 1 || batch_size < 0)
     throw py::value_error("steps >= 0, batch_size >= 0 and record_every >= 1 are required");
-  const std::int64_t m = batch_rows(X, Y, self.net);
+  const Evaluation e = evaluation(self, params, X, Y);
+  const std::int64_t m = e.m;
   if (batch_size > m)
     throw py::value_error("batch_size " + std::to_string(batch_size) +
                           " is larger than the " + std::to_string(m) + " samples");
@@ -272,8 +321,6 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
     require_batch_rows(batch_size, self.net,
                        "batch_size must be >= 2 with batch normalization (one sample has no "
                        "batch variance)");
-  const double* x = cdata<double>(as_array(X, "X"));
-  const double* y = cdata<double>(as_array(Y, "y"));
   TrainState state{mdata<double>(params),
                    self.net.num_running() > 0 ? mdata<double>(running) : nullptr, &updates,
                    OptimizerState{mdata<double>(optimizer_buffers), &optimizer_updates}};
@@ -298,7 +345,8 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
   {
     py::gil_scoped_release release;
     Held held(self);
-    outcome = train(self.net, state, x, y, m, opts, losses, on_record, poll);
+    prepare(self.net, e, true);
+    outcome = train(self.net, state, e.x, e.y, m, opts, losses, on_record, poll);
   }
   if (pending) throw std::move(*pending);
   Vec recorded(static_cast<py::ssize_t>(losses.size()));
@@ -456,16 +504,34 @@ void bind_nn(py::module_& m) {
         return N.noise.on ? std::optional<NoiseSpec>(N.noise) : std::nullopt;
       });
 
-  py::class_<LayerSpec>(m, "LayerSpec", "One dense layer phi(N(A W^T + b)), by field name.")
-      .def(py::init([](std::int64_t in_features, std::int64_t out_features,
-                       Activation activation, bool bias, std::optional<NormSpec> norm,
-                       std::int64_t skip_from) {
-             return LayerSpec{in_features, out_features, activation, bias, std::move(norm),
-                              skip_from};
+  py::enum_<LayerKind>(m, "LayerKind", "What a layer does.")
+      .value("dense", LayerKind::dense)
+      .value("conv", LayerKind::conv)
+      .value("max_pool", LayerKind::max_pool)
+      .value("avg_pool", LayerKind::avg_pool)
+      .value("flatten", LayerKind::flatten);
+
+  py::class_<LayerSpec>(m, "LayerSpec",
+                        "One layer, by field name: dense phi(N(A W^T + b)), a convolution "
+                        "phi(N(conv(A, W) + b)), a pooling or a flatten.")
+      .def(py::init([](LayerKind kind, std::int64_t in_features, std::int64_t out_features,
+                       std::vector<std::int64_t> kernel, std::vector<std::int64_t> stride,
+                       std::vector<std::int64_t> padding, Activation activation, bool bias,
+                       std::optional<NormSpec> norm, std::int64_t skip_from) {
+             return LayerSpec{kind, in_features, out_features, std::move(kernel),
+                              std::move(stride), std::move(padding), activation, bias,
+                              std::move(norm), skip_from};
            }),
-           py::kw_only(), py::arg("in_features"), py::arg("out_features"),
-           py::arg("activation"), py::arg("bias"), py::arg("norm") = py::none(),
-           py::arg("skip_from") = -1)
+           py::kw_only(), py::arg("kind") = LayerKind::dense, py::arg("in_features") = 0,
+           py::arg("out_features") = 0, py::arg("kernel") = std::vector<std::int64_t>{},
+           py::arg("stride") = std::vector<std::int64_t>{},
+           py::arg("padding") = std::vector<std::int64_t>{},
+           py::arg("activation") = Activation::identity, py::arg("bias") = false,
+           py::arg("norm") = py::none(), py::arg("skip_from") = -1)
+      .def_readonly("kind", &LayerSpec::kind)
+      .def_readonly("kernel", &LayerSpec::kernel)
+      .def_readonly("stride", &LayerSpec::stride)
+      .def_readonly("padding", &LayerSpec::padding)
       .def_readonly("in_features", &LayerSpec::in)
       .def_readonly("out_features", &LayerSpec::out)
       .def_readonly("activation", &LayerSpec::activation)
@@ -529,7 +595,8 @@ void bind_nn(py::module_& m) {
            "Network from a list of LayerSpec.")
       .def_property_readonly("num_params", [](const BoundNetwork& s) { return s.net.num_params(); })
       .def_property_readonly("in_features", [](const BoundNetwork& s) { return s.net.in_features(); })
-      .def_property_readonly("out_features", [](const BoundNetwork& s) { return s.net.out_features(); })
+      .def_property_readonly("out_features", [](const BoundNetwork& s) { return s.net.out_features(); },
+                             "Values of an output sample (of the shape compiled last).")
       .def_property_readonly("param_layout", [](const BoundNetwork& s) { return param_layout(s.net); },
                              "Per layer, {name: (offset, shape)} for W, b, gamma, beta.")
       .def_property_readonly("num_running", [](const BoundNetwork& s) { return s.net.num_running(); },

@@ -1,7 +1,9 @@
-// A layer as the papers write it (docs/math/networks.md): A_l = phi(N(A_{l-1} W^T + b)),
-// N an optional normalization (BN, LayerNorm or GroupNorm, with BN's variants), the end
-// of a residual block optionally adding the block's input; and where its parameters sit
-// in the flat parameter vector. The network compiles each layer into ops (nn/ops/).
+// A layer as the papers write it (docs/math/networks.md): A_l = phi(N(A_{l-1} W^T + b))
+// for a dense layer, phi(N(conv(A_{l-1}, W) + b)) for a convolution, N an optional
+// normalization (BN, LayerNorm or GroupNorm, with BN's variants), the end of a residual
+// block optionally adding the block's input; or a pooling or a flatten; and where its
+// parameters sit in the flat parameter vector. The network compiles each layer into ops
+// (nn/ops/) for the shape of its input.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,9 @@
 #include <vector>
 
 namespace bnfast {
+
+// What a layer does (networks.md section 17 for the convolutional kinds).
+enum class LayerKind { dense, conv, max_pool, avg_pool, flatten };
 
 // The activations phi; the bindings expose this list to Python (bnfast.nn.ACTIVATIONS).
 enum class Activation { identity, sigmoid, tanh, relu };
@@ -45,7 +50,11 @@ struct NormSpec {
 };
 
 struct LayerSpec {
+  LayerKind kind = LayerKind::dense;
+  // dense: features in and out; conv: channels in and out; pooling, flatten: unused
   std::int64_t in = 0, out = 0;
+  // conv and pooling: per spatial axis (one for 1-D, two for 2-D)
+  std::vector<std::int64_t> kernel, stride, padding;
   Activation activation = Activation::identity;
   bool bias = true;
   std::optional<NormSpec> norm;
@@ -54,12 +63,15 @@ struct LayerSpec {
   std::int64_t skip_from = -1;
 
   bool batch_norm() const { return norm && norm->kind == NormKind::batch; }
+  bool has_weights() const { return kind == LayerKind::dense || kind == LayerKind::conv; }
+  // The entries of W: out x in (dense), out x in x prod(kernel) (conv), 0 otherwise.
+  std::int64_t weight_count() const;
 };
 
 // Where a layer's parameters start in the flat vector (-1 when absent), and where the
 // next layer's start. The one definition of the public order: layer by layer, W (out,
-// in) row-major, then b (if bias), then gamma, beta (if normalized with trainable
-// gamma/beta).
+// in) or (out, in, *kernel) row-major, then b (if bias), then gamma, beta (if normalized
+// with trainable gamma/beta); pooling and flatten have none.
 struct ParamOffsets {
   std::int64_t w = -1, b = -1, gamma = -1, beta = -1, end = 0;
 };

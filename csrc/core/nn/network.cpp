@@ -6,8 +6,10 @@
 #include <string>
 
 #include "nn/ops/activation.hpp"
+#include "nn/ops/conv.hpp"
 #include "nn/ops/dense.hpp"
 #include "nn/ops/normalization.hpp"
+#include "nn/ops/pool.hpp"
 #include "nn/ops/residual.hpp"
 #include "runtime/parallel.hpp"
 
@@ -28,23 +30,52 @@ struct Network::Values {
 
 namespace {
 
-// The checks of the layers as a chain, in the messages the Python layer shows.
+std::string layer_name(std::size_t l) { return "layers[" + std::to_string(l) + "]"; }
+
+std::string shape_str(const SampleShape& shape) {
+  std::string out = "(";
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    out += (k ? ", " : "") + std::to_string(shape[k]);
+  return out + (shape.size() == 1 ? ",)" : ")");
+}
+
+// The checks of one layer that need no input shape, in the messages the Python layer
+// shows.
 void check_layer(const std::vector<LayerSpec>& layers, std::size_t l, i64 offset,
                  i64 block_limit) {
   const LayerSpec& L = layers[l];
-  const std::string name = "layers[" + std::to_string(l) + "]";
-  // 2**40 float64 parameters are 8 TiB: a larger count is a mistake, and the
-  // products below must not overflow.
-  constexpr i64 kMaxParams = i64{1} << 40;
-  if (L.in > kMaxParams / L.out || L.in * L.out > kMaxParams - offset)
-    throw std::invalid_argument(name + " has " + std::to_string(L.in) + " x " +
-                                std::to_string(L.out) +
-                                " weights: the network would have more than 2**40 "
-                                "parameters");
-  if (l > 0 && L.in != layers[l - 1].out)
-    throw std::invalid_argument(name + " has in_features " + std::to_string(L.in) +
-                                " but layers[" + std::to_string(l - 1) +
-                                "] has out_features " + std::to_string(layers[l - 1].out));
+  const std::string name = layer_name(l);
+  const bool windowed = L.kind == LayerKind::conv || L.kind == LayerKind::max_pool ||
+                        L.kind == LayerKind::avg_pool;
+  if (windowed) {
+    const std::size_t axes = L.kernel.size();
+    if (axes < 1 || axes > 2 || L.stride.size() != axes ||
+        (L.kind == LayerKind::conv ? L.padding.size() != axes : !L.padding.empty()))
+      throw std::invalid_argument(name + ": kernel, stride (and padding, for a convolution) "
+                                         "need one entry per spatial axis (1 or 2)");
+    for (std::size_t k = 0; k < axes; ++k)
+      if (L.kernel[k] < 1 || L.stride[k] < 1 || (!L.padding.empty() && L.padding[k] < 0))
+        throw std::invalid_argument(name + ": kernel and stride must be >= 1, padding >= 0");
+  }
+  if (L.has_weights()) {
+    // 2**40 float64 parameters are 8 TiB: a larger count is a mistake, and the
+    // products below must not overflow.
+    constexpr i64 kMaxParams = i64{1} << 40;
+    i64 count = L.in;
+    bool too_many = L.in > kMaxParams / L.out;
+    count = too_many ? 0 : L.in * L.out;
+    for (const i64 k : L.kernel) {
+      too_many = too_many || count > kMaxParams / k;
+      count = too_many ? 0 : count * k;
+    }
+    if (too_many || count > kMaxParams - offset)
+      throw std::invalid_argument(name + " has " + std::to_string(L.in) + " x " +
+                                  std::to_string(L.out) +
+                                  " weights: the network would have more than 2**40 "
+                                  "parameters");
+  }
+  if (L.norm && !L.has_weights())
+    throw std::invalid_argument(name + ": only dense and convolutional layers normalize");
   if (L.norm && !L.norm->trainable &&
       (static_cast<i64>(L.norm->gamma.size()) != L.out ||
        static_cast<i64>(L.norm->beta.size()) != L.out))
@@ -54,16 +85,38 @@ void check_layer(const std::vector<LayerSpec>& layers, std::size_t l, i64 offset
     throw std::invalid_argument(name + ": " + std::to_string(L.norm->groups) +
                                 " groups do not divide the " + std::to_string(L.out) +
                                 " features");
+  if (L.norm && L.kind == LayerKind::conv && L.norm->noise.on)
+    throw std::invalid_argument(name + ": noisy BN is defined for dense layers only");
   if (L.skip_from >= 0) {
     const i64 start = L.skip_from;
     if (start > static_cast<i64>(l) || start < block_limit)
       throw std::invalid_argument(name + ": a residual block must start at this layer or "
                                          "an earlier one, after the previous block");
-    if (layers[start].in != L.out)
-      throw std::invalid_argument(name + ": a residual block must map n features to n, "
-                                         "got " + std::to_string(layers[start].in) +
-                                  " -> " + std::to_string(L.out));
   }
+}
+
+// The 2-D window of a conv or pooling layer on input samples of `shape` ({C, L} as
+// {C, 1, L}); throws naming the layer when the shape does not fit.
+Window window_of(const LayerSpec& L, const SampleShape& shape, std::size_t l) {
+  const std::string name = layer_name(l);
+  const std::size_t axes = L.kernel.size();
+  if (shape.size() != axes + 1)
+    throw std::invalid_argument(name + " takes samples of " + std::to_string(axes) +
+                                " spatial axis(es) (" +
+                                (axes == 1 ? "C, L" : "C, H, W") + "), got shape " +
+                                shape_str(shape));
+  if (L.kind == LayerKind::conv && shape[0] != L.in)
+    throw std::invalid_argument(name + " has in_channels " + std::to_string(L.in) +
+                                " but its input has " + std::to_string(shape[0]) +
+                                " channels");
+  const bool two = axes == 2;
+  auto pad = [&](std::size_t k) { return L.padding.empty() ? i64{0} : L.padding[k]; };
+  Window w{shape[0], two ? shape[1] : 1, shape[axes], two ? L.kernel[0] : 1, L.kernel[axes - 1],
+           two ? L.stride[0] : 1, L.stride[axes - 1], two ? pad(0) : 0, pad(axes - 1)};
+  if (w.height + 2 * w.ph < w.kh || w.width + 2 * w.pw < w.kw)
+    throw std::invalid_argument(name + ": the kernel is larger than its (padded) input of "
+                                "shape " + shape_str(shape));
+  return w;
 }
 
 }  // namespace
@@ -72,8 +125,6 @@ Network::Network(std::vector<LayerSpec> layers, LossKind loss)
     : layers_(std::move(layers)), loss_kind_(loss) {
   if (layers_.empty()) throw std::invalid_argument("a network needs at least one layer");
   i64 offset = 0, block_limit = 0;
-  std::vector<i64> first_op(layers_.size());  // per layer, its dense op's index
-  std::vector<std::pair<i64, ResidualJoin*>> joins;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const LayerSpec& L = layers_[l];
     check_layer(layers_, l, offset, block_limit);
@@ -81,30 +132,97 @@ Network::Network(std::vector<LayerSpec> layers, LossKind loss)
     const ParamOffsets o = param_offsets(L, offset);
     offsets_.push_back(o);
     offset = o.end;
-    const i64 running_at = L.batch_norm() ? num_running_ : -1;
-    running_offsets_.push_back(running_at);
+    running_offsets_.push_back(L.batch_norm() ? num_running_ : -1);
     if (L.batch_norm()) num_running_ += 2 * L.out;
-
-    first_op[l] = static_cast<i64>(ops_.size());
-    ops_.push_back(std::make_unique<Dense>(L.in, L.out, o.w, o.b));
-    if (L.norm) {
-      auto norm = std::make_unique<Normalization>(*L.norm, L.out, static_cast<i64>(l),
-                                                  o.gamma, o.beta, running_at);
-      if (running_at >= 0) batch_norms_.push_back(norm.get());
-      ops_.push_back(std::move(norm));
-    }
-    if (L.activation != Activation::identity)
-      ops_.push_back(std::make_unique<ActivationOp>(L.out, L.activation));
-    if (L.skip_from >= 0) {
-      auto join = std::make_unique<ResidualJoin>(L.out, first_op[L.skip_from]);
-      joins.emplace_back(join->from, join.get());
-      ops_.push_back(std::move(join));
-    }
   }
   num_params_ = offset;
+  if (layers_.front().kind == LayerKind::dense) set_input_shape({layers_.front().in});
+}
+
+int Network::input_rank() const {
+  const LayerSpec& first = layers_.front();
+  switch (first.kind) {
+    case LayerKind::dense: return 1;
+    case LayerKind::flatten: return 0;
+    default: return static_cast<int>(first.kernel.size()) + 1;
+  }
+}
+
+void Network::set_input_shape(const SampleShape& shape) {
+  if (!ops_.empty() && shape == input_shape_) return;
+  std::vector<std::unique_ptr<Op>> ops;
+  std::vector<const Normalization*> batch_norms;
+  std::vector<std::pair<i64, ResidualJoin*>> joins;
+  std::vector<i64> first_op(layers_.size());      // per layer, its first op's index
+  std::vector<SampleShape> inputs(layers_.size());  // per layer, its input's shape
+  SampleShape cur = shape;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const LayerSpec& L = layers_[l];
+    const ParamOffsets& o = offsets_[l];
+    first_op[l] = static_cast<i64>(ops.size());
+    inputs[l] = cur;
+    switch (L.kind) {
+      case LayerKind::dense:
+        if (cur.size() != 1 || cur[0] != L.in)
+          throw std::invalid_argument(
+              layer_name(l) + " has in_features " + std::to_string(L.in) +
+              (l > 0 && layers_[l - 1].kind == LayerKind::dense
+                   ? " but " + layer_name(l - 1) + " has out_features " +
+                         std::to_string(layers_[l - 1].out)
+                   : " but its input samples have shape " + shape_str(cur)));
+        ops.push_back(std::make_unique<Dense>(L.in, L.out, o.w, o.b));
+        cur = {L.out};
+        break;
+      case LayerKind::conv: {
+        const Window w = window_of(L, cur, l);
+        ops.push_back(std::make_unique<Conv>(w, L.out, o.w, o.b));
+        cur = L.kernel.size() == 2 ? SampleShape{L.out, w.out_height(), w.out_width()}
+                                   : SampleShape{L.out, w.out_width()};
+        break;
+      }
+      case LayerKind::max_pool:
+      case LayerKind::avg_pool: {
+        const Window w = window_of(L, cur, l);
+        ops.push_back(std::make_unique<Pool>(w, L.kind == LayerKind::max_pool));
+        cur = L.kernel.size() == 2 ? SampleShape{cur[0], w.out_height(), w.out_width()}
+                                   : SampleShape{cur[0], w.out_width()};
+        break;
+      }
+      case LayerKind::flatten:  // the values are row-major already: only the shape changes
+        cur = {sample_size(cur)};
+        break;
+    }
+    if (L.norm) {
+      auto norm = std::make_unique<Normalization>(*L.norm, cur[0], positions(cur),
+                                                  static_cast<i64>(l), o.gamma, o.beta,
+                                                  running_offsets_[l]);
+      if (running_offsets_[l] >= 0) batch_norms.push_back(norm.get());
+      ops.push_back(std::move(norm));
+    }
+    if (L.activation != Activation::identity)
+      ops.push_back(std::make_unique<ActivationOp>(sample_size(cur), L.activation));
+    if (L.skip_from >= 0) {
+      const SampleShape& from = inputs[L.skip_from];
+      if (from != cur)
+        throw std::invalid_argument(
+            layer_name(l) + ": a residual block must map n features to n, got " +
+            (cur.size() == 1 && from.size() == 1
+                 ? std::to_string(from[0]) + " -> " + std::to_string(cur[0])
+                 : shape_str(from) + " -> " + shape_str(cur)));
+      // a block that starts with a flatten starts where its first op does
+      auto join = std::make_unique<ResidualJoin>(sample_size(cur), first_op[L.skip_from]);
+      joins.emplace_back(join->from, join.get());
+      ops.push_back(std::move(join));
+    }
+  }
+  ops_ = std::move(ops);
+  batch_norms_ = std::move(batch_norms);
   join_at_.assign(ops_.size() + 1, nullptr);
   for (const auto& [from, join] : joins) join_at_[from] = join;
+  input_shape_ = shape;
+  output_shape_ = cur;
   values_ = std::make_unique<Values<double>>();
+  tangents_.reset();
 }
 
 Network::~Network() = default;
@@ -188,7 +306,7 @@ double Network::hvp(const double* params, const double* X, const double* Y, i64 
   const i64 P = num_params_;
   t.params.resize(P);
   for (i64 k = 0; k < P; ++k) t.params[k] = Dual(params[k], v[k]);
-  t.x.assign(X, X + m * in_features());  // constants: zero tangent
+  t.x.assign(X, X + m * input_size());  // constants: zero tangent
   t.grad_params.resize(P);
   const Dual total = loss_pass(t, t.params.data(), t.x.data(), Y, m, t.grad_params.data(), nullptr);
   for (i64 k = 0; k < P; ++k) {

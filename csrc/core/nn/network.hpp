@@ -1,9 +1,10 @@
 // Feed-forward networks as the papers define them (docs/math/networks.md): layer l maps
-// A_{l-1} (m, in) to A_l = phi(N(A_{l-1} W^T + b)) (m, out), N an optional normalization
-// (BN with its variants and noise, LayerNorm, GroupNorm), residual blocks x + block(x),
-// and a loss (squared or cross-entropy). The layers are compiled into a sequence of ops
-// (nn/ops/); plain C++ on raw row-major double arrays; the flat parameter order is
-// nn/layer.hpp's.
+// A_{l-1} (m, in) to A_l = phi(N(A_{l-1} W^T + b)) (m, out), or a convolution, pooling
+// or flatten of (m, C, L) or (m, C, H, W) values; N an optional normalization (BN with
+// its variants and noise, LayerNorm, GroupNorm), residual blocks x + block(x), and a
+// loss (squared or cross-entropy). The layers are compiled into a sequence of ops
+// (nn/ops/) for the shape of one input sample; plain C++ on raw row-major double
+// arrays; the flat parameter order is nn/layer.hpp's.
 #pragma once
 
 #include <cstdint>
@@ -23,22 +24,38 @@ class ResidualJoin;
 
 class Network {
  public:
-  // Throws std::invalid_argument when the layers do not chain (in == previous out), a
-  // constant gamma/beta does not have out values, a group count does not divide the
-  // features, or a residual block is not a block (it must start at an earlier layer,
-  // not overlap another, and map n features to n).
+  // Throws std::invalid_argument when a layer is malformed (a constant gamma/beta without
+  // out values, a group count that does not divide the channels, a kernel, stride or
+  // padding of the wrong length or size), a residual block is not a block (it must
+  // start at an earlier layer and not overlap another), or, for a network whose first
+  // layer is dense, the layers do not chain (set_input_shape below).
   explicit Network(std::vector<LayerSpec> layers, LossKind loss = LossKind::sum);
   ~Network();
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
+  // Compiles the ops for input samples of this shape ({features}, {C, L} or {C, H, W});
+  // nothing to do when it is the current one. Throws std::invalid_argument naming the
+  // layer when the shapes do not chain (channels or features, a kernel larger than its
+  // padded input, a residual block that changes the shape). Evaluations use the shape
+  // compiled last: X holds m samples of it.
+  void set_input_shape(const SampleShape& shape);
+  const SampleShape& input_shape() const { return input_shape_; }
+  const SampleShape& output_shape() const { return output_shape_; }
+  std::int64_t input_size() const { return sample_size(input_shape_); }
+  std::int64_t output_size() const { return sample_size(output_shape_); }
+  // The rank of an input sample the first layer takes: 1 (dense), 2 (1-D), 3 (2-D), or
+  // 0 when any rank goes (a flatten first).
+  int input_rank() const;
+
   std::int64_t num_params() const { return num_params_; }
   std::int64_t in_features() const { return layers_.front().in; }
-  std::int64_t out_features() const { return layers_.back().out; }
+  std::int64_t out_features() const { return output_size(); }
   const std::vector<LayerSpec>& layers() const { return layers_; }
   const std::vector<ParamOffsets>& layer_offsets() const { return offsets_; }
   LossKind loss_kind() const { return loss_kind_; }
-  // Whether a layer normalizes over the batch (its statistics then need two rows).
+  // Whether a layer normalizes over the batch (its statistics then need two rows, or
+  // one row of two positions: checked by the bindings on the rows).
   bool has_batch_norm() const;
 
   // The running statistics live in one flat vector owned by the caller: per BN layer,
@@ -82,6 +99,7 @@ class Network {
               T* grad, const BatchNoise* noise);
 
   std::vector<LayerSpec> layers_;
+  SampleShape input_shape_, output_shape_;
   std::vector<ParamOffsets> offsets_;
   std::vector<std::int64_t> running_offsets_;
   std::int64_t num_params_ = 0, num_running_ = 0;

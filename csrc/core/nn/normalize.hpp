@@ -1,9 +1,10 @@
 // BN under each normalizing scale (docs/math/networks.md section 7), forward and
-// backward, on a row-major (m, n) block H, one column per neuron, on double or Dual
-// (nn/dual.hpp). Loops run over rows outside and columns inside, so the inner loops are
-// contiguous. The network uses these for the lp norms and for Hessian-vector products;
-// plain BN on double takes the kernels of kernels/batchnorm.hpp (the same maths,
-// vectorised and threaded).
+// backward, on a row-major (N, C, S) block H: channel c's values are H[(i C + c) S + s]
+// over the N samples i and S positions s (S = 1 for a dense layer, one column per
+// neuron), on double or Dual (nn/dual.hpp). Loops run over samples outside and channels
+// and positions inside, so the inner loops are contiguous. The network uses these for
+// the lp norms and for Hessian-vector products; plain BN on double takes the kernels of
+// kernels/batchnorm.hpp (the same maths, vectorised and threaded).
 #pragma once
 
 #include <cmath>
@@ -18,108 +19,114 @@ namespace bnfast {
 
 inline double sign_of(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 
-// Per column: the batch mean, the scale s (formed for l1 and linf, whose q needs it),
+// f(value index, channel) for every value of the block, samples outer, positions inner.
+template <class F>
+void for_each_value(std::int64_t N, std::int64_t C, std::int64_t S, F&& f) {
+  for (std::int64_t i = 0; i < N; ++i)
+    for (std::int64_t c = 0; c < C; ++c)
+      for (std::int64_t s = 0; s < S; ++s) f((i * C + c) * S + s, c);
+}
+
+// Per channel: the batch mean, the scale s (formed for l1 and linf, whose q needs it),
 // its square s2 (the biased variance for std), d = sqrt(s2 + eps), and for linf the
-// first row of the largest |h|.
+// index of the first value of the largest |h|.
 template <class T>
 struct BlockScale {
   std::vector<T> mu, s, s2, d;
   std::vector<std::int64_t> k;
 
-  // Throws ZeroVarianceError(column) when eps == 0 and a column's scale is 0.
-  void compute(NormScale norm, const T* H, std::int64_t m, std::int64_t n, double eps) {
+  // Throws ZeroVarianceError(channel) when eps == 0 and a channel's scale is 0.
+  void compute(NormScale norm, const T* H, const Dims& dims, double eps) {
     using std::sqrt;
-    const auto cols = static_cast<std::size_t>(n);
+    const std::int64_t N = dims.n, C = dims.c, S = dims.s;
+    const auto cols = static_cast<std::size_t>(C);
     mu.assign(cols, T(0.0));
     s.assign(cols, T(0.0));
     s2.assign(cols, T(0.0));
     d.resize(cols);
-    k.assign(cols, 0);
-    const T inv_m(1.0 / static_cast<double>(m));
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j) mu[j] += H[i * n + j];
-    for (std::int64_t j = 0; j < n; ++j) mu[j] *= inv_m;
+    k.assign(cols, -1);
+    const T inv_m(1.0 / static_cast<double>(N * S));
+    for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) { mu[c] += H[at]; });
+    for (std::int64_t c = 0; c < C; ++c) mu[c] *= inv_m;
     switch (norm) {
       case NormScale::std:
-        for (std::int64_t i = 0; i < m; ++i)
-          for (std::int64_t j = 0; j < n; ++j) {
-            const T r = H[i * n + j] - mu[j];
-            s2[j] += r * r;
-          }
-        for (std::int64_t j = 0; j < n; ++j) s2[j] *= inv_m;
+        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+          const T r = H[at] - mu[c];
+          s2[c] += r * r;
+        });
+        for (std::int64_t c = 0; c < C; ++c) s2[c] *= inv_m;
         break;
       case NormScale::l1:
-        for (std::int64_t i = 0; i < m; ++i)
-          for (std::int64_t j = 0; j < n; ++j)
-            s[j] += T(sign_of(value(H[i * n + j]))) * H[i * n + j];
-        for (std::int64_t j = 0; j < n; ++j) {
-          s[j] *= inv_m;
-          s2[j] = s[j] * s[j];
+        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+          s[c] += T(sign_of(value(H[at]))) * H[at];
+        });
+        for (std::int64_t c = 0; c < C; ++c) {
+          s[c] *= inv_m;
+          s2[c] = s[c] * s[c];
         }
         break;
       case NormScale::l2:
-        for (std::int64_t i = 0; i < m; ++i)
-          for (std::int64_t j = 0; j < n; ++j) s2[j] += H[i * n + j] * H[i * n + j];
-        for (std::int64_t j = 0; j < n; ++j) s2[j] *= inv_m;
+        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) { s2[c] += H[at] * H[at]; });
+        for (std::int64_t c = 0; c < C; ++c) s2[c] *= inv_m;
         break;
       case NormScale::linf:
-        for (std::int64_t i = 1; i < m; ++i)
-          for (std::int64_t j = 0; j < n; ++j)
-            if (std::fabs(value(H[i * n + j])) > std::fabs(value(H[k[j] * n + j]))) k[j] = i;
-        for (std::int64_t j = 0; j < n; ++j) {
-          const T h = H[k[j] * n + j];
-          s[j] = T(sign_of(value(h))) * h;
-          s2[j] = s[j] * s[j];
+        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+          if (k[c] < 0 || std::fabs(value(H[at])) > std::fabs(value(H[k[c]]))) k[c] = at;
+        });
+        for (std::int64_t c = 0; c < C; ++c) {
+          const T h = H[k[c]];
+          s[c] = T(sign_of(value(h))) * h;
+          s2[c] = s[c] * s[c];
         }
         break;
     }
-    for (std::int64_t j = 0; j < n; ++j) {
-      if (eps == 0 && value(s2[j]) == 0)
-        throw ZeroVarianceError(j, "the normalizing scale is 0 and eps == 0");
-      d[j] = sqrt(s2[j] + T(eps));
+    for (std::int64_t c = 0; c < C; ++c) {
+      if (eps == 0 && value(s2[c]) == 0)
+        throw ZeroVarianceError(c, "the normalizing scale is 0 and eps == 0");
+      d[c] = sqrt(s2[c] + T(eps));
     }
   }
 };
 
-// Z = gamma (H - mu)/d + beta per column; `scale` keeps the statistics.
+// Z = gamma (H - mu)/d + beta per channel; `scale` keeps the statistics.
 template <class T>
-void block_forward(NormScale norm, const T* H, std::int64_t m, std::int64_t n, const T* gamma,
+void block_forward(NormScale norm, const T* H, const Dims& dims, const T* gamma,
                    const T* beta, double eps, T* Z, BlockScale<T>& scale, std::vector<T>& g) {
-  scale.compute(norm, H, m, n, eps);
-  g.resize(static_cast<std::size_t>(n));
-  for (std::int64_t j = 0; j < n; ++j) g[j] = gamma[j] / scale.d[j];
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < n; ++j)
-      Z[i * n + j] = g[j] * (H[i * n + j] - scale.mu[j]) + beta[j];
+  scale.compute(norm, H, dims, eps);
+  g.resize(static_cast<std::size_t>(dims.c));
+  for (std::int64_t c = 0; c < dims.c; ++c) g[c] = gamma[c] / scale.d[c];
+  for_each_value(dims.n, dims.c, dims.s, [&](std::int64_t at, std::int64_t c) {
+    Z[at] = g[c] * (H[at] - scale.mu[c]) + beta[c];
+  });
 }
 
-// dH from G = dLoss/dZ: dh_ij = gamma_j/d_j (G_ij - dbeta_j/m - dgamma_j q_ij), q of
-// networks.md section 7; also dgamma = sum_i G zhat and dbeta = sum_i G. The statistics
-// are recomputed from H (cheaper than keeping them per layer).
+// dH from G = dLoss/dZ: dh = gamma/d (G - dbeta/m - dgamma q), m = N S values per
+// channel, q of networks.md section 7; also dgamma = sum G zhat and dbeta = sum G per
+// channel. The statistics are recomputed from H (cheaper than keeping them per layer).
 template <class T>
-void block_backward(NormScale norm, const T* H, const T* G, std::int64_t m, std::int64_t n,
-                    const T* gamma, double eps, T* dH, T* dgamma, T* dbeta,
-                    BlockScale<T>& c, std::vector<T>& work) {
-  c.compute(norm, H, m, n, eps);
-  const auto cols = static_cast<std::size_t>(n);
+void block_backward(NormScale norm, const T* H, const T* G, const Dims& dims, const T* gamma,
+                    double eps, T* dH, T* dgamma, T* dbeta, BlockScale<T>& c,
+                    std::vector<T>& work) {
+  c.compute(norm, H, dims, eps);
+  const std::int64_t C = dims.c;
+  const auto cols = static_cast<std::size_t>(C);
   work.resize(4 * cols);
   T* inv_d = work.data();
-  T* scale = inv_d + n;     // gamma / d
-  T* centre = scale + n;    // dbeta / m
-  T* factor = centre + n;   // dgamma times the column's constant part of q
-  const T inv_m(1.0 / static_cast<double>(m));
-  for (std::int64_t j = 0; j < n; ++j) {
+  T* scale = inv_d + C;     // gamma / d
+  T* centre = scale + C;    // dbeta / m
+  T* factor = centre + C;   // dgamma times the channel's constant part of q
+  const T inv_m(1.0 / static_cast<double>(dims.n * dims.s));
+  for (std::int64_t j = 0; j < C; ++j) {
     inv_d[j] = T(1.0) / c.d[j];
     dgamma[j] = T(0.0);
     dbeta[j] = T(0.0);
   }
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < n; ++j) {
-      const T g = G[i * n + j];
-      dbeta[j] += g;
-      dgamma[j] += g * ((H[i * n + j] - c.mu[j]) * inv_d[j]);
-    }
-  for (std::int64_t j = 0; j < n; ++j) {
+  for_each_value(dims.n, C, dims.s, [&](std::int64_t at, std::int64_t j) {
+    const T g = G[at];
+    dbeta[j] += g;
+    dgamma[j] += g * ((H[at] - c.mu[j]) * inv_d[j]);
+  });
+  for (std::int64_t j = 0; j < C; ++j) {
     scale[j] = gamma[j] * inv_d[j];
     centre[j] = dbeta[j] * inv_m;
     switch (norm) {
@@ -130,25 +137,24 @@ void block_backward(NormScale norm, const T* H, const T* G, std::int64_t m, std:
       case NormScale::l1:   // q = (s/d) sign(h)/m
         factor[j] = dgamma[j] * c.s[j] * inv_d[j] * inv_m;
         break;
-      case NormScale::linf:  // q = (s/d) sign(h_k) at row k only
+      case NormScale::linf:  // q = (s/d) sign(h_k) at the value k only
         factor[j] = dgamma[j] * c.s[j] * inv_d[j];
         break;
     }
   }
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < n; ++j) {
-      const T h = H[i * n + j];
-      T q(0.0);
-      switch (norm) {
-        case NormScale::std: q = factor[j] * (h - c.mu[j]); break;
-        case NormScale::l2: q = factor[j] * h; break;
-        case NormScale::l1: q = factor[j] * T(sign_of(value(h))); break;
-        case NormScale::linf:
-          if (i == c.k[j]) q = factor[j] * T(sign_of(value(h)));
-          break;
-      }
-      dH[i * n + j] = scale[j] * (G[i * n + j] - centre[j] - q);
+  for_each_value(dims.n, C, dims.s, [&](std::int64_t at, std::int64_t j) {
+    const T h = H[at];
+    T q(0.0);
+    switch (norm) {
+      case NormScale::std: q = factor[j] * (h - c.mu[j]); break;
+      case NormScale::l2: q = factor[j] * h; break;
+      case NormScale::l1: q = factor[j] * T(sign_of(value(h))); break;
+      case NormScale::linf:
+        if (at == c.k[j]) q = factor[j] * T(sign_of(value(h)));
+        break;
     }
+    dH[at] = scale[j] * (G[at] - centre[j] - q);
+  });
 }
 
 }  // namespace bnfast

@@ -186,7 +186,7 @@ TrainOutcome dispatch_in(std::integer_sequence<int, IN...>, Network& net,
 bool tiny_network(const Network& net) {
   if (net.layers().size() != 1 || takes_labels(net.loss_kind())) return false;
   const LayerSpec& L = net.layers()[0];
-  return L.out == 1 && L.in >= 1 && L.in <= kTinyMaxInputs &&
+  return L.kind == LayerKind::dense && L.out == 1 && L.in >= 1 && L.in <= kTinyMaxInputs &&
          L.activation == Activation::identity && L.batch_norm() &&
          L.norm->scale == NormScale::std && !L.norm->noise.on && L.skip_from < 0;
 }

@@ -24,7 +24,7 @@ class NetworkStepper {
         X_(X),
         Y_(Y),
         m_(m),
-        in_(net.in_features()),
+        in_(net.input_size()),
         out_(takes_labels(net.loss_kind()) ? 1 : net.out_features()),  // Y's columns
         full_(opts.batch_size == 0 || opts.batch_size == m),
         B_(full_ ? m : opts.batch_size),

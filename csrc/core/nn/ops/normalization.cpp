@@ -26,17 +26,16 @@ ZeroVarianceError layer_error(i64 l, const ZeroVarianceError& e, bool inference)
 }
 
 // Inference with population statistics on any T: z = gamma (h - r_mean) / sqrt(r_var +
-// eps) + beta (the same formula for every scale, networks.md section 9).
+// eps) + beta per channel (the same formula for every scale, networks.md section 9).
 template <class T>
-void infer(const T* H, i64 m, i64 n, const double* r_mean, const double* r_var,
+void infer(const T* H, const Dims& dims, const double* r_mean, const double* r_var,
            const T* gamma, const T* beta, double eps, T* Z) {
   using std::sqrt;
-  for (i64 j = 0; j < n; ++j)
+  for (i64 j = 0; j < dims.c; ++j)
     if (eps == 0 && r_var[j] == 0) throw ZeroVarianceError(j, "running variance is 0");
-  for (i64 i = 0; i < m; ++i)
-    for (i64 j = 0; j < n; ++j)
-      Z[i * n + j] = gamma[j] * ((H[i * n + j] - T(r_mean[j])) / sqrt(T(r_var[j] + eps))) +
-                     beta[j];
+  for_each_value(dims.n, dims.c, dims.s, [&](i64 at, i64 j) {
+    Z[at] = gamma[j] * ((H[at] - T(r_mean[j])) / sqrt(T(r_var[j] + eps))) + beta[j];
+  });
 }
 
 }  // namespace
@@ -57,16 +56,17 @@ const T* Normalization::beta(Pass<T>& p) const {
 
 template <class T>
 void Normalization::batch_forward(Pass<T>& p, const T* H, T* Z, State<T>& st) {
-  const i64 m = p.m, n = out_width;
+  const i64 n = channels_;
+  const Dims d = dims(p.m);
   const bool inference = p.mode == Mode::inference;
   try {
     if (inference) {
       const double* rm = p.running + running_at_;
       if constexpr (std::is_same_v<T, double>)
-        batch_norm_kernels<double>().forward_eval(H, Dims{m, n, 1}, rm, rm + n, gamma(p),
-                                                  beta(p), spec.eps, Z, p.ws);
+        batch_norm_kernels<double>().forward_eval(H, d, rm, rm + n, gamma(p), beta(p),
+                                                  spec.eps, Z, p.ws);
       else
-        infer(H, m, n, rm, rm + n, gamma(p), beta(p), spec.eps, Z);
+        infer(H, d, rm, rm + n, gamma(p), beta(p), spec.eps, Z);
       return;
     }
     st.mean.resize(static_cast<std::size_t>(n));
@@ -74,13 +74,13 @@ void Normalization::batch_forward(Pass<T>& p, const T* H, T* Z, State<T>& st) {
     st.invstd.resize(static_cast<std::size_t>(n));
     if constexpr (std::is_same_v<T, double>) {
       if (spec.scale == NormScale::std) {  // the fast kernels
-        batch_norm_kernels<double>().forward_train(H, Dims{m, n, 1}, gamma(p), beta(p),
-                                                   spec.eps, Z, st.mean.data(), st.var.data(),
+        batch_norm_kernels<double>().forward_train(H, d, gamma(p), beta(p), spec.eps, Z,
+                                                   st.mean.data(), st.var.data(),
                                                    st.invstd.data(), p.ws);
         return;
       }
     }
-    block_forward(spec.scale, H, m, n, gamma(p), beta(p), spec.eps, Z, st.scale, p.work);
+    block_forward(spec.scale, H, d, gamma(p), beta(p), spec.eps, Z, st.scale, p.work);
     for (i64 j = 0; j < n; ++j) {
       st.mean[j] = value(st.scale.mu[j]);
       st.var[j] = value(st.scale.s2[j]);
@@ -97,7 +97,7 @@ void Normalization::forward_on(Pass<T>& p, const T* H, T* Z) {
     batch_forward(p, H, Z, st);
   } else {
     try {
-      row_forward(H, p.m, out_width, spec.kind == NormKind::layer ? 1 : spec.groups, gamma(p),
+      row_forward(H, dims(p.m), spec.kind == NormKind::layer ? 1 : spec.groups, gamma(p),
                   beta(p), spec.eps, Z, st.rows);
     } catch (const ZeroVarianceError& e) {
       throw ZeroVarianceError(e.channel, "layer " + std::to_string(layer_) + ", " + e.what());
@@ -112,34 +112,34 @@ void Normalization::forward_on(Pass<T>& p, const T* H, T* Z) {
 
 template <class T>
 void Normalization::batch_backward(Pass<T>& p, const T* H, T* dZ, T* dH, State<T>& st) {
-  const i64 m = p.m, n = out_width;
+  const Dims d = dims(p.m);
   if constexpr (std::is_same_v<T, double>) {
     if (spec.scale == NormScale::std) {  // the fast kernels
-      batch_norm_kernels<double>().backward(dZ, H, Dims{m, n, 1}, st.mean.data(),
-                                            st.invstd.data(), gamma(p), dH, st.dgamma.data(),
-                                            st.dbeta.data(), p.ws);
+      batch_norm_kernels<double>().backward(dZ, H, d, st.mean.data(), st.invstd.data(),
+                                            gamma(p), dH, st.dgamma.data(), st.dbeta.data(),
+                                            p.ws);
       return;
     }
   }
-  block_backward(spec.scale, H, dZ, m, n, gamma(p), spec.eps, dH, st.dgamma.data(),
+  block_backward(spec.scale, H, dZ, d, gamma(p), spec.eps, dH, st.dgamma.data(),
                  st.dbeta.data(), st.scale, p.work);
 }
 
 template <class T>
 T* Normalization::backward_on(Pass<T>& p, const T* H, const T*, T* dZ, T* dH, bool) {
   State<T>& st = state_.get<T>();
-  const i64 n = out_width;
+  const i64 n = channels_;
   if (p.noise && !p.noise->scale[layer_].empty()) {  // the noise is a constant factor
     const double* s = p.noise->scale[layer_].data();
-    for (i64 i = 0; i < p.m * n; ++i) dZ[i] *= T(s[i]);
+    for (i64 i = 0; i < p.m * out_width; ++i) dZ[i] *= T(s[i]);
   }
   st.dgamma.resize(static_cast<std::size_t>(n));
   st.dbeta.resize(static_cast<std::size_t>(n));
   if (spec.kind == NormKind::batch)
     batch_backward(p, H, dZ, dH, st);
   else
-    row_backward(dZ, p.m, n, spec.kind == NormKind::layer ? 1 : spec.groups, gamma(p), st.rows,
-                 dH, st.dgamma.data(), st.dbeta.data());
+    row_backward(dZ, dims(p.m), spec.kind == NormKind::layer ? 1 : spec.groups, gamma(p),
+                 st.rows, dH, st.dgamma.data(), st.dbeta.data());
   if (gamma_at_ >= 0) {
     std::copy(st.dgamma.begin(), st.dgamma.end(), p.grad + gamma_at_);
     std::copy(st.dbeta.begin(), st.dbeta.end(), p.grad + beta_at_);
@@ -149,8 +149,8 @@ T* Normalization::backward_on(Pass<T>& p, const T* H, const T*, T* dZ, T* dH, bo
 
 void Normalization::update_running(double* running, i64 update, i64 m) const {
   if (running_at_ < 0) return;
-  const i64 n = out_width;
-  const double f = running_factor(spec, update), bessel = running_bessel(spec, m);
+  const i64 n = channels_;
+  const double f = running_factor(spec, update), bessel = running_bessel(spec, m * positions_);
   double* rm = running + running_at_;
   double* rv = rm + n;
   const State<double>& st = state_.on_double;

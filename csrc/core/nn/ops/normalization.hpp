@@ -18,13 +18,18 @@ namespace bnfast {
 
 class Normalization : public OpOn<Normalization> {
  public:
-  // layer: the layer's index (noise draws and error messages); gamma_at, beta_at: where
-  // gamma and beta start in the parameters (-1: the spec's constants); running_at: where
-  // the running mean starts in the running statistics (-1: none), the variance after it.
-  Normalization(const NormSpec& spec, std::int64_t width, std::int64_t layer,
-                std::int64_t gamma_at, std::int64_t beta_at, std::int64_t running_at)
-      : OpOn(width, width),
+  // Values of `channels` channels of `positions` positions each (a dense layer: a
+  // channel per feature, one position). layer: the layer's index (noise draws and error
+  // messages); gamma_at, beta_at: where gamma and beta (one per channel) start in the
+  // parameters (-1: the spec's constants); running_at: where the running mean starts in
+  // the running statistics (-1: none), the variance after it.
+  Normalization(const NormSpec& spec, std::int64_t channels, std::int64_t positions,
+                std::int64_t layer, std::int64_t gamma_at, std::int64_t beta_at,
+                std::int64_t running_at)
+      : OpOn(channels * positions, channels * positions),
         spec(spec),
+        channels_(channels),
+        positions_(positions),
         layer_(layer),
         gamma_at_(gamma_at),
         beta_at_(beta_at),
@@ -37,7 +42,8 @@ class Normalization : public OpOn<Normalization> {
   T* backward_on(Pass<T>& p, const T* H, const T* Z, T* dZ, T* dH, bool need_din);
 
   // One update of the running statistics from the batch statistics of the last
-  // train-mode forward on double (of m rows); `update` counts from 1.
+  // train-mode forward on double (of m rows: m times positions values a channel);
+  // `update` counts from 1.
   void update_running(double* running, std::int64_t update, std::int64_t m) const;
 
   const NormSpec spec;
@@ -45,7 +51,7 @@ class Normalization : public OpOn<Normalization> {
  private:
   template <class T>
   struct State {
-    std::vector<double> mean, var, invstd;  // batch kind, per feature
+    std::vector<double> mean, var, invstd;  // batch kind, per channel
     BlockScale<T> scale;                    // batch kind, the general code
     RowStats<T> rows;                       // layer and group kinds
     std::vector<T> dgamma, dbeta;
@@ -59,7 +65,9 @@ class Normalization : public OpOn<Normalization> {
   template <class T>
   void batch_backward(Pass<T>& p, const T* H, T* dZ, T* dH, State<T>& st);
 
-  std::int64_t layer_, gamma_at_, beta_at_, running_at_;
+  Dims dims(std::int64_t m) const { return Dims{m, channels_, positions_}; }
+
+  std::int64_t channels_, positions_, layer_, gamma_at_, beta_at_, running_at_;
   PerType<State> state_;
 };
 

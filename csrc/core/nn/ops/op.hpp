@@ -16,6 +16,22 @@
 
 namespace bnfast {
 
+// The shape of one sample's value: {features} for a dense value, {channels, length} or
+// {channels, height, width} for a convolutional one (PyTorch's layout without the batch
+// axis). The values are row-major (m, prod(shape)).
+using SampleShape = std::vector<std::int64_t>;
+
+// prod(shape[1:]): the positions of a channel (1 for a dense value, a channel per
+// feature).
+inline std::int64_t positions(const SampleShape& shape) {
+  std::int64_t p = 1;
+  for (std::size_t k = 1; k < shape.size(); ++k) p *= shape[k];
+  return p;
+}
+inline std::int64_t sample_size(const SampleShape& shape) {
+  return shape.empty() ? 0 : shape[0] * positions(shape);
+}
+
 // train: batch statistics (the loss being trained); inference: population (running)
 // statistics, rows independent.
 enum class Mode { train, inference };

@@ -1,0 +1,76 @@
+#include "nn/ops/pool.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace bnfast {
+
+using i64 = std::int64_t;
+
+namespace {
+
+// f(output index, first input index of the window) over every window of m samples.
+template <class F>
+void windows(const Window& w, i64 m, F&& f) {
+  const i64 Ho = w.out_height(), Wo = w.out_width();
+  for (i64 i = 0; i < m; ++i)
+    for (i64 c = 0; c < w.channels; ++c)
+      for (i64 oy = 0; oy < Ho; ++oy)
+        for (i64 ox = 0; ox < Wo; ++ox)
+          f(((i * w.channels + c) * Ho + oy) * Wo + ox,
+            ((i * w.channels + c) * w.height + oy * w.sh) * w.width + ox * w.sw);
+}
+
+}  // namespace
+
+template <class T>
+void Pool::forward_on(Pass<T>& p, const T* A, T* out) {
+  const double count = static_cast<double>(win_.kh * win_.kw);
+  std::vector<i64>& argmax = state_.get<T>().argmax;
+  if (max_) argmax.resize(static_cast<std::size_t>(p.m * out_width));
+  windows(win_, p.m, [&](i64 o, i64 first) {
+    if (max_) {
+      double best = -std::numeric_limits<double>::infinity();
+      i64 at = first;
+      for (i64 a = 0; a < win_.kh; ++a)
+        for (i64 e = 0; e < win_.kw; ++e) {
+          const i64 k = first + a * win_.width + e;
+          const double v = value(A[k]);
+          if (v > best || std::isnan(v)) {
+            best = v;
+            at = k;
+          }
+        }
+      argmax[o] = at;
+      out[o] = A[at];
+    } else {
+      T sum(0.0);
+      for (i64 a = 0; a < win_.kh; ++a)
+        for (i64 e = 0; e < win_.kw; ++e) sum += A[first + a * win_.width + e];
+      out[o] = sum / T(count);
+    }
+  });
+}
+
+template <class T>
+T* Pool::backward_on(Pass<T>& p, const T*, const T*, T* dout, T* dA, bool need_din) {
+  if (!need_din) return nullptr;
+  std::fill(dA, dA + p.m * in_width, T(0.0));
+  const double count = static_cast<double>(win_.kh * win_.kw);
+  const std::vector<i64>& argmax = state_.get<T>().argmax;
+  windows(win_, p.m, [&](i64 o, i64 first) {
+    if (max_) {
+      dA[argmax[o]] += dout[o];
+    } else {
+      const T share = dout[o] / T(count);
+      for (i64 a = 0; a < win_.kh; ++a)
+        for (i64 e = 0; e < win_.kw; ++e) dA[first + a * win_.width + e] += share;
+    }
+  });
+  return dA;
+}
+
+BNFAST_OP_INSTANTIATE(Pool);
+
+}  // namespace bnfast

@@ -4,6 +4,7 @@ Kernels (channels on axis 1, float32 and float64):
     batch_norm, batch_norm_forward, batch_norm_backward
 Networks as the papers define them, trained natively:
     BatchNorm, LayerNorm, GroupNorm, BNNoise, Dense, Residual, Network, train,
+    Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, Flatten (convolutional),
     TrainResult, TrainingDiverged, SGD, Adam, OptimizerState (PyTorch's update rules),
     train_many, TrainManyResult (many one-neuron instances at once, for sweeps)
 Runtime:
@@ -11,6 +12,7 @@ Runtime:
 Subpackages, loaded on first use (so `import bnfast` stays light: no sympy, no
 matplotlib):
     bnfast.claims       statements about BN checked in float64 and exactly (sympy)
+    bnfast.datasets     the digits and MNIST-1D, shipped or generated (no download)
     bnfast.reference    pure-NumPy twins of everything (the test oracle)
     bnfast.plot         figures (needs matplotlib)
     bnfast.cli          the `bnfast` command line
@@ -47,13 +49,15 @@ except ImportError as _exc:  # only without a built extension (tests/test_packag
 
 from ._core import ZeroVarianceError  # noqa: E402
 from .kernels import batch_norm, batch_norm_backward, batch_norm_forward  # noqa: E402
-from .nn import (SGD, Adam, BatchNorm, BNNoise, Dense, GroupNorm, LayerNorm,  # noqa: E402
-                 Network, OptimizerState, Residual, TrainingDiverged, TrainManyResult,
-                 TrainResult, train, train_many)
+from .nn import (SGD, Adam, AvgPool1d, AvgPool2d, BatchNorm, BNNoise, Conv1d,  # noqa: E402
+                 Conv2d, Dense, Flatten, GroupNorm, LayerNorm, MaxPool1d, MaxPool2d, Network,
+                 OptimizerState, Residual, TrainingDiverged, TrainManyResult, TrainResult,
+                 train, train_many)
 from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
                       set_num_threads)
 
-_LAZY_SUBPACKAGES = ("claims", "cli", "experiments", "plot", "reference", "search")
+_LAZY_SUBPACKAGES = ("claims", "cli", "datasets", "experiments", "plot", "reference",
+                     "search")
 
 
 def __getattr__(name):
@@ -70,11 +74,18 @@ def __dir__():
 
 __all__ = [
     "Adam",
+    "AvgPool1d",
+    "AvgPool2d",
     "BatchNorm",
     "BNNoise",
+    "Conv1d",
+    "Conv2d",
     "Dense",
+    "Flatten",
     "GroupNorm",
     "LayerNorm",
+    "MaxPool1d",
+    "MaxPool2d",
     "Network",
     "OptimizerState",
     "Residual",

@@ -13,6 +13,7 @@ compare normalizations on both problems ("landscape", "lp-norm").
 
 import numpy as np
 
+from ..datasets import digits
 from ..nn import BatchNorm, Dense, Network
 from .spec import derived_seed
 
@@ -43,22 +44,14 @@ def deep_linear_network(depth=25, width=10, norm=None, noise=None, seed=0, loss=
 
 def digits_data(seed, test_fraction=0.2):
     """scikit-learn's digits (1797 8x8 images of the digits 0-9) as
-    (X_train, Y_train, X_test, Y_test, labels_test): pixels scaled to [0, 1] (divided by
-    16), Y one-hot (rows, 10) so that the networks' squared loss fits them; the split is
-    a permutation drawn from default_rng(seed). Needs scikit-learn (it ships the data)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise ImportError("the digits experiments need scikit-learn (it ships the data "
-                          "set): pip install 'bnfast[experiments]'") from exc
-    digits = load_digits()
-    X = digits.data.astype(np.float64) / 16.0
-    labels = digits.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(X))
-    n_test = int(round(test_fraction * len(X)))
-    test, train = order[:n_test], order[n_test:]
-    Y = np.eye(DIGITS_CLASSES)[labels]
-    return X[train], Y[train], X[test], Y[test], labels[test]
+    (X_train, Y_train, X_test, Y_test, labels_test): bnfast.datasets.digits (pixels
+    scaled to [0, 1], the split a permutation drawn from default_rng(seed)) with Y
+    one-hot (rows, 10) so that the networks' squared loss fits them. Needs scikit-learn
+    (it ships the data)."""
+    data = digits(split=test_fraction, seed=seed)
+    one_hot = np.eye(DIGITS_CLASSES)
+    return (data.X_train, one_hot[data.y_train], data.X_test, one_hot[data.y_test],
+            data.y_test)
 
 
 def digits_mlp(hidden=(100, 100), activation="relu", norm=None, noise=None, seed=0,

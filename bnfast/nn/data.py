@@ -35,14 +35,21 @@ def labels(y, classes):
 
 def learning_set(out_features, X, y, classes=False):
     """X as a C-contiguous float64 array and y likewise: targets, y of shape (m,) made
-    (m, 1) when the network has one output; or, when ``classes``, class labels (labels())."""
+    (m, 1) when the network has one output, and targets of convolutional outputs
+    (out_features None) flattened to (m, values); or, when ``classes``, class labels
+    (labels())."""
     X = inputs(X)
     if y is None:
         raise TypeError("y must be an array of " + ("class labels" if classes else "targets")
                         + ", got None")
     if classes:
+        if out_features is None:
+            raise ValueError("the cross-entropy losses need a network that ends with a "
+                             "Dense layer (its outputs are the classes)")
         return X, labels(y, out_features)
     y = _float64(y, "y")
-    if y.ndim == 1 and out_features == 1:
+    if y.ndim == 1 and out_features in (1, None):
         y = y.reshape(-1, 1)
+    elif out_features is None and y.ndim > 2:
+        y = y.reshape(len(y), -1)
     return X, y

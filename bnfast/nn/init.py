@@ -1,6 +1,7 @@
 """Initial parameters of a network (docs/math/networks.md sections 2 and 12).
 
-The default draw of bnfast.Network: W ~ N(0, 1/in_features) entrywise, b = 0, and gamma,
+The default draw of bnfast.Network: W ~ N(0, 1/fan_in) entrywise (fan_in = in_features,
+or in_channels times the kernel's size), b = 0, and gamma,
 beta (when trainable) the values of the layer's normalization. Network.init draws W from one
 of SCHEMES instead.
 """
@@ -17,7 +18,7 @@ def _glorot(rng, n_in, n_out, shape):
     return rng.uniform(-a, a, shape)
 
 
-#: W's law per scheme: (rng, in_features, out_features, shape) -> array.
+#: W's law per scheme: (rng, fan_in, fan_out, shape) -> array.
 SCHEMES = {
     "glorot": _glorot,
     "he": lambda rng, n_in, n_out, shape: rng.normal(0.0, np.sqrt(2.0 / n_in), shape),
@@ -31,8 +32,9 @@ def _draw(layers, layout, seed, weights):
                 for start, shape in entry.values()), default=0)
     params = np.zeros(size)
     for layer, views in zip(layers, unflatten(layout, params)):
-        views["W"][...] = weights(rng, layer.in_features, layer.out_features,
-                                  views["W"].shape)
+        if "W" not in views:  # pooling, Flatten
+            continue
+        views["W"][...] = weights(rng, layer.fan_in, layer.fan_out, views["W"].shape)
         if "gamma" in views:
             views["gamma"][...], views["beta"][...] = layer.normalization.values(
                 layer.out_features)
@@ -40,8 +42,8 @@ def _draw(layers, layout, seed, weights):
 
 
 def default_params(layers, layout, seed):
-    """A float64 (num_params,) vector for `layers` (Dense, network order) with the core's
-    `layout`: W ~ N(0, 1/in)."""
+    """A float64 (num_params,) vector for `layers` (network order, blocks opened) with the
+    core's `layout`: W ~ N(0, 1/fan_in)."""
     return _draw(layers, layout, seed,
                  lambda rng, n_in, n_out, shape: rng.normal(0.0, 1.0 / np.sqrt(n_in), shape))
 

@@ -16,37 +16,69 @@ from .normalization import NORMS, BatchNorm, Normalization
 #: The activation functions, in the core's order.
 ACTIVATIONS = tuple(_core.Activation.__members__)
 
-__all__ = ["ACTIVATIONS", "Dense", "NORMS", "Residual", "check_layers", "dense_layers",
-           "flat_specs", "param_slices", "unflatten"]
+__all__ = ["ACTIVATIONS", "Dense", "Layer", "NORMS", "Residual", "Weighted", "check_layers",
+           "flat_layers", "flat_specs", "param_slices", "unflatten"]
 
 
-class Dense:
-    """A fully connected layer x -> phi(N(W x + b)), W of shape (out_features, in_features),
-    N an optional normalization.
+class Layer:
+    """What every layer of a Network has: ``spec(skip_from=-1)``, the core's bound
+    LayerSpec (its attributes checked again by a fresh construction, so a layer changed
+    after construction cannot hand the core a value it never saw checked);
+    ``to_dict()``, the plain data bnfast.reference takes; ``num_params``."""
 
-    Parameters
-    ----------
-    in_features, out_features : int >= 1
+    #: The core's LayerKind member name.
+    kind = None
+    #: The constructor's arguments shown without their names by repr().
+    _positional = ()
+
+    # Each layer class defines _arguments(): the constructor's arguments, by name, that
+    # rebuild the layer.
+
+    def copy(self):
+        """A new layer from these attributes, checked again by the constructor."""
+        return type(self)(**self._arguments())
+
+    def spec(self, skip_from=-1):
+        return self.copy()._spec(skip_from)
+
+    def _spec(self, skip_from):
+        return _core.LayerSpec(kind=_core.LayerKind.__members__[self.kind],
+                               skip_from=skip_from, **self._spec_fields())
+
+    def _spec_fields(self):
+        return {}
+
+    @property
+    def num_params(self):
+        """How many entries of the flat parameter vector this layer has."""
+        return self.spec().num_params
+
+    def _repr_arguments(self, args):
+        return ", ".join(repr(v) if k in self._positional else f"{k}={v!r}"
+                         for k, v in args.items())
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._repr_arguments(self._arguments())})"
+
+
+class Weighted(Layer):
+    """A layer x -> phi(N(map(x) + b)) with weights W, an optional bias b and an optional
+    normalization N: Dense and the convolutions. ``in_features``/``out_features`` are its
+    features (Dense) or channels (convolutions): what a normalization and its running
+    statistics count.
+
     activation : {"identity", "sigmoid", "tanh", "relu"}
     bias : bool
-        Whether the layer has a bias b (out_features,). Before BN, LayerNorm or GroupNorm
-        a bias has no effect (the centring removes it) and its gradient is zero.
+        Whether the layer has a bias b (out,). Before BN, LayerNorm or GroupNorm a bias
+        has little or no effect (the centring removes all of it, or its group means).
     normalization : BatchNorm, LayerNorm, GroupNorm or None
         How the pre-activations are normalized.
     batch_norm : BatchNorm or None
         The papers' phi(BN(W x + b)): the same as normalization=BatchNorm(...). Give at
         most one of the two.
-
-    Attributes
-    ----------
-    normalization : the layer's normalization or None
-    batch_norm : the normalization when it is a BatchNorm, else None
     """
 
-    def __init__(self, in_features, out_features, activation="identity", bias=True,
-                 batch_norm=None, normalization=None):
-        self.in_features = integer(in_features, "in_features", 1)
-        self.out_features = integer(out_features, "out_features", 1)
+    def _init_map(self, activation, bias, batch_norm, normalization):
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of "
                              f"{', '.join(ACTIVATIONS)}")
@@ -71,51 +103,97 @@ class Dense:
         return self.normalization if isinstance(self.normalization, BatchNorm) else None
 
     @property
-    def num_params(self):
-        """How many entries of the flat parameter vector this layer has."""
-        return self.spec().num_params
+    def fan_in(self):
+        """Inputs of one output value: in_features (times the kernel's size)."""
+        return self.in_features
 
-    def spec(self, skip_from=-1):
-        """The layer as the core's bound LayerSpec (skip_from: where a residual block
-        ending here started, -1 for none). The attributes are checked again (by the
-        constructors, the one owner of these rules): a layer changed after construction
-        cannot hand the core a value it never saw checked."""
-        norm = self.normalization.copy() if self.normalization is not None else None
-        layer = Dense(self.in_features, self.out_features, self.activation, self.bias,
-                      normalization=norm)
-        return _core.LayerSpec(
-            in_features=layer.in_features, out_features=layer.out_features,
-            activation=_core.Activation.__members__[layer.activation], bias=layer.bias,
-            norm=None if norm is None else norm.spec(layer.out_features), skip_from=skip_from)
+    @property
+    def fan_out(self):
+        """Outputs one input value reaches: out_features (times the kernel's size)."""
+        return self.out_features
+
+    def copy(self):
+        args = self._arguments()
+        norm = args.pop("normalization")
+        return type(self)(**args, normalization=None if norm is None else norm.copy())
+
+    def _arguments(self):
+        return {"activation": self.activation, "bias": self.bias,
+                "normalization": self.normalization}
+
+    def _spec_fields(self):
+        norm = self.normalization
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    activation=_core.Activation.__members__[self.activation], bias=self.bias,
+                    norm=None if norm is None else norm.spec(self.out_features))
+
+    def _plain(self):
+        """The to_dict() entries every weighted layer has."""
+        return {"activation": self.activation, "bias": self.bias,
+                "normalization": None if self.normalization is None
+                else self.normalization.to_dict()}
+
+    def __repr__(self):
+        args = self._arguments()
+        norm = args.pop("normalization")
+        text = self._repr_arguments(args)
+        if norm is not None:
+            text += (f", batch_norm={norm!r}" if isinstance(norm, BatchNorm)
+                     else f", normalization={norm!r}")
+        return f"{type(self).__name__}({text})"
+
+
+class Dense(Weighted):
+    """A fully connected layer x -> phi(N(W x + b)), W of shape (out_features, in_features),
+    N an optional normalization.
+
+    Parameters
+    ----------
+    in_features, out_features : int >= 1
+    activation, bias, normalization, batch_norm : as for every weighted layer
+        (bnfast.nn.layers.Weighted): activation "identity", "sigmoid", "tanh" or "relu";
+        normalization a BatchNorm, LayerNorm or GroupNorm (batch_norm= a BatchNorm).
+
+    Attributes
+    ----------
+    normalization : the layer's normalization or None
+    batch_norm : the normalization when it is a BatchNorm, else None
+    """
+
+    kind = "dense"
+    _positional = ("in_features", "out_features")
+
+    def __init__(self, in_features, out_features, activation="identity", bias=True,
+                 batch_norm=None, normalization=None):
+        self.in_features = integer(in_features, "in_features", 1)
+        self.out_features = integer(out_features, "out_features", 1)
+        self._init_map(activation, bias, batch_norm, normalization)
+
+    def _arguments(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                **super()._arguments()}
 
     def to_dict(self):
         """The layer as plain data (what bnfast.reference takes): in_features,
         out_features, activation, bias, normalization (None or its to_dict(), with its
         kind)."""
         return {"in_features": self.in_features, "out_features": self.out_features,
-                "activation": self.activation, "bias": self.bias,
-                "normalization": None if self.normalization is None
-                else self.normalization.to_dict()}
-
-    def __repr__(self):
-        norm = ("" if self.normalization is None else
-                f", batch_norm={self.normalization!r}" if self.batch_norm is not None else
-                f", normalization={self.normalization!r}")
-        return (f"Dense({self.in_features}, {self.out_features}, "
-                f"activation={self.activation!r}, bias={self.bias}{norm})")
+                **self._plain()}
 
 
 class Residual:
     """A residual block x -> x + block(x) (docs/math/networks.md section 10).
 
-    layers : non-empty sequence of Dense (no nested blocks), the first layer's
-        in_features equal to the last layer's out_features (n -> n); the Network checks
-        that the features chain, as for its own layers. The
-        sum comes after the last layer's activation. The block adds no parameters.
+    layers : non-empty sequence of Dense or convolution layers (no nested blocks), the
+        first layer's in_features (channels) equal to the last layer's out_features
+        (n -> n); the Network checks that the shapes chain and that the block keeps its
+        input's shape, as for its own layers. The sum comes after the last layer's
+        activation. The block adds no parameters.
     """
 
     def __init__(self, layers):
-        layers = _layer_sequence(layers, (Dense,), "bnfast.Dense (blocks do not nest)",
+        layers = _layer_sequence(layers, (Weighted,),
+                                 "bnfast.Dense or a convolution (blocks do not nest)",
                                  "a residual block needs a layer")
         if layers[0].in_features != layers[-1].out_features:
             raise ValueError("layers: a residual block must map n features to n, got "
@@ -141,7 +219,7 @@ class Residual:
 
 def _layer_sequence(layers, kinds, kinds_name, why_not_empty):
     """layers as a non-empty tuple whose items are instances of ``kinds``."""
-    if isinstance(layers, (Dense, Residual)) or not hasattr(layers, "__iter__"):
+    if isinstance(layers, (Layer, Residual)) or not hasattr(layers, "__iter__"):
         raise TypeError(f"layers must be a sequence of {kinds_name}, got "
                         f"{type(layers).__name__}")
     layers = tuple(layers)
@@ -154,21 +232,22 @@ def _layer_sequence(layers, kinds, kinds_name, why_not_empty):
 
 
 def check_layers(layers):
-    """layers as a non-empty tuple of Dense and Residual (the core checks that their
-    feature counts chain)."""
-    return _layer_sequence(layers, (Dense, Residual), "bnfast.Dense or bnfast.Residual",
+    """layers as a non-empty tuple of layers (Dense, convolutions, pooling, Flatten) and
+    Residual blocks (the core checks that their shapes chain)."""
+    return _layer_sequence(layers, (Layer, Residual),
+                           "bnfast layer (Dense, Conv1d, ...) or bnfast.Residual",
                            "a network needs at least one layer")
 
 
-def dense_layers(layers):
-    """The Dense layers of checked layers in network order (blocks opened in place)."""
+def flat_layers(layers):
+    """The layers of checked layers in network order (blocks opened in place)."""
     return [d for layer in layers
             for d in (layer.layers if isinstance(layer, Residual) else (layer,))]
 
 
 def flat_specs(layers):
-    """The core's LayerSpec list for checked layers: one per Dense layer in network
-    order, the last layer of a block carrying the index where the block started."""
+    """The core's LayerSpec list for checked layers: one per layer in network order,
+    the last layer of a block carrying the index where the block started."""
     specs = []
     for layer in layers:
         if isinstance(layer, Residual):
@@ -184,17 +263,17 @@ def param_slices(layout):
     """Where each layer's parameters sit in the flat vector, from the core's layout.
 
     Returns a list with one dict per layer mapping "W", "b", "gamma", "beta" to a
-    (slice, shape) pair; absent parameters are missing from the dict. The order is
-    defined in csrc/core/nn/layer.hpp: layer by layer, W (out, in) row-major, b, gamma,
-    beta.
+    (slice, shape) pair; absent parameters are missing from the dict (a pooling or
+    Flatten has none). The order is defined in csrc/core/nn/layer.hpp: layer by layer,
+    W (out, in) or (out, in, *kernel) row-major, b, gamma, beta.
     """
     return [{name: (slice(start, start + int(np.prod(shape))), tuple(shape))
              for name, (start, shape) in entry.items()} for entry in layout]
 
 
 def unflatten(layout, params):
-    """The flat parameter vector as one dict per layer of views: W (out, in), b, gamma,
-    beta (those the layer has)."""
+    """The flat parameter vector as one dict per layer of views: W (out, in) or (out, in,
+    *kernel), b, gamma, beta (those the layer has)."""
     return [{name: params[sl].reshape(shape) for name, (sl, shape) in entry.items()}
             for entry in param_slices(layout)]
 

@@ -6,7 +6,7 @@ from .. import _core
 from .._validate import float64_array, integer
 from .data import inputs, learning_set
 from .init import default_params, scheme_params
-from .layers import check_layers, dense_layers, flat_specs, param_slices, unflatten
+from .layers import Dense, check_layers, flat_layers, flat_specs, param_slices, unflatten
 
 __all__ = ["Network", "LOSSES"]
 
@@ -15,12 +15,15 @@ LOSSES = tuple(_core.LossKind.__members__)
 
 
 class Network:
-    """A feed-forward network f(x) = layer_L(... layer_1(x)) of bnfast.Dense layers and
-    bnfast.Residual blocks.
+    """A feed-forward network f(x) = layer_L(... layer_1(x)) of layers (bnfast.Dense,
+    Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d, Flatten) and bnfast.Residual blocks.
 
     Parameters
     ----------
-    layers : sequence of Dense and Residual, feature counts chaining
+    layers : sequence of layers and Residual blocks whose shapes chain. A network that
+        starts with a Dense layer takes X (m, in_features); one that starts with a
+        convolution or pooling takes X (m, C, L) or (m, C, H, W), and its shapes are
+        checked when it first sees X (a ValueError names the layer).
     loss : {"sum", "mean", "cross_entropy", "cross_entropy_sum"}
         "sum": sum_i ||y_i - f(x_i)||^2, the papers' loss; "mean": that divided by the
         number of rows evaluated (in SGD, the batch size). networks.md section 6.
@@ -36,13 +39,14 @@ class Network:
     Attributes
     ----------
     params : float64 ndarray (num_params,)
-        Get (a copy) and set. Order: Dense layer by Dense layer (blocks opened in
-        place), W (out, in) row-major, then b (if bias), then gamma, beta (if
-        batch_norm and trainable).
-    param_slices : list of slice, one per Dense layer: that layer's part of ``params``.
+        Get (a copy) and set. Order: layer by layer (blocks opened in place), W (out, in)
+        or (out, in, *kernel) row-major, then b (if bias), then gamma, beta (if
+        normalized with trainable gamma and beta); pooling and Flatten have none.
+    param_slices : list of slice, one per layer: that layer's part of ``params``.
     running_mean, running_var : list of float64 (out,) arrays, one per BN layer
-        The population statistics ``predict`` uses; updated by ``bnfast.train``.
-    layers : tuple of Dense and Residual
+        (per channel for a convolution). The population statistics ``predict`` uses;
+        updated by ``bnfast.train``.
+    layers : tuple of layers and Residual blocks
     """
 
     def __init__(self, layers, loss="sum", seed=0):
@@ -52,7 +56,7 @@ class Network:
         self.loss_kind = loss
         self._core = _core.Network(flat_specs(self.layers), _core.LossKind.__members__[loss])
         self._layout = self._core.param_layout
-        self._params = default_params(dense_layers(self.layers), self._layout, seed)
+        self._params = default_params(flat_layers(self.layers), self._layout, seed)
         self._reset_running()
 
     def _training_state(self):
@@ -76,9 +80,9 @@ class Network:
     def _running_views(self, running):
         """(mean, var) views into the flat running-statistics vector, per BN layer."""
         views = []
-        for start, layer in zip(self._core.running_offsets, dense_layers(self.layers)):
+        for start, spec in zip(self._core.running_offsets, flat_specs(self.layers)):
             if start >= 0:
-                n = layer.out_features
+                n = spec.out_features  # features, or channels
                 views.append((running[start:start + n], running[start + n:start + 2 * n]))
         return views
 
@@ -101,11 +105,17 @@ class Network:
 
     @property
     def in_features(self):
-        return self.layers[0].in_features
+        """Features of an input sample (a network starting with a Dense layer), else None
+        (convolutional inputs: their shape is read from X)."""
+        first = self.layers[0]
+        return first.in_features if isinstance(first, Dense) else None
 
     @property
     def out_features(self):
-        return self.layers[-1].out_features
+        """Values of an output sample when the last layer is Dense (the classes of the
+        cross-entropy losses), else None (the shape follows from X's)."""
+        last = flat_layers(self.layers)[-1]
+        return last.out_features if isinstance(last, Dense) else None
 
     @property
     def params(self):
@@ -124,18 +134,23 @@ class Network:
 
     @property
     def param_slices(self):
-        """One slice of ``params`` per Dense layer, in network order (blocks opened in
-        place): params[net.param_slices[i]] are layer i's W, b, gamma, beta."""
-        return [slice(min(sl.start for sl, _ in entry.values()),
-                      max(sl.stop for sl, _ in entry.values()))
-                for entry in param_slices(self._layout)]
+        """One slice of ``params`` per layer, in network order (blocks opened in place):
+        params[net.param_slices[i]] are layer i's W, b, gamma, beta (empty for a
+        pooling or Flatten)."""
+        slices, end = [], 0
+        for entry in param_slices(self._layout):
+            start = min((sl.start for sl, _ in entry.values()), default=end)
+            end = max((sl.stop for sl, _ in entry.values()), default=end)
+            slices.append(slice(start, end))
+        return slices
 
     def param_layout(self):
-        """Per Dense layer, {"W"/"b"/"gamma"/"beta": (slice, shape)} into ``params``."""
+        """Per layer, {"W"/"b"/"gamma"/"beta": (slice, shape)} into ``params``."""
         return param_slices(self._layout)
 
     def unflatten(self, params=None):
-        """Per Dense layer, a dict of the parameter arrays (W (out, in), b, gamma, beta)."""
+        """Per layer, a dict of the parameter arrays (W (out, in) or (out, in, *kernel),
+        b, gamma, beta; empty for a pooling or Flatten)."""
         return unflatten(self._layout, self.params if params is None else np.asarray(params))
 
     @property
@@ -154,7 +169,7 @@ class Network:
         sqrt(6/(in + out)); "he": N(0, 2/in); "normal": N(0, 1)) with NumPy's
         default_rng(seed), b = 0, gamma and beta the BatchNorm values; the running
         statistics start again from 0 and 1. Returns the network."""
-        params = scheme_params(dense_layers(self.layers), self._layout, scheme,
+        params = scheme_params(flat_layers(self.layers), self._layout, scheme,
                                integer(seed, "seed", 0))
         self._params = params
         self._reset_running()

@@ -10,11 +10,21 @@ means kind "batch", with the optional keys momentum, norm and noise) or a residu
 block {"residual": [layer dicts]}, and a flat float64 parameter vector
 (docs/math/networks.md; the dict format is spelt out in reference/network.py).
 
+Convolutional networks (networks.md section 17) take X (m, C, L) or (m, C, H, W) and
+add the layer dicts {"type": "conv", "in_channels", "out_channels", "kernel_size",
+"stride", "padding" (lists, one int per spatial dimension), "activation", "bias",
+"normalization" (or "batch_norm")} (F.conv1d / F.conv2d, weights (out, in, *kernel);
+normalizations per channel: BN over the batch and the positions, kind "layer" as
+GroupNorm(1, out), kind "group" as nn.GroupNorm), {"type": "maxpool" | "avgpool",
+"kernel_size", "stride"} (no padding, floor sizes; ties: the first maximum) and
+{"type": "flatten"}; a Dense dict may also say "type": "dense". Shapes are checked
+when X is seen. The kernels are in reference.conv.
+
 Kernels (docs/math/batch_norm.md): batch_norm, batch_norm_forward, batch_norm_backward
 Networks: network_forward, network_predict, network_accuracy, network_loss,
     network_gradient, network_hvp, param_count  (loss "sum" or "mean" (squared error),
     "cross_entropy" or "cross_entropy_sum" (y class labels); BN norms "std", "l1",
-    "l2", "linf"; LayerNorm and GroupNorm)
+    "l2", "linf"; LayerNorm and GroupNorm; conv, pool and flatten layers)
 Training: train -> TrainResult (with running statistics and the optimizer state);
     optimizer None (plain gradient descent), {"name": "sgd", ...} (momentum, Nesterov,
     weight decay) or {"name": "adam", ...} as torch.optim; lr a float or per-step rates;

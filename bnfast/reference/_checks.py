@@ -6,6 +6,12 @@ wrong value), messages naming the argument. Bools are not accepted as ints or re
 A layer's normalization (the "normalization" dict, or the legacy "batch_norm" dict that
 means kind "batch") becomes one BN record whatever its kind; only the kind "batch"
 keeps running statistics, so "the BN layers" (bn_layers) are the batch-kind ones.
+
+Layers of every type (dense, conv, maxpool, avgpool, flatten) become one Layer record.
+check_layers checks what the dicts alone determine (keys, values, the feature counts of
+adjacent dense layers, the channel counts of conv layers in a row); the spatial sizes
+and the flattened sizes are known only with X, so learning_set checks them
+(layer_shapes), naming the layer.
 """
 
 import math
@@ -17,10 +23,15 @@ import numpy as np
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 NORMS = ("std", "l1", "l2", "linf")
 KINDS = ("batch", "layer", "group")
+TYPES = ("dense", "conv", "maxpool", "avgpool", "flatten")
+POOLS = ("maxpool", "avgpool")
 LOSSES = ("sum", "mean", "cross_entropy", "cross_entropy_sum")
 CROSS_ENTROPY = ("cross_entropy", "cross_entropy_sum")
 _LAYER_KEYS = ("in_features", "out_features", "activation", "bias")
 _NORM_KEYS = ("normalization", "batch_norm")  # exactly one of them; batch_norm = legacy
+_CONV_KEYS = ("type", "in_channels", "out_channels", "kernel_size", "stride", "padding",
+              "activation", "bias")
+_POOL_KEYS = ("type", "kernel_size", "stride")
 _BN_KEYS = ("gamma", "beta", "trainable", "eps")
 _BN_OPTIONAL = ("momentum", "norm", "noise")
 _NOISE_LOW = {"n_mu": 0.0, "n_sigma": 1.0, "r_mu": 0.0, "r_sigma": 0.0}
@@ -48,8 +59,14 @@ class BN(NamedTuple):
 
 
 class Layer(NamedTuple):
-    """One Dense layer. A residual block is a run of layers in the flat list, the first
-    with block_start, the last with block_end (one layer: both)."""
+    """One layer. A residual block is a run of layers in the flat list, the first with
+    block_start, the last with block_end (one layer: both).
+
+    type "dense": in_features, out_features; "conv": in_features = in_channels,
+    out_features = out_channels, kernel, stride, padding (one int per spatial
+    dimension); "maxpool", "avgpool": kernel, stride (padding zeros); "flatten". Pools
+    and flatten have no parameters (in_features = out_features = 0, activation
+    "identity", no bias, no normalization)."""
     in_features: int
     out_features: int
     activation: str
@@ -58,6 +75,10 @@ class Layer(NamedTuple):
     name: str = ""              # where it came from: "layers[2]['residual'][0]"
     block_start: bool = False
     block_end: bool = False
+    type: str = "dense"         # one of TYPES
+    kernel: tuple = ()          # conv and pools: (k,) or (kh, kw)
+    stride: tuple = ()
+    padding: tuple = ()
 
 
 def _is_bool(v):
@@ -106,8 +127,9 @@ def _keys(d, expected, name, optional=()):
                          f"missing {missing}, unknown {unknown}")
 
 
-def _per_neuron(v, name, n):
-    """gamma or beta: a finite number (broadcast) or n finite numbers, as float64 (n,)."""
+def _per_neuron(v, name, n, unit="neurons"):
+    """gamma or beta: a finite number (broadcast) or n finite numbers, as float64 (n,)
+    (one per neuron of a dense layer, per channel of a conv layer: ``unit``)."""
     if isinstance(v, (str, bytes)) or _is_bool(v):
         raise TypeError(f"{name} must be a number or a list of numbers, "
                         f"got {type(v).__name__}")
@@ -115,7 +137,7 @@ def _per_neuron(v, name, n):
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape != (n,)):
-        raise ValueError(f"{name} has shape {arr.shape} but the layer has {n} neurons")
+        raise ValueError(f"{name} has shape {arr.shape} but the layer has {n} {unit}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite")
     return np.broadcast_to(arr.astype(np.float64), (n,)).copy()
@@ -140,7 +162,7 @@ def _eps(d, name):
     return eps
 
 
-def _batch_norm(d, name, n_out, required=_BN_KEYS):
+def _batch_norm(d, name, n_out, required=_BN_KEYS, unit="neurons"):
     _keys(d, required, name, _BN_OPTIONAL)
     eps = _eps(d, name)
     momentum = d.get("momentum", 0.1)
@@ -153,12 +175,12 @@ def _batch_norm(d, name, n_out, required=_BN_KEYS):
     noise = d.get("noise")
     if noise is not None:
         noise = _noise(noise, f"{name}['noise']")
-    return BN(_per_neuron(d["gamma"], f"{name}['gamma']", n_out),
-              _per_neuron(d["beta"], f"{name}['beta']", n_out),
+    return BN(_per_neuron(d["gamma"], f"{name}['gamma']", n_out, unit),
+              _per_neuron(d["beta"], f"{name}['beta']", n_out, unit),
               boolean(d["trainable"], f"{name}['trainable']"), eps, momentum, norm, noise)
 
 
-def _row_norm(d, name, n_out, kind):
+def _row_norm(d, name, n_out, kind, unit="neurons"):
     """A layer or group normalization dict: kind, (groups,) gamma, beta, trainable, eps,
     optional norm "std"; statistics per row, so no momentum and no noise."""
     for key, what in (("momentum", "running statistics (momentum)"), ("noise", "noise")):
@@ -176,15 +198,16 @@ def _row_norm(d, name, n_out, kind):
     if kind == "group":
         groups = integer(d["groups"], f"{name}['groups']", 1)
         if n_out % groups:
+            width = "out_channels" if unit == "channels" else "out_features"
             raise ValueError(f"{name}['groups'] = {groups} does not divide the layer's "
-                             f"out_features {n_out}")
-    return BN(_per_neuron(d["gamma"], f"{name}['gamma']", n_out),
-              _per_neuron(d["beta"], f"{name}['beta']", n_out),
+                             f"{width} {n_out}")
+    return BN(_per_neuron(d["gamma"], f"{name}['gamma']", n_out, unit),
+              _per_neuron(d["beta"], f"{name}['beta']", n_out, unit),
               boolean(d["trainable"], f"{name}['trainable']"), eps, None, "std", None,
               kind, groups)
 
 
-def _normalization(d, name, n_out):
+def _normalization(d, name, n_out, unit="neurons"):
     """The "normalization" dict: {"kind": "batch" | "layer" | "group", ...}."""
     if not isinstance(d, dict):
         raise TypeError(f"{name} must be None or a dict, got {type(d).__name__}")
@@ -192,19 +215,12 @@ def _normalization(d, name, n_out):
         raise ValueError(f"{name} must have the key 'kind' (one of {', '.join(KINDS)})")
     kind = choice(d["kind"], f"{name}['kind']", KINDS, "normalization kind")
     if kind == "batch":
-        return _batch_norm(d, name, n_out, ("kind",) + _BN_KEYS)
-    return _row_norm(d, name, n_out, kind)
+        return _batch_norm(d, name, n_out, ("kind",) + _BN_KEYS, unit)
+    return _row_norm(d, name, n_out, kind, unit)
 
 
-def _dense(d, name):
-    """A Layer from a Dense dict (its own checks only; the chain is checked by _chain)."""
-    if not isinstance(d, dict):
-        raise TypeError(f"{name} must be a dict, got {type(d).__name__}")
-    missing = [k for k in _LAYER_KEYS if k not in d]
-    unknown = [k for k in d if k not in _LAYER_KEYS + _NORM_KEYS]
-    if missing or unknown:
-        raise ValueError(f"{name} must have the keys {', '.join(_LAYER_KEYS)} and one of "
-                         f"{', '.join(_NORM_KEYS)}; missing {missing}, unknown {unknown}")
+def _norm_key(d, name):
+    """The key of a layer's normalization: exactly one of "normalization", "batch_norm"."""
     given = [k for k in _NORM_KEYS if k in d]
     if len(given) == 2:
         raise ValueError(f"{name} has both 'normalization' and 'batch_norm': give one "
@@ -212,28 +228,120 @@ def _dense(d, name):
     if not given:
         raise ValueError(f"{name} must have the key 'normalization' (or the legacy "
                          "'batch_norm'): None or a normalization dict")
-    n_in = integer(d["in_features"], f"{name}['in_features']", 1)
-    n_out = integer(d["out_features"], f"{name}['out_features']", 1)
+    return given[0]
+
+
+def _norm_of(d, key, name, n_out, unit):
+    """The BN record of the layer dict's normalization under ``key`` (None: none)."""
+    bn = d[key]
+    if bn is None:
+        return None
+    where = f"{name}['{key}']"
+    return (_batch_norm(bn, where, n_out, unit=unit) if key == "batch_norm"
+            else _normalization(bn, where, n_out, unit))
+
+
+def _activation(d, name):
     act = d["activation"]
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{name}['activation']: unknown activation {act!r}; expected "
                          f"one of {', '.join(ACTIVATIONS)}")
+    return act
+
+
+def _dense(d, name):
+    """A Layer from a Dense dict (its own checks only; the chain is checked by _chain)."""
+    missing = [k for k in _LAYER_KEYS if k not in d]
+    unknown = [k for k in d if k not in _LAYER_KEYS + _NORM_KEYS + ("type",)]
+    if missing or unknown:
+        raise ValueError(f"{name} must have the keys {', '.join(_LAYER_KEYS)} and one of "
+                         f"{', '.join(_NORM_KEYS)}; missing {missing}, unknown {unknown}")
+    key = _norm_key(d, name)
+    n_in = integer(d["in_features"], f"{name}['in_features']", 1)
+    n_out = integer(d["out_features"], f"{name}['out_features']", 1)
+    act = _activation(d, name)
     bias = boolean(d["bias"], f"{name}['bias']")
-    key = given[0]
-    bn = d[key]
-    if bn is not None:
-        where = f"{name}['{key}']"
-        bn = (_batch_norm(bn, where, n_out) if key == "batch_norm"
-              else _normalization(bn, where, n_out))
-    return Layer(n_in, n_out, act, bias, bn, name)
+    return Layer(n_in, n_out, act, bias, _norm_of(d, key, name, n_out, "neurons"), name)
+
+
+def _sizes(value, name, low, dims=None):
+    """kernel_size, stride or padding: a list (or tuple) of 1 or 2 ints >= low, one per
+    spatial dimension (``dims`` of them when given)."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of ints, one per spatial dimension "
+                        f"([k] or [kh, kw]), got {type(value).__name__}")
+    if len(value) not in (1, 2) or (dims is not None and len(value) != dims):
+        want = "1 or 2" if dims is None else f"{dims} (as kernel_size)"
+        raise ValueError(f"{name} must have {want} entries, one per spatial dimension; "
+                         f"got {len(value)}")
+    return tuple(integer(v, f"{name}[{i}]", low) for i, v in enumerate(value))
+
+
+def _conv(d, name):
+    """A Layer from a conv dict: a 1-D or 2-D convolution (the length of kernel_size),
+    zero padding, PyTorch's layouts; normalizations as for Dense, per channel. Noisy BN
+    is not supported on conv layers (ValueError)."""
+    _keys(d, _CONV_KEYS, name, _NORM_KEYS)
+    key = _norm_key(d, name)
+    n_in = integer(d["in_channels"], f"{name}['in_channels']", 1)
+    n_out = integer(d["out_channels"], f"{name}['out_channels']", 1)
+    kernel = _sizes(d["kernel_size"], f"{name}['kernel_size']", 1)
+    stride = _sizes(d["stride"], f"{name}['stride']", 1, len(kernel))
+    padding = _sizes(d["padding"], f"{name}['padding']", 0, len(kernel))
+    act = _activation(d, name)
+    bias = boolean(d["bias"], f"{name}['bias']")
+    bn = _norm_of(d, key, name, n_out, "channels")
+    if bn is not None and bn.noise is not None:
+        raise ValueError(f"{name}['{key}']['noise']: noisy batch normalization is not "
+                         "supported on conv layers (only on dense layers); use noise None")
+    return Layer(n_in, n_out, act, bias, bn, name, type="conv", kernel=kernel,
+                 stride=stride, padding=padding)
+
+
+def _pool(d, name):
+    """A Layer from a maxpool or avgpool dict: no padding, floor output sizes; stride
+    None means kernel_size (PyTorch's default)."""
+    _keys(d, _POOL_KEYS, name)
+    kernel = _sizes(d["kernel_size"], f"{name}['kernel_size']", 1)
+    stride = (kernel if d["stride"] is None
+              else _sizes(d["stride"], f"{name}['stride']", 1, len(kernel)))
+    return Layer(0, 0, "identity", False, None, name, type=d["type"], kernel=kernel,
+                 stride=stride, padding=(0,) * len(kernel))
+
+
+def _flatten(d, name):
+    _keys(d, ("type",), name)
+    return Layer(0, 0, "identity", False, None, name, type="flatten")
+
+
+def _layer(d, name):
+    """A Layer from a layer dict of any type (no "type": dense)."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{name} must be a dict, got {type(d).__name__}")
+    kind = choice(d.get("type", "dense"), f"{name}['type']", TYPES, "layer type")
+    parse = {"dense": _dense, "conv": _conv, "flatten": _flatten}.get(kind, _pool)
+    return parse(d, name)
 
 
 def _chain(layer, out):
-    """Appends ``layer`` to the flat list ``out`` after checking that it takes the
-    previous layer's outputs."""
-    if out and layer.in_features != out[-1].out_features:
-        raise ValueError(f"{layer.name} has in_features {layer.in_features} but "
-                         f"{out[-1].name} has out_features {out[-1].out_features}")
+    """Appends ``layer`` to the flat list ``out`` after checking what the dicts tell: a
+    dense layer right after a dense layer takes its out_features, a conv layer after a
+    conv layer (pools between keep the channels) its out_channels, and all kernels have
+    the same number of spatial dimensions. Spatial and flattened sizes need X
+    (layer_shapes)."""
+    if layer.kernel:
+        first = next((p for p in out if p.kernel), None)
+        if first is not None and len(first.kernel) != len(layer.kernel):
+            raise ValueError(f"{layer.name} is {len(layer.kernel)}-D but {first.name} is "
+                             f"{len(first.kernel)}-D: a network's conv and pool layers "
+                             "have the same number of spatial dimensions")
+    before = [p for p in out if p.type not in POOLS] if layer.type == "conv" else out
+    prev = before[-1] if before else None
+    if (prev is not None and prev.type == layer.type and layer.type in ("dense", "conv")
+            and layer.in_features != prev.out_features):
+        what = "features" if layer.type == "dense" else "channels"
+        raise ValueError(f"{layer.name} has in_{what} {layer.in_features} but "
+                         f"{prev.name} has out_{what} {prev.out_features}")
     out.append(layer)
 
 
@@ -252,20 +360,27 @@ def _residual(d, name, out):
     for j, e in enumerate(block):
         if isinstance(e, dict) and "residual" in e:
             raise ValueError(f"{bname}[{j}]: residual blocks cannot be nested (a block "
-                             "holds Dense layers)")
-        _chain(_dense(e, f"{bname}[{j}]"), out)
+                             "holds dense and conv layers)")
+        layer = _layer(e, f"{bname}[{j}]")
+        if layer.type not in ("dense", "conv"):
+            raise ValueError(f"{bname}[{j}]: a residual block holds dense and conv layers "
+                             f"only, not {layer.type} (x + block(x) needs the block to "
+                             "keep the shape)")
+        _chain(layer, out)
     n_in, n_out = out[start].in_features, out[-1].out_features
     if n_in != n_out:
-        raise ValueError(f"{bname} maps {n_in} features to {n_out}: a residual block "
-                         "x -> x + block(x) must end with as many features as it starts")
+        what = "features" if out[start].type == "dense" else "channels"
+        raise ValueError(f"{bname} maps {n_in} {what} to {n_out}: a residual block "
+                         f"x -> x + block(x) must end with as many {what} as it starts")
     out[start] = out[start]._replace(block_start=True)
     out[-1] = out[-1]._replace(block_end=True)
 
 
 def check_layers(layers):
     """The flat list of Layer (a residual block's layers in place, marked) from a
-    non-empty list of entries: Dense dicts (the format of bnfast.Dense.to_dict()) and
-    {"residual": [Dense dicts]}, whose feature counts chain."""
+    non-empty list of entries: layer dicts (Dense dicts, the format of
+    bnfast.Dense.to_dict(), and conv, pool and flatten dicts) and {"residual": [dense
+    or conv dicts]}, whose feature and channel counts chain."""
     if not isinstance(layers, (list, tuple)):
         raise TypeError("layers must be a list of layer dicts, "
                         f"got {type(layers).__name__}")
@@ -276,8 +391,63 @@ def check_layers(layers):
         if isinstance(d, dict) and "residual" in d:
             _residual(d, f"layers[{i}]", out)
         else:
-            _chain(_dense(d, f"layers[{i}]"), out)
+            _chain(_layer(d, f"layers[{i}]"), out)
     return out
+
+
+def _shape(s):
+    return "(m, " + ", ".join(str(n) for n in s) + ")"
+
+
+def _output_shape(layer, s, source):
+    """The per-sample output shape of ``layer`` for inputs of per-sample shape ``s``,
+    checking that it takes them (ValueError naming the layer and ``source``, what feeds
+    it: "X" or the output of the layer before)."""
+    if layer.type == "flatten":
+        return (math.prod(s),)
+    if layer.type == "dense":
+        if len(s) != 1:
+            raise ValueError(f"{layer.name} is a dense layer and needs inputs (m, "
+                             f"features), but {source} has shape {_shape(s)}: put a "
+                             "flatten layer before it")
+        if s[0] != layer.in_features:
+            raise ValueError(f"{layer.name} has in_features {layer.in_features} but "
+                             f"{source} has {s[0]} features")
+        return (layer.out_features,)
+    dims = len(layer.kernel)
+    if len(s) != dims + 1:
+        raise ValueError(f"{layer.name} is a {dims}-D {layer.type} layer and needs inputs "
+                         f"(m, C, {'L' if dims == 1 else 'H, W'}), but {source} has shape "
+                         f"{_shape(s)}")
+    if layer.type == "conv" and s[0] != layer.in_features:
+        raise ValueError(f"{layer.name} has in_channels {layer.in_features} but {source} "
+                         f"has {s[0]} channels (shape {_shape(s)})")
+    padded = [n + 2 * p for n, p in zip(s[1:], layer.padding)]
+    if any(k > n for k, n in zip(layer.kernel, padded)):
+        raise ValueError(f"{layer.name}: kernel_size {list(layer.kernel)} is larger than "
+                         f"its input's spatial size {padded} (padding included; {source} "
+                         f"has shape {_shape(s)})")
+    out = tuple((n - k) // st + 1 for n, k, st in zip(padded, layer.kernel, layer.stride))
+    return (layer.out_features if layer.type == "conv" else s[0],) + out
+
+
+def layer_shapes(layers, sample):
+    """The per-sample output shape (a tuple, without m) of each checked layer for
+    inputs of per-sample shape ``sample`` (X.shape[1:]); ValueError naming the first
+    layer that does not take its input, or the residual block that changes the shape."""
+    shapes, s, start = [], tuple(sample), None
+    for i, layer in enumerate(layers):
+        if layer.block_start:
+            start = s
+        source = "X" if i == 0 else f"the output of {layers[i - 1].name}"
+        s = _output_shape(layer, s, source)
+        if layer.block_end and s != start:
+            block = layer.name.rsplit("[", 1)[0]
+            raise ValueError(f"{block} maps inputs of shape {_shape(start)} to "
+                             f"{_shape(s)}: a residual block x -> x + block(x) must keep "
+                             "the shape")
+        shapes.append(s)
+    return shapes
 
 
 def bn_layers(layers):
@@ -286,13 +456,20 @@ def bn_layers(layers):
     return [layer for layer in layers if layer.bn is not None and layer.bn.kind == "batch"]
 
 
+def weight_shape(layer):
+    """W's shape: (out, in) for dense, (out_channels, in_channels, *kernel) for conv."""
+    return (layer.out_features, layer.in_features) + layer.kernel
+
+
 def num_params(layers):
-    """Length of the flat parameter vector of checked layers."""
+    """Length of the flat parameter vector of checked layers (pools and flatten have
+    none)."""
     n = 0
     for layer in layers:
-        n += layer.out_features * (layer.in_features + layer.bias)
-        if layer.bn is not None and layer.bn.trainable:
-            n += 2 * layer.out_features
+        if layer.type in ("dense", "conv"):
+            n += math.prod(weight_shape(layer)) + layer.bias * layer.out_features
+            if layer.bn is not None and layer.bn.trainable:
+                n += 2 * layer.out_features
     return n
 
 
@@ -322,19 +499,34 @@ def learning_set(layers, X, y=_NO_Y, training=True, loss="sum"):
     """X as float64 (m, in_features) and y as float64 (m, out_features); y may be given
     as (m,) when the network has one output. With a cross-entropy loss y is (m,) class
     labels instead (class_labels: int64). Batch statistics (training) need m >= 2
-    when the network has batch normalization; inference takes any m >= 1."""
-    n_in, n_out = layers[0].in_features, layers[-1].out_features
+    when the network has batch normalization; inference takes any m >= 1.
+
+    A network with conv, pool or flatten layers takes X (m, C, L) or (m, C, H, W) (any
+    (m, ...) that its layers take: layer_shapes checks the chain); the losses need its
+    outputs to be (m, k), so it ends with a dense or a flatten layer."""
     X = _real_array(X, "X")
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (m, {n_in}), got shape {X.shape}")
-    if X.shape[1] != n_in:
-        raise ValueError(f"X has {X.shape[1]} features but the network expects {n_in}")
+    if all(layer.type == "dense" for layer in layers):
+        n_in, n_out = layers[0].in_features, layers[-1].out_features
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (m, {n_in}), got shape {X.shape}")
+        if X.shape[1] != n_in:
+            raise ValueError(f"X has {X.shape[1]} features but the network expects {n_in}")
+        out = (n_out,)
+    else:
+        if X.ndim < 2:
+            raise ValueError(f"X must be (m, C, L) or (m, C, H, W), got shape {X.shape}")
+        out = layer_shapes(layers, X.shape[1:])[-1]
     if X.shape[0] < 1:
         raise ValueError("X must have at least one row")
     if training and X.shape[0] < 2 and bn_layers(layers):
         raise ValueError("X: batch normalization needs at least 2 samples, got 1")
     if y is _NO_Y:
         return X
+    if len(out) != 1:
+        raise ValueError(f"the network's outputs have shape {_shape(out)}, but a loss "
+                         "needs outputs (m, k): end the network with a flatten or a "
+                         "dense layer")
+    n_out = out[0]
     if loss in CROSS_ENTROPY:
         return X, class_labels(y, X.shape[0], n_out)
     y = _real_array(y, "y")
@@ -472,8 +664,9 @@ def running_stats(layers, running_mean, running_var):
             if a.dtype.kind not in "fiu":
                 raise TypeError(f"{name}[{j}] must hold real numbers, got dtype {a.dtype}")
             if a.shape != (layer.out_features,):
+                unit = "channels" if layer.type == "conv" else "neurons"
                 raise ValueError(f"{name}[{j}] must have shape ({layer.out_features},) "
-                                 f"({layer.name} has {layer.out_features} neurons), "
+                                 f"({layer.name} has {layer.out_features} {unit}), "
                                  f"got {a.shape}")
             a = np.array(a, dtype=np.float64)
             if not np.all(np.isfinite(a)) or (initial == 1.0 and np.any(a < 0)):

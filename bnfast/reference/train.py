@@ -95,7 +95,8 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
     over the rows of the evaluation.
 
     layers : list of layer dicts (see bnfast.reference.network); params : (num_params,).
-    X : (m, in_features); y : (m, out_features), or (m,) when out_features == 1; for
+    X : (m, in_features), or (m, C, L) / (m, C, H, W) for a network with conv or pool
+        layers (section 17); y : (m, out_features), or (m,) when out_features == 1; for
         the cross-entropy losses (m,) class labels in [0, out_features).
     lr : a float > 0, or a 1-D array of at least ``steps`` per-step rates > 0 (lr[t]
         for the t-th update of this run). Without an optimizer:
@@ -125,7 +126,8 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
         fresh draws of a NoiseGenerator(seed) (draw_noise), also with full batch (then
         the recorded loss is a separate noise-free evaluation).
     running_mean, running_var : the running statistics before the run (lists with one
-        (out,) array per BN layer in network order; None: zeros, ones), not modified.
+        (out,) array per BN layer in network order, (out_channels,) for a conv layer;
+        None: zeros, ones), not modified.
         Each update moves them towards the batch statistics of its gradient evaluation
         (at the params before the update): f = momentum, or 1/n for momentum None with
         n = batches_seen + the number of this update (section 9).

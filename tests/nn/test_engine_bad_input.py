@@ -76,7 +76,7 @@ def test_noise_is_immutable_and_takes_the_documented_defaults():
     ([Dense(3, 4), Dense(4, 5)], ValueError, "must map n features to n, got 3 -> 5"),
     ([], ValueError, "layers must not be empty"),
     (Dense(3, 3), TypeError, r"layers must be a sequence of bnfast.Dense .*, got Dense"),
-    ([Residual([Dense(3, 3)])], TypeError, r"layers\[0\] must be a bnfast.Dense \(blocks do not nest\)"),
+    ([Residual([Dense(3, 3)])], TypeError, r"layers\[0\] must be a bnfast.Dense or a convolution \(blocks do not nest\)"),
     ([Dense(3, 3), "relu"], TypeError, r"layers\[1\] must be a bnfast.Dense"),
     (3, TypeError, "layers must be a sequence"),
 ])

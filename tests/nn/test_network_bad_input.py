@@ -82,7 +82,8 @@ def test_layers_that_do_not_chain():
         Network([Dense(2, 3), Dense(4, 1)])
     with pytest.raises(ValueError, match="at least one layer"):
         Network([])
-    with pytest.raises(TypeError, match=r"layers\[1\] must be a bnfast.Dense"):
+    with pytest.raises(TypeError, match=r"layers\[1\] must be a bnfast layer \(Dense, "
+                                        r"Conv1d, ...\) or bnfast.Residual, got tuple"):
         Network([Dense(2, 3), (3, 1)])
 
 

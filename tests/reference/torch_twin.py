@@ -1,7 +1,8 @@
 """A network of bnfast.reference's layer dicts built in PyTorch (float64) on the same
 flat parameter vector, for the tests that check the reference against torch: torch's
-own F.linear, F.layer_norm, F.group_norm, F.batch_norm, activations and losses, so the
-reference's maths is compared with an implementation it shares nothing with.
+own F.linear, F.conv1d/conv2d, F.max_pool1d/2d, F.avg_pool1d/2d, torch.flatten,
+F.layer_norm, F.group_norm, F.batch_norm, activations and losses, so the reference's
+maths is compared with an implementation it shares nothing with.
 
 Only the helpers that build dicts come from here too (normalization dicts of each kind);
 the tests import torch through pytest.importorskip before using the torch parts.
@@ -31,6 +32,31 @@ def batch_norm(gamma=1.0, beta=0.0, trainable=True, eps=1e-5, **optional):
             "eps": eps, **optional}
 
 
+def conv(in_channels, out_channels, kernel_size, stride=None, padding=None,
+         activation="identity", bias=True, normalization=None):
+    """A conv layer dict; stride defaults to ones, padding to zeros (lists, one entry
+    per spatial dimension)."""
+    dims = len(kernel_size)
+    return {"type": "conv", "in_channels": in_channels, "out_channels": out_channels,
+            "kernel_size": list(kernel_size), "stride": list(stride or [1] * dims),
+            "padding": list(padding or [0] * dims), "activation": activation,
+            "bias": bias, "normalization": normalization}
+
+
+def maxpool(kernel_size, stride=None):
+    return {"type": "maxpool", "kernel_size": list(kernel_size),
+            "stride": list(stride or kernel_size)}
+
+
+def avgpool(kernel_size, stride=None):
+    return {"type": "avgpool", "kernel_size": list(kernel_size),
+            "stride": list(stride or kernel_size)}
+
+
+def flatten():
+    return {"type": "flatten"}
+
+
 def residual(*layers):
     return {"residual": list(layers)}
 
@@ -42,29 +68,48 @@ def flat(layers):
 
 
 def normalization_of(d):
-    """(dict or None, kind): "normalization", or the legacy "batch_norm" (kind batch)."""
+    """(dict or None, kind): "normalization", or the legacy "batch_norm" (kind batch);
+    (None, None) for pools and flatten."""
+    if "normalization" not in d and "batch_norm" not in d:
+        return None, None
     if "normalization" in d:
         norm = d["normalization"]
         return norm, (norm["kind"] if norm is not None else None)
     return d["batch_norm"], ("batch" if d["batch_norm"] is not None else None)
 
 
+def widths(d):
+    """(fan_in, out): (in_features, out_features) of a dense dict, (in_channels *
+    prod(kernel_size), out_channels) of a conv dict, None for pools and flatten."""
+    kind = d.get("type", "dense")
+    if kind == "dense":
+        return d["in_features"], d["out_features"]
+    if kind == "conv":
+        return d["in_channels"] * int(np.prod(d["kernel_size"])), d["out_channels"]
+    return None
+
+
 def count_params(layers):
     """Written from the documented order, independently of reference.param_count."""
     n = 0
     for d in flat(layers):
-        n += d["out_features"] * (d["in_features"] + d["bias"])
+        if widths(d) is None:
+            continue
+        fan_in, n_out = widths(d)
+        n += n_out * (fan_in + d["bias"])
         norm, _ = normalization_of(d)
         if norm is not None and norm["trainable"]:
-            n += 2 * d["out_features"]
+            n += 2 * n_out
     return n
 
 
 def random_params(layers, rng):
-    """W ~ N(0, 1/in), b ~ N(0, 0.5^2), gamma in +-[0.6, 1.4], beta in [-0.5, 0.5]."""
+    """W ~ N(0, 1/fan_in), b ~ N(0, 0.5^2), gamma in +-[0.6, 1.4], beta in [-0.5, 0.5]."""
     chunks = []
     for d in flat(layers):
-        n_in, n_out = d["in_features"], d["out_features"]
+        if widths(d) is None:
+            continue
+        n_in, n_out = widths(d)
         chunks.append(rng.normal(0, 1 / np.sqrt(n_in), n_in * n_out))
         if d["bias"]:
             chunks.append(rng.normal(0, 0.5, n_out))
@@ -86,7 +131,7 @@ class BatchStats:
         for d in flat(layers):
             norm, kind = normalization_of(d)
             if kind == "batch":
-                n = d["out_features"]
+                n = widths(d)[1]
                 self.entries.append((torch.zeros(n, dtype=torch.float64),
                                      torch.ones(n, dtype=torch.float64),
                                      norm.get("momentum", 0.1)))
@@ -118,10 +163,26 @@ def forward(torch, layers, p, X, stats=None, training=True):
         block = entry["residual"] if "residual" in entry else [entry]
         block_input = A
         for d in block:
-            n_in, n_out = d["in_features"], d["out_features"]
-            W = take(n_in * n_out).reshape(n_out, n_in)
-            b = take(n_out) if d["bias"] else None
-            Z = F.linear(A, W, b)
+            kind = d.get("type", "dense")
+            if kind in ("maxpool", "avgpool"):
+                pool = getattr(F, f"{kind[:3]}_pool{len(d['kernel_size'])}d")
+                A = pool(A, d["kernel_size"], d["stride"] or d["kernel_size"])
+                continue
+            if kind == "flatten":
+                A = torch.flatten(A, 1)
+                continue
+            if kind == "conv":
+                n_out, shape = d["out_channels"], (d["out_channels"], d["in_channels"],
+                                                   *d["kernel_size"])
+                W = take(int(np.prod(shape))).reshape(shape)
+                b = take(n_out) if d["bias"] else None
+                conv = F.conv1d if len(d["kernel_size"]) == 1 else F.conv2d
+                Z = conv(A, W, b, d["stride"], d["padding"])
+            else:
+                n_in, n_out = d["in_features"], d["out_features"]
+                W = take(n_in * n_out).reshape(n_out, n_in)
+                b = take(n_out) if d["bias"] else None
+                Z = F.linear(A, W, b)
             norm, kind = normalization_of(d)
             if norm is not None:
                 if norm["trainable"]:
@@ -131,7 +192,9 @@ def forward(torch, layers, p, X, stats=None, training=True):
                                                                 (n_out,)).copy())
                                    for key in ("gamma", "beta"))
                 eps = norm["eps"]
-                if kind == "layer":
+                if kind == "layer" and Z.ndim > 2:  # on a conv layer: GroupNorm(1, C)
+                    Z = F.group_norm(Z, 1, gamma, beta, eps)
+                elif kind == "layer":
                     Z = F.layer_norm(Z, (n_out,), gamma, beta, eps)
                 elif kind == "group":
                     Z = F.group_norm(Z, norm["groups"], gamma, beta, eps)
@@ -145,13 +208,16 @@ def forward(torch, layers, p, X, stats=None, training=True):
                         Z = F.batch_norm(Z, mean, var, gamma, beta, training,
                                          factor or 0.0, eps)
                     else:  # torch's batch_norm refuses eps = 0 in training
-                        mu, s2 = Z.mean(dim=0), Z.var(dim=0, unbiased=False)
+                        dims = [0] + list(range(2, Z.ndim))  # the batch and positions
+                        mu, s2 = Z.mean(dim=dims), Z.var(dim=dims, unbiased=False)
                         if mean is not None:
                             with torch.no_grad():
-                                m = Z.shape[0]
+                                m = Z.numel() // Z.shape[1]
                                 mean.mul_(1 - factor).add_(factor * mu)
                                 var.mul_(1 - factor).add_(factor * s2 * m / (m - 1))
-                        Z = (Z - mu) / torch.sqrt(s2) * gamma + beta
+                        c = (-1,) + (1,) * (Z.ndim - 2)  # per channel
+                        Z = ((Z - mu.reshape(c)) / torch.sqrt(s2.reshape(c))
+                             * gamma.reshape(c) + beta.reshape(c))
             A = acts[d["activation"]](Z)
         if "residual" in entry:
             A = A + block_input

@@ -5,6 +5,7 @@ check of an error against its rounding bound."""
 import contextlib
 
 import numpy as np
+import pytest
 
 
 @contextlib.contextmanager
@@ -65,3 +66,21 @@ class WorstRelativeErrors:
             print(f"\nworst relative errors against torch ({title}):")
             for feature, err in sorted(self.worst.items()):
                 print(f"  {feature:<30s} {err:.3e}")
+
+
+def torch_module_fixtures(torch, errors, title):
+    """The autouse fixtures of a module of torch comparisons: torch on one thread for
+    each test, and the worst relative errors of ``errors`` printed at the end (-s).
+    Bind both names in the module: ``report_worst, one_torch_thread = ...``."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def report_worst():
+        yield
+        errors.report(title)
+
+    @pytest.fixture(autouse=True)
+    def one_torch_thread():
+        with single_torch_thread(torch):
+            yield
+
+    return report_worst, one_torch_thread

@@ -125,3 +125,19 @@ def regression_data(m=30, seed=1):
     X = rng.normal(size=(m, 4))
     Y = np.stack([np.sin(X[:, 0]) + X[:, 1] * X[:, 2], np.cos(X[:, 3])], axis=1)
     return X, Y
+
+
+def central_differences(net, X, y, h=1e-6):
+    """d loss / d params of ``net`` at its params by central differences with step h
+    (the params are restored)."""
+    p0 = net.params
+    numeric = np.empty_like(p0)
+    for k in range(p0.size):
+        step = np.zeros_like(p0)
+        step[k] = h
+        net.params = p0 + step
+        up = net.loss(X, y)
+        net.params = p0 - step
+        numeric[k] = (up - net.loss(X, y)) / (2 * h)
+    net.params = p0
+    return numeric

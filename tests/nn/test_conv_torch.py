@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch_helpers import WorstRelativeErrors, single_torch_thread  # noqa: E402
+from network_cases import central_differences  # noqa: E402
+from torch_helpers import WorstRelativeErrors, torch_module_fixtures  # noqa: E402
 
 import bnfast  # noqa: E402
 from bnfast import (SGD, AvgPool1d, AvgPool2d, BatchNorm, Conv1d, Conv2d, Dense,  # noqa: E402
@@ -38,18 +39,7 @@ RTOL_FD = 1e-7
 
 _ERRORS = WorstRelativeErrors()
 check = _ERRORS.check
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_worst():
-    yield
-    _ERRORS.report("convolutional networks")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    with single_torch_thread(torch):
-        yield
+report_worst, one_torch_thread = torch_module_fixtures(torch, _ERRORS, "convolutional networks")
 
 
 # ---------------------------------------------------------------- the torch network
@@ -290,17 +280,7 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(pool, first):
 @pytest.mark.parametrize("name", ["residual", "strided-2d", "mnist1d-gn"])
 def test_gradient_matches_central_differences(name):
     net, X, y, _ = problem(name, seed=9)
-    p0, grad = net.params, net.gradient(X, y)
-    h = 1e-6
-    numeric = np.empty_like(p0)
-    for k in range(p0.size):
-        step = np.zeros_like(p0)
-        step[k] = h
-        net.params = p0 + step
-        up = net.loss(X, y)
-        net.params = p0 - step
-        numeric[k] = (up - net.loss(X, y)) / (2 * h)
-    net.params = p0
+    grad, numeric = net.gradient(X, y), central_differences(net, X, y)
     check(f"central differences {name}", grad, numeric, RTOL_FD)
 
 

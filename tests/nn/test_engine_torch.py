@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch_helpers import WorstRelativeErrors, single_torch_thread  # noqa: E402
+from torch_helpers import WorstRelativeErrors, torch_module_fixtures  # noqa: E402
 from manual_network import rel_err  # noqa: E402
 
 import bnfast  # noqa: E402
@@ -45,18 +45,7 @@ RTOL_TRAJECTORY = 1e-9
 
 _ERRORS = WorstRelativeErrors()
 check = _ERRORS.check
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_worst():
-    yield
-    _ERRORS.report("engine")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    with single_torch_thread(torch):
-        yield
+report_worst, one_torch_thread = torch_module_fixtures(torch, _ERRORS, "engine")
 
 
 # ---------------------------------------------------------------- the torch network

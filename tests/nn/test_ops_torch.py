@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch_helpers import WorstRelativeErrors, single_torch_thread  # noqa: E402
+from torch_helpers import WorstRelativeErrors, torch_module_fixtures  # noqa: E402
 
 import bnfast  # noqa: E402
 from bnfast import (SGD, Adam, BatchNorm, Dense, GroupNorm, LayerNorm, Network,  # noqa: E402
@@ -37,18 +37,7 @@ RTOL_TRAJECTORY = 1e-12
 
 _ERRORS = WorstRelativeErrors()
 check = _ERRORS.check
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_worst():
-    yield
-    _ERRORS.report("new ops")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    with single_torch_thread(torch):
-        yield
+report_worst, one_torch_thread = torch_module_fixtures(torch, _ERRORS, "new ops")
 
 
 # ---------------------------------------------------------------- the torch network

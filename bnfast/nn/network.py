@@ -3,12 +3,15 @@
 import numpy as np
 
 from .. import _core
-from .._validate import float64_array, integer
+from .._validate import choice, float64_array, integer
 from .data import inputs, learning_set
 from .init import default_params, scheme_params
 from .layers import Dense, check_layers, flat_layers, flat_specs, param_slices, unflatten
 
-__all__ = ["Network", "LOSSES"]
+__all__ = ["Network", "LOSSES", "MODES"]
+
+#: The evaluation modes: batch statistics ("train") or population statistics ("eval").
+MODES = ("train", "eval")
 
 #: The loss reductions (docs/math/networks.md section 6).
 LOSSES = tuple(_core.LossKind.__members__)
@@ -184,38 +187,48 @@ class Network:
         """(X, y) converted and checked as this network's loss takes them."""
         return learning_set(self.out_features, X, y, classes=self.takes_labels)
 
-    def loss(self, X, y):
-        """The loss with batch statistics over the rows of X.
+    def _running_for(self, mode):
+        """The running statistics an evaluation of ``mode`` uses: None for "train"
+        (batch statistics), the population statistics for "eval"."""
+        return None if choice(mode, "mode", MODES) == "train" else self._running
 
-        X : (m, in_features); y : (m, out_features) targets, or (m,) when out_features
-        == 1; for the cross-entropy losses, (m,) class labels in [0, out_features).
+    def loss(self, X, y, mode="train"):
+        """The loss over the rows of X.
+
+        X : (m, in_features) or (m, C, *); y : (m, out_features) targets, or (m,) when
+        out_features == 1; for the cross-entropy losses, (m,) class labels in
+        [0, out_features).
+        mode : "train" (batch statistics over the rows of X: the loss being trained) or
+            "eval" (BN with the population statistics running_mean/running_var, rows
+            independent, no noise: the inference-mode loss).
         """
         X, y = self.learning_set(X, y)
-        return self._core.loss(self._params, X, y)
+        return self._core.loss(self._params, X, y, self._running_for(mode))
 
-    def gradient(self, X, y):
+    def gradient(self, X, y, mode="train"):
         """d loss / d params, float64 (num_params,), in the order of ``params``."""
         X, y = self.learning_set(X, y)
-        return self._core.gradient(self._params, X, y)[1]
+        return self._core.gradient(self._params, X, y, self._running_for(mode))[1]
 
-    def loss_and_gradient(self, X, y):
+    def loss_and_gradient(self, X, y, mode="train"):
         """(loss, gradient) from one forward and backward pass."""
         X, y = self.learning_set(X, y)
-        return self._core.gradient(self._params, X, y)
+        return self._core.gradient(self._params, X, y, self._running_for(mode))
 
-    def hvp(self, X, y, v):
+    def hvp(self, X, y, v, mode="train"):
         """The Hessian-vector product H v, float64 (num_params,), H the Hessian of the
         train-mode loss (batch statistics depend on params and couple the samples) at
         ``params``. Exact (forward-over-reverse, networks.md section 11), about three
         gradients' work.
 
-        X : (m, in_features); y as for ``loss``; v : (num_params,), finite.
+        X : (m, in_features); y as for ``loss``; v : (num_params,), finite; mode as for
+        ``loss`` ("eval": the Hessian of the inference-mode loss).
         """
         X, y = self.learning_set(X, y)
         v = float64_array(v, "v")
         if v.shape == (self.num_params,) and not np.all(np.isfinite(v)):
             raise ValueError("v must be finite")
-        return self._core.hvp(self._params, X, y, v)[2]
+        return self._core.hvp(self._params, X, y, v, self._running_for(mode))[2]
 
     def forward(self, X):
         """Outputs f(X), float64 (m, out_features), batch statistics over X (m, in)."""

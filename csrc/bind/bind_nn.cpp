@@ -196,28 +196,56 @@ void prepare(Network& net, const Evaluation& e, bool batch) {
   if (batch) require_batch_rows(e.m, net, "batch normalization needs at least 2 samples, got 1");
 }
 
+// The running statistics of an inference-mode ("eval") evaluation, or null for train
+// mode.
+const double* running_of(const py::object& running, const Network& net) {
+  return running.is_none() ? nullptr : flat_vector(running, net.num_running(), "running");
+}
+
 double loss_binding(BoundNetwork& self, const py::object& params, const py::object& X,
-                    const py::object& Y) {
+                    const py::object& Y, const py::object& running) {
   const Evaluation e = evaluation(self, params, X, Y);
+  const double* r = running_of(running, self.net);
   py::gil_scoped_release release;
   Held held(self);
-  prepare(self.net, e, true);
-  return self.net.loss(e.params, e.x, e.y, e.m, nullptr);
+  prepare(self.net, e, r == nullptr);
+  return self.net.loss(e.params, e.x, e.y, e.m, nullptr, nullptr, r);
 }
 
 py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const py::object& X,
-                           const py::object& Y) {
+                           const py::object& Y, const py::object& running) {
   const Evaluation e = evaluation(self, params, X, Y);
+  const double* r = running_of(running, self.net);
   Vec grad(self.net.num_params());
   double* g = grad.mutable_data();
   double loss = 0;
   {
     py::gil_scoped_release release;
     Held held(self);
-    prepare(self.net, e, true);
-    loss = self.net.loss(e.params, e.x, e.y, e.m, g);
+    prepare(self.net, e, r == nullptr);
+    loss = self.net.loss(e.params, e.x, e.y, e.m, g, nullptr, r);
   }
   return py::make_tuple(loss, grad);
+}
+
+// Layer `layer`'s normalization input (m, size) in inference mode: what its population
+// statistics are statistics of (Network::recalibrate).
+Vec normalization_input_binding(BoundNetwork& self, const py::object& params,
+                                const py::object& running, const py::object& X,
+                                std::int64_t layer) {
+  const Evaluation e = evaluation(self, params, X, py::none());
+  const double* r = flat_vector(running, self.net.num_running(), "running");
+  std::vector<double> values;
+  std::int64_t size = 0;
+  {
+    py::gil_scoped_release release;
+    Held held(self);
+    prepare(self.net, e, false);
+    size = self.net.normalization_input(e.params, r, e.x, e.m, layer, values);
+  }
+  Vec out({e.m, size});
+  std::copy(values.begin(), values.end(), out.mutable_data());
+  return out;
 }
 
 // f(X) (m, *output shape) with batch statistics, or with the running statistics
@@ -225,9 +253,7 @@ py::tuple gradient_binding(BoundNetwork& self, const py::object& params, const p
 Vec outputs_binding(BoundNetwork& self, const py::object& params, const py::object& running,
                     const py::object& X) {
   const Evaluation e = evaluation(self, params, X, py::none());
-  const double* r = running.is_none()
-                        ? nullptr
-                        : flat_vector(running, self.net.num_running(), "running");
+  const double* r = running_of(running, self.net);
   std::vector<double> values;
   SampleShape shape;
   {
@@ -256,11 +282,13 @@ Vec predict_binding(BoundNetwork& self, const py::object& params, const py::obje
   return outputs_binding(self, params, running, X);
 }
 
-// (loss, gradient, H v) of the train-mode loss, forward-over-reverse.
+// (loss, gradient, H v) of the train-mode loss (or the eval-mode one with `running`),
+// forward-over-reverse.
 py::tuple hvp_binding(BoundNetwork& self, const py::object& params, const py::object& X,
-                      const py::object& Y, const py::object& V) {
+                      const py::object& Y, const py::object& V, const py::object& running) {
   const Evaluation e = evaluation(self, params, X, Y);
   const double* v = flat_vector(V, self.net.num_params(), "v");
+  const double* r = running_of(running, self.net);
   Vec grad(self.net.num_params()), hv(self.net.num_params());
   double* g = grad.mutable_data();
   double* h = hv.mutable_data();
@@ -268,8 +296,8 @@ py::tuple hvp_binding(BoundNetwork& self, const py::object& params, const py::ob
   {
     py::gil_scoped_release release;
     Held held(self);
-    prepare(self.net, e, true);
-    loss = self.net.hvp(e.params, e.x, e.y, e.m, v, g, h);
+    prepare(self.net, e, r == nullptr);
+    loss = self.net.hvp(e.params, e.x, e.y, e.m, v, g, h, r);
   }
   return py::make_tuple(loss, grad, hv);
 }
@@ -607,12 +635,19 @@ void bind_nn(py::module_& m) {
                              "identity, plain BN (nn/tiny_step.hpp).")
       .def_property_readonly("running_offsets", [](const BoundNetwork& s) { return s.net.running_offsets(); },
                              "Per layer, where its running_mean starts (running_var follows), or -1.")
-      .def("loss", &loss_binding, py::arg("params"), py::arg("X"), py::arg("y"))
+      .def("loss", &loss_binding, py::arg("params"), py::arg("X"), py::arg("y"),
+           py::arg("running") = py::none(),
+           "The loss; with running statistics, the inference-mode (eval) loss.")
+      .def("normalization_input", &normalization_input_binding, py::arg("params"),
+           py::arg("running"), py::arg("X"), py::arg("layer"),
+           "Layer `layer`'s normalization input (m, size) in inference mode.")
       .def("gradient", &gradient_binding, py::arg("params"), py::arg("X"), py::arg("y"),
+           py::arg("running") = py::none(),
            "Returns (loss, gradient).")
       .def("forward", &forward_binding, py::arg("params"), py::arg("X"))
       .def("predict", &predict_binding, py::arg("params"), py::arg("running"), py::arg("X"))
       .def("hvp", &hvp_binding, py::arg("params"), py::arg("X"), py::arg("y"), py::arg("v"),
+           py::arg("running") = py::none(),
            "Returns (loss, gradient, Hessian-vector product).")
       .def("train", &train_binding, py::arg("params"), py::arg("running"), py::arg("updates"),
            py::arg("X"), py::arg("y"), py::arg("lr"), py::arg("lr_per_step"), py::arg("steps"),

@@ -321,3 +321,27 @@ def test_bad_layer_arguments_are_named():
     with pytest.raises(ValueError, match="cross-entropy losses need a network that ends "
                                          "with a Dense layer"):
         Network([Conv1d(1, 3, 3)], loss="cross_entropy").loss(np.ones((2, 1, 5)), [0, 1])
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d-bn", "strided-2d", "residual"])
+def test_eval_mode_loss_gradient_hvp_match_torch_eval(name):
+    """mode="eval": the inference-mode loss (BN with the running statistics), its
+    gradient and its Hessian-vector product, against torch in eval mode."""
+    net, X, y, rng = problem(name)
+    bnfast.train(net, X, y, 0.01, 5, seed=1)
+    stats = [(torch.tensor(a), torch.tensor(b))
+             for a, b in zip(net.running_mean, net.running_var)]
+    p = torch.tensor(net.params, requires_grad=True)
+    out = torch_forward(net.layers, p, torch.tensor(X), training=False, stats=stats)
+    loss = torch_loss(out, targets(net, y), net.loss_kind)
+    (g,) = torch.autograd.grad(loss, p, create_graph=True)
+    v = rng.standard_normal(net.num_params)
+    (hv,) = torch.autograd.grad(g @ torch.tensor(v), p)
+    value, grad = net.loss_and_gradient(X, y, mode="eval")
+    check(f"eval loss {name}", [value], [loss.item()], RTOL)
+    check(f"eval gradient {name}", grad, g.detach().numpy(), RTOL)
+    check(f"eval hvp {name}", net.hvp(X, y, v, mode="eval"), hv.numpy(), RTOL_HVP)
+    # eval mode takes a single row (rows are independent)
+    assert np.isfinite(net.loss(X[:1], y[:1], mode="eval"))
+    with pytest.raises(ValueError, match="mode must be one of 'train', 'eval'"):
+        net.loss(X, y, mode="test")

@@ -152,6 +152,7 @@ void Network::set_input_shape(const SampleShape& shape) {
   if (!ops_.empty() && shape == input_shape_) return;
   std::vector<std::unique_ptr<Op>> ops;
   std::vector<const Normalization*> batch_norms;
+  std::vector<i64> norm_op(layers_.size(), -1);
   std::vector<std::pair<i64, ResidualJoin*>> joins;
   std::vector<i64> first_op(layers_.size());      // per layer, its first op's index
   std::vector<SampleShape> inputs(layers_.size());  // per layer, its input's shape
@@ -197,6 +198,7 @@ void Network::set_input_shape(const SampleShape& shape) {
                                                   static_cast<i64>(l), o.gamma, o.beta,
                                                   running_offsets_[l]);
       if (running_offsets_[l] >= 0) batch_norms.push_back(norm.get());
+      norm_op[l] = static_cast<i64>(ops.size());
       ops.push_back(std::move(norm));
     }
     if (L.activation != Activation::identity)
@@ -217,6 +219,7 @@ void Network::set_input_shape(const SampleShape& shape) {
   }
   ops_ = std::move(ops);
   batch_norms_ = std::move(batch_norms);
+  norm_op_ = std::move(norm_op);
   join_at_.assign(ops_.size() + 1, nullptr);
   for (const auto& [from, join] : joins) join_at_[from] = join;
   input_shape_ = shape;
@@ -234,7 +237,7 @@ bool Network::has_batch_norm() const {
 
 template <class T>
 void Network::forward_pass(Values<T>& v, const T* params, const T* X, i64 m, Mode mode,
-                           const BatchNoise* noise, const double* running) {
+                           const BatchNoise* noise, const double* running, std::size_t until) {
   if (m > v.reserved_m) {
     v.out.resize(ops_.size());
     i64 widest = 0;
@@ -254,7 +257,7 @@ void Network::forward_pass(Values<T>& v, const T* params, const T* X, i64 m, Mod
   p.noise = noise;
   p.values.resize(ops_.size() + 1);
   p.values[0] = X;
-  for (std::size_t k = 0; k < ops_.size(); ++k) {
+  for (std::size_t k = 0; k < std::min(until, ops_.size()); ++k) {
     ops_[k]->forward(p, p.values[k], v.out[k].data());
     p.values[k + 1] = v.out[k].data();
   }
@@ -262,8 +265,9 @@ void Network::forward_pass(Values<T>& v, const T* params, const T* X, i64 m, Mod
 
 template <class T>
 T Network::loss_pass(Values<T>& v, const T* params, const T* X, const double* Y, i64 m,
-                     T* grad, const BatchNoise* noise) {
-  forward_pass(v, params, X, m, Mode::train, noise, nullptr);
+                     T* grad, const BatchNoise* noise, const double* running) {
+  forward_pass(v, params, X, m, running ? Mode::inference : Mode::train,
+               running ? nullptr : noise, running);
   Pass<T>& p = v.pass;
   T* dout = grad ? v.grad[0].data() : nullptr;
   const T total = loss_and_gradient(loss_kind_, p.values.back(), Y, m, out_features(), dout);
@@ -294,13 +298,26 @@ void Network::predict(const double* params, const double* running, const double*
 }
 
 double Network::loss(const double* params, const double* X, const double* Y, i64 m,
-                     double* grad, const BatchNoise* noise) {
+                     double* grad, const BatchNoise* noise, const double* running) {
   const FineGrain grain(kStepGrain);
-  return loss_pass(*values_, params, X, Y, m, grad, noise);
+  return loss_pass(*values_, params, X, Y, m, grad, noise, running);
+}
+
+i64 Network::normalization_input(const double* params, const double* running, const double* X,
+                                 i64 m, i64 layer, std::vector<double>& out) {
+  if (layer < 0 || layer >= static_cast<i64>(layers_.size()) || norm_op_[layer] < 0)
+    throw std::invalid_argument(layer_name(static_cast<std::size_t>(layer)) +
+                                " has no normalization");
+  const FineGrain grain(kStepGrain);
+  const auto k = static_cast<std::size_t>(norm_op_[layer]);
+  forward_pass(*values_, params, X, m, Mode::inference, nullptr, running, k);
+  const i64 size = ops_[k]->in_width;
+  out.assign(values_->pass.values[k], values_->pass.values[k] + m * size);
+  return size;
 }
 
 double Network::hvp(const double* params, const double* X, const double* Y, i64 m,
-                    const double* v, double* grad, double* hv) {
+                    const double* v, double* grad, double* hv, const double* running) {
   if (!tangents_) tangents_ = std::make_unique<Values<Dual>>();
   Values<Dual>& t = *tangents_;
   const i64 P = num_params_;
@@ -308,7 +325,8 @@ double Network::hvp(const double* params, const double* X, const double* Y, i64 
   for (i64 k = 0; k < P; ++k) t.params[k] = Dual(params[k], v[k]);
   t.x.assign(X, X + m * input_size());  // constants: zero tangent
   t.grad_params.resize(P);
-  const Dual total = loss_pass(t, t.params.data(), t.x.data(), Y, m, t.grad_params.data(), nullptr);
+  const Dual total =
+      loss_pass(t, t.params.data(), t.x.data(), Y, m, t.grad_params.data(), nullptr, running);
   for (i64 k = 0; k < P; ++k) {
     hv[k] = t.grad_params[k].d;
     if (grad) grad[k] = t.grad_params[k].v;

@@ -73,15 +73,26 @@ class Network {
 
   // The loss over the m rows; when grad is not null, d loss / d params into grad. Y is
   // (m, out) targets, or (m,) class labels for the cross-entropy losses. noise (one
-  // training step's draws, or null) perturbs the BN outputs. Throws ZeroVarianceError
+  // training step's draws, or null) perturbs the BN outputs. With `running` the loss is
+  // the inference-mode one (BN with those population statistics, no noise): the "eval"
+  // loss whose curvature PyHessian-style tools measure. Throws ZeroVarianceError
   // (naming layer and neuron) when a normalization with eps == 0 sees a zero scale.
   double loss(const double* params, const double* X, const double* Y, std::int64_t m,
-              double* grad, const BatchNoise* noise = nullptr);
+              double* grad, const BatchNoise* noise = nullptr,
+              const double* running = nullptr);
 
   // hv = (d^2 loss / d params^2) v, forward-over-reverse; also the gradient into grad
-  // when not null. Returns the loss.
+  // when not null. Returns the loss. `running` as for loss().
   double hvp(const double* params, const double* X, const double* Y, std::int64_t m,
-             const double* v, double* grad, double* hv);
+             const double* v, double* grad, double* hv, const double* running = nullptr);
+
+  // The input of layer `layer`'s normalization (its pre-activations, (m, size)) in
+  // inference mode with `running`: what its population statistics are statistics of.
+  // Returns the size of a sample's pre-activations; throws std::invalid_argument when
+  // the layer has no normalization.
+  std::int64_t normalization_input(const double* params, const double* running,
+                                   const double* X, std::int64_t m, std::int64_t layer,
+                                   std::vector<double>& out);
 
   // One update of the running statistics from the batch statistics of the last
   // train-mode evaluation (of m rows); `update` counts from 1 (momentum None: 1/update).
@@ -91,12 +102,14 @@ class Network {
   struct Values;  // the values and gradients of one evaluation on double or Dual
 
  private:
+  // Runs ops [0, until) (every op by default).
   template <class T>
   void forward_pass(Values<T>& v, const T* params, const T* X, std::int64_t m, Mode mode,
-                    const BatchNoise* noise, const double* running);
+                    const BatchNoise* noise, const double* running,
+                    std::size_t until = static_cast<std::size_t>(-1));
   template <class T>
   T loss_pass(Values<T>& v, const T* params, const T* X, const double* Y, std::int64_t m,
-              T* grad, const BatchNoise* noise);
+              T* grad, const BatchNoise* noise, const double* running);
 
   std::vector<LayerSpec> layers_;
   SampleShape input_shape_, output_shape_;
@@ -106,6 +119,7 @@ class Network {
   LossKind loss_kind_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<const Normalization*> batch_norms_;  // the ops with running statistics
+  std::vector<std::int64_t> norm_op_;              // per layer: its normalization op, or -1
   std::vector<ResidualJoin*> join_at_;             // per value: the join that reads it, or null
   std::unique_ptr<Values<double>> values_;
   std::unique_ptr<Values<Dual>> tangents_;  // created by the first hvp

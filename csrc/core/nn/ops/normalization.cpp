@@ -113,6 +113,23 @@ void Normalization::forward_on(Pass<T>& p, const T* H, T* Z) {
 template <class T>
 void Normalization::batch_backward(Pass<T>& p, const T* H, T* dZ, T* dH, State<T>& st) {
   const Dims d = dims(p.m);
+  if (p.mode == Mode::inference) {  // z = gamma (h - r_mean) / sqrt(r_var + eps) + beta
+    using std::sqrt;
+    const double* rm = p.running + running_at_;
+    const double* rv = rm + channels_;
+    const T* g = gamma(p);
+    p.work.resize(static_cast<std::size_t>(d.c));
+    for (i64 j = 0; j < d.c; ++j) {
+      st.dgamma[j] = st.dbeta[j] = T(0.0);
+      p.work[j] = T(1.0) / sqrt(T(rv[j] + spec.eps));
+    }
+    for_each_value(d.n, d.c, d.s, [&](i64 at, i64 j) {
+      st.dgamma[j] += dZ[at] * ((H[at] - T(rm[j])) * p.work[j]);
+      st.dbeta[j] += dZ[at];
+      dH[at] = dZ[at] * g[j] * p.work[j];
+    });
+    return;
+  }
   if constexpr (std::is_same_v<T, double>) {
     if (spec.scale == NormScale::std) {  // the fast kernels
       batch_norm_kernels<double>().backward(dZ, H, d, st.mean.data(), st.invstd.data(),

@@ -161,6 +161,8 @@ class TrainOutcome:
     diverged_loss: Final[float]
     params_overflowed: Final[bool]
     tiny_path: Final[bool]
+    sharpness_steps: Final[list[int]]
+    sharpness: Final[list[float]]
 
 class Network:
     def __init__(self, layers: Sequence[LayerSpec], loss: LossKind = ...) -> None: ...
@@ -185,6 +187,7 @@ class Network:
               seed: _Int, record_every: _Int,
               callback: Callable[[int, float], object] | None, optimizer: OptimizerSpec,
               optimizer_buffers: numpy.ndarray, optimizer_updates: _Int,
+              sharpness_every: _Int = ...,
               allow_tiny: bool = ...) -> tuple[_Vector, TrainOutcome, int, int]: ...
     def train_many(self, params: numpy.ndarray, losses: numpy.ndarray,
                    steps_done: numpy.ndarray, status: numpy.ndarray, X: object, y: object,

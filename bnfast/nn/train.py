@@ -25,6 +25,9 @@ class TrainResult:
     stopped_by_callback : bool, whether the callback ended the run early.
     optimizer_state : OptimizerState, the optimizer's buffers and update count after the
         run (hand it to the next train call to continue the run).
+    sharpness : None, or (steps, values) with sharpness_every: int64 and float64 arrays,
+        the largest eigenvalue of the full-data train-mode loss's Hessian before those
+        steps (compare with 2 / lr: gradient descent is stable below it).
     """
 
     params: np.ndarray
@@ -32,6 +35,7 @@ class TrainResult:
     steps: int = 0
     stopped_by_callback: bool = False
     optimizer_state: OptimizerState = None
+    sharpness: tuple = None
 
 
 class TrainingDiverged(FloatingPointError):
@@ -66,7 +70,8 @@ def _learning_rates(lr, steps):
     return (float(rates[0]) if steps else 1.0), rates
 
 
-def _train_args(steps, batch_size, seed, record_every, callback, optimizer):
+def _train_args(steps, batch_size, seed, record_every, callback, optimizer,
+                sharpness_every=None):
     """The values of a train call (the bindings check batch_size against the data)."""
     steps = integer(steps, "steps", 0)
     batch_size = 0 if batch_size is None else integer(batch_size, "batch_size", 1)
@@ -80,16 +85,18 @@ def _train_args(steps, batch_size, seed, record_every, callback, optimizer):
             raise ValueError(f"{name} must be < 2**63, got {value}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable (step, loss) -> bool, or None")
+    sharpness_every = (0 if sharpness_every is None
+                       else integer(sharpness_every, "sharpness_every", 1, 2**63 - 1))
     if optimizer is None:
         optimizer = SGD()
     if not isinstance(optimizer, (SGD, Adam)):
         raise TypeError("optimizer must be a bnfast.SGD, a bnfast.Adam or None, got "
                         f"{type(optimizer).__name__}")
-    return steps, batch_size, seed, record_every, optimizer
+    return steps, batch_size, seed, record_every, optimizer, sharpness_every
 
 
 def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None,
-          optimizer=None, optimizer_state=None):
+          optimizer=None, optimizer_state=None, sharpness_every=None):
     """Train ``net`` by gradient descent on its loss.
 
     Parameters
@@ -115,10 +122,15 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     optimizer_state : None (fresh buffers) or the ``optimizer_state`` of an earlier
         run's TrainResult with the same optimizer: a full-batch run continued this way
         equals one longer run (mini-batch shuffles and BN noise start again from seed).
+    sharpness_every : None, or K >= 1: record the sharpness (the largest eigenvalue of the
+        Hessian of the full-data, train-mode loss) before steps 0, K, 2K, ... in C++,
+        by a few Lanczos steps on exact Hessian-vector products warm-started from the
+        last record (20 for the first record, 4 after: ~10 gradients' work a record;
+        docs/math/curvature.md). The one-neuron fast step is not used then.
 
     Returns
     -------
-    TrainResult(params, losses, steps, stopped_by_callback, optimizer_state);
+    TrainResult(params, losses, steps, stopped_by_callback, optimizer_state, sharpness);
     net.params == result.params.
 
     Raises TrainingDiverged (a FloatingPointError) if the loss becomes inf or NaN, and
@@ -126,18 +138,18 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     left unchanged.
     """
     return _train(net, X, y, lr, steps, batch_size, seed, record_every, callback,
-                  optimizer, optimizer_state)[0]
+                  optimizer, optimizer_state, sharpness_every)[0]
 
 
 def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None,
-           optimizer=None, optimizer_state=None, allow_tiny=True):
+           optimizer=None, optimizer_state=None, sharpness_every=None, allow_tiny=True):
     """train(), and whether the specialised step of one BN neuron ran (nn/tiny_step.hpp);
     allow_tiny=False forces the general step (tests compare the two)."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
     X, y = net.learning_set(X, y)
-    steps, batch_size, seed, record_every, optimizer = _train_args(
-        steps, batch_size, seed, record_every, callback, optimizer)
+    steps, batch_size, seed, record_every, optimizer, sharpness_every = _train_args(
+        steps, batch_size, seed, record_every, callback, optimizer, sharpness_every)
     lr, lr_per_step = _learning_rates(lr, steps)
     buffers, updates_done = start_state(optimizer, net.num_params, optimizer_state)
     # The run works on copies, committed only when it succeeds (a failed call changes
@@ -146,12 +158,14 @@ def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callba
     losses, outcome, updates, optimizer_updates = net._core.train(
         params, running, updates, X, y, lr, lr_per_step, steps, batch_size, seed,
         record_every, callback, optimizer.spec(), buffers.reshape(-1), updates_done,
-        allow_tiny)
+        sharpness_every, allow_tiny)
     if outcome.reason == _core.StopReason.diverged:
         raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses,
                                outcome.params_overflowed)
     net._commit_training(params, running, updates)
     state = OptimizerState(buffers, optimizer_updates)
+    sharpness = None if not sharpness_every else (
+        np.array(outcome.sharpness_steps, dtype=np.int64), np.array(outcome.sharpness))
     return (TrainResult(params.copy(), losses, outcome.steps_done,
-                        outcome.reason == _core.StopReason.requested, state),
+                        outcome.reason == _core.StopReason.requested, state, sharpness),
             outcome.tiny_path)

@@ -324,7 +324,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
                         std::int64_t batch_size, std::uint64_t seed, std::int64_t record_every,
                         const py::object& callback, const OptimizerSpec& optimizer,
                         py::array optimizer_buffers, std::int64_t optimizer_updates,
-                        bool allow_tiny) {
+                        std::int64_t sharpness_every, bool allow_tiny) {
   reject_reentry(self);
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
@@ -338,8 +338,9 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
   if (!lr_per_step.is_none()) rates = flat_vector(lr_per_step, steps, "lr_per_step");
   // Guards, not rules (bnfast.train owns these): a zero modulus would kill the process
   // and negative steps would never end.
-  if (steps < 0 || record_every < 1 || batch_size < 0)
-    throw py::value_error("steps >= 0, batch_size >= 0 and record_every >= 1 are required");
+  if (steps < 0 || record_every < 1 || batch_size < 0 || sharpness_every < 0)
+    throw py::value_error("steps >= 0, batch_size >= 0, record_every >= 1 and "
+                          "sharpness_every >= 0 are required");
   const Evaluation e = evaluation(self, params, X, Y);
   const std::int64_t m = e.m;
   if (batch_size > m)
@@ -367,7 +368,8 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
     };
   }
   const PollHook poll = signal_poll(pending);
-  TrainOptions opts{lr, rates, optimizer, steps, batch_size, seed, record_every, allow_tiny};
+  TrainOptions opts{lr, rates, optimizer, steps, batch_size, seed, record_every, allow_tiny,
+                    sharpness_every};
   std::vector<double> losses;
   TrainOutcome outcome;
   {
@@ -616,7 +618,10 @@ void bind_nn(py::module_& m) {
       .def_readonly("diverged_loss", &TrainOutcome::diverged_loss)
       .def_readonly("params_overflowed", &TrainOutcome::params_overflowed)
       .def_readonly("tiny_path", &TrainOutcome::tiny_path,
-                    "whether the specialised step of one BN neuron ran");
+                    "whether the specialised step of one BN neuron ran")
+      .def_readonly("sharpness_steps", &TrainOutcome::sharpness_steps)
+      .def_readonly("sharpness", &TrainOutcome::sharpness,
+                    "the largest Hessian eigenvalue of the loss at those steps");
 
   py::class_<BoundNetwork>(m, "Network")
       .def(py::init(&make_network), py::arg("layers"), py::arg("loss") = LossKind::sum,
@@ -653,7 +658,8 @@ void bind_nn(py::module_& m) {
            py::arg("X"), py::arg("y"), py::arg("lr"), py::arg("lr_per_step"), py::arg("steps"),
            py::arg("batch_size"), py::arg("seed"), py::arg("record_every"),
            py::arg("callback"), py::arg("optimizer"), py::arg("optimizer_buffers"),
-           py::arg("optimizer_updates"), py::arg("allow_tiny") = true,
+           py::arg("optimizer_updates"), py::arg("sharpness_every") = 0,
+           py::arg("allow_tiny") = true,
            "Trains params, running and the optimizer's buffers in place; returns (losses, "
            "TrainOutcome, updates, optimizer_updates). allow_tiny=False forces the general "
            "step (tests compare the two).")

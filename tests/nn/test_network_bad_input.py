@@ -305,7 +305,7 @@ def test_the_core_guards_against_a_crash_or_a_hang():
     net = Network([Dense(2, 1)], seed=0)
     X, Y = np.asarray(X32, dtype=np.float64), np.asarray(Y32, dtype=np.float64).reshape(-1, 1)
     for steps, batch_size, record_every in [(3, 0, 0), (-1, 0, 1), (3, -1, 1)]:
-        with pytest.raises(ValueError, match="record_every >= 1 are required"):
+        with pytest.raises(ValueError, match="record_every >= 1 and sharpness_every >= 0 are required"):
             net._core.train(net.params, np.zeros(0), 0, X, Y, 0.1, None, steps, batch_size,
                             0, record_every, None, SGD().spec(), np.zeros(0), 0)
 

@@ -149,8 +149,8 @@ TrainOutcome run_tiny(Network& net, const TrainState& state, const double* X, co
   auto data = std::make_unique<TinyData<IN, M>>();
   data->set.m = static_cast<int>(m);
   data->set.set(0, X, Y);
-  return run_train_loop<TinyStepper<IN, M>>(opts, losses, on_record, poll, net, state, X, Y,
-                                            *data);
+  return run_train_loop<TinyStepper<IN, M>>(opts, losses, on_record, poll, StepHook(), net,
+                                            state, X, Y, *data);
 }
 
 // The instantiation for (in, m): the row count compiled in for the smallest sets (the

@@ -2,6 +2,9 @@
 
 #include <cstdint>
 
+#include <memory>
+
+#include "nn/sharpness.hpp"
 #include "nn/tiny_step.hpp"
 #include "nn/train_loop.hpp"
 #include "runtime/aligned_vector.hpp"
@@ -105,13 +108,31 @@ class NetworkStepper {
 TrainOutcome train(Network& net, const TrainState& state, const double* X, const double* Y,
                    i64 m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll) {
-  if (opts.allow_tiny && opts.optimizer.plain() && tiny_class(net, X, Y, m, opts.batch_size)) {
+  if (opts.allow_tiny && opts.optimizer.plain() && opts.sharpness_every == 0 &&
+      tiny_class(net, X, Y, m, opts.batch_size)) {
     TrainOutcome outcome = train_tiny(net, state, X, Y, m, opts, losses, on_record, poll);
     outcome.tiny_path = true;
     return outcome;
   }
-  return run_train_loop<NetworkStepper>(opts, losses, on_record, poll, net, state, X, Y, m,
-                                        opts);
+  StepHook on_sharpness;
+  std::unique_ptr<SharpnessTracker> tracker;
+  std::vector<std::int64_t> steps;
+  std::vector<double> values;
+  if (opts.sharpness_every > 0) {
+    tracker = std::make_unique<SharpnessTracker>(net.num_params(), opts.seed);
+    on_sharpness = [&](i64 step) {
+      values.push_back(tracker->estimate([&](const double* v, double* hv) {
+        net.hvp(state.params, X, Y, m, v, nullptr, hv);
+      }));
+      steps.push_back(step);
+    };
+  }
+  TrainOutcome outcome = run_train_loop<NetworkStepper>(opts, losses, on_record, poll,
+                                                        on_sharpness, net, state, X, Y, m,
+                                                        opts);
+  outcome.sharpness_steps = std::move(steps);
+  outcome.sharpness = std::move(values);
+  return outcome;
 }
 
 }  // namespace bnfast

@@ -27,6 +27,9 @@ struct TrainOptions {
   // Networks of the tiny class (nn/tiny_step.hpp) run a specialised step with the same
   // results up to rounding; false forces the general step (for tests comparing them).
   bool allow_tiny = true;
+  // > 0: the sharpness (nn/sharpness.hpp) before steps 0, K, 2K, ... (K = this), and
+  // after the last step when steps is a multiple of K.
+  std::int64_t sharpness_every = 0;
 
   double lr_at(std::int64_t step) const { return lr_per_step ? lr_per_step[step] : lr; }
 };
@@ -35,6 +38,8 @@ struct TrainOptions {
 using RecordHook = std::function<bool(std::int64_t, double)>;
 // Called about every 10-50 ms of work; returning true stops the run (Ctrl-C).
 using PollHook = std::function<bool()>;
+// Called with the step number where a sharpness record is due (the params of that step).
+using StepHook = std::function<void(std::int64_t)>;
 
 enum class StopReason { finished, requested, interrupted, diverged };
 
@@ -45,6 +50,9 @@ struct TrainOutcome {
   double diverged_loss = 0.0;
   bool params_overflowed = false;   // diverged because an update made a param inf/NaN
   bool tiny_path = false;           // the specialised step of nn/tiny_step.hpp ran
+  // The sharpness records (TrainOptions::sharpness_every): their steps and values.
+  std::vector<std::int64_t> sharpness_steps;
+  std::vector<double> sharpness;
 };
 
 // The state a run changes: params, the running statistics of the BN layers

@@ -57,7 +57,7 @@ class Poller {
 template <class S, class... Args>
 TrainOutcome run_train_loop(const TrainOptions& opts, std::vector<double>& losses,
                             const RecordHook& on_record, const PollHook& poll,
-                            Args&&... args) {
+                            const StepHook& on_sharpness, Args&&... args) {
   using i64 = std::int64_t;
   S s(std::forward<Args>(args)...);
   // A huge run stopped early by its callback must not ask for all its records up front.
@@ -93,6 +93,10 @@ TrainOutcome run_train_loop(const TrainOptions& opts, std::vector<double>& losse
           if (!last) outcome.reason = StopReason::requested;
           break;
         }
+      }
+      if (on_sharpness && step % opts.sharpness_every == 0) {
+        s.store();  // the hook reads TrainState's params
+        on_sharpness(step);
       }
       if (last) break;
       if (!fused) {

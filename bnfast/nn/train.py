@@ -70,6 +70,11 @@ def _learning_rates(lr, steps):
     return (float(rates[0]) if steps else 1.0), rates
 
 
+#: The most loss records a run without a callback may ask for up front: 2**28 float64
+#: values are 2 GiB; a run that needs more must record less often (or stop by callback).
+MAX_RECORDS = 2**28
+
+
 def _train_args(steps, batch_size, seed, record_every, callback, optimizer,
                 sharpness_every=None):
     """The values of a train call (the bindings check batch_size against the data)."""
@@ -85,6 +90,11 @@ def _train_args(steps, batch_size, seed, record_every, callback, optimizer,
             raise ValueError(f"{name} must be < 2**63, got {value}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable (step, loss) -> bool, or None")
+    records = steps // record_every + 1
+    if callback is None and records > MAX_RECORDS:
+        raise ValueError(f"steps // record_every + 1 = {records} loss records would not fit "
+                         f"in memory (at most {MAX_RECORDS}): raise record_every, or pass a "
+                         "callback that stops the run")
     sharpness_every = (0 if sharpness_every is None
                        else integer(sharpness_every, "sharpness_every", 1, 2**63 - 1))
     if optimizer is None:
@@ -148,6 +158,11 @@ def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callba
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
     X, y = net.learning_set(X, y)
+    for name, values in (("X", X), ("y", y)):
+        if not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(f"{name} holds {values[tuple(bad)]} at {tuple(int(i) for i in bad)}:"
+                             " training needs finite data")
     steps, batch_size, seed, record_every, optimizer, sharpness_every = _train_args(
         steps, batch_size, seed, record_every, callback, optimizer, sharpness_every)
     lr, lr_per_step = _learning_rates(lr, steps)

@@ -23,8 +23,8 @@ T activate(Activation a, T z) {
       }
     case Activation::tanh:
       return tanh(z);
-    case Activation::relu:
-      return value(z) > 0 ? z : T(0.0);
+    case Activation::relu:  // NaN stays NaN
+      return (value(z) > 0 || std::isnan(value(z))) ? z : T(0.0);
     case Activation::identity:
       break;
   }

@@ -173,8 +173,9 @@ void activate_span(Activation a, const double* z, double* out, i64 n) {
       apply<Tanh>(z, out, n);
       return;
     case Activation::relu:
-      // activate()'s rule exactly: NaN and -0 give +0.
-      for (i64 i = 0; i < n; ++i) out[i] = z[i] > 0 ? z[i] : 0.0;
+      // activate()'s rule exactly: -0 gives +0, NaN stays NaN (as in PyTorch and the
+      // reference: a NaN in the data must not become a finite loss).
+      for (i64 i = 0; i < n; ++i) out[i] = (z[i] > 0 || z[i] != z[i]) ? z[i] : 0.0;
       return;
     case Activation::identity:
       break;

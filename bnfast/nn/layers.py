@@ -208,6 +208,10 @@ class Residual:
     def out_features(self):
         return self.layers[-1].out_features
 
+    def copy(self):
+        """A new block of copies of its layers."""
+        return Residual([layer.copy() for layer in self.layers])
+
     def to_dict(self):
         """{"residual": [Dense.to_dict(), ...]} (what bnfast.reference takes)."""
         return {"residual": [layer.to_dict() for layer in self.layers]}
@@ -232,11 +236,13 @@ def _layer_sequence(layers, kinds, kinds_name, why_not_empty):
 
 
 def check_layers(layers):
-    """layers as a non-empty tuple of layers (Dense, convolutions, pooling, Flatten) and
-    Residual blocks (the core checks that their shapes chain)."""
-    return _layer_sequence(layers, (Layer, Residual),
-                           "bnfast layer (Dense, Conv1d, ...) or bnfast.Residual",
-                           "a network needs at least one layer")
+    """Copies of layers, a non-empty sequence of layers (Dense, convolutions, pooling,
+    Flatten) and Residual blocks (the core checks that their shapes chain): a network
+    owns its layers, so a layer object changed after building it changes nothing."""
+    layers = _layer_sequence(layers, (Layer, Residual),
+                             "bnfast layer (Dense, Conv1d, ...) or bnfast.Residual",
+                             "a network needs at least one layer")
+    return tuple(layer.copy() for layer in layers)
 
 
 def flat_layers(layers):

@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import choice, float64_array, integer
+from .._validate import seed as seed_value
 from .data import inputs, learning_set
 from .init import default_params, scheme_params
 from .layers import Dense, check_layers, flat_layers, flat_specs, param_slices, unflatten
@@ -53,13 +54,14 @@ class Network:
     """
 
     def __init__(self, layers, loss="sum", seed=0):
-        self.layers = check_layers(layers)
+        self._layers = check_layers(layers)
         if not isinstance(loss, str) or loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
         self.loss_kind = loss
-        self._core = _core.Network(flat_specs(self.layers), _core.LossKind.__members__[loss])
+        seed = seed_value(seed, "seed")
+        self._core = _core.Network(flat_specs(self._layers), _core.LossKind.__members__[loss])
         self._layout = self._core.param_layout
-        self._params = default_params(flat_layers(self.layers), self._layout, seed)
+        self._params = default_params(flat_layers(self._layers), self._layout, seed)
         self._reset_running()
 
     def _training_state(self):
@@ -83,7 +85,7 @@ class Network:
     def _running_views(self, running):
         """(mean, var) views into the flat running-statistics vector, per BN layer."""
         views = []
-        for start, spec in zip(self._core.running_offsets, flat_specs(self.layers)):
+        for start, spec in zip(self._core.running_offsets, flat_specs(self._layers)):
             if start >= 0:
                 n = spec.out_features  # features, or channels
                 views.append((running[start:start + n], running[start + n:start + 2 * n]))
@@ -92,15 +94,27 @@ class Network:
     def __getstate__(self):
         # The compiled network is rebuilt from the layers: pickle and copy.deepcopy
         # round-trip exactly (Dask ships networks to workers this way).
-        return {"layers": self.layers, "loss": self.loss_kind, "params": self._params,
+        return {"layers": self._layers, "loss": self.loss_kind, "params": self._params,
                 "running": self._running, "updates": self._updates}
 
     def __setstate__(self, state):
+        # the same rules as the constructor and the setters: an edited state is refused
         self.__init__(state["layers"], state.get("loss", "sum"))
-        self._params = np.array(state["params"], dtype=np.float64)
+        self.params = state["params"]
         if "running" in state:
-            self._running = np.array(state["running"], dtype=np.float64)
-            self._updates = int(state["updates"])
+            running = float64_array(state["running"], "running")
+            if running.shape != self._running.shape or not np.all(np.isfinite(running)):
+                raise ValueError(f"running must be finite with shape {self._running.shape}, "
+                                 f"got shape {running.shape}")
+            if any(np.any(var < 0) for _, var in self._running_views(running)):
+                raise ValueError("running: a running variance is negative")
+            self._running = running
+            self._updates = integer(state["updates"], "updates", 0)
+
+    @property
+    def layers(self):
+        """The network's layers (copies: changing them changes nothing in the network)."""
+        return tuple(layer.copy() for layer in self._layers)
 
     @property
     def num_params(self):
@@ -110,14 +124,14 @@ class Network:
     def in_features(self):
         """Features of an input sample (a network starting with a Dense layer), else None
         (convolutional inputs: their shape is read from X)."""
-        first = self.layers[0]
+        first = self._layers[0]
         return first.in_features if isinstance(first, Dense) else None
 
     @property
     def out_features(self):
         """Values of an output sample when the last layer is Dense (the classes of the
         cross-entropy losses), else None (the shape follows from X's)."""
-        last = flat_layers(self.layers)[-1]
+        last = flat_layers(self._layers)[-1]
         return last.out_features if isinstance(last, Dense) else None
 
     @property
@@ -172,7 +186,7 @@ class Network:
         sqrt(6/(in + out)); "he": N(0, 2/in); "normal": N(0, 1)) with NumPy's
         default_rng(seed), b = 0, gamma and beta the BatchNorm values; the running
         statistics start again from 0 and 1. Returns the network."""
-        params = scheme_params(flat_layers(self.layers), self._layout, scheme,
+        params = scheme_params(flat_layers(self._layers), self._layout, scheme,
                                integer(seed, "seed", 0))
         self._params = params
         self._reset_running()
@@ -253,6 +267,6 @@ class Network:
         return float(np.mean(np.argmax(self.predict(X), axis=1) == y))
 
     def __repr__(self):
-        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        inner = ",\n    ".join(repr(layer) for layer in self._layers)
         loss = "" if self.loss_kind == "sum" else f", loss={self.loss_kind!r}"
         return f"Network([\n    {inner},\n]{loss})"

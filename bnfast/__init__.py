@@ -7,11 +7,14 @@ Networks as the papers define them, trained natively:
     Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, Flatten (convolutional),
     TrainResult, TrainingDiverged, SGD, Adam, OptimizerState (PyTorch's update rules),
     train_many, TrainManyResult (many one-neuron instances at once, for sweeps)
+Population statistics at scale (precise BN: Network.recalibrate):
+    batch_moments, merge_moments, population_stats, Moments
 Runtime:
     set_num_threads, get_num_threads, clear_buffer_cache, cached_buffer_bytes
 Subpackages, loaded on first use (so `import bnfast` stays light: no sympy, no
 matplotlib):
     bnfast.claims       statements about BN checked in float64 and exactly (sympy)
+    bnfast.curvature    Hessian spectra, trace and density of the train- or eval-mode loss
     bnfast.datasets     the digits and MNIST-1D, shipped or generated (no download)
     bnfast.reference    pure-NumPy twins of everything (the test oracle)
     bnfast.plot         figures (needs matplotlib)
@@ -55,9 +58,10 @@ from .nn import (SGD, Adam, AvgPool1d, AvgPool2d, BatchNorm, BNNoise, Conv1d,  #
                  train, train_many)
 from .runtime import (cached_buffer_bytes, clear_buffer_cache, get_num_threads,  # noqa: E402
                       set_num_threads)
+from .stats import Moments, batch_moments, merge_moments, population_stats  # noqa: E402
 
-_LAZY_SUBPACKAGES = ("claims", "cli", "datasets", "experiments", "plot", "reference",
-                     "search")
+_LAZY_SUBPACKAGES = ("claims", "cli", "curvature", "datasets", "experiments", "plot",
+                     "reference", "search")
 
 
 def __getattr__(name):
@@ -86,6 +90,7 @@ __all__ = [
     "LayerNorm",
     "MaxPool1d",
     "MaxPool2d",
+    "Moments",
     "Network",
     "OptimizerState",
     "Residual",
@@ -98,10 +103,13 @@ __all__ = [
     "ZeroVarianceError",
     "cached_buffer_bytes",
     "clear_buffer_cache",
+    "batch_moments",
     "batch_norm",
     "batch_norm_backward",
     "batch_norm_forward",
     "get_num_threads",
+    "merge_moments",
+    "population_stats",
     "set_num_threads",
     "__version__",
 ]

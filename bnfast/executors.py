@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-__all__ = ["Interrupted", "connect", "derived_seed", "is_dask_client", "local_workers",
-           "map_tasks"]
+__all__ = ["Interrupted", "connect", "dask_result", "derived_seed", "is_dask_client",
+           "local_workers", "map_tasks"]
 
 #: How often the waiting loop wakes up (Ctrl-C is seen at the latest after this).
 _POLL_SECONDS = 0.1
@@ -232,3 +232,21 @@ def _run_dask(client, fn, tasks, finished, bar):
         return set(result.done), set(result.not_done)
 
     _collect(futures, finished, bar, done_of, lambda rest: client.cancel(list(rest)))
+
+
+def dask_result(client, future):
+    """The result of one Dask future (a reduction: bnfast.stats, Network.recalibrate),
+    waited for by polling so that Ctrl-C is seen: it cancels the future (and what it
+    still needs) and raises KeyboardInterrupt."""
+    from distributed import wait as dask_wait
+    try:
+        while True:
+            try:
+                dask_wait([future], timeout=_POLL_SECONDS)
+                break
+            except TimeoutError:
+                continue
+    except BaseException:
+        client.cancel([future], force=True)
+        raise
+    return future.result()

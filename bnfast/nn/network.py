@@ -49,7 +49,7 @@ class Network:
     param_slices : list of slice, one per layer: that layer's part of ``params``.
     running_mean, running_var : list of float64 (out,) arrays, one per BN layer
         (per channel for a convolution). The population statistics ``predict`` uses;
-        updated by ``bnfast.train``.
+        updated by ``bnfast.train``, set to the exact ones by ``recalibrate``.
     layers : tuple of layers and Residual blocks
     """
 
@@ -74,6 +74,15 @@ class Network:
         the core's layout) and their update count."""
         self.params = params
         self._running, self._updates = np.array(running, dtype=np.float64), int(updates)
+
+    def _commit_running(self, running):
+        """New running statistics (flat, the core's layout), e.g. recalibrated ones; the
+        update count is kept."""
+        running = np.array(running, dtype=np.float64)
+        if running.shape != (self._core.num_running,):
+            raise ValueError(f"running must have shape ({self._core.num_running},), got "
+                             f"{running.shape}")
+        self._running = running
 
     def _reset_running(self):
         """Running statistics back to PyTorch's initial 0 (mean) and 1 (var)."""
@@ -180,6 +189,38 @@ class Network:
         """Per BN layer, the running variance (out,) (copies); for the lp norms the
         running average of the squared scale (networks.md section 9)."""
         return [var.copy() for _, var in self._running_views(self._running)]
+
+    def recalibrate(self, data, batch_size=None, client=None):
+        """Precise BN (Wu and Johnson 2021): every BN layer's running_mean and running_var
+        set to the population statistics of its pre-activations over ``data``, layer by
+        layer (each layer's inputs computed in inference mode with the layers before it
+        already recalibrated). Statistics within a few ulps of the exact ones
+        (bnfast.population_stats), in training's convention: running_var is the unbiased
+        variance m2/(n - 1) for "std" (n = rows x positions per channel) and s^2 for the
+        lp norms ((mean |h|)^2, mean h^2, (max |h|)^2), so recalibrating on one batch
+        gives what one training update with momentum 1 gives to the first BN layer (to
+        every layer when all are lp-norm layers: above a "std" layer, inputs are
+        normalized with its unbiased running variance, as at inference, not the batch's
+        biased one; population_statistics.md section 6).
+
+        data : X (m, in_features) or (m, C, *) as ``predict`` takes it: an array, a
+            dask.array (its row blocks are the chunks, computed where they live), or a
+            re-iterable of such chunks (a list, a DataLoader; read once per BN layer).
+        batch_size : rows per chunk (default: about 32 MiB of a layer's pre-activations
+            for an array, the chunks as given otherwise). Memory is bounded by a chunk.
+        client : a dask.distributed.Client: the chunks' forward passes and the merges run
+            on its workers (an array's chunks are sent there once). A dask.array without
+            a client runs on dask's default scheduler. The numbers are the same bits as
+            in this process for the same chunks.
+
+        Channels whose statistics are not finite keep their running values, with a
+        RuntimeWarning (as in training). The update count is not changed. Layers other
+        than BN (LayerNorm, GroupNorm) have no running statistics and are skipped.
+        Returns the network.
+        """
+        from .recalibrate import recalibrated_running
+        self._commit_running(recalibrated_running(self, data, batch_size, client))
+        return self
 
     def init(self, scheme="glorot", seed=0):
         """Redraw the parameters: W from ``scheme`` ("glorot": U(-a, a), a =

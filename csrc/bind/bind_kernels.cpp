@@ -353,6 +353,63 @@ py::object backward_fast(py::handle dy_obj, py::handle x_obj, py::handle mean_ob
   return py::make_tuple(out, grad_weight, grad_bias);
 }
 
+// bnfast.batch_moments: (count, mean, mean_low, m2, m2_low) of x's channels (the precise
+// moments kernel; float64 (C,) arrays).
+py::tuple moments_binding(const py::object& x_obj, std::int64_t axis) {
+  py::array x = as_array(x_obj, "x");
+  const char kind = float_kind(x, "x");
+  const Dims d = input_dims(x, "x", axis);
+  Vec mean(d.c), mean_low(d.c), m2(d.c), m2_low(d.c);
+  const MomentArrays out{mean.mutable_data(), mean_low.mutable_data(), m2.mutable_data(),
+                         m2_low.mutable_data()};
+  run_releasing_gil_if_large(d.size(), [&] {
+    visit_float(kind, [&](auto t) {
+      using T = decltype(t);
+      batch_norm_kernels<T>().moments(cdata<T>(x), d, out);
+    });
+  });
+  return py::make_tuple(d.per_channel(), mean, mean_low, m2, m2_low);
+}
+
+// A (parts, c) C-contiguous float64 table of merge_moments.
+const double* moment_table(const py::object& obj, std::int64_t parts, std::int64_t c,
+                           const char* name) {
+  py::array a = as_array(obj, name);
+  if (float_kind(a, name) != 'd' || !(a.flags() & py::array::c_style))
+    throw py::type_error(std::string(name) + " must be a C-contiguous float64 array");
+  if (a.ndim() != 2 || a.shape(0) != parts || a.shape(1) != c)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(parts) +
+                          ", " + std::to_string(c) + "), got " + shape_str(a));
+  return cdata<double>(a);
+}
+
+// bnfast.merge_moments: the parts' moments (rows of (parts, c) tables, count[p] values
+// each) merged in order; returns (mean, mean_low, m2, m2_low), float64 (c,) each.
+py::tuple merge_moments_binding(const py::object& count_obj, const py::object& mean_obj,
+                                const py::object& mean_low_obj, const py::object& m2_obj,
+                                const py::object& m2_low_obj) {
+  py::array count = as_array(count_obj, "count");
+  if (float_kind(count, "count") != 'd' || count.ndim() != 1 ||
+      !(count.flags() & py::array::c_style))
+    throw py::type_error("count must be a 1-D C-contiguous float64 array");
+  const std::int64_t parts = count.shape(0);
+  const py::array mean_array = as_array(mean_obj, "mean");
+  if (mean_array.ndim() != 2) throw py::value_error("mean must be (parts, channels)");
+  const std::int64_t c = mean_array.shape(1);
+  const ConstMomentArrays in{moment_table(mean_obj, parts, c, "mean"),
+                             moment_table(mean_low_obj, parts, c, "mean_low"),
+                             moment_table(m2_obj, parts, c, "m2"),
+                             moment_table(m2_low_obj, parts, c, "m2_low")};
+  Vec mean(c), mean_low(c), m2(c), m2_low(c);
+  const MomentArrays out{mean.mutable_data(), mean_low.mutable_data(), m2.mutable_data(),
+                         m2_low.mutable_data()};
+  const double* counts = cdata<double>(count);
+  run_releasing_gil_if_large(parts * c, [&] {
+    batch_norm_kernels<double>().merge_moments(parts, c, counts, in, out);
+  });
+  return py::make_tuple(mean, mean_low, m2, m2_low);
+}
+
 }  // namespace
 
 void bind_kernels(py::module_& m) {
@@ -384,6 +441,14 @@ void bind_kernels(py::module_& m) {
         py::arg("invstd"), py::arg("weight"), py::arg("out"), py::arg("axis") = 1,
         "Backward of training-mode BN: writes grad_x into out (like x), returns "
         "(grad_weight, grad_bias), float64 (C,) each.");
+  m.def("moments", &moments_binding, py::arg("x"), py::arg("axis") = 1,
+        "Per-channel moments of a C-contiguous float32/float64 x (channels on axis): "
+        "(count, mean, mean_low, m2, m2_low), the float64 (C,) arrays double-double "
+        "(mean + mean_low, m2 + m2_low); NaN for channels holding NaN or inf.");
+  m.def("merge_moments", &merge_moments_binding, py::arg("count"), py::arg("mean"),
+        py::arg("mean_low"), py::arg("m2"), py::arg("m2_low"),
+        "Chan's merge in double-double of the rows of (parts, C) float64 tables, count "
+        "(parts,) float64: (mean, mean_low, m2, m2_low), float64 (C,) each.");
 }
 
 }  // namespace bnfast::bind

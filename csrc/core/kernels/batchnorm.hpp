@@ -49,6 +49,23 @@ class Workspace {
   std::vector<double> coeff_double_;
 };
 
+// Per-channel moments as the precise moments kernel keeps them (population statistics,
+// docs/math/population_statistics.md): the mean is mean + mean_low and the sum of
+// squared deviations from it m2 + m2_low, each an unevaluated sum of two doubles (the
+// low part below half an ulp of the high one), so that merging never rounds them.
+struct MomentArrays {
+  double* mean;
+  double* mean_low;
+  double* m2;
+  double* m2_low;
+};
+struct ConstMomentArrays {
+  const double* mean;
+  const double* mean_low;
+  const double* m2;
+  const double* m2_low;
+};
+
 // The kernels of one instruction-set variant, for data of type T. Each signature is
 // written here once; kernels/batchnorm_isa.cpp defines the bodies per variant.
 template <class T>
@@ -79,6 +96,22 @@ struct BatchNormKernels {
   void (*backward)(const T* dy, const T* x, Dims d, const double* mean, const double* invstd,
                    const double* weight, T* dx, double* grad_weight, double* grad_bias,
                    Workspace& ws);
+
+  // Population statistics of one chunk: each channel's moments over its n * s values
+  // (count n * s for every channel) into c-long arrays. Not the batch_stats algorithm:
+  // blocks of at most 64 sequential additions whose second pass also recovers what the
+  // first pass's mean rounded away, merged in double-double, in fixed units of work, so
+  // the result is within a few ulps of the exact moments and does not depend on the
+  // thread count (nor on the instruction set). A channel holding NaN or inf gets NaN everywhere (no other
+  // channel is affected); finite data whose m2 exceeds double's range get m2 = inf.
+  void (*moments)(const T* x, Dims d, MomentArrays out);
+
+  // Chan's merge, in double-double, of `parts` moments of c channels (row p of each
+  // (parts, c) array; count[p] values per channel) into c-long arrays, pairwise in order
+  // (kernels/moments.hpp PairwiseMerge: the tree depends on the number of parts only).
+  // Parts with count 0 change nothing. The same code for both T.
+  void (*merge_moments)(std::int64_t parts, std::int64_t c, const double* count,
+                        ConstMomentArrays in, MomentArrays out);
 };
 
 // Each variant's table (kernels/batchnorm_isa.cpp, compiled once per instruction set).

@@ -90,11 +90,34 @@ void backward(const T* dy, const T* x, Dims d, const double* mean, const double*
   backward_wide(dy, x, d, mean, invstd, weight, grad_weight, grad_bias, dx);
 }
 
+template <class T>
+void moments(const T* x, Dims d, MomentArrays out) {
+  if (d.c == 1) d = Dims{1, 1, d.size()};  // one channel: one contiguous run
+  if (d.s == 1)
+    precise_rows(x, d, out);
+  else
+    precise_planes(x, d, out);
+  rescue_moments(x, d, out);
+}
+
+void merge_moments(i64 parts, i64 c, const double* count, ConstMomentArrays in,
+                   MomentArrays out) {
+  for (i64 j = 0; j < c; ++j) {
+    PairwiseMerge m;
+    for (i64 p = 0; p < parts; ++p) {
+      const i64 k = p * c + j;
+      m.push({count[p], in.mean[k], in.mean_low[k], in.m2[k], in.m2_low[k]});
+    }
+    m.result().store(out, j);
+  }
+}
+
 }  // namespace
 
 template <class T>
 BatchNormKernels<T> kernel_table() {
-  return {&batch_stats<T>, &normalize<T>, &forward_train<T>, &forward_eval<T>, &backward<T>};
+  return {&batch_stats<T>, &normalize<T>,  &forward_train<T>, &forward_eval<T>,
+          &backward<T>,    &moments<T>,    &merge_moments};
 }
 
 #define BNFAST_INSTANTIATE(T) template BatchNormKernels<T> kernel_table<T>();

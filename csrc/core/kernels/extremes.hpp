@@ -85,6 +85,27 @@ std::vector<WideChannel> rescue_statistics(const T* x, Dims d, double eps, doubl
   return wide;
 }
 
+// The precise moments' channels that came out inf or NaN: NaN everywhere when the channel
+// holds inf or NaN; else (finite data whose sums overflowed) the moments of the channel
+// scaled by a power of two, scaled back (m2 is inf when it exceeds double's range).
+template <class T>
+void rescue_moments(const T* x, Dims d, MomentArrays out) {
+  const double count = static_cast<double>(d.per_channel());
+  for (i64 ch = 0; ch < d.c; ++ch) {
+    if (std::isfinite(out.mean[ch]) && std::isfinite(out.mean_low[ch]) &&
+        std::isfinite(out.m2[ch]) && std::isfinite(out.m2_low[ch]))
+      continue;
+    WideChannel w{};
+    if (rescaled_moments(x, d, ch, 0.0, w)) {
+      out.mean[ch] = std::ldexp(w.mean_s, w.e);
+      out.m2[ch] = std::ldexp(w.var_s * count, 2 * w.e);
+    } else {
+      out.mean[ch] = out.m2[ch] = std::numeric_limits<double>::quiet_NaN();
+    }
+    out.mean_low[ch] = out.m2_low[ch] = 0.0;
+  }
+}
+
 // eps == 0 and a zero variance, judged on the rescued variance where there is one.
 inline void check_positive_rescued(const double* var, i64 c, double eps,
                                    const std::vector<WideChannel>& wide, const char* name) {

@@ -5,7 +5,7 @@ against the edge of stability 2/lr (``plot_sharpness``)."""
 
 import numpy as np
 
-from .save import figure_format, pyplot, save_figure
+from .save import figure_format, pyplot, save_and_close
 
 __all__ = ["plot_curvature", "plot_sharpness"]
 
@@ -79,11 +79,7 @@ def plot_curvature(path, report):
                        f"sigma {d['sigma']:.2g})", fontsize=10)
         dens.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        save_figure(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_and_close(fig, path)
 
 
 def plot_sharpness(path, steps, values, lr, label="top eigenvalue (train mode)"):
@@ -108,8 +104,4 @@ def plot_sharpness(path, steps, values, lr, label="top eigenvalue (train mode)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        save_figure(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_and_close(fig, path)

@@ -3,7 +3,7 @@ its closed form 1/2 - theta/(2 pi) (bnfast.search.failure_law)."""
 
 import numpy as np
 
-from .save import figure_format, pyplot, save_figure
+from .save import figure_format, pyplot, save_and_close
 
 __all__ = ["plot_failure_law"]
 
@@ -40,8 +40,4 @@ def plot_failure_law(path, law):
     fig.suptitle("Lemma 4.5 of Santurkar et al. (2018) fails for most random "
                  "initializations, as the closed form predicts", fontsize=11)
     fig.tight_layout()
-    try:
-        save_figure(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_and_close(fig, path)

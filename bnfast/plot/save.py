@@ -3,7 +3,7 @@
 import io
 import os
 
-__all__ = ["FORMATS", "figure_format", "pyplot", "save_figure"]
+__all__ = ["FORMATS", "figure_format", "pyplot", "save_and_close", "save_figure"]
 
 #: The formats a figure can be written in, by suffix.
 FORMATS = ("png", "pdf", "svg")
@@ -56,3 +56,13 @@ def save_figure(fig, path):
         data = out.getvalue()
     with open(path, "wb") as fh:
         fh.write(data)
+
+
+def save_and_close(fig, path):
+    """save_figure(fig, path), then the figure closed whatever happened; returns path."""
+    import matplotlib.pyplot as plt
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+    return path

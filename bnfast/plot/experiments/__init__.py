@@ -5,7 +5,7 @@ explosion.py, ...; the module is the experiment's name with "_" for "-"). Each d
 
 import importlib
 
-from ..save import save_figure
+from ..save import save_and_close
 
 __all__ = ["plot_experiment"]
 
@@ -22,8 +22,4 @@ def plot_experiment(result, path):
     plt = pyplot()
     module = importlib.import_module(f".{result.name.replace('-', '_')}", __package__)
     fig = module.draw(result, plt)
-    try:
-        save_figure(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_and_close(fig, path)

@@ -27,6 +27,13 @@ checked, not assumed.
 A peer that is not importable raises NotImplementedError (asv's skip) when asked for a
 runner. ``python -m benchmarks._train_peers`` (from the repository root) prints every
 workload's time per step in each peer and the agreement.
+
+``PeerSuite`` is what is done with workloads and peers whatever they are (build each
+once per process, time steps, check agreement, print the table); ``SUITE`` is this
+module's, and the module-level ``workload``, ``runner``, ``agreement``, ``check`` and
+``seconds_per_step`` are its methods. _cnn_peers.py has another suite (the
+convolutional networks) that reuses ``Workload``, ``bnfast_peer`` and
+``reference_peer``.
 """
 
 import functools
@@ -46,31 +53,40 @@ AGREEMENT_TOL = 1e-10
 
 
 class Workload:
-    """A network, its learning set (X, y), the learning rate and params0."""
+    """A network, its learning set (X, y), the learning rate and params0.
+
+    X float64 (m, in) or (m, C, *S); y float64 targets, or int64 class labels (m,) for
+    the cross-entropy losses (``net.takes_labels``); Y the targets as (m, out)."""
 
     def __init__(self, name, net, X, y, lr, batch_size=None):
         self.name, self.net, self.lr, self.batch_size = name, net, float(lr), batch_size
         self.X = np.ascontiguousarray(X, dtype=np.float64)
-        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self.y = np.ascontiguousarray(y, dtype=np.int64 if net.takes_labels else np.float64)
         self.Y = self.y.reshape(len(self.y), -1)  # (m, out) for the peers
         self.params0 = net.params
         self.layers = [layer.to_dict() for layer in net.layers]  # the oracle's input
-        if not all(isinstance(layer, Dense) for layer in net.layers):
-            raise ValueError("the peers implement chains of Dense layers only")
+
+    @staticmethod
+    def bn_spec(layer):
+        """A layer's BN as None or (eps, trainable, gamma, beta), the constant gamma,
+        beta as float64 (out,) arrays (per channel for a convolution)."""
+        bn = layer.batch_norm
+        if bn is None:
+            if layer.normalization is not None:
+                raise ValueError("the peers implement batch normalization only")
+            return None
+        if bn.norm != "std" or bn.noise is not None:
+            raise ValueError("the peers implement standard BN without noise")
+        gamma, beta = bn.values(layer.out_features)
+        return (bn.eps, bn.trainable, gamma, beta)
 
     def dense_specs(self):
-        """Per Dense layer: (activation, has bias, BN None or (eps, trainable, gamma,
-        beta) with the constant gamma, beta as float64 (out,) arrays)."""
-        specs = []
-        for layer in self.net.layers:
-            bn = layer.batch_norm
-            if bn is not None:
-                if bn.norm != "std" or bn.noise is not None:
-                    raise ValueError("the peers implement standard BN without noise")
-                gamma, beta = bn.values(layer.out_features)
-                bn = (bn.eps, bn.trainable, gamma, beta)
-            specs.append((layer.activation, layer.bias, bn))
-        return specs
+        """Per Dense layer: (activation, has bias, BN as ``bn_spec``); ValueError for a
+        network with other layers (the peers of this module implement Dense chains)."""
+        if not all(isinstance(layer, Dense) for layer in self.net.layers):
+            raise ValueError("the peers implement chains of Dense layers only")
+        return [(layer.activation, layer.bias, self.bn_spec(layer))
+                for layer in self.net.layers]
 
     def split(self, params):
         """The flat vector as one dict per layer of float64 arrays (copies)."""
@@ -153,12 +169,6 @@ def sgd_guard():
 WORKLOADS = {"example32": example32, "mlp": mlp, "dln": dln, "sgd_guard": sgd_guard}
 
 
-@functools.lru_cache(maxsize=None)
-def workload(name):
-    """The workload ``name`` of WORKLOADS, built once per process."""
-    return WORKLOADS[name]()
-
-
 # --- the peers --------------------------------------------------------------------
 
 def bnfast_peer(w, threads=2):
@@ -183,12 +193,15 @@ def reference_peer(w):
     return run
 
 
-def _full_batch(w, peer):
+def full_batch_only(w, peer):
+    """NotImplementedError (asv's skip) for a mini-batch workload: ``peer`` does
+    full-batch gradient descent only."""
     if w.batch_size is not None:
         raise NotImplementedError(f"the {peer} peer does full-batch gradient descent only")
 
 
-def _import(name):
+def import_peer(name):
+    """The module ``name``, or NotImplementedError (asv's skip) when not importable."""
     try:
         return __import__(name)
     except ImportError as exc:
@@ -200,8 +213,8 @@ def jax_peer(w):
     float64 (jax_enable_x64), the parameters a list of per-layer dicts. The trip count
     is a traced argument: one compilation serves every ``steps``. XLA's CPU backend
     picks its own threads (2 on this machine)."""
-    _full_batch(w, "jax")
-    jax = _import("jax")
+    full_batch_only(w, "jax")
+    jax = import_peer("jax")
     jax.config.update("jax_enable_x64", True)
     jnp = jax.numpy
     acts = {"identity": lambda z: z, "tanh": jnp.tanh, "relu": jax.nn.relu,
@@ -252,8 +265,8 @@ def torch_peer(w, threads=2):
     BN by F.batch_norm(training=True) (biased variance, no running statistics), or
     for eps = 0 (Example 3.2; F.batch_norm rejects it) the same formula in tensor
     operations."""
-    _full_batch(w, "torch")
-    torch = _import("torch")
+    full_batch_only(w, "torch")
+    torch = import_peer("torch")
     torch.set_num_threads(threads)
     F = torch.nn.functional
     acts = {"identity": lambda z: z, "tanh": torch.tanh, "relu": torch.relu,
@@ -300,7 +313,7 @@ def torch_peer(w, threads=2):
 
 @functools.lru_cache(maxsize=1)
 def _numba_example32_loop():
-    numba = _import("numba")
+    numba = import_peer("numba")
 
     @numba.njit(cache=False, fastmath=False)
     def loop(w0, w1, x00, x01, x10, x11, x20, x21, y0, y1, y2, gamma, beta, eps, lr,
@@ -357,69 +370,116 @@ PEERS = {"bnfast": bnfast_peer, "reference": reference_peer, "jax": jax_peer,
          "torch": torch_peer, "numba": numba_peer}
 
 
-def runner(workload_name, peer, threads=2):
-    """``run(params0, steps)`` of ``peer`` on the workload, built (and compiled) once
-    per process; NotImplementedError when the peer is not importable or does not do
-    the workload. ``threads``: bnfast's and PyTorch's thread count (the others ignore
-    it)."""
-    return _runner(workload_name, peer, threads if peer in ("bnfast", "torch") else None)
-
-
-@functools.lru_cache(maxsize=None)
-def _runner(workload_name, peer, threads):
-    w = workload(workload_name)
-    if threads is not None:
-        return PEERS[peer](w, threads)
-    return PEERS[peer](w)
-
-
 def relative_difference(got, want):
     """max |got - want| / max |want| over the parameter vector."""
     return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
-def agreement(workload_name, peer, steps=AGREEMENT_STEPS, tol=AGREEMENT_TOL):
-    """The relative difference (``relative_difference``) of ``peer``'s parameters after
-    ``steps`` steps to bnfast's from the same start; AssertionError above ``tol``."""
-    w = workload(workload_name)
-    want = runner(workload_name, "bnfast")(w.params0, steps)
-    got = runner(workload_name, peer)(w.params0, steps)
-    diff = relative_difference(got, want)
-    assert diff <= tol, (f"{peer} and bnfast differ by {diff:.3g} (relative) after "
-                         f"{steps} steps of {workload_name}: not the same maths")
-    return diff
+class PeerSuite:
+    """Workloads and peers by name, each built once per process, and what is done with
+    them: time steps, check that a peer does bnfast's maths, print the table.
 
+    workloads : {name: () -> Workload}
+    peers : {name: peer}, peer(workload) -> run(params0, steps) (or peer(workload,
+        threads) for the peers in ``threaded``); "bnfast" is the one compared with
+    timed_steps : {workload: {peer: steps per timed call}}
+    agreement_steps, agreement_tol : the defaults of ``agreement``
+    timed_only : peers timed but not compared entry by entry (e.g. float32 twins)
+    """
 
-def check(workload_names=("example32", "mlp", "dln"), steps=AGREEMENT_STEPS,
-          tol=AGREEMENT_TOL):
-    """``agreement`` of every importable peer on each workload: {(workload, peer):
-    relative difference}, or None for a peer that is skipped. Asserts all within tol."""
-    results = {}
-    for name in workload_names:
-        for peer in PEERS:
-            if peer == "bnfast":
-                continue
-            try:
-                results[name, peer] = agreement(name, peer, steps, tol)
-            except NotImplementedError:
-                results[name, peer] = None
-    return results
+    def __init__(self, workloads, peers, timed_steps, threaded=("bnfast", "torch"),
+                 agreement_steps=AGREEMENT_STEPS, agreement_tol=AGREEMENT_TOL,
+                 timed_only=()):
+        self.workloads, self.peers, self.timed_steps = workloads, peers, timed_steps
+        self.threaded, self.timed_only = tuple(threaded), tuple(timed_only)
+        self.agreement_steps, self.agreement_tol = agreement_steps, agreement_tol
+        self._built, self._runners = {}, {}
 
+    def workload(self, name):
+        """The workload ``name``, built once per process."""
+        if name not in self._built:
+            self._built[name] = self.workloads[name]()
+        return self._built[name]
 
-def seconds_per_step(workload_name, peer, steps, threads=2, repeat=5, budget=3.0):
-    """Minimum over repeats of the time of ``steps`` steps, divided by ``steps``."""
-    w = workload(workload_name)
-    run = runner(workload_name, peer, threads)
-    run(w.params0, steps)  # warm
-    best = math.inf
-    start = time.perf_counter()
-    for k in range(repeat):
-        t0 = time.perf_counter()
-        run(w.params0, steps)
-        best = min(best, time.perf_counter() - t0)
-        if k >= 1 and time.perf_counter() - start > budget:
-            break
-    return best / steps
+    def runner(self, workload_name, peer, threads=2):
+        """``run(params0, steps)`` of ``peer`` on the workload, built (and compiled) once
+        per process; NotImplementedError when the peer is not importable or does not do
+        the workload. ``threads``: the thread count of the peers in ``threaded`` (the
+        others ignore it)."""
+        threads = threads if peer in self.threaded else None
+        key = workload_name, peer, threads
+        if key not in self._runners:  # a NotImplementedError is raised again next time
+            w = self.workload(workload_name)
+            self._runners[key] = (self.peers[peer](w) if threads is None
+                                  else self.peers[peer](w, threads))
+        return self._runners[key]
+
+    def agreement(self, workload_name, peer, steps=None, tol=None):
+        """The relative difference (``relative_difference``) of ``peer``'s parameters
+        after ``steps`` steps (default agreement_steps) to bnfast's from the same
+        start; AssertionError above ``tol`` (default agreement_tol)."""
+        steps = self.agreement_steps if steps is None else steps
+        tol = self.agreement_tol if tol is None else tol
+        w = self.workload(workload_name)
+        want = self.runner(workload_name, "bnfast")(w.params0, steps)
+        got = self.runner(workload_name, peer)(w.params0, steps)
+        diff = relative_difference(got, want)
+        assert diff <= tol, (f"{peer} and bnfast differ by {diff:.3g} (relative) after "
+                             f"{steps} steps of {workload_name}: not the same maths")
+        return diff
+
+    def check(self, workload_names, steps=None, tol=None):
+        """``agreement`` of every importable peer (but bnfast and the timed-only) on each
+        workload: {(workload, peer): relative difference}, or None for a peer that is
+        skipped. Asserts all within tol."""
+        results = {}
+        for name in workload_names:
+            for peer in self.peers:
+                if peer == "bnfast" or peer in self.timed_only:
+                    continue
+                try:
+                    results[name, peer] = self.agreement(name, peer, steps, tol)
+                except NotImplementedError:
+                    results[name, peer] = None
+        return results
+
+    def seconds_per_step(self, workload_name, peer, steps, threads=2, repeat=5,
+                         budget=3.0):
+        """Minimum over repeats of the time of ``steps`` steps, divided by ``steps``."""
+        w = self.workload(workload_name)
+        run = self.runner(workload_name, peer, threads)
+        run(w.params0, steps)  # warm
+        best = math.inf
+        start = time.perf_counter()
+        for k in range(repeat):
+            t0 = time.perf_counter()
+            run(w.params0, steps)
+            best = min(best, time.perf_counter() - t0)
+            if k >= 1 and time.perf_counter() - start > budget:
+                break
+        return best / steps
+
+    def print_table(self, workload_names, unit="ns"):
+        """Print each workload's time per step in every importable peer of timed_steps,
+        bnfast's time over the peer's, and the agreement after agreement_steps steps."""
+        scale = {"ns": 1e9, "us": 1e6}[unit]
+        for name in workload_names:
+            counts = self.timed_steps[name]
+            base = self.seconds_per_step(name, "bnfast", counts["bnfast"])
+            print(f"{name}: bnfast {base * scale:,.0f} {unit}/step (2 threads)")
+            for peer, n in counts.items():
+                if peer == "bnfast":
+                    continue
+                try:
+                    t = self.seconds_per_step(name, peer, n)
+                    agrees = ("timed only" if peer in self.timed_only else
+                              f"relative difference after {self.agreement_steps} steps "
+                              f"{self.agreement(name, peer, tol=math.inf):.2g}")
+                except NotImplementedError as exc:
+                    print(f"  {peer}: skipped ({exc})")
+                    continue
+                print(f"  {peer}: {t * scale:,.0f} {unit}/step, bnfast/{peer} = "
+                      f"{base / t:.3g}, {agrees}")
 
 
 #: Steps per timed call, per workload and peer: each call takes ~5-50 ms when the
@@ -434,25 +494,27 @@ TIMED_STEPS = {
 }
 
 
+SUITE = PeerSuite(WORKLOADS, PEERS, TIMED_STEPS)
+workload = SUITE.workload
+runner = SUITE.runner
+seconds_per_step = SUITE.seconds_per_step
+
+
+def agreement(workload_name, peer, steps=AGREEMENT_STEPS, tol=AGREEMENT_TOL):
+    """``PeerSuite.agreement`` on this module's workloads."""
+    return SUITE.agreement(workload_name, peer, steps, tol)
+
+
+def check(workload_names=("example32", "mlp", "dln"), steps=AGREEMENT_STEPS,
+          tol=AGREEMENT_TOL):
+    """``PeerSuite.check`` on this module's workloads."""
+    return SUITE.check(workload_names, steps, tol)
+
+
 def main():
     """Print each workload's time per step in every importable peer and the agreement
     after AGREEMENT_STEPS steps (the table of issue 16)."""
-    for name, counts in TIMED_STEPS.items():
-        if name == "sgd_guard":
-            continue
-        base = seconds_per_step(name, "bnfast", counts["bnfast"])
-        print(f"{name}: bnfast {base * 1e9:,.0f} ns/step (2 threads)")
-        for peer, n in counts.items():
-            if peer == "bnfast":
-                continue
-            try:
-                t = seconds_per_step(name, peer, n)
-                diff = agreement(name, peer, tol=math.inf)
-            except NotImplementedError as exc:
-                print(f"  {peer}: skipped ({exc})")
-                continue
-            print(f"  {peer}: {t * 1e9:,.0f} ns/step, bnfast/{peer} = {base / t:.3g}, "
-                  f"relative difference after {AGREEMENT_STEPS} steps {diff:.2g}")
+    SUITE.print_table([name for name in TIMED_STEPS if name != "sgd_guard"])
 
 
 if __name__ == "__main__":

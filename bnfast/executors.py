@@ -7,6 +7,12 @@ in task order whatever the executor, and every task runs with the kernels on one
 same bits in this process, in a worker process and on a Dask worker; the parallelism is
 across tasks). Ctrl-C cancels what has not started, stops the local workers, and raises
 ``Interrupted`` carrying the results that finished.
+
+No worker outlives this process: every local worker process bnfast starts (one pool,
+``_run_local_pool``, started by ``_worker_start``) exits when its parent dies, however
+it dies (SIGKILL included): on Linux by the parent-death signal (prctl
+PR_SET_PDEATHSIG), everywhere by a watchdog thread that sees the parent gone. The
+multiprocessing resource tracker then exits too (its last writers are gone).
 """
 
 import concurrent.futures as cf
@@ -54,15 +60,26 @@ def local_workers():
         return max(1, os.cpu_count() or 1)
 
 
+#: The schemes ``connect`` takes (Dask's plain TCP comm; a bare HOST:PORT means tcp).
+SCHEDULER_SCHEMES = ("tcp",)
+
+
 def connect(address, timeout=10.0):
     """A dask.distributed.Client connected to the scheduler at ``address``
-    ("tcp://HOST:PORT" or "HOST:PORT"). ValueError for a malformed address, ImportError
-    without dask, OSError when no scheduler answers within ``timeout`` seconds."""
+    ("tcp://HOST:PORT" or "HOST:PORT"). ValueError for a malformed address or another
+    scheme (tls://, ...), ImportError without dask, OSError ("no Dask scheduler
+    answered") when nothing at ``address`` completes Dask's handshake within
+    ``timeout`` seconds: nothing listening, or a server that is not Dask (one that says
+    nothing, or an HTTP server), which would otherwise hang Client() for minutes."""
     if not isinstance(address, str) or not address.strip():
         raise ValueError(f"scheduler address must be a non-empty string like "
                          f"tcp://HOST:PORT, got {address!r}")
     address = address.strip()
-    hostport = address.split("://", 1)[1] if "://" in address else address
+    scheme, hostport = address.split("://", 1) if "://" in address else ("tcp", address)
+    if scheme.lower() not in SCHEDULER_SCHEMES:
+        raise ValueError(f"scheduler address {address!r}: the scheme {scheme + '://'!r} is "
+                         "not supported; the supported scheme is tcp:// "
+                         "(tcp://HOST:PORT, or HOST:PORT)")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"scheduler address {address!r} is not of the form tcp://HOST:PORT")
@@ -71,11 +88,51 @@ def connect(address, timeout=10.0):
     except ImportError as exc:
         raise ImportError("a Dask scheduler needs dask.distributed: "
                           "pip install 'bnfast[dask]'") from exc
+    address = f"tcp://{hostport}"
+    deadline = time.monotonic() + timeout
     try:
-        return Client(address, timeout=f"{timeout}s")
-    except (OSError, TimeoutError) as exc:
+        _handshake(address, timeout)
+        left = max(1.0, deadline - time.monotonic())
+        return Client(address, timeout=f"{left}s")
+    except Exception as exc:      # a peer that is not Dask can raise anything (MemoryError)
+        why = f"{type(exc).__name__}: {exc}" if isinstance(exc, (OSError, TimeoutError)) \
+            else "what answered does not speak Dask's protocol"
         raise OSError(f"no Dask scheduler answered at {address} within {timeout:g} s "
-                      f"({type(exc).__name__}: {exc})") from None
+                      f"({why})") from None
+
+
+def _handshake(address, timeout):
+    """Opens a Dask comm to ``address`` and completes its handshake, all within
+    ``timeout`` seconds (Dask bounds the TCP connect but not the handshake's read: a
+    server that accepts and says nothing would hold Client() for minutes). Runs on its
+    own thread and event loop, so it works whatever loop the caller has; raises what
+    the attempt raised, TimeoutError when the time is up."""
+    import asyncio
+
+    from distributed.comm import connect as comm_connect
+
+    async def attempt():
+        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout), timeout)
+        await comm.close()
+
+    outcome = {}
+
+    def target():
+        try:
+            asyncio.run(attempt())
+        except BaseException as exc:   # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="bnfast-dask-handshake", daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)
+    if thread.is_alive():
+        raise TimeoutError(f"no handshake within {timeout:g} s")
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, asyncio.TimeoutError):
+            raise TimeoutError(f"no handshake within {timeout:g} s") from None
+        raise error
 
 
 # The kernels' thread count is one setting per process: tasks running concurrently on a
@@ -101,9 +158,38 @@ def _one_thread_call(fn, task):
                 runtime.set_num_threads(_pin["threads"])
 
 
-def _worker_start():
-    # Ctrl-C goes to the whole process group; the parent decides, the workers ignore it.
+#: How often a worker's watchdog checks that its parent is alive.
+_WATCHDOG_SECONDS = 0.5
+#: prctl's option that asks for a signal when the parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_start(parent):
+    """The initializer of every local worker process (``parent``: the pid of the
+    process that started it). Ctrl-C goes to the whole process group; the parent
+    decides, the workers ignore it. The worker exits when its parent dies (module
+    docstring): the parent-death signal where there is one, and a watchdog thread."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent):
+    """Makes this process exit when process ``parent`` is no longer its parent."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):   # no prctl: the watchdog alone
+            pass
+
+    def watchdog():
+        while os.getppid() == parent:
+            time.sleep(_WATCHDOG_SECONDS)
+        os._exit(1)
+
+    # Started after prctl: a parent that died before it is seen here at once.
+    threading.Thread(target=watchdog, name="bnfast-parent-watchdog", daemon=True).start()
 
 
 def map_tasks(fn, tasks, executor=None, progress=True, desc=None, on_result=None):
@@ -199,7 +285,7 @@ def _run_local_pool(fn, tasks, finished, bar):
     # spawn: the parent has the kernels' thread pool running, which fork would copy
     # half-way through; spawned workers start clean.
     pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_worker_start)
+                                  initializer=_worker_start, initargs=(os.getpid(),))
     try:
         # Pending futures are not cancelled one by one here: the pool fails them all
         # when its workers are stopped below (CPython 3.11's pool raises in its manager

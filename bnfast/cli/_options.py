@@ -5,8 +5,13 @@ builder; none writes the flag itself.
     --seed S          add_seed, seed            --json            add_json
     --plot PATH       add_plot, check_plot, write_plot
     --scheduler ADDR  add_scheduler, scheduler_client
-    --no-progress     add_progress              --out FILE.parquet  add_out
-    --exact           add_exact
+    --no-progress     add_progress              --out FILE.parquet  add_out, check_out
+    --exact           add_exact                 --overwrite  (with --plot, --out)
+
+A file a command writes (--plot, --out) is checked before any work starts, by one rule
+(bnfast._files.check_target): its folder must be writable, and an existing file is
+refused unless --overwrite is given (or, for --out, --resume continues it); it is then
+written atomically, keeping its permissions and writing through a symbolic link.
 
 ``fail`` prints a usage error the way every subcommand does and returns its exit code.
 """
@@ -15,8 +20,9 @@ import sys
 
 from .._validate import seed as seed_value
 
-__all__ = ["add_exact", "add_json", "add_out", "add_plot", "add_progress", "add_scheduler",
-           "add_seed", "check_plot", "fail", "scheduler_client", "seed", "write_plot"]
+__all__ = ["add_exact", "add_json", "add_out", "add_overwrite", "add_plot", "add_progress",
+           "add_scheduler", "add_seed", "check_file", "check_out", "check_plot", "fail",
+           "scheduler_client", "seed", "write_plot"]
 
 
 def fail(args, message):
@@ -53,27 +59,36 @@ def add_json(parser):
 # ---- --plot PATH ---------------------------------------------------------------------
 
 def add_plot(parser, figure):
-    """--plot PATH: also draw ``figure`` (what it shows, e.g. "the loss landscapes")."""
+    """--plot PATH (and --overwrite): also draw ``figure`` (what it shows, e.g. "the
+    loss landscapes")."""
     parser.add_argument("--plot", metavar="PATH",
                         help=f"also draw {figure} to PATH; the suffix names the format "
                              "(.png, .pdf, .svg; needs matplotlib: pip install "
-                             "'bnfast[plot]')")
+                             "'bnfast[plot]'); an existing file needs --overwrite")
+    add_overwrite(parser)
 
 
 def check_plot(args):
-    """ValueError when --plot names a format that cannot be written (before any work)."""
+    """ValueError when --plot names a format or a file that cannot be written: checked
+    before any work (the file rule: ``check_file``)."""
     if args.plot is not None:
         from ..plot.save import figure_format
         try:
             figure_format(args.plot)
         except ValueError as exc:
             raise ValueError(f"--plot: {exc}") from None
+        check_file(args, "--plot", args.plot)
 
 
 def write_plot(args, draw, note=None):
     """Calls draw(path) for --plot PATH and says where the figure went, after ``note``
     (on stderr with --json, so that stdout stays one JSON object); returns the exit
-    code: 0, or 2 when matplotlib is missing or the file cannot be written."""
+    code: 0, or 2 when matplotlib is missing or the file cannot be written (a file
+    that appeared since ``check_plot`` is refused the same way)."""
+    try:
+        check_file(args, "--plot", args.plot)
+    except ValueError as exc:
+        return fail(args, str(exc))
     try:
         draw(args.plot)
     except ImportError as exc:
@@ -115,11 +130,54 @@ def add_progress(parser):
 
 
 def add_out(parser):
+    """--out FILE.parquet (and --overwrite): a sweep's results file."""
     parser.add_argument("--out", metavar="FILE.parquet",
-                        help="keep each finished chunk's aggregates in this Parquet file")
+                        help="keep each finished chunk's aggregates in this Parquet file; "
+                             "an existing file is refused unless --resume continues it "
+                             "or --overwrite replaces it")
+    add_overwrite(parser)
+
+
+def check_out(args):
+    """ValueError, before any work, when --out cannot be written or exists without
+    --resume or --overwrite (the file rule: ``check_file``); --resume needs --out."""
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out (the file to continue)")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the --out file and --overwrite replaces it: "
+                         "not both")
+    if args.out is not None:
+        check_file(args, "--out", args.out, continued=args.resume,
+                   hint="pass --resume to continue it or --overwrite to replace it")
+
+
+# ---- the rule for every file a command writes (--out, --plot) ------------------------
+
+def check_file(args, flag, path, continued=False, hint="pass --overwrite to replace it"):
+    """ValueError naming ``flag`` unless ``path`` may be written: its folder exists and
+    is writable, it is not a folder, and it does not exist unless --overwrite was
+    given or ``continued`` (bnfast._files.check_target, the one rule)."""
+    from .._files import check_target
+    try:
+        check_target(path, flag, overwrite=args.overwrite or continued, exists_hint=hint)
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def add_exact(parser):
     parser.add_argument("--exact", action="store_true",
                         help="exact arithmetic (sympy: rationals and radicals) instead of "
                              "float64")
+
+
+# ---- --overwrite ---------------------------------------------------------------------
+
+def add_overwrite(parser, what="the file given to --out or --plot"):
+    """--overwrite: replace ``what`` (the file the subcommand writes, e.g. "PATH.html")
+    when it exists; read by ``check_overwrite`` and ``check_file``. Added once per
+    parser (--plot and --out both bring it)."""
+    if "--overwrite" in parser._option_string_actions:
+        return
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} when it exists (default: refuse, before "
+                             "any work)")

@@ -3,7 +3,9 @@
 with a verdict (docs/experiments/README.md; bnfast.experiments).
 
 Exit codes: 0 the experiment ran (whatever its verdict); 2 usage errors (unknown name,
-bad seed, unreachable scheduler, unwritable figure); 130 after Ctrl-C.
+bad seed, unreachable scheduler, a --plot file that cannot be written or exists without
+--overwrite: all checked before the run starts); 130 after Ctrl-C or SIGTERM (the local
+workers stopped; no verdict from a partial grid).
 """
 
 import json

@@ -5,8 +5,12 @@ a statement fails over random instances, every counterexample certified exactly
 (bnfast.search; docs/math/search.md). The statements, their options and their reports
 come from the sweeps bnfast.search lists (``bnfast.search.sweeps()``).
 
+--overwrite replaces an existing --out or --plot file (refused without it).
+
 Exit codes: 0 the sweep ran; 2 usage errors (bad numbers, unreachable scheduler,
-unwritable --out); 130 after Ctrl-C (the --out file then holds every finished chunk).
+unwritable --out or --plot, an existing --out without --resume or --overwrite, a
+--resume file that is not this sweep's); 130 after Ctrl-C or SIGTERM (the --out file
+then holds every finished chunk).
 """
 
 import importlib
@@ -95,8 +99,7 @@ def run(args):
         own = {o.name: given[o.name] for o in sweep.options if o.name in given}
         kwargs.update(own)
         kwargs["seed"] = options.seed(args)
-        if args.resume and args.out is None:
-            raise ValueError("--resume needs --out (the file to continue)")
+        options.check_out(args)
         if args.plot is not None:
             if sweep.figure is None or not sweep.figure.applies(own):
                 raise ValueError("; ".join(s.figure.refusal for s in known.values()
@@ -109,7 +112,7 @@ def run(args):
     progress = not args.no_progress
     try:
         result = sweep.run(executor=client, progress=progress, out=args.out,
-                           resume=args.resume, **kwargs)
+                           resume=args.resume, overwrite=args.overwrite, **kwargs)
         data = None if args.plot is None else sweep.figure.measure(result, client, progress)
     except (ValueError, TypeError) as exc:
         return options.fail(args, _as_option(str(exc), ["instances", "samples", "seed",
@@ -168,6 +171,12 @@ def render(result):
                  f"{len(result.counterexamples)}")
     for c in result.counterexamples:
         lines += sweep.example(c)
-    lines.append(f"({result.seconds:.1f} s, {result.instances / result.seconds:,.0f} "
-                 "instances/s)")
+    lines.append(f"({result.seconds:.1f} s, {_rate(result)} instances/s)")
     return "\n".join(lines)
+
+
+def _rate(result):
+    """Instances per second, "-" for a sweep too quick to time (0.0 s)."""
+    if not result.seconds > 0:
+        return "-"
+    return f"{result.instances / result.seconds:,.0f}"

@@ -3,6 +3,8 @@
 import io
 import os
 
+from .._files import replace_atomically
+
 __all__ = ["FORMATS", "figure_format", "pyplot", "save_and_close", "save_figure"]
 
 #: The formats a figure can be written in, by suffix.
@@ -36,13 +38,23 @@ def pyplot():
 def save_figure(fig, path):
     """Writes fig to path in the suffix's format. A PNG is reduced to a 256-colour
     palette when Pillow is there, as it is with matplotlib (flat contour fills lose
-    nothing visible, and the file is a third of the size)."""
-    fmt = figure_format(path)
-    if fmt != "png":
-        fig.savefig(path, format=fmt)
-        return
+    nothing visible, and the file is a third of the size). The file is replaced
+    atomically (bnfast._files.replace_atomically: never half written, its permissions
+    kept, a symbolic link written through)."""
+    data = _figure_bytes(fig, figure_format(path))
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    replace_atomically(path, write)
+
+
+def _figure_bytes(fig, fmt):
+    """The figure's file content in format ``fmt`` (PNGs palette-reduced)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format=fmt)
+    if fmt != "png":
+        return buffer.getvalue()
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - matplotlib depends on Pillow
@@ -54,8 +66,7 @@ def save_figure(fig, path):
         out = io.BytesIO()
         image.save(out, format="PNG", optimize=True)
         data = out.getvalue()
-    with open(path, "wb") as fh:
-        fh.write(data)
+    return data
 
 
 def save_and_close(fig, path):

@@ -76,7 +76,7 @@ STATEMENT = Statement("lemma-4-5", check_chunk, _decide, _certify)
 
 
 def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
-              progress=True, out=None, resume=False, counterexamples=5):
+              progress=True, out=None, resume=False, counterexamples=5, overwrite=False):
     """Checks inequality (1) of Lemma 4.5 on ``instances`` random instances.
 
     An instance is (X, y, w0) with w0 ~ N(0, I_dim) (isotropic); data="random" also
@@ -88,8 +88,10 @@ def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
     by ``executor`` (None: local processes; a concurrent.futures.Executor; a
     dask.distributed.Client): the counts for a seed are bit-identical whatever runs them.
     ``out`` (a .parquet path) keeps each finished chunk's aggregates (valid after
-    Ctrl-C); resume=True continues the sweep stored there. ``counterexamples``: how many
-    certified counterexamples to report.
+    Ctrl-C); resume=True continues the sweep stored there (every row checked against
+    this sweep's chunks), overwrite=True replaces it; an existing ``out`` is refused
+    otherwise (FileExistsError). ``counterexamples``: how many certified
+    counterexamples to report. instances <= sweep.MAX_CHUNKS * CHUNK_SIZE.
 
     Returns a SearchResult: rate = holds / premise, predicted = the mean over the drawn
     data sets of 1/2 - theta/(2 pi) (dim >= 2; for dim = 1 it is 1 or 0), ci its 95%
@@ -100,7 +102,8 @@ def lemma_4_5(instances, data="random", dim=2, samples=3, seed=0, executor=None,
     settings, wanted = _settings(instances, data, dim, samples, seed, counterexamples)
     statement = STATEMENT if data == "random" else \
         Statement("lemma-4-5", check_chunk, _decide, _certify, _without_data)
-    return run_sweep(statement, settings, wanted, executor, progress, out, resume)
+    return run_sweep(statement, settings, wanted, executor, progress, out, resume,
+                     overwrite)
 
 
 def _without_data(certificates):

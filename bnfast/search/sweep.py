@@ -22,11 +22,17 @@ from .._validate import boolean, integer, seed as seed_value
 from ..executors import derived_seed, map_tasks
 from .result import SearchResult, wilson_interval
 
-__all__ = ["VERDICT_NAMES", "Figure", "Option", "Statement", "Sweep", "common_settings",
-           "run_sweep", "sweeps"]
+__all__ = ["MAX_CHUNKS", "VERDICT_NAMES", "Figure", "Option", "Statement", "Sweep",
+           "chunk_count", "common_settings", "run_sweep", "sweeps"]
 
 #: Verdicts counted per chunk, in this order.
 VERDICT_NAMES = ("no_premise", "holds", "fails", "undecided", "degenerate")
+#: The most chunks a sweep may have. This process keeps one row per finished chunk (its
+#: counts and kept instances) and the results file holds (and rewrites) them all, so a
+#: sweep's memory and file grow with its chunks: larger sweeps are refused up front
+#: (instances <= MAX_CHUNKS * the statement's chunk size), not left to exhaust memory.
+#: Split a larger sweep over several seeds.
+MAX_CHUNKS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class Sweep:
 
     name : e.g. "lemma-4-5"; title : the statement, the report's first words.
     run : function(instances, samples=, seed=, executor=, progress=, out=, resume=,
-        **options) -> SearchResult.
+        overwrite=, **options) -> SearchResult.
     samples : what --samples means for it and its default (help text).
     law : settings -> the instance law, for the report's first line.
     premise, holds : the report's labels of the two counts.
@@ -113,34 +119,50 @@ def sweeps():
 
 
 def common_settings(statement, instances, seed, counterexamples, chunk_size):
-    """The settings every sweep has, validated; returns (settings, counterexamples)."""
+    """The settings every sweep has, validated; returns (settings, counterexamples).
+    ValueError for more instances than MAX_CHUNKS chunks hold."""
     instances = integer(instances, "instances", 1)
+    if instances > MAX_CHUNKS * chunk_size:
+        raise ValueError(
+            f"instances must be <= {MAX_CHUNKS * chunk_size:,} for {statement} "
+            f"({MAX_CHUNKS:,} chunks of {chunk_size:,}: a sweep keeps a row per chunk in "
+            f"memory and in its results file; split a larger sweep over several seeds), "
+            f"got {instances:,}")
     seed = seed_value(seed)
     counterexamples = integer(counterexamples, "counterexamples", 0)
     return {"statement": statement, "instances": instances, "seed": seed,
             "chunk_size": chunk_size, "chunks": -(-instances // chunk_size)}, counterexamples
 
 
+def chunk_count(settings, chunk):
+    """The sweep's chunk plan: how many instances chunk ``chunk`` has (chunk_size, the
+    last one the rest)."""
+    size = settings["chunk_size"]
+    return min(size, settings["instances"] - chunk * size)
+
+
 def run_sweep(statement, settings, wanted, executor=None, progress=True, out=None,
-              resume=False):
+              resume=False, overwrite=False):
     """Runs ``statement`` over settings["instances"] instances; returns a SearchResult.
+    ``out``: the results file (results_file.ChunkFile); an existing one is continued
+    with resume=True, replaced with overwrite=True, refused (FileExistsError) otherwise.
     Raises bnfast.executors.Interrupted on Ctrl-C (after the results file is saved)."""
     progress = boolean(progress, "progress")
     resume = boolean(resume, "resume")
+    overwrite = boolean(overwrite, "overwrite")
     start = time.perf_counter()
     results_file, done = None, {}
     if out is not None:
         from .results_file import ChunkFile
-        results_file = ChunkFile(out, settings)
+        results_file = ChunkFile(out, settings, resume=resume, overwrite=overwrite)
         if resume:
             done = dict(results_file.load())   # a copy: the file gains rows below
     elif resume:
         raise ValueError("resume=True needs out= (the file to continue)")
-    size = settings["chunk_size"]
     fields = {k: v for k, v in settings.items()
               if k not in ("instances", "seed", "chunk_size", "chunks")}
     tasks = [dict(fields, chunk=chunk, seed=derived_seed(settings["seed"], chunk),
-                  count=min(size, settings["instances"] - chunk * size))
+                  count=chunk_count(settings, chunk))
              for chunk in range(settings["chunks"]) if chunk not in done]
     on_result = None if results_file is None else \
         (lambda i, row: results_file.add(row["chunk"], row))

@@ -123,30 +123,31 @@ def _certify(instance):
 
 
 def _sweep(name, instances, samples, lam, seed, executor, progress, out, resume,
-           counterexamples):
+           counterexamples, overwrite):
     settings, wanted = common_settings(name, instances, seed, counterexamples, CHUNK_SIZE)
     samples = integer(samples, "samples", 2, 1024)
     settings.update(samples=samples, lam=positive_finite(lam, "lam"))
     statement = Statement(name, check_chunk, _decide, _certify)
-    return run_sweep(statement, settings, wanted, executor, progress, out, resume)
+    return run_sweep(statement, settings, wanted, executor, progress, out, resume,
+                     overwrite)
 
 
 def theorem_4_1(instances, samples=4, seed=0, executor=None, progress=True, out=None,
-                resume=False, counterexamples=5):
+                resume=False, counterexamples=5, overwrite=False):
     """Checks Theorem 4.1 as printed on ``instances`` random neurons: h, g ~
     N(0, I_samples) (samples >= 2), gamma = 1, beta = 0, eps = 0. Returns a SearchResult
     (every instance is a premise; predicted rate 0). Other arguments as in lemma_4_5."""
     return _sweep("theorem-4-1", instances, samples, 1.0, seed, executor, progress, out,
-                  resume, counterexamples)
+                  resume, counterexamples, overwrite)
 
 
 def theorem_4_4(instances, samples=4, lam=1.0, seed=0, executor=None, progress=True,
-                out=None, resume=False, counterexamples=5):
+                out=None, resume=False, counterexamples=5, overwrite=False):
     """Checks Theorem 4.4 as printed, with ||X|| <= lam (> 0), on ``instances`` random
     neurons: h, g ~ N(0, I_samples), gamma = 1, beta = 0, eps = 0. Returns a
     SearchResult (no closed-form rate: predicted None)."""
     return _sweep("theorem-4-4", instances, samples, lam, seed, executor, progress, out,
-                  resume, counterexamples)
+                  resume, counterexamples, overwrite)
 
 
 # ---- as `bnfast search theorem-4-1|theorem-4-4` offers them ---------------------------

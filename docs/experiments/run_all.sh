@@ -6,6 +6,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/results"
 mkdir -p "$here"
 for name in $(bnfast run --list | cut -d' ' -f1); do
   start=$SECONDS
-  bnfast run "$name" --json --no-progress --plot "$here/$name.png" > "$here/$name.json"
+  bnfast run "$name" --json --no-progress --overwrite --plot "$here/$name.png" > "$here/$name.json"
   echo "$name: $(python -c "import json,sys; print(json.load(open(sys.argv[1]))['verdict'])" "$here/$name.json") ($((SECONDS - start)) s)"
 done

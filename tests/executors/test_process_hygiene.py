@@ -1,0 +1,144 @@
+"""No process outlives its parent (issue 23, second round): the parent of a local sweep
+(`bnfast search`) or experiment (`bnfast run`) killed with SIGKILL leaves no worker and
+no resource tracker behind; SIGTERM is handled like Ctrl-C (exit status 130, a sweep's
+--out file kept). The commands run in subprocesses, every wait has a timeout, and any
+survivor is killed by the test, so a regression fails instead of stalling CI."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(120),
+              pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                 reason="reads the process tree from /proc")]
+
+#: Long enough to be under way when the signal comes (minutes when left alone).
+SEARCH = ["search", "theorem-4-1", "--instances", str(2000 * 65536), "--samples", "32",
+          "--no-progress"]
+RUN = ["run", "explosion", "--no-progress"]
+
+
+def _stat(pid):
+    """(parent pid, state, start time) of a process from /proc, or None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(fields[1]), fields[0], fields[19]
+
+
+def _descendants(root):
+    """{pid: start time} of every living descendant of ``root``."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _stat(int(name))
+            if stat is not None and stat[1] != "Z":
+                children.setdefault(stat[0], []).append((int(name), stat[2]))
+    found, todo = {}, [root]
+    while todo:
+        for pid, start in children.get(todo.pop(), []):
+            found[pid] = start
+            todo.append(pid)
+    return found
+
+
+def _living(processes):
+    """Those of ``processes`` ({pid: start time}) still running (not zombies, not a new
+    process that reused the pid)."""
+    alive = {}
+    for pid, start in processes.items():
+        stat = _stat(pid)
+        if stat is not None and stat[1] != "Z" and stat[2] == start:
+            alive[pid] = start
+    return alive
+
+
+def _workers(processes):
+    """The spawn workers among ``processes``."""
+    out = []
+    for pid in processes:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"spawn_main" in fh.read():
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _start(args, ready=lambda: True):
+    """Starts `bnfast ARGS`; returns (process, its descendants) once two local workers
+    run and ``ready()`` holds."""
+    process = subprocess.Popen([sys.executable, "-m", "bnfast", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tempfile.gettempdir())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        tree = _descendants(process.pid)
+        if len(_workers(tree)) >= 2 and ready():
+            return process, tree
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"bnfast {' '.join(args)}: no two workers within 60 s")
+
+
+def _assert_none_survive(process, tree):
+    """Every process of ``tree`` gone within 5 s of the parent's end; kills survivors."""
+    deadline = time.monotonic() + 5
+    while _living(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = _living(tree)
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=30)
+    assert not survivors, f"outlived their parent: {survivors}"
+
+
+@pytest.mark.parametrize("args", [SEARCH, RUN], ids=["search", "run"])
+def test_sigkill_of_the_parent_leaves_no_process_behind(args):
+    if not (os.cpu_count() or 1) >= 2:
+        pytest.skip("local workers need two cores")
+    process, tree = _start(args)
+    assert len(tree) >= 3                 # two workers and the resource tracker
+    process.kill()
+    process.wait(timeout=30)
+    _assert_none_survive(process, tree)
+
+
+def test_sigterm_of_a_sweep_is_ctrl_c_and_keeps_its_file(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    if not (os.cpu_count() or 1) >= 2:
+        pytest.skip("local workers need two cores")
+    path = tmp_path / "sweep.parquet"
+    process, tree = _start([*SEARCH, "--out", str(path)], ready=path.exists)
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        _assert_none_survive(process, tree)
+    assert process.returncode == 130, err
+    assert "interrupted;" in err and str(path) in err and "Traceback" not in err
+    assert 1 <= pq.read_table(path).num_rows < 2000
+
+
+def test_sigterm_of_an_experiment_is_ctrl_c():
+    if not (os.cpu_count() or 1) >= 2:
+        pytest.skip("local workers need two cores")
+    process, tree = _start(RUN)
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        _assert_none_survive(process, tree)
+    assert process.returncode == 130, err
+    assert "interrupted;" in err and "runs had finished" in err and "Traceback" not in err

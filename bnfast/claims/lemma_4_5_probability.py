@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from ._float import FloatArithmetic
 from .lemma_4_5 import check_lemma_4_5
 
 __all__ = ["lemma_4_5_holds_probability"]
@@ -42,8 +43,9 @@ def lemma_4_5_holds_probability(X, y, gamma=1.0):
     (a the least-squares slope with intercept) and W* (without intercept), p =
     1/2 - theta/(2 pi), or 1 when theta = 0 (W* on the BN ray, within rounding). The
     inputs are validated as check_lemma_4_5 does (ValueError for inconsistent shapes
-    and degenerate instances, TypeError for non-numbers). Example 3.2: theta = 4.574
-    degrees, p = 0.4873.
+    and degenerate instances, TypeError for non-numbers). The answer does not depend on
+    positive scales of X and y, at any magnitude (y * 1e154, X * 1e-300): a power-of-two
+    factor changes no bit. Example 3.2: theta = 4.574 degrees, p = 0.4873.
     """
     if isinstance(y, (str, bytes)):
         raise TypeError(f"y must be an array of real numbers, got {type(y).__name__}")
@@ -51,10 +53,18 @@ def lemma_4_5_holds_probability(X, y, gamma=1.0):
         raise ValueError("y must be a vector (m,): the probability is for one neuron "
                          f"(apply it to each column of a layer), got shape {np.shape(y)}")
     d = np.shape(X)[1] if np.ndim(X) == 2 else 1
-    # check_lemma_4_5 validates everything; any nonzero w0 serves (it is not used here).
+    # theta does not change when X or y is multiplied by a positive number (v and W*
+    # both scale by r/s for X -> s X, y -> r y), but the reported v and W* are scaled
+    # back and over- or underflow at extreme scales (y * 1e154, X * 1e300): X and y are
+    # first divided by powers of two with check_lemma_4_5's own scaling (exact), and
+    # v, W* likewise before their norms. check_lemma_4_5 validates everything; any
+    # nonzero w0 serves (it is not used here).
+    fa = FloatArithmetic()
+    X = fa.split_scale(fa.array(X, "X"))[0]
+    y = fa.split_scale(fa.array(y, "y"))[0]
     report = check_lemma_4_5(X, y, np.ones(d), gamma=gamma, cross_check=False)
-    v = np.asarray(report.bn_direction, dtype=np.float64)
-    w = np.asarray(report.w_star, dtype=np.float64)
+    v = fa.split_scale(report.bn_direction)[0]
+    w = fa.split_scale(report.w_star)[0]
     v, w = v / np.linalg.norm(v), w / np.linalg.norm(w)
     # Stable at every angle (acos loses half the digits near 0 and pi).
     theta = 2.0 * math.atan2(float(np.linalg.norm(v - w)), float(np.linalg.norm(v + w)))

@@ -8,7 +8,7 @@ arrays of sympy numbers (same shapes) and sympy numbers.
 """
 
 from dataclasses import dataclass, fields
-from typing import Any, Optional, Tuple
+from typing import Any, ClassVar, Optional, Tuple
 
 import numpy as np
 
@@ -73,7 +73,12 @@ class Lemma45Report:
     loss_std_at_w_star     standard loss ||y - X W*||^2 (sum over neurons)
     loss_bn_at_w_star, loss_bn_at_w0, loss_bn_min   BN loss values (sum over neurons)
     gd                the native gradient-descent cross-check, or None if not run
+    statement, form   "Lemma 4.5", "printed": what the report checks, named as the
+                      section-4 reports (StatementReport) name theirs
     """
+
+    statement: ClassVar[str] = "Lemma 4.5"
+    form: ClassVar[str] = "printed"
 
     exact: bool
     gamma: Any

@@ -18,8 +18,10 @@ digits, and nothing overflows or underflows however large or small the inputs ar
 Each term of a statement is then a pair (value, exponent) meaning value * 2**exponent,
 where value is computed from the scaled inputs and the exponent is the term's degree
 in each input's exponent. `compare` brings all terms of a statement to the largest
-exponent, decides there, and scales the results back (values outside the float64
-range become +-inf or 0 in the report; relative_gap and the verdict are unaffected).
+exponent, decides there, and scales the results back; lhs and rhs are each summed at
+their own largest exponent, so that a side far below the other does not underflow
+(values outside the float64 range become +-inf or 0 in the report; relative_gap and
+the verdict are unaffected).
 Multiplying an input by a power of two therefore changes no bit of the decision, and
 multiplying by 1e150 changes only the inputs' last bits. The exact path takes every
 number as it is (exponent 0 throughout).
@@ -354,18 +356,31 @@ def compare(ar, lhs, rhs, bounds=(), decide=True):
     Returns the verdict fields of a StatementReport as a dict (lhs, rhs, gap, holds,
     tolerance, magnitude, relative_gap), in the original scale."""
     terms = [*lhs, *rhs, *bounds]
-    # The unit of the decision: the largest exponent of a nonzero term.
-    top = max((e for v, e in terms if not ar.is_zero(v, 0.0)), default=0)
 
-    def total(ts, absolute=False):
-        parts = (ar.scale_back(v, e - top) for v, e in ts)
+    def unit(ts):
+        # The largest exponent of a nonzero term (0 when every term is 0).
+        return max((e for v, e in ts if not ar.is_zero(v, 0.0)), default=0)
+
+    def total(ts, at, absolute=False):
+        parts = (ar.scale_back(v, e - at) for v, e in ts)
         return ar.number(sum((abs(p) if absolute else p for p in parts), 0))
 
-    left, right = total(lhs), total(rhs)
-    size = total(terms, absolute=True)
+    def reported(ts):
+        # A side in the original scale, summed at its own unit: at the decision's unit
+        # a side far smaller than the largest term would underflow to 0 (Theorem 4.4
+        # with lam = 1e200: lhs ~ 1e400 against rhs ~ 1e800 is inf, not 0).
+        at = unit(ts)
+        return ar.scale_back(total(ts, at), at)
+
+    # The unit of the decision: the largest exponent of a nonzero term. A term more
+    # than ~1074 binades below it underflows to 0 there, an error far below the
+    # tolerance rel * M (M contains the largest term).
+    top = unit(terms)
+    left, right = total(lhs, top), total(rhs, top)
+    size = total(terms, top, absolute=True)
     gap = ar.number(right - left)
     return dict(
-        lhs=ar.scale_back(left, top), rhs=ar.scale_back(right, top),
+        lhs=reported(lhs), rhs=reported(rhs),
         gap=ar.scale_back(gap, top),
         holds=bool(ar.le(left, right, size)) if decide else None,
         tolerance=ar.scale_back(ar.tolerance(size), top),

@@ -11,6 +11,7 @@ instance files (the message names the field).
 
 import inspect
 import json
+import math
 
 import numpy as np
 
@@ -42,24 +43,26 @@ def register(subparsers):
 def run(args):
     from ..claims import audit
 
+    try:
+        seed = options.seed(args)       # checked even where --instance does not use it
+    except ValueError as exc:
+        return options.fail(args, str(exc))
     if args.instance is not None:
         if args.statement is None:
             return options.fail(args, "--instance needs a STATEMENT")
         try:
-            instance = load_instance(args.instance, args.statement)
+            instance = load_instance(args.instance, args.statement, exact=args.exact)
             reports = audit.check_instance(args.statement, instance, exact=args.exact)
         except (ValueError, TypeError, OSError) as exc:
             return options.fail(args, f"{args.instance}: {exc}")
         if args.json:
+            rows = [{"statement": r.statement, "form": r.form, **r.to_dict()}
+                    for r in reports]
             print(json.dumps({"statement": args.statement, "instance": args.instance,
-                              "rows": [r.to_dict() for r in reports]}, indent=2))
+                              "rows": rows}, indent=2))
         else:
             print(render_instance(reports))
         return 0
-    try:
-        seed = options.seed(args)
-    except ValueError as exc:
-        return options.fail(args, str(exc))
     rows = audit.audit(None if args.statement is None else [args.statement],
                        exact=args.exact, seed=seed)
     if args.json:
@@ -93,21 +96,18 @@ def instance_fields(statement):
     return required, optional
 
 
-def load_instance(path, statement):
-    """The checker arguments in a .json object or an .npz archive; ValueError naming
-    the field that is missing, unknown or not numeric."""
+def load_instance(path, statement, exact=False):
+    """The checker arguments in a .json object or an .npz archive; ValueError saying
+    what is wrong with the file (not the format its name says, damaged) or naming the
+    field that is missing, unknown, not numeric or out of range. exact: JSON integers
+    are kept exactly (any size), for the exact checkers; otherwise every field must fit
+    in float64. OSError when the file cannot be read."""
     required, optional = instance_fields(statement)
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as archive:
-            data = {k: archive[k] for k in archive.files}
+        data = _read_npz(path)
     elif path.endswith(".json"):
-        with open(path) as fh:
-            try:
-                data = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise ValueError("the JSON file must hold one object of named fields")
+        data = {name: _json_field(name, value, exact)
+                for name, value in _read_json(path).items()}
     else:
         raise ValueError("the instance file must end in .json or .npz")
     missing = [f for f in required if f not in data]
@@ -121,20 +121,133 @@ def load_instance(path, statement):
     out = {}
     for name, value in data.items():
         array = np.asarray(value)
-        if array.dtype.kind not in "iuf":
+        if array.dtype.kind not in "iuf" and not (exact and array.dtype == object):
             raise ValueError(f"field {name!r} must hold numbers, got {value!r:.60}")
         out[name] = array if array.ndim else array[()]
     return out
 
 
+#: How the files start: a zip archive (.npz), a single .npy array.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _what_it_is(head):
+    """What a file that is not what its suffix says looks like, from its first bytes."""
+    if not head:
+        return "the file is empty"
+    if head.startswith(_ZIP_MAGIC):
+        return "it is a zip archive (an .npz archive? name it .npz)"
+    if head.startswith(_NPY_MAGIC):
+        return "it is a single .npy array, not an archive of named fields (np.savez)"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "it looks like JSON (name it .json)"
+    return "it starts with " + repr(head[:16])
+
+
+def _read_npz(path):
+    """The arrays of an .npz archive by name; ValueError when the file is not a zip
+    archive of .npy arrays, is truncated or damaged, or holds object arrays."""
+    import zipfile
+    import zlib
+
+    data, name = {}, None
+    # Opened here (np.load leaves its own handle open when the archive is damaged).
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if not head.startswith(_ZIP_MAGIC):
+            raise ValueError(f"not an .npz archive: {_what_it_is(head)}")
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as archive:
+                for name in archive.files:
+                    data[name] = archive[name]
+        except ValueError as exc:
+            if name is not None and "allow_pickle" in str(exc):
+                raise ValueError(f"field {name!r} holds Python objects (it would need "
+                                 "pickle, which bnfast does not load): save arrays of "
+                                 "numbers") from None
+            raise ValueError(_damaged(name, exc)) from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
+            raise ValueError(_damaged(name, exc)) from None
+    return data
+
+
+def _damaged(name, exc):
+    where = "" if name is None else f" (at field {name!r})"
+    return f"the .npz archive is truncated or damaged{where}: {exc}"
+
+
+class _BeyondFloat(str):
+    """A JSON number literal whose value is beyond the float64 range (e.g. 1e400)."""
+
+
+def _json_float(text):
+    value = float(text)
+    return value if np.isfinite(value) else _BeyondFloat(text)
+
+
+def _read_json(path):
+    """The JSON object of the file (a dict); ValueError when it is not valid JSON or
+    not one object."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        data = json.loads(raw, parse_float=_json_float)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        hint = "" if raw.lstrip()[:1] in (b"{", b"[") else f"; {_what_it_is(raw[:16])}"
+        raise ValueError(f"not valid JSON ({exc}{hint})") from None
+    if not isinstance(data, dict):
+        raise ValueError("the JSON file must hold one object of named fields")
+    return data
+
+
+def _json_field(name, value, exact):
+    """A JSON field as an array of numbers (its entries: ints and floats, no bools):
+    float64, or with ``exact`` an object array of the entries as they are (ints of any
+    size exactly; the exact checkers read floats at their binary value); ValueError
+    naming the field otherwise."""
+    try:
+        array = np.array(value, dtype=object)
+    except ValueError:
+        raise ValueError(f"field {name!r} is not a rectangular array of numbers (its "
+                         "rows differ in length)") from None
+    for entry in array.flat:
+        if isinstance(entry, _BeyondFloat):
+            raise ValueError(f"field {name!r} holds {entry}, beyond the float64 range "
+                             "(about 1.8e308); an integer written out in full is taken "
+                             "exactly with --exact")
+        if isinstance(entry, (list, dict)):
+            raise ValueError(f"field {name!r} is not a rectangular array of numbers "
+                             f"(rows of different lengths or nested objects), got "
+                             f"{value!r:.60}")
+        if isinstance(entry, bool) or not isinstance(entry, (int, float)):
+            raise ValueError(f"field {name!r} must hold numbers, got {value!r:.60}")
+        if not exact and isinstance(entry, int) and abs(entry) > _FLOAT_MAX:
+            raise ValueError(f"field {name!r} holds an integer of {len(str(abs(entry)))} "
+                             "digits, beyond the float64 range (about 1.8e308): pass "
+                             "--exact to check it exactly")
+    return array if exact else array.astype(np.float64)
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
 # ---- the text --------------------------------------------------------------------
 
 def _short(x):
-    """An exact number as it is when short, else its value; floats to 6 digits."""
+    """An exact number as it is when short, else its value to 6 digits (evaluated by
+    sympy: an exact 1e-800 is not 0, nor 1e800 inf); floats to 6 digits."""
     if isinstance(x, (float, np.floating)):
         return f"{float(x):.6g}"
     text = str(x)
-    return text if len(text) <= 18 else f"{float(x):.6g}"
+    if len(text) <= 18:
+        return text
+    value = float(x)
+    if value != 0 and math.isfinite(value):
+        return f"{value:.6g}"
+    import sympy
+    return str(sympy.N(x, 6))
 
 
 def _instance_text(instance):

@@ -16,7 +16,12 @@ def wilson_interval(successes, trials, z=1.959963984540054):
     denominator = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At p = 0 the lower end is exactly 0 (centre = half), at p = 1 the upper end exactly
+    # 1; in floats centre - half can round to +2e-19, which would put a rate of exactly 0
+    # (Theorem 4.1's closed form) outside an interval that contains it.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return (low, high)
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,9 @@ class SearchResult:
     ci : the 95% Wilson interval (low, high) of ``rate``.
     counterexamples : list of dicts, smallest first, each certified in exact arithmetic
         (keys "w0", and "X", "y" when the data are random; "lhs", "rhs" exact values as
-        strings; "size": the largest absolute integer entry after shrinking).
+        strings; "size": the largest absolute integer entry after shrinking; the
+        theorem sweeps add "denominator": Theorem 4.4's g is on the grid 1/denominator,
+        see bnfast.search.theorems).
     seconds : wall time.
     settings : the sweep's arguments and derived numbers (data, dim, samples, seed,
         chunks, chunk_size, degenerate, decided_exactly, ...).

@@ -4,8 +4,12 @@ random instances (docs/math/search.md, docs/math/santurkar_section_4.md).
 An instance is one BN neuron on a batch of m samples: pre-BN activations h ~ N(0, I_m)
 and the downstream gradient g ~ N(0, I_m), gamma = 1, beta = 0, eps = 0 (and lam for
 Theorem 4.4). The float check is vectorised NumPy over a chunk (the closed forms of
-bnfast.claims, on whole arrays); a verdict whose margin is within rounding is decided by
-bnfast.claims' exact checker, and every reported counterexample is certified by it.
+bnfast.claims, on whole arrays; lam = lam_n * 2**e enters as lam_n with its power of two
+carried as an exponent, as in bnfast.claims, so any finite lam > 0 is decided without
+overflow); a verdict whose margin is within rounding is decided by bnfast.claims' exact
+checker, and every reported counterexample is certified by it, after shrinking (see
+_certify): small integers for Theorem 4.1, integer h and g on a grid 1/q (q = 1, 2, 4,
+...) for Theorem 4.4, whose printed verdict depends on g's scale.
 
 Closed forms (docs/math/santurkar_section_4.md): with P the projection onto the
 complement of span(1, hhat), ||grad_h Lhat||^2 = (gamma^2/sigma^2) ||P g||^2 exactly, so
@@ -15,10 +19,13 @@ probability 1 (predicted rate 0). Theorem 4.4 as printed has no closed-form rate
 instance sits on the boundary, which floats cannot decide, so they are not swept.
 """
 
+from fractions import Fraction
+
 import numpy as np
 
 from .._validate import integer, positive_finite
 from ..claims import check_theorem_4_1, check_theorem_4_4
+from ..claims._float import FloatArithmetic
 from .certify import SCALES
 from .sweep import VERDICT_NAMES, Option, Statement, Sweep, common_settings, run_sweep
 
@@ -30,11 +37,15 @@ KEEP_PER_CHUNK = 4
 #: A float verdict is trusted when |rhs - lhs| exceeds this many units of rounding of
 #: the largest term (float64 sums of m <= 1024 products).
 MARGIN_ULPS = 1024 * np.finfo(np.float64).eps
+#: The claims' power-of-two scaling (split_scale), for lam.
+_SCALING = FloatArithmetic()
 
 
 def _terms(h, g, lam):
-    """Per instance (rows): lhs = lam^2 ||grad_h Lhat||^2 and the terms of the right
-    sides, for gamma = 1 (k = 1/sigma^2)."""
+    """Per instance (rows), for gamma = 1 (k = 1/sigma^2): the left side lam^2 ||grad_h
+    Lhat||^2 and the statistics of the right sides. lam enters as lam = lam_n * 2**e
+    (lam_n in [1/2, 1), exact; the claims' split_scale): every value here is computed
+    with lam_n and carries lam's power of two as an exponent, so no lam overflows."""
     m = h.shape[1]
     hc = h - h.mean(axis=1, keepdims=True)
     sigma2 = np.mean(hc * hc, axis=1)
@@ -43,18 +54,42 @@ def _terms(h, g, lam):
     g_hhat = np.einsum("ij,ij->i", g, hhat)
     gg = np.einsum("ij,ij->i", g, g)
     projected = g - (one_g / m)[:, None] - hhat * (g_hhat / m)[:, None]
-    lhs = lam ** 2 * np.einsum("ij,ij->i", projected, projected) / sigma2
+    lam_n, e = _SCALING.split_scale(lam)
+    lhs = (lam_n ** 2 * np.einsum("ij,ij->i", projected, projected) / sigma2, 2 * e)
     return m, sigma2, one_g, g_hhat, gg, lhs
 
 
 def _right_side(statement, m, sigma2, one_g, g_hhat, gg, lam):
-    """The printed right side and the magnitude of its largest term, per instance."""
+    """The printed right side as terms (values per instance, exponent of 2), lam as in
+    _terms."""
     k = 1.0 / sigma2
     if statement == "theorem-4-1":   # 1/sqrt(m) where the proof has 1/m
-        terms = (k * gg, -k * one_g ** 2 / m, -k * g_hhat ** 2 / np.sqrt(m))
-    else:                            # g_j^2 = (lam^2 ||g||^2)^2, m mean(g)^2, lam^2 <g,hhat>^2
-        terms = (k * lam ** 4 * gg ** 2, -k * one_g ** 2 / m, -k * lam ** 2 * g_hhat ** 2)
-    return sum(terms), np.max(np.abs(np.stack(terms)), axis=0)
+        return [(k * gg, 0), (-k * one_g ** 2 / m, 0), (-k * g_hhat ** 2 / np.sqrt(m), 0)]
+    lam_n, e = _SCALING.split_scale(lam)
+    # g_j^2 = (lam^2 ||g||^2)^2, m mean(g)^2, lam^2 <g,hhat>^2
+    return [(k * lam_n ** 4 * gg ** 2, 4 * e), (-k * one_g ** 2 / m, 0),
+            (-k * lam_n ** 2 * g_hhat ** 2, 2 * e)]
+
+
+def _in_unit(terms, top):
+    """Each term's values times 2**(exponent - top); a term more than ~1074 binades
+    below the unit underflows to 0, far below the margin (MARGIN_ULPS of the largest
+    term), and when every term does the instance is undecided (decided exactly)."""
+    with np.errstate(under="ignore"):
+        return [np.ldexp(v, e - top) for v, e in terms]
+
+
+def _decide_chunk(lhs, rhs_terms):
+    """(holds, fails, undecided) masks: the sides compared in the unit of the largest
+    exponent (lam's scale), the margin against the largest term."""
+    top = max(e for _, e in [lhs, *rhs_terms])
+    left, = _in_unit([lhs], top)
+    terms = _in_unit(rhs_terms, top)
+    gap = sum(terms) - left
+    scale = np.max(np.abs(np.stack(terms)), axis=0)
+    margin = MARGIN_ULPS * np.maximum(scale, left)
+    undecided = np.abs(gap) <= margin
+    return ~undecided & (gap > 0), ~undecided & (gap < 0), undecided
 
 
 def check_chunk(task):
@@ -64,12 +99,8 @@ def check_chunk(task):
     h = rng.standard_normal((count, m))
     g = rng.standard_normal((count, m))
     m, sigma2, one_g, g_hhat, gg, lhs = _terms(h, g, lam)
-    rhs, scale = _right_side(task["statement"], m, sigma2, one_g, g_hhat, gg, lam)
-    gap = rhs - lhs
-    margin = MARGIN_ULPS * np.maximum(scale, lhs)
-    undecided = np.abs(gap) <= margin
-    holds = ~undecided & (gap > 0)
-    fails = ~undecided & (gap < 0)
+    rhs = _right_side(task["statement"], m, sigma2, one_g, g_hhat, gg, lam)
+    holds, fails, undecided = _decide_chunk(lhs, rhs)
     predicted = 0.0 if task["statement"] == "theorem-4-1" else None
 
     def keep(mask, limit):
@@ -101,25 +132,64 @@ def _integers(a, k):
     return np.round(a / np.max(np.abs(a)) * k)
 
 
+#: The denominators tried for Theorem 4.4's g, smallest first: powers of two, so that g
+#: rounded to a multiple of 1/q is exact in float64 (the certificate's floats are the
+#: rationals themselves, and the exact checker reads exactly those).
+DENOMINATORS = tuple(2 ** j for j in range(21))
+
+
 def _certify(instance):
-    """The smallest integer rescaling of (h, g) that still fails exactly (Theorem 4.1's
-    verdict does not depend on the scales of h and g; Theorem 4.4's depends on g's, so
-    its integer candidates may not fail), else the float instance itself."""
+    """A certificate of a float counterexample: the first small instance near it that
+    fails in exact arithmetic, else the float instance itself; None when even that
+    does not fail (a bug of the margins).
+
+    Theorem 4.1's verdict does not depend on the scales of h and g: both are normalised
+    to a largest entry of 1, multiplied by k (SCALES) and rounded. Theorem 4.4's
+    depends on g's scale (g_j^2 is a fourth power of g) but not on h's: h is shrunk to
+    integers the same way, with g as it is, then g is rounded to multiples of 1/q for
+    q = 1, 2, 4, ... (its scale kept), with that integer h. Either way the instance is
+    "shrunk" when the result is small integers (h) and short dyadic fractions (g)."""
     h, g = np.array(instance["h"]), np.array(instance["g"])
-    for k in SCALES + (None,):
-        hk, gk = (h, g) if k is None else (_integers(h, k), _integers(g, k))
+
+    def failing(hk, gk):
+        # The exact report when (hk, gk) fails; None when it holds or is degenerate
+        # (rounding made h constant: BN undefined).
         if np.ptp(hk) == 0:
-            continue                       # rounding made h constant: BN undefined
+            return None
         report = _exact(instance, hk, gk)
-        if report.holds is False:
-            integral = k is not None
-            as_list = (lambda a: a.astype(np.int64).tolist()) if integral else \
-                (lambda a: a.tolist())
-            return {"h": as_list(hk), "g": as_list(gk), "lhs": str(report.lhs),
-                    "rhs": str(report.rhs),
-                    "size": float(max(np.max(np.abs(hk)), np.max(np.abs(gk)))),
-                    "shrunk": integral}
-    return None
+        return report if report.holds is False else None
+
+    if instance["statement"] == "theorem-4-1":
+        for k in SCALES:
+            hk, gk = _integers(h, k), _integers(g, k)
+            report = failing(hk, gk)
+            if report is not None:
+                return _certificate(hk, gk, 1, report)
+    else:
+        hk = next((c for c in (_integers(h, k) for k in SCALES) if failing(c, g)), None)
+        if hk is not None:
+            for q in DENOMINATORS:
+                gk = np.round(g * q) / q
+                report = failing(hk, gk)
+                if report is not None:
+                    return _certificate(hk, gk, q, report)
+    report = failing(h, g)
+    return None if report is None else _certificate(h, g, None, report)
+
+
+def _certificate(h, g, q, report):
+    """The certificate dict: h, g (ints, or floats: g's are multiples of 1/q), the exact
+    sides as strings, "denominator" q (None: the float instance), "size" (the largest
+    integer written: an entry of h, a numerator of g, q; for the float instance its
+    largest absolute entry) and "shrunk"."""
+    shrunk = q is not None
+    ints = lambda a: a.astype(np.int64).tolist()                        # noqa: E731
+    numerators = g * q if shrunk else g
+    size = max(np.max(np.abs(h)), np.max(np.abs(numerators)), q if shrunk else 0)
+    return {"h": ints(h) if shrunk else h.tolist(),
+            "g": ints(g) if q == 1 else g.tolist(),
+            "lhs": str(report.lhs), "rhs": str(report.rhs), "denominator": q,
+            "size": float(size), "shrunk": shrunk}
 
 
 def _sweep(name, instances, samples, lam, seed, executor, progress, out, resume,
@@ -160,7 +230,11 @@ def _law(settings):
 
 def _example(certificate):
     c = certificate
-    return [f"  h = {c['h']}  g = {c['g']}",
+    if c.get("denominator", 1) not in (None, 1):     # g on the grid 1/q: as fractions
+        g = "[" + ", ".join(str(Fraction(x)) for x in c["g"]) + "]"
+    else:
+        g = str(c["g"])
+    return [f"  h = {c['h']}  g = {g}",
             f"      left side {c['lhs']}  >  {c['rhs']} = right side"]
 
 

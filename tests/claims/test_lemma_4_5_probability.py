@@ -67,6 +67,28 @@ def test_monte_carlo_agrees(d, seed, gamma):
     assert abs(holds / n - p) < 4 * sd, (holds / n, p, sd)
 
 
+@pytest.mark.parametrize("sx, sy", [(1.0, 1e154), (1e-160, 1.0), (1e300, 1.0),
+                                     (1.0, 1e-300), (1e-300, 1e300), (1e200, 1e-200),
+                                     (2.0 ** 900, 2.0 ** -1000)])
+def test_scaled_data_give_the_unscaled_probability(sx, sy):
+    # Issue 23: (0.5, 0.0) or (nan, nan) on such data (v and W* over- or underflowed).
+    # theta does not see positive scales of X and y; the data are divided by powers of
+    # two first (exact), so a power-of-two factor changes no bit and a decimal one only
+    # the inputs' last bits.
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((6, 3)), rng.standard_normal(6)
+    base = lemma_4_5_holds_probability(X, y)
+    a, w = slopes(X, y)
+    assert base[1] == pytest.approx(angle(a, w), rel=1e-12)
+    got = lemma_4_5_holds_probability(X * sx, y * sy)
+    if math.log2(sx).is_integer() and math.log2(sy).is_integer():
+        assert got == base
+    else:
+        assert got == pytest.approx(base, rel=1e-12)
+    assert lemma_4_5_holds_probability(X_EX * sx, Y_EX * sy, gamma=-1.0) == \
+        pytest.approx(lemma_4_5_holds_probability(X_EX, Y_EX, gamma=-1.0), rel=1e-12)
+
+
 def test_w_star_on_the_bn_ray_gives_probability_one():
     # y = X a without intercept: W* = a, theta = 0 and (1) is an equality
     rng = np.random.default_rng(5)

@@ -204,6 +204,24 @@ def test_extreme_lam_float_and_exact_agree():
                                                     abs=1e-15)
 
 
+def test_sides_beyond_the_float_range_are_reported_as_the_exact_ones():
+    # Issue 23: at lam = 1e200 the float path reported lhs = 0.0 (true ~6e399): each side
+    # was scaled back from the unit of the printed rhs (~lam^4), where it underflowed.
+    # Now each side is what float() of the exact value gives: inf beyond the range, the
+    # value to rounding inside it (lam = 1e150: lhs 6e299 against rhs ~1e600), 0 below.
+    h, g = [0.5, -1.0, 2.0, 3.5], [1.0, 0.5, -1.0, 0.25]
+    for lam in (1e200, 1e150, 1e-150, 1e-200):
+        for form in ("printed", "corrected"):
+            fl = check_theorem_4_4(h, g, lam=lam, form=form)
+            ex = check_theorem_4_4(h, g, lam=lam, form=form, exact=True)
+            assert fl.holds is ex.holds
+            for name in ("lhs", "rhs", "g_j", "ghat_j"):
+                want = float(getattr(ex, name))
+                assert getattr(fl, name) == pytest.approx(want, rel=1e-12, abs=1e-320), \
+                    (lam, form, name)
+    assert check_theorem_4_4(h, g, lam=1e200).lhs == math.inf
+
+
 # ---- eps > 0 and bad input ------------------------------------------------------------------
 
 def test_eps_positive_gives_no_verdict():

@@ -5,6 +5,7 @@ do not depend on the executor."""
 
 import concurrent.futures as cf
 import json
+from fractions import Fraction
 import subprocess
 import sys
 import tempfile
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 from bnfast.claims import check_theorem_4_1, check_theorem_4_4
-from bnfast.search import theorem_4_1, theorem_4_4
-from bnfast.search.theorems import check_chunk
+from bnfast.cli.search import render
+from bnfast.search import sweeps, theorem_4_1, theorem_4_4, wilson_interval
+from bnfast.search.theorems import DENOMINATORS, check_chunk
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -63,6 +65,66 @@ def test_theorem_4_4_as_printed_fails_sometimes_and_certificates_are_exact():
         report = check_theorem_4_4(np.array(c["h"], float), np.array(c["g"], float),
                                    lam=1.0, exact=True)
         assert report.holds is False
+
+
+@pytest.mark.parametrize("lam", [1e78, 1e300, 1e-200, 2.0 ** -600])
+def test_extreme_lam_is_decided_without_overflow(lam):
+    # Issue 23: --lam 1e78 raised OverflowError (lam ** 4 in Python floats). lam now
+    # enters as lam_n * 2**e and each term carries its power of two; the verdicts agree
+    # with the claims checker, itself checked against the exact one at such lam.
+    task = {"chunk": 0, "seed": 5, "count": 40, "samples": 4, "lam": lam,
+            "statement": "theorem-4-4"}
+    row = check_chunk(task)
+    rng = np.random.default_rng(5)
+    h, g = rng.standard_normal((40, 4)), rng.standard_normal((40, 4))
+    fails = sum(check_theorem_4_4(h[i], g[i], lam=lam).holds is False for i in range(40))
+    assert row["undecided"] == 0 and row["fails"] == fails
+    assert fails == (0 if lam > 1 else 40)     # lam^4 ||g||^4 dominates, or vanishes
+    for inst in row["kept"]["fails"][:1]:
+        report = check_theorem_4_4(np.array(inst["h"]), np.array(inst["g"]), lam=lam,
+                                   exact=True)
+        assert report.holds is False
+
+
+def test_cli_huge_lam():
+    p = subprocess.run([sys.executable, "-m", "bnfast", "search", "theorem-4-4", "--lam",
+                        "1e78", "--instances", "2000", "--no-progress"],
+                       capture_output=True, text=True, timeout=120,
+                       cwd=tempfile.gettempdir())
+    assert p.returncode == 0, p.stderr
+    assert "the bound holds:         2,000  rate 1.00000" in p.stdout
+
+
+def test_theorem_4_4_certificates_are_small_integers_and_short_fractions():
+    # Issue 23: at lam = 2 the certificates were the float instances (17-digit floats,
+    # 100-digit rationals): h and g were rescaled together, but the printed verdict
+    # depends on g's scale. h is now shrunk to integers alone (the verdict does not see
+    # its scale or shift) and g rounded to multiples of 1/q, q = 1, 2, 4, ...
+    r = theorem_4_4(20_000, samples=8, lam=2.0, seed=0, progress=False, counterexamples=3)
+    assert len(r.counterexamples) == 3
+    for c in r.counterexamples:
+        q = c["denominator"]
+        assert c["shrunk"] and q in DENOMINATORS and q <= 64
+        assert all(type(v) is int and abs(v) <= 100 for v in c["h"])
+        g = [Fraction(v) for v in c["g"]]            # the floats are the rationals
+        assert all((v * q).denominator == 1 and abs(v * q) <= 100 for v in g)
+        assert c["size"] == max(max(map(abs, c["h"])), max(abs(v * q) for v in g), q)
+        report = check_theorem_4_4(c["h"], g, lam=2, exact=True)
+        assert report.holds is False
+        assert (str(report.lhs), str(report.rhs)) == (c["lhs"], c["rhs"])
+        assert len(c["lhs"]) < 30 and len(c["rhs"]) < 30
+        text = "\n".join(sweeps()["theorem-4-4"].example(c))
+        assert "g = [" + ", ".join(str(v) for v in g) + "]" in text
+
+
+def test_a_rate_of_zero_is_inside_its_interval():
+    # Issue 23: Theorem 4.1's closed form 0 was printed "OUTSIDE the interval": the
+    # Wilson lower end at 0 successes came out as 2e-19 (centre - half in floats).
+    assert all(wilson_interval(0, n)[0] == 0.0 for n in range(1, 3000))
+    assert all(wilson_interval(n, n)[1] == 1.0 for n in range(1, 3000))
+    r = theorem_4_1(1000, samples=4, seed=0, progress=False, counterexamples=0)
+    assert r.ci[0] == 0.0 and r.predicted == 0.0
+    assert "inside the interval" in render(r)
 
 
 def test_counts_do_not_depend_on_the_executor():

@@ -87,7 +87,7 @@ SWEEP = '''
     from bnfast.search.sweep import Option, Sweep
 
     def dummy(instances, samples=2, seed=0, executor=None, progress=True, out=None,
-              resume=False, level=0.5):
+              resume=False, overwrite=False, level=0.5):
         settings = {"statement": "dummy-sweep", "samples": samples, "seed": seed,
                     "level": level, "degenerate": 0, "decided_exactly": 0}
         return SearchResult("dummy-sweep", instances, instances, instances, 1.0, None,

@@ -174,7 +174,7 @@ def add_exact(parser):
 
 def add_overwrite(parser, what="the file given to --out or --plot"):
     """--overwrite: replace ``what`` (the file the subcommand writes, e.g. "PATH.html")
-    when it exists; read by ``check_overwrite`` and ``check_file``. Added once per
+    when it exists; read by ``check_file``. Added once per
     parser (--plot and --out both bring it)."""
     if "--overwrite" in parser._option_string_actions:
         return

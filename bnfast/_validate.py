@@ -108,6 +108,29 @@ def integer(value, name, low, high=None):
     return value
 
 
+def integer_text(text, name):
+    """The integer a user typed (a command-line count such as --instances): decimal
+    digits ("1000000", "1_000_000") or a number in float notation whose value is an
+    integer ("1e6", "2.5e3"), as a Python int (exact: "1e30" is 10**30); ValueError
+    naming ``name`` for anything else ("1.5", "1e-3", "inf", "nan", "ten"). Its range is
+    the caller's rule (``integer``, ``seed``)."""
+    import decimal
+
+    try:
+        return int(text, 10)
+    except (TypeError, ValueError):
+        pass
+    try:
+        value = decimal.Decimal(text.strip())
+    except (AttributeError, decimal.InvalidOperation):
+        value = None
+    if value is None or not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(f"{name} must be an integer (e.g. 1000000 or 1e6), got {text!r}")
+    if value.adjusted() > 100:      # no count or seed has 100 digits; 1e999999999 would
+        raise ValueError(f"{name} is out of range, got {text!r}")    # take minutes
+    return int(value)
+
+
 #: Seeds of the experiments, sweeps and audits are in [0, SEED_END): 63 bits, what
 #: derived_seed (bnfast.executors) hands out and a signed 64-bit column can hold.
 SEED_END = 2**63

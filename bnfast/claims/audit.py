@@ -7,7 +7,8 @@ instance whose inequality fails (confirmed in exact arithmetic, then shrunk); it
 when none of the searched instances fails, and it is an IDENTITY when moreover every
 searched instance has gap exactly 0 (exact mode) or 0 within rounding (float mode). The
 Lemma 4.5 row adds the closed-form probability that (1) holds for a random
-initialization on Example 3.2 (its ``extra``; lemma_4_5_probability.py).
+initialization with the premise <W0, W*> > 0 on Example 3.2 (its ``extra``;
+lemma_4_5_probability.py).
 
     audit(statements=None, exact=False, seed=0) -> list of AuditRow, one per row
     rows(): the rows, in the order of the paper; statements(): the names `bnfast audit`
@@ -149,15 +150,23 @@ def _rows_of(names):
     return [row for row in rows() if row.name in names]
 
 
-def audit(statements=None, exact=False, seed=0):
+def audit(statements=None, exact=False, seed=0, progress=False):
     """The audit rows of the named statements (all of statements() when None).
 
-    exact  False: the search checks in float64 and confirms a failure exactly; True:
-           every instance is checked exactly. Same seed, same rows.
-    seed   an int in [0, 2**63).
+    exact     False: the search checks in float64 and confirms a failure exactly; True:
+              every instance is checked exactly. Same seed, same rows.
+    seed      an int in [0, 2**63).
+    progress  a tqdm bar over the rows on stderr, shown once the audit takes over a
+              second (`bnfast audit` shows it unless --no-progress).
     """
     seed = seed_value(seed)
     selected = rows() if statements is None else _rows_of(statements)
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+        selected = tqdm(selected, desc="audit", unit="row", file=sys.stderr, delay=1.0,
+                        leave=False, dynamic_ncols=True)
     return [_audit_row(row, exact, seed) for row in selected]
 
 

@@ -381,9 +381,12 @@ def _example_3_2_probability():
 
 def _example_3_2_notes(extra):
     p, theta = extra["example_3_2_holds_probability"], extra["example_3_2_theta_degrees"]
-    return ["on Example 3.2, (1) holds for a random W0 with",
-            f"probability 1/2 - theta/(2 pi) = {p:.4f} (theta = {theta:.3f} deg):",
-            f"it fails for {1 - p:.0%} of initializations, not only at W0 = W*"]
+    # P[premise] = 1/2 for an isotropic W0: the lemma fails for (1 - p)/2 of all W0.
+    return ["on Example 3.2, for a random W0 with the premise",
+            "<W0, W*> > 0, (1) holds with probability",
+            f"1/2 - theta/(2 pi) = {p:.4f} (theta = {theta:.3f} deg):",
+            f"it fails for {1 - p:.0%} of the initializations with the",
+            f"premise ({(1 - p) / 2:.0%} of all), not only at W0 = W*"]
 
 
 AUDIT_ROWS = (Row("lemma-4-5", "Lemma 4.5", "printed",

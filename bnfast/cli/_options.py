@@ -13,22 +13,30 @@ A file a command writes (--plot, --out) is checked before any work starts, by on
 refused unless --overwrite is given (or, for --out, --resume continues it); it is then
 written atomically, keeping its permissions and writing through a symbolic link.
 
-``fail`` prints a usage error the way every subcommand does and returns its exit code.
+``fail`` prints a usage error the way every subcommand does and returns its exit code;
+``integer`` reads an integer option's text (a count such as --instances N, --top K),
+1e6 as well as 1000000 (the rule: _validate.integer_text).
 """
 
 import sys
 
-from .._validate import seed as seed_value
+from .._validate import integer_text, seed as seed_value
 
 __all__ = ["add_exact", "add_json", "add_out", "add_overwrite", "add_plot", "add_progress",
            "add_scheduler", "add_seed", "check_file", "check_out", "check_plot", "fail",
-           "scheduler_client", "seed", "write_plot"]
+           "integer", "scheduler_client", "seed", "write_plot"]
 
 
 def fail(args, message):
     """Prints "bnfast COMMAND: message" to stderr; returns 2 (a usage error)."""
     print(f"bnfast {args.command}: {message}", file=sys.stderr)
     return 2
+
+
+def integer(text, flag):
+    """The int an option's text names ("1000000", "1e6"; ValueError worded for the user
+    otherwise). Its range is the caller's rule."""
+    return integer_text(text, flag)
 
 
 # ---- --seed S ------------------------------------------------------------------------
@@ -41,11 +49,7 @@ def add_seed(parser, of):
 
 def seed(args):
     """--seed as an int; ValueError worded for the user (the rule: _validate.seed)."""
-    try:
-        value = int(args.seed, 10)
-    except ValueError:
-        raise ValueError(f"--seed must be an integer >= 0, got {args.seed!r}") from None
-    return seed_value(value, "--seed")
+    return seed_value(integer(args.seed, "--seed"), "--seed")
 
 
 # ---- --json ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""`bnfast audit [STATEMENT] [--exact] [--json] [--seed S] [--instance FILE]`: every
-statement of Santurkar et al. (2018) section 4, checked (bnfast.claims.audit).
+"""`bnfast audit [STATEMENT] [--exact] [--json] [--seed S] [--instance FILE]
+[--no-progress]`: every statement of Santurkar et al. (2018) section 4, checked
+(bnfast.claims.audit).
 
 Without --instance: a table, one row per statement and form, with the verdict and, for
 the statements that fail, the smallest counterexample the search found (re-checked in
@@ -37,6 +38,7 @@ def register(subparsers):
     options.add_seed(parser, "the instance search")
     parser.add_argument("--instance", metavar="FILE",
                         help="check STATEMENT on your own instance (.json or .npz)")
+    options.add_progress(parser)
     parser.set_defaults(run=run)
 
 
@@ -64,7 +66,7 @@ def run(args):
             print(render_instance(reports))
         return 0
     rows = audit.audit(None if args.statement is None else [args.statement],
-                       exact=args.exact, seed=seed)
+                       exact=args.exact, seed=seed, progress=not args.no_progress)
     if args.json:
         print(json.dumps({"arithmetic": "exact" if args.exact else "float64",
                           "seed": seed, "rows": [r.to_dict() for r in rows]},

@@ -58,10 +58,7 @@ def register(subparsers):
 
 
 def _count(args, flag, text, low, high):
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise ValueError(f"{flag} must be an integer, got {text!r}") from None
+    value = options.integer(text, flag)
     if not low <= value <= high:
         raise ValueError(f"{flag} must be in [{low}, {high}] (the network has {high} "
                          f"parameters), got {value}")

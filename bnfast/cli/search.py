@@ -1,7 +1,7 @@
 """`bnfast search STATEMENT [--instances N] [--samples M] [--seed S] [--scheduler ADDR]
 [--out FILE.parquet] [--resume] [--plot PATH] [--json] [--no-progress]` and the
-statement's own options (lemma-4-5: --data D, --dim D; theorem-4-4: --lam L): how often
-a statement fails over random instances, every counterexample certified exactly
+statement's own options (lemma-4-5: --data NAME, --dim D; theorem-4-4: --lam L): how
+often a statement fails over random instances, every counterexample certified exactly
 (bnfast.search; docs/math/search.md). The statements, their options and their reports
 come from the sweeps bnfast.search lists (``bnfast.search.sweeps()``).
 
@@ -75,6 +75,8 @@ def register(subparsers):
 
 
 def _read(name, parse, text):
+    if parse is int:                          # a count: 1e6 as well as 1000000
+        return options.integer(text, f"--{name}")
     try:
         return parse(text)
     except ValueError:

@@ -141,7 +141,7 @@ SWEEPS = (Sweep(
     samples=">= dim + 1, default 3", law=_law, premise="premise <w0, W*> > 0:",
     holds="(1) holds:", example=_example,
     closed="mean of 1/2 - theta/(2 pi) over the data sets",
-    options=(Option("data", "D", str, "'random' (X, y with N(0, 1) entries per instance) "
+    options=(Option("data", "NAME", str, "'random' (X, y with N(0, 1) entries per instance) "
                     "or 'example-3-2' (Dannemann & Junike's data); default random"),
              Option("dim", "D", int, "inputs per sample (default 2)")),
     figure=Figure(

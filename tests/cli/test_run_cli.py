@@ -61,7 +61,7 @@ def test_text_report_and_figure(tmp_path):
     (("nope",), "unknown experiment 'nope'; the experiments are: ics, landscape"),
     ((), "name an experiment"),
     ((CHEAP, "--seed", "-1"), "--seed must be in [0, 2**63)"),
-    ((CHEAP, "--seed", "x"), "--seed must be an integer >= 0, got 'x'"),
+    ((CHEAP, "--seed", "x"), "--seed must be an integer (e.g. 1000000 or 1e6), got 'x'"),
     ((CHEAP, "--plot", "figure.gif"), "must end in one of .png, .pdf, .svg"),
     ((CHEAP, "--scheduler", "nohost"), "--scheduler: scheduler address 'nohost' is not"),
 ])

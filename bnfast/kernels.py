@@ -46,8 +46,9 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         given, they are updated in place (float32 or float64, writable, any stride):
         ``running <- (1 - momentum) * running + momentum * batch``, with the batch
         variance unbiased (times m/(m-1), m = N * prod(trailing)). Channels whose batch
-        statistics are not finite (NaN/inf in x) keep their running values, with a
-        RuntimeWarning. momentum follows PyTorch (Keras/Flax write 1 - momentum and keep
+        statistics are not finite (NaN/inf in x), or whose updated running values would
+        overflow the running arrays' dtype (float32 beyond ~3.4e38), keep their running
+        values, with a RuntimeWarning. momentum follows PyTorch (Keras/Flax write 1 - momentum and keep
         the biased variance); a cumulative average is momentum = 1/k at the k-th batch.
     weight, bias : array_like (C,), optional
         The affine parameters gamma and beta (default 1 and 0).

@@ -152,7 +152,8 @@ def _batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     training=True normalizes with the batch statistics and, when running stats are
     given, updates them in place: running <- (1 - momentum) * running + momentum * batch,
     with the batch variance unbiased (times m / (m - 1)). Channels whose batch
-    statistics are not finite keep their running values (RuntimeWarning).
+    statistics are not finite, or whose update overflows the running arrays' dtype, keep
+    their running values (RuntimeWarning).
     training=False normalizes with running_mean / running_var.
     Returns y, shape of x, dtype of x (ints and bools give float64).
     """
@@ -162,14 +163,18 @@ def _batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         y, mean, var, _ = _train_normalize(x, eps, weight, bias)
         if running_mean is not None:
             m = x.size // x.shape[1]
-            ok = np.isfinite(mean) & np.isfinite(var)
-            if not ok.all():
-                warnings.warn(f"batch statistics of {np.count_nonzero(~ok)} channel(s) "
-                              "are not finite; their running statistics were left unchanged",
-                              RuntimeWarning, stacklevel=2)
             new_mean = (1 - momentum) * running_mean.astype(np.float64) + momentum * mean
             new_var = ((1 - momentum) * running_var.astype(np.float64)
                        + momentum * var * (m / (m - 1)))
+            # kept where the batch is not finite or the update overflows the stats' dtype
+            top = np.finfo(running_var.dtype).max
+            with np.errstate(invalid="ignore"):
+                ok = (np.abs(new_mean) <= top) & (np.abs(new_var) <= top)
+            if not ok.all():
+                warnings.warn(f"batch statistics of {np.count_nonzero(~ok)} channel(s) "
+                              "are not finite or overflow the running statistics' dtype; "
+                              "their running statistics were left unchanged",
+                              RuntimeWarning, stacklevel=2)
             running_mean[ok] = new_mean[ok]
             running_var[ok] = new_var[ok]
         return y.astype(_result_dtype(x))

@@ -33,17 +33,41 @@ def _zero_scale(H, norm, s2):
     return zero | (s2.real == 0)
 
 
+def _ldexp(H, e):
+    """H 2^e, exact for real or complex H (a power of two scales both parts)."""
+    if np.iscomplexobj(H):
+        return np.ldexp(H.real, e) + 1j * np.ldexp(H.imag, e)
+    return np.ldexp(H, e)
+
+
+def _column_exponents(H, eps):
+    """Per column e with max |Re h| 2^-e in [1/2, 1), or 0: with eps == 0 the
+    normalization is scale invariant, so the statistics are taken on H 2^-e, where
+    squares neither underflow nor overflow (tiny or huge data give the same zhat as
+    data near 1). eps > 0 fixes a scale: e = 0."""
+    e = np.zeros(H.shape[1], dtype=np.int64)
+    if eps != 0:
+        return e
+    largest = np.max(np.abs(H.real), axis=0)
+    ok = np.isfinite(largest) & (largest > 0)
+    e[ok] = np.frexp(largest[ok])[1]
+    return e
+
+
 def normalize(H, bn, where):
     """zhat (m, k) and the cache of the backward pass: mu, s2 = s^2, d (k,), and for
-    "l1"/"linf" s (k,), for "linf" k (k,) the first row where |h| is largest.
+    "l1"/"linf" s (k,), for "linf" k (k,) the first row where |h| is largest; all of
+    them for the column times 2^-e, e (k,) in the cache too (_column_exponents).
 
     bn : _checks.BN (its norm and eps). ``where`` names the layer in the error raised
     when eps == 0 and a column has s = 0.
     """
     m = H.shape[0]
+    e = _column_exponents(H, bn.eps)
+    H = _ldexp(H, -e)
     mu = colsum(H) / m
     mu = mu + colsum(H - mu) / m  # one correction pass: a constant column's mean exact
-    cache = {"mu": mu}
+    cache = {"mu": mu, "e": e}
     if bn.norm == "std":
         s2 = colsum((H - mu) ** 2) / m
     elif bn.norm == "l2":
@@ -73,10 +97,13 @@ def normalize_backward(G, H, zhat, cache, gamma, norm):
     """(dH, dgamma, dbeta) from G = dLoss/dz, z = gamma zhat + beta (section 7):
 
         dbeta = sum_i G_i,  dgamma = sum_i G_i zhat_i,
-        dh_j  = (gamma/d) (G_j - dbeta/m - dgamma q_j),  q_j = (s/d) ds/dh_j.
+        dh_j  = (gamma/d) (G_j - dbeta/m - dgamma q_j),  q_j = (s/d) ds/dh_j,
+
+    with the cache's statistics of H 2^-e (d 2^e is the column's own d).
     """
     m = H.shape[0]
-    d = cache["d"]
+    d, e = cache["d"], cache["e"]
+    H = _ldexp(H, -e)
     dbeta, dgamma = colsum(G), colsum(G * zhat)
     if norm == "std":
         q = zhat / m
@@ -89,15 +116,16 @@ def normalize_backward(G, H, zhat, cache, gamma, norm):
         k = cache["k"]
         q = np.zeros_like(zhat)
         q[k, cols] = (cache["s"] / d) * np.sign(H[k, cols].real)
-    dH = (gamma / d) * (G - dbeta / m - dgamma * q)
+    dH = _ldexp((gamma / d) * (G - dbeta / m - dgamma * q), -e)
     return dH, dgamma, dbeta
 
 
 def batch_moments(cache, norm, m):
     """The batch values entering the running statistics (section 9): (mu_B, v_B) with
     v_B = s^2 m/(m - 1) for "std" (the unbiased variance) and s^2 for the lp norms."""
-    s2 = cache["s2"]
-    return cache["mu"], (s2 * (m / (m - 1)) if norm == "std" else s2)
+    e = cache["e"]
+    s2 = _ldexp(cache["s2"], 2 * e)
+    return _ldexp(cache["mu"], e), (s2 * (m / (m - 1)) if norm == "std" else s2)
 
 
 def infer(H, bn, running_mean, running_var, where):

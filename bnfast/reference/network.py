@@ -374,7 +374,27 @@ def network_loss(layers, params, X, y, loss="sum"):
     layers = check_layers(layers)
     params = check_params(layers, params)
     X, y = learning_set(layers, X, y, loss=loss)
-    return loss_of(layers, params, X, y, loss)
+    return loss_of(layers, params, _scale_free(layers, X), y, loss)
+
+
+def _scale_free(layers, X):
+    """X 2^-e when the training loss is the same function of params for X and 2^k X
+    and X's largest magnitude is outside [2^-512, 2^512] (else X): d loss / d H is ~1/|H|
+    and overflows for data near double's smallest numbers, and the complex step's
+    imaginary parts underflow for data near its largest. Invariant: the first layer is
+    dense or conv, normalized right after with eps == 0, by BN with the std scale (the
+    centring removes the bias) or by any normalization without a bias, and no residual
+    block starts at the input (networks.md section 7)."""
+    first = layers[0]
+    bn = first.bn
+    if (first.type not in ("dense", "conv") or bn is None or bn.eps != 0
+            or first.block_start
+            or not ((bn.kind == "batch" and bn.norm == "std") or not first.bias)):
+        return X
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    if not (np.isfinite(largest) and largest > 0) or 2.0 ** -512 <= largest <= 2.0 ** 512:
+        return X
+    return np.ldexp(X, -int(np.frexp(largest)[1]))
 
 
 def network_gradient(layers, params, X, y, loss="sum"):
@@ -383,7 +403,7 @@ def network_gradient(layers, params, X, y, loss="sum"):
     layers = check_layers(layers)
     params = check_params(layers, params)
     X, y = learning_set(layers, X, y, loss=loss)
-    return loss_and_gradient(layers, params, X, y, loss)[1]
+    return loss_and_gradient(layers, params, _scale_free(layers, X), y, loss)[1]
 
 
 def network_hvp(layers, params, X, y, v, loss="sum"):
@@ -402,6 +422,7 @@ def network_hvp(layers, params, X, y, v, loss="sum"):
     v = direction(v, params.size)
     scale = float(np.max(np.abs(v))) if v.size else 0.0
     scale = scale or 1.0  # v = 0 still evaluates (and checks) the network
-    _, grad, _ = backprop(layers, params + 1j * HVP_STEP * (v / scale), X, y, loss)
+    _, grad, _ = backprop(layers, params + 1j * HVP_STEP * (v / scale), _scale_free(layers, X),
+                          y, loss)
     return grad.imag / HVP_STEP * scale
 

@@ -122,21 +122,24 @@ py::tuple forward_train_binding(const py::object& x_obj, const py::object& weigh
   if (track) {
     // Warn before anything changes: with warnings turned into errors the call then
     // raises with every running statistic as it was.
-    for (std::int64_t ch = 0; ch < d.c; ++ch)
-      skipped += !std::isfinite(pm[ch]) || !std::isfinite(pv[ch]);
+    auto update = [&](bool write) {
+      return visit_float(rm.kind, [&](auto t) {
+        using R = decltype(t);
+        return update_running_stats<R>(mdata<R>(rm.array), rm.stride, mdata<R>(rv.array),
+                                       rv.stride, pm, pv, d.c, d.per_channel(), momentum,
+                                       write);
+      });
+    };
+    skipped = update(false);
     if (skipped > 0) {
       const std::string message =
           "batch statistics of " + std::to_string(skipped) +
-          " channel(s) are not finite (NaN or inf in x); their running statistics were "
-          "left unchanged";
+          " channel(s) are not finite (NaN or inf in x) or overflow the running "
+          "statistics' dtype; their running statistics were left unchanged";
       if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 2) < 0)
         throw py::error_already_set();
     }
-    visit_float(rm.kind, [&](auto t) {
-      using R = decltype(t);
-      update_running_stats<R>(mdata<R>(rm.array), rm.stride, mdata<R>(rv.array), rv.stride,
-                              pm, pv, d.c, d.per_channel(), momentum);
-    });
+    update(true);
   }
   return py::make_tuple(mean, invstd, skipped);
 }

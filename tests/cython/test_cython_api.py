@@ -86,7 +86,8 @@ def test_zero_variance_with_eps_zero_is_code_1_and_writes_nothing(third_party):
     x[:, 1, 0] = [1, 2, 3, 4]          # channel 0 is constant
     code, y, mean, invstd = third_party.forward(x, None, None, 0.0)
     assert code == 1
-    assert np.all(y == -7.0)           # the sentinel the caller wrote: untouched
+    # the sentinels the caller wrote: untouched, statistics included (as the .pxd promises)
+    assert np.all(y == -7.0) and np.all(mean == -7.0) and np.all(invstd == -7.0)
 
 
 @pytest.mark.parametrize("shape, eps", [((1, 3, 1), 1e-5),      # one value per channel

@@ -485,6 +485,21 @@ def test_running_stats_that_share_memory_are_refused():
         bnfast.batch_norm(x, np.zeros(4), zero_stride, training=True)
 
 
+@pytest.mark.parametrize("impl", [bnfast, reference], ids=["native", "reference"])
+def test_float32_running_var_is_kept_when_the_batch_variance_overflows_float32(impl):
+    # finite float32 data whose variance (~1e60) does not fit float32: the update would
+    # turn running_var into inf; the documented rule keeps it, with a RuntimeWarning
+    x = np.zeros((4, 2), dtype=np.float32)
+    x[:, 0] = [1e30, -1e30, 2e30, -2e30]
+    x[:, 1] = [1, 2, 3, 4]
+    rm, rv = np.zeros(2, dtype=np.float32), np.ones(2, dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match="1 channel.*overflow"):
+        y = impl.batch_norm(x, rm, rv, training=True)
+    assert np.all(np.isfinite(y))
+    assert rm[0] == 0 and rv[0] == 1
+    np.testing.assert_allclose([rm[1], rv[1]], [0.25, 0.9 + 0.1 * 5 / 3], rtol=1e-6)
+
+
 def test_a_warning_turned_error_leaves_every_running_stat_unchanged():
     x = np.random.default_rng(0).normal(size=(6, 4))
     x[2, 1] = np.nan

@@ -1,6 +1,7 @@
 #include "kernels/batchnorm.hpp"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "runtime/dispatch.hpp"
@@ -47,18 +48,25 @@ template <class R>
 std::int64_t update_running_stats(R* running_mean, std::int64_t mean_stride, R* running_var,
                                   std::int64_t var_stride, const double* mean,
                                   const double* var, std::int64_t c, std::int64_t count,
-                                  double momentum) {
+                                  double momentum, bool write) {
   const double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
+  const double top = static_cast<double>(std::numeric_limits<R>::max());
   std::int64_t skipped = 0;
   for (i64 ch = 0; ch < c; ++ch) {
-    if (!std::isfinite(mean[ch]) || !std::isfinite(var[ch])) {
+    R& rm = running_mean[ch * mean_stride];
+    R& rv = running_var[ch * var_stride];
+    const double new_mean = (1.0 - momentum) * static_cast<double>(rm) + momentum * mean[ch];
+    const double new_var =
+        (1.0 - momentum) * static_cast<double>(rv) + momentum * var[ch] * unbias;
+    // |v| <= top is false for NaN and inf as well
+    if (!(std::fabs(new_mean) <= top && std::fabs(new_var) <= top)) {
       ++skipped;
       continue;
     }
-    R& rm = running_mean[ch * mean_stride];
-    R& rv = running_var[ch * var_stride];
-    rm = static_cast<R>((1.0 - momentum) * static_cast<double>(rm) + momentum * mean[ch]);
-    rv = static_cast<R>((1.0 - momentum) * static_cast<double>(rv) + momentum * var[ch] * unbias);
+    if (write) {
+      rm = static_cast<R>(new_mean);
+      rv = static_cast<R>(new_var);
+    }
   }
   return skipped;
 }
@@ -67,7 +75,7 @@ std::int64_t update_running_stats(R* running_mean, std::int64_t mean_stride, R* 
   template const BatchNormKernels<T>& batch_norm_kernels<T>();                       \
   template std::int64_t update_running_stats<T>(T*, std::int64_t, T*, std::int64_t, \
                                                 const double*, const double*,        \
-                                                std::int64_t, std::int64_t, double);
+                                                std::int64_t, std::int64_t, double, bool);
 BNFAST_FOR_EACH_FLOAT(BNFAST_INSTANTIATE)
 #undef BNFAST_INSTANTIATE
 

@@ -125,11 +125,13 @@ const BatchNormKernels<T>& batch_norm_kernels();
 // running <- (1 - momentum) * running + momentum * batch, with the batch variance made
 // unbiased (times count / (count - 1)), as PyTorch does. Running arrays may be strided
 // (stride in elements). Channels whose batch statistics are not finite (NaN or inf in
-// x) are left unchanged; the return value is how many were. count must be >= 2.
+// x), or whose updated values do not fit R (float32 data with a variance beyond 3.4e38),
+// are left unchanged; the return value is how many were. write = false only counts them
+// (so a caller can warn before anything changes). count must be >= 2.
 template <class R>
 std::int64_t update_running_stats(R* running_mean, std::int64_t mean_stride,
                                   R* running_var, std::int64_t var_stride,
                                   const double* mean, const double* var, std::int64_t c,
-                                  std::int64_t count, double momentum);
+                                  std::int64_t count, double momentum, bool write = true);
 
 }  // namespace bnfast

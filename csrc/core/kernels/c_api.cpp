@@ -2,6 +2,7 @@
 // exceptions become status codes (nothing may unwind into C or Cython callers).
 #include "kernels/c_api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <new>
 #include <vector>
@@ -39,10 +40,18 @@ int forward(const T* x, std::int64_t n, std::int64_t c, std::int64_t inner,
     return BNFAST_BAD_ARGUMENT;
   return guarded([&] {
     thread_local Workspace ws;   // a caller's loop allocates once per thread
-    thread_local std::vector<double> var;
-    var.resize(static_cast<std::size_t>(c));
-    batch_norm_kernels<T>().forward_train(x, Dims{n, c, inner}, weight, bias, eps, y,
-                                          mean, var.data(), invstd, ws);
+    // the statistics go to scratch first: a zero-variance failure (raised before y is
+    // written) must leave the caller's mean and invstd as they were
+    thread_local std::vector<double> stats;
+    const auto cols = static_cast<std::size_t>(c);
+    stats.resize(3 * cols);
+    double* m = stats.data();
+    double* v = m + cols;
+    double* s = v + cols;
+    batch_norm_kernels<T>().forward_train(x, Dims{n, c, inner}, weight, bias, eps, y, m, v,
+                                          s, ws);
+    std::copy(m, m + cols, mean);
+    std::copy(s, s + cols, invstd);
   });
 }
 

@@ -36,6 +36,8 @@ inline Dual exp(Dual a) {
   const double e = std::exp(a.v);
   return {e, e * a.d};
 }
+// a 2^e, exact (both parts scaled by the same power of two)
+inline Dual ldexp(Dual a, int e) { return {std::ldexp(a.v, e), std::ldexp(a.d, e)}; }
 inline Dual log(Dual a) { return {std::log(a.v), a.d / a.v}; }
 inline Dual tanh(Dual a) {
   const double t = std::tanh(a.v);

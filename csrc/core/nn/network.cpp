@@ -1,9 +1,11 @@
 #include "nn/network.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "nn/ops/activation.hpp"
 #include "nn/ops/conv.hpp"
@@ -26,6 +28,7 @@ struct Network::Values {
   AlignedVector<T> grad[2];           // gradients of two consecutive values (m, widest)
   i64 reserved_m = 0;
   std::vector<T> params, x, grad_params;  // Dual copies of the inputs (hvp)
+  std::vector<T> x_scaled;                // X 2^-e (Network::input_exponent)
 };
 
 namespace {
@@ -263,9 +266,50 @@ void Network::forward_pass(Values<T>& v, const T* params, const T* X, i64 m, Mod
   }
 }
 
+bool Network::scale_free_input() const {
+  const LayerSpec& L = layers_.front();
+  if (!L.has_weights() || !L.norm || L.norm->eps != 0) return false;
+  for (const LayerSpec& K : layers_)
+    if (K.skip_from == 0) return false;
+  const bool centred_per_channel =
+      L.norm->kind == NormKind::batch && L.norm->scale == NormScale::std;
+  return centred_per_channel || !L.bias;
+}
+
+template <class T>
+int Network::input_exponent(const T* X, i64 m) const {
+  if (!scale_free_input()) return 0;
+  double largest = 0;
+  for (i64 i = 0; i < m * input_size(); ++i) largest = std::max(largest, std::fabs(value(X[i])));
+  if (!(largest > 0 && std::isfinite(largest)) || (largest >= 0x1p-512 && largest <= 0x1p512))
+    return 0;
+  int e = 0;
+  std::frexp(largest, &e);
+  return e;
+}
+
 template <class T>
 T Network::loss_pass(Values<T>& v, const T* params, const T* X, const double* Y, i64 m,
                      T* grad, const BatchNoise* noise, const double* running) {
+  const int e = running ? 0 : input_exponent(X, m);
+  if (e != 0) {  // exact: a power of two
+    using std::ldexp;
+    v.x_scaled.resize(static_cast<std::size_t>(m * input_size()));
+    for (i64 i = 0; i < m * input_size(); ++i) v.x_scaled[i] = ldexp(X[i], -e);
+    X = v.x_scaled.data();
+  }
+  const T total = evaluate(v, params, X, Y, m, grad, noise, running);
+  if constexpr (std::is_same_v<T, double>) {
+    if (e != 0)  // the running statistics need the batch's own
+      static_cast<Normalization*>(ops_[static_cast<std::size_t>(norm_op_[0])].get())
+          ->scale_statistics(e);
+  }
+  return total;
+}
+
+template <class T>
+T Network::evaluate(Values<T>& v, const T* params, const T* X, const double* Y, i64 m,
+                    T* grad, const BatchNoise* noise, const double* running) {
   forward_pass(v, params, X, m, running ? Mode::inference : Mode::train,
                running ? nullptr : noise, running);
   Pass<T>& p = v.pass;

@@ -110,6 +110,21 @@ class Network {
   template <class T>
   T loss_pass(Values<T>& v, const T* params, const T* X, const double* Y, std::int64_t m,
               T* grad, const BatchNoise* noise, const double* running);
+  // loss_pass on the data as given
+  template <class T>
+  T evaluate(Values<T>& v, const T* params, const T* X, const double* Y, std::int64_t m,
+             T* grad, const BatchNoise* noise, const double* running);
+  // e such that the train-mode loss is best taken on X 2^-e: nonzero only when the
+  // loss is invariant to X -> 2^k X (scale_free_input) and X's largest magnitude is
+  // outside [2^-512, 2^512], where d loss / d H can overflow (a BN scale of 1e-310 has
+  // a derivative of 1e310).
+  template <class T>
+  int input_exponent(const T* X, std::int64_t m) const;
+  // With eps == 0, a first dense or conv layer normalized right after, by BN, or by any
+  // normalization when the layer has no bias (the centring then removes nothing that
+  // does not scale), and no residual block from the input: the train-mode loss is the
+  // same function of the parameters for X and 2^k X (docs/math/networks.md section 7).
+  bool scale_free_input() const;
 
   std::vector<LayerSpec> layers_;
   SampleShape input_shape_, output_shape_;

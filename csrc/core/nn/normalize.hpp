@@ -7,6 +7,7 @@
 // kernels/batchnorm.hpp (the same maths, vectorised and threaded).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -29,15 +30,40 @@ void for_each_value(std::int64_t N, std::int64_t C, std::int64_t S, F&& f) {
 
 // Per channel: the batch mean, the scale s (formed for l1 and linf, whose q needs it),
 // its square s2 (the biased variance for std), d = sqrt(s2 + eps), and for linf the
-// index of the first value of the largest |h|.
+// index of the first value of the largest |h|. With eps == 0 the normalization is scale
+// invariant, so a channel whose s2 underflows (below 2^-960, bits lost) or overflows is
+// redone on its values times 2^-e (exact; e from its largest |h|) and d, mu, s scaled
+// back, as the kernels do for plain BN (kernels/extremes.hpp): hvps on data of any
+// magnitude then agree with the loss.
 template <class T>
 struct BlockScale {
   std::vector<T> mu, s, s2, d;
   std::vector<std::int64_t> k;
+  std::vector<int> e;  // the channels' scales 2^e (all 0 unless some channel was redone)
 
   // Throws ZeroVarianceError(channel) when eps == 0 and a channel's scale is 0.
   void compute(NormScale norm, const T* H, const Dims& dims, double eps) {
     using std::sqrt;
+    statistics<false>(norm, H, dims);
+    if (eps == 0 && rescale(H, dims)) statistics<true>(norm, H, dims);
+    for (std::int64_t c = 0; c < dims.c; ++c) {
+      if (eps == 0 && value(s2[c]) == 0)
+        throw ZeroVarianceError(c, "the normalizing scale is 0 and eps == 0");
+      d[c] = sqrt(s2[c] + T(eps));
+      if (e[c] != 0) {
+        using std::ldexp;
+        d[c] = ldexp(d[c], e[c]);
+        mu[c] = ldexp(mu[c], e[c]);
+        s[c] = ldexp(s[c], e[c]);
+        s2[c] = ldexp(s2[c], 2 * e[c]);
+      }
+    }
+  }
+
+ private:
+  // The statistics of the values H 2^-e[c] (Scaled) or H.
+  template <bool Scaled>
+  void statistics(NormScale norm, const T* H, const Dims& dims) {
     const std::int64_t N = dims.n, C = dims.c, S = dims.s;
     const auto cols = static_cast<std::size_t>(C);
     mu.assign(cols, T(0.0));
@@ -45,20 +71,26 @@ struct BlockScale {
     s2.assign(cols, T(0.0));
     d.resize(cols);
     k.assign(cols, -1);
+    if (!Scaled) e.assign(cols, 0);
+    auto h = [&](std::int64_t at, std::int64_t c) {
+      using std::ldexp;
+      if constexpr (Scaled) return ldexp(H[at], -e[c]);
+      else return H[at];
+    };
     const T inv_m(1.0 / static_cast<double>(N * S));
-    for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) { mu[c] += H[at]; });
+    for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) { mu[c] += h(at, c); });
     for (std::int64_t c = 0; c < C; ++c) mu[c] *= inv_m;
     switch (norm) {
       case NormScale::std:
         for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
-          const T r = H[at] - mu[c];
+          const T r = h(at, c) - mu[c];
           s2[c] += r * r;
         });
         for (std::int64_t c = 0; c < C; ++c) s2[c] *= inv_m;
         break;
       case NormScale::l1:
         for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
-          s[c] += T(sign_of(value(H[at]))) * H[at];
+          s[c] += T(sign_of(value(H[at]))) * h(at, c);
         });
         for (std::int64_t c = 0; c < C; ++c) {
           s[c] *= inv_m;
@@ -66,7 +98,10 @@ struct BlockScale {
         }
         break;
       case NormScale::l2:
-        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) { s2[c] += H[at] * H[at]; });
+        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+          const T v = h(at, c);
+          s2[c] += v * v;
+        });
         for (std::int64_t c = 0; c < C; ++c) s2[c] *= inv_m;
         break;
       case NormScale::linf:
@@ -74,17 +109,34 @@ struct BlockScale {
           if (k[c] < 0 || std::fabs(value(H[at])) > std::fabs(value(H[k[c]]))) k[c] = at;
         });
         for (std::int64_t c = 0; c < C; ++c) {
-          const T h = H[k[c]];
-          s[c] = T(sign_of(value(h))) * h;
+          const T v = h(k[c], c);
+          s[c] = T(sign_of(value(v))) * v;
           s2[c] = s[c] * s[c];
         }
         break;
     }
-    for (std::int64_t c = 0; c < C; ++c) {
-      if (eps == 0 && value(s2[c]) == 0)
-        throw ZeroVarianceError(c, "the normalizing scale is 0 and eps == 0");
-      d[c] = sqrt(s2[c] + T(eps));
+  }
+
+  // Sets e[c] for the channels whose s2 lost bits to underflow or overflowed (finite
+  // values, not all zero); false when there are none.
+  bool rescale(const T* H, const Dims& dims) {
+    bool any = false;
+    for (std::int64_t c = 0; c < dims.c; ++c) {
+      const double v = value(s2[c]);
+      if (v >= 0x1p-960 && std::isfinite(v)) continue;
+      double largest = 0;
+      bool finite = true;
+      for (std::int64_t i = 0; i < dims.n; ++i)
+        for (std::int64_t p = 0; p < dims.s; ++p) {
+          const double h = value(H[(i * dims.c + c) * dims.s + p]);
+          finite &= std::isfinite(h);
+          largest = std::max(largest, std::fabs(h));
+        }
+      if (!finite || largest == 0) continue;  // NaN propagates; an all-zero channel stays 0
+      std::frexp(largest, &e[c]);
+      any = true;
     }
+    return any;
   }
 };
 

@@ -174,6 +174,14 @@ void Normalization::update_running(double* running, i64 update, i64 m) const {
   for (i64 j = 0; j < n; ++j) running_update(rm[j], rv[j], st.mean[j], st.var[j], f, bessel);
 }
 
+void Normalization::scale_statistics(int e) {
+  State<double>& st = state_.on_double;
+  for (std::size_t j = 0; j < st.mean.size(); ++j) {
+    st.mean[j] = std::ldexp(st.mean[j], e);
+    st.var[j] = std::ldexp(st.var[j], 2 * e);
+  }
+}
+
 BNFAST_OP_INSTANTIATE(Normalization);
 
 }  // namespace bnfast

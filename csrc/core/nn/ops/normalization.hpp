@@ -45,6 +45,9 @@ class Normalization : public OpOn<Normalization> {
   // train-mode forward on double (of m rows: m times positions values a channel);
   // `update` counts from 1.
   void update_running(double* running, std::int64_t update, std::int64_t m) const;
+  // The batch statistics of the last train-mode forward on double times 2^e (mean) and
+  // 2^2e (variance): that forward saw its input times 2^-e (Network::input_exponent).
+  void scale_statistics(int e);
 
   const NormSpec spec;
 

@@ -163,7 +163,7 @@ class TrainOutcome:
     diverged_step: Final[int]
     diverged_loss: Final[float]
     params_overflowed: Final[bool]
-    tiny_path: Final[bool]
+    one_neuron_path: Final[bool]
     sharpness_steps: Final[list[int]]
     sharpness: Final[list[float]]
 
@@ -191,7 +191,7 @@ class Network:
               callback: Callable[[int, float], object] | None, optimizer: OptimizerSpec,
               optimizer_buffers: numpy.ndarray, optimizer_updates: _Int,
               sharpness_every: _Int = ...,
-              allow_tiny: bool = ...) -> tuple[_Vector, TrainOutcome, int, int]: ...
+              allow_one_neuron: bool = ...) -> tuple[_Vector, TrainOutcome, int, int]: ...
     def train_many(self, params: numpy.ndarray, losses: numpy.ndarray,
                    steps_done: numpy.ndarray, status: numpy.ndarray, X: object, y: object,
                    lr: object, steps: _Int, record_every: _Int) -> bool: ...

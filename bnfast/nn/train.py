@@ -152,9 +152,9 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
 
 
 def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callback=None,
-           optimizer=None, optimizer_state=None, sharpness_every=None, allow_tiny=True):
-    """train(), and whether the specialised step of one BN neuron ran (nn/tiny_step.hpp);
-    allow_tiny=False forces the general step (tests compare the two)."""
+           optimizer=None, optimizer_state=None, sharpness_every=None, allow_one_neuron=True):
+    """train(), and whether the specialised step of one BN neuron ran (nn/one_neuron_step.hpp);
+    allow_one_neuron=False forces the general step (tests compare the two)."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a bnfast.Network, got {type(net).__name__}")
     X, y = net.learning_set(X, y)
@@ -173,7 +173,7 @@ def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callba
     losses, outcome, updates, optimizer_updates = net._core.train(
         params, running, updates, X, y, lr, lr_per_step, steps, batch_size, seed,
         record_every, callback, optimizer.spec(), buffers.reshape(-1), updates_done,
-        sharpness_every, allow_tiny)
+        sharpness_every, allow_one_neuron)
     if outcome.reason == _core.StopReason.diverged:
         raise TrainingDiverged(outcome.diverged_step, outcome.diverged_loss, losses,
                                outcome.params_overflowed)
@@ -183,4 +183,4 @@ def _train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callba
         np.array(outcome.sharpness_steps, dtype=np.int64), np.array(outcome.sharpness))
     return (TrainResult(params.copy(), losses, outcome.steps_done,
                         outcome.reason == _core.StopReason.requested, state, sharpness),
-            outcome.tiny_path)
+            outcome.one_neuron_path)

@@ -14,7 +14,7 @@
 
 #include "bind/arrays.hpp"
 #include "nn/network.hpp"
-#include "nn/tiny_step.hpp"
+#include "nn/one_neuron_step.hpp"
 #include "nn/train.hpp"
 #include "nn/train_many.hpp"
 
@@ -324,7 +324,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
                         std::int64_t batch_size, std::uint64_t seed, std::int64_t record_every,
                         const py::object& callback, const OptimizerSpec& optimizer,
                         py::array optimizer_buffers, std::int64_t optimizer_updates,
-                        std::int64_t sharpness_every, bool allow_tiny) {
+                        std::int64_t sharpness_every, bool allow_one_neuron) {
   reject_reentry(self);
   parameters(params, self.net);
   if (!params.writeable()) throw py::value_error("params must be writable");
@@ -368,7 +368,7 @@ py::tuple train_binding(BoundNetwork& self, py::array params, py::array running,
     };
   }
   const PollHook poll = signal_poll(pending);
-  TrainOptions opts{lr, rates, optimizer, steps, batch_size, seed, record_every, allow_tiny,
+  TrainOptions opts{lr, rates, optimizer, steps, batch_size, seed, record_every, allow_one_neuron,
                     sharpness_every};
   std::vector<double> losses;
   TrainOutcome outcome;
@@ -396,7 +396,7 @@ bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
   reject_reentry(self);
   const Network& net = self.net;
   // a guard: bnfast.train_many explains the rule (one_neuron)
-  if (!tiny_network(net)) throw py::value_error("train_many needs a one_neuron network");
+  if (!one_neuron_network(net)) throw py::value_error("train_many needs a one_neuron network");
   if (steps < 0 || steps == std::numeric_limits<std::int64_t>::max() || record_every < 1)
     throw py::value_error("0 <= steps < 2**63 - 1 and record_every >= 1 are required");
   const py::array x = as_array(X, "X"), y = as_array(Y, "y"), rate = as_array(lr, "lr");
@@ -414,8 +414,8 @@ bool train_many_binding(BoundNetwork& self, py::array params, py::array losses,
                           std::to_string(k) + ", m, " + std::to_string(in) + "), got " +
                           shape_str(x));
   const std::int64_t m = x.shape(x.ndim() - 2);
-  if (m < 2 || m > kTinyMaxSamples)
-    throw py::value_error("X must have 2 to " + std::to_string(kTinyMaxSamples) +
+  if (m < 2 || m > kOneNeuronMaxSamples)
+    throw py::value_error("X must have 2 to " + std::to_string(kOneNeuronMaxSamples) +
                           " rows (samples), got " + std::to_string(m));
   // One output: shared y is (m,) or (m, 1), per-instance y (k, m) or (k, m, 1); the
   // trailing 1 changes no memory layout. (m >= 2, so a trailing 1 is never m.)
@@ -617,7 +617,7 @@ void bind_nn(py::module_& m) {
       .def_readonly("diverged_step", &TrainOutcome::diverged_step)
       .def_readonly("diverged_loss", &TrainOutcome::diverged_loss)
       .def_readonly("params_overflowed", &TrainOutcome::params_overflowed)
-      .def_readonly("tiny_path", &TrainOutcome::tiny_path,
+      .def_readonly("one_neuron_path", &TrainOutcome::one_neuron_path,
                     "whether the specialised step of one BN neuron ran")
       .def_readonly("sharpness_steps", &TrainOutcome::sharpness_steps)
       .def_readonly("sharpness", &TrainOutcome::sharpness,
@@ -635,9 +635,9 @@ void bind_nn(py::module_& m) {
       .def_property_readonly("num_running", [](const BoundNetwork& s) { return s.net.num_running(); },
                              "Length of the flat running-statistics vector.")
       .def_property_readonly("one_neuron",
-                             [](const BoundNetwork& s) { return tiny_network(s.net); },
+                             [](const BoundNetwork& s) { return one_neuron_network(s.net); },
                              "Whether train_many trains it: one Dense layer, out_features 1, "
-                             "identity, plain BN (nn/tiny_step.hpp).")
+                             "identity, plain BN (nn/one_neuron_step.hpp).")
       .def_property_readonly("running_offsets", [](const BoundNetwork& s) { return s.net.running_offsets(); },
                              "Per layer, where its running_mean starts (running_var follows), or -1.")
       .def("loss", &loss_binding, py::arg("params"), py::arg("X"), py::arg("y"),
@@ -659,9 +659,9 @@ void bind_nn(py::module_& m) {
            py::arg("batch_size"), py::arg("seed"), py::arg("record_every"),
            py::arg("callback"), py::arg("optimizer"), py::arg("optimizer_buffers"),
            py::arg("optimizer_updates"), py::arg("sharpness_every") = 0,
-           py::arg("allow_tiny") = true,
+           py::arg("allow_one_neuron") = true,
            "Trains params, running and the optimizer's buffers in place; returns (losses, "
-           "TrainOutcome, updates, optimizer_updates). allow_tiny=False forces the general "
+           "TrainOutcome, updates, optimizer_updates). allow_one_neuron=False forces the general "
            "step (tests compare the two).")
       .def("train_many", &train_many_binding, py::arg("params"), py::arg("losses"),
            py::arg("steps_done"), py::arg("status"), py::arg("X"), py::arg("y"), py::arg("lr"),

@@ -1,7 +1,7 @@
-"""bnfast.train's specialised step for one BN neuron (csrc/core/nn/tiny_step.hpp) against
+"""bnfast.train's specialised step for one BN neuron (csrc/core/nn/one_neuron_step.hpp) against
 the general step (the same loop with Network::loss) and bnfast.reference.train.
 
-The tiny step does the same maths with sums in another order (it centres X once and
+The one-neuron step does the same maths with sums in another order (it centres X once and
 forms dW as Xc^T dh), ~1e-16 relative per step. The learning rates below keep the runs
 well inside the stable range (lr times the largest curvature ~0.1), where such
 differences are not amplified: after 300 steps the paths agree to 1.2e-14 at worst
@@ -64,16 +64,16 @@ def neuron_case(seed, n_in, m, bias, trainable, eps, loss, momentum=0.1):
 
 
 def run_both(layers, net, X, y, lr, steps, loss="sum", **kw):
-    """(tiny result, tiny net, general result, general net)."""
+    """(one_neuron result, one_neuron net, general result, general net)."""
     nets = [Network(layers, loss=loss), Network(layers, loss=loss)]
     for n in nets:
         n.params = net.params
         n._running, n._updates = net._running.copy(), net._updates
-    tiny, used = _train(nets[0], X, y, lr, steps, **kw)
-    assert used, "the tiny path did not run"
-    general, used = _train(nets[1], X, y, lr, steps, allow_tiny=False, **kw)
+    one_neuron, used = _train(nets[0], X, y, lr, steps, **kw)
+    assert used, "the one-neuron path did not run"
+    general, used = _train(nets[1], X, y, lr, steps, allow_one_neuron=False, **kw)
     assert not used
-    return tiny, nets[0], general, nets[1]
+    return one_neuron, nets[0], general, nets[1]
 
 
 def rel(a, b):
@@ -107,39 +107,39 @@ CASES = [(seed, n_in, m, bias, trainable, eps, loss)
 
 
 @pytest.mark.parametrize("seed,n_in,m,bias,trainable,eps,loss", CASES)
-def test_tiny_path_matches_general_and_reference(seed, n_in, m, bias, trainable, eps, loss):
+def test_one_neuron_path_matches_general_and_reference(seed, n_in, m, bias, trainable, eps, loss):
     layers, net, X, y, lr = neuron_case(seed, n_in, m, bias, trainable, eps, loss)
     p0 = net.params
-    tiny, tnet, general, gnet = run_both(layers, net, X, y, lr, 300, loss=loss,
+    one_neuron, tnet, general, gnet = run_both(layers, net, X, y, lr, 300, loss=loss,
                                          record_every=7)
-    assert tiny.steps == general.steps == 300
-    assert tiny.losses.shape == general.losses.shape == (43,)
-    assert_params_close(tiny.params, general.params, n_in, bias)
-    assert_losses_close(tiny.losses, general.losses)
+    assert one_neuron.steps == general.steps == 300
+    assert one_neuron.losses.shape == general.losses.shape == (43,)
+    assert_params_close(one_neuron.params, general.params, n_in, bias)
+    assert_losses_close(one_neuron.losses, general.losses)
     assert rel(tnet.running_mean[0], gnet.running_mean[0]) <= RTOL or \
         abs(tnet.running_mean[0][0] - gnet.running_mean[0][0]) <= 1e-13 * np.abs(X).max()
     assert rel(tnet.running_var[0], gnet.running_var[0]) <= RTOL
     assert tnet._updates == gnet._updates == 300
     expected = ref.train(specs(layers), p0, X, y, lr, 300, record_every=7, loss=loss)
-    assert_params_close(tiny.params, expected.params, n_in, bias, REF_RTOL)
-    assert_losses_close(tiny.losses, expected.losses, REF_RTOL)
+    assert_params_close(one_neuron.params, expected.params, n_in, bias, REF_RTOL)
+    assert_losses_close(one_neuron.losses, expected.losses, REF_RTOL)
     assert rel(tnet.running_var[0], expected.running_var[0]) <= REF_RTOL
     if trainable or (n_in > 1 and m > 2):  # else BN's output cannot change: xhat = +-1
         # for m = 2, and one frozen neuron of one input is scale invariant
-        assert rel(tiny.params, p0) > 1e-6  # it trained
+        assert rel(one_neuron.params, p0) > 1e-6  # it trained
 
 
 def test_example_3_2_matches_general_and_reference():
     net = Network(example_layers())
     net.params = [7.0, 5.0]
     for lr in (1.0, 10.0):
-        tiny, _, general, _ = run_both(example_layers(), net, X32, Y32, lr, 500,
+        one_neuron, _, general, _ = run_both(example_layers(), net, X32, Y32, lr, 500,
                                        record_every=3)
-        assert_params_close(tiny.params, general.params, 2, False)
-        assert_losses_close(tiny.losses, general.losses)
+        assert_params_close(one_neuron.params, general.params, 2, False)
+        assert_losses_close(one_neuron.losses, general.losses)
         expected = ref.train(specs(example_layers()), [7.0, 5.0], X32, Y32, lr, 500,
                              record_every=3)
-        assert_params_close(tiny.params, expected.params, 2, False, REF_RTOL)
+        assert_params_close(one_neuron.params, expected.params, 2, False, REF_RTOL)
     # the BN minima are the ray 3 w1 = 5 w2, w1 > 0 (docs/math/networks.md, Example 3.2)
     w = bnfast.train(net, X32, Y32, 1.0, 20_000, record_every=20_000).params
     assert 3 * w[0] == pytest.approx(5 * w[1], rel=1e-9) and w[0] > 0
@@ -150,27 +150,27 @@ def test_example_3_2_matches_general_and_reference():
 def test_records_and_step_counts(steps, record_every):
     layers, net, X, y, lr = neuron_case(3, 2, 5, True, True, 0.0, "sum")
     seen = {True: [], False: []}
-    for tiny in (True, False):
+    for one_neuron in (True, False):
         n = Network(layers)
         n.params = net.params
         result, used = _train(n, X, y, lr, steps, record_every=record_every,
-                              callback=lambda s, loss, t=tiny: seen[t].append((s, loss)),
-                              allow_tiny=tiny)
-        assert used == tiny and result.steps == steps
+                              callback=lambda s, loss, t=one_neuron: seen[t].append((s, loss)),
+                              allow_one_neuron=one_neuron)
+        assert used == one_neuron and result.steps == steps
         assert result.losses.size == steps // record_every + 1
-        assert [s for s, _ in seen[tiny]] == list(range(0, steps + 1, record_every))
-        np.testing.assert_array_equal([loss for _, loss in seen[tiny]], result.losses)
+        assert [s for s, _ in seen[one_neuron]] == list(range(0, steps + 1, record_every))
+        np.testing.assert_array_equal([loss for _, loss in seen[one_neuron]], result.losses)
     assert rel([x for _, x in seen[True]], [x for _, x in seen[False]]) <= RTOL
 
 
 @pytest.mark.parametrize("stop_at", [0, 4, 8])
 def test_callback_stop(stop_at):
     layers, net, X, y, lr = neuron_case(5, 3, 6, False, False, 0.0, "sum")
-    tiny, tnet, general, gnet = run_both(layers, net, X, y, lr, 100, record_every=4,
+    one_neuron, tnet, general, gnet = run_both(layers, net, X, y, lr, 100, record_every=4,
                                          callback=lambda s, loss: s == stop_at)
-    assert tiny.steps == general.steps == stop_at
-    assert tiny.stopped_by_callback and general.stopped_by_callback
-    assert_params_close(tiny.params, general.params, 3, False)
+    assert one_neuron.steps == general.steps == stop_at
+    assert one_neuron.stopped_by_callback and general.stopped_by_callback
+    assert_params_close(one_neuron.params, general.params, 3, False)
     assert tnet._updates == gnet._updates == stop_at
 
 
@@ -191,9 +191,9 @@ def test_callback_exception_leaves_the_network_unchanged():
 @pytest.mark.parametrize("momentum", [0.1, 0.7, None])
 def test_running_statistics_continue_across_calls(momentum):
     layers, net, X, y, lr = neuron_case(8, 2, 7, True, False, 1e-5, "sum", momentum)
-    tiny, tnet, general, gnet = run_both(layers, net, X, y, lr, 25, record_every=5)
+    one_neuron, tnet, general, gnet = run_both(layers, net, X, y, lr, 25, record_every=5)
     for n in (tnet, gnet):
-        _train(n, X, y, lr, 40, allow_tiny=n is tnet)
+        _train(n, X, y, lr, 40, allow_one_neuron=n is tnet)
     assert tnet._updates == gnet._updates == 65
     assert rel(tnet.running_mean[0], gnet.running_mean[0]) <= RTOL
     assert rel(tnet.running_var[0], gnet.running_var[0]) <= RTOL
@@ -206,11 +206,11 @@ def test_divergence_of_trainable_gamma_beta_matches():
     """lr above 1/m: beta oscillates with growing amplitude until the loss overflows."""
     layers, net, X, y, _ = neuron_case(11, 2, 6, False, True, 1e-5, "sum")
     errors = []
-    for tiny in (True, False):
+    for one_neuron in (True, False):
         n = Network(layers)
         n.params = net.params
         with pytest.raises(bnfast.TrainingDiverged) as info:
-            _train(n, X, y, 0.5, 100_000, record_every=3, allow_tiny=tiny)
+            _train(n, X, y, 0.5, 100_000, record_every=3, allow_one_neuron=one_neuron)
         np.testing.assert_array_equal(n.params, net.params)
         assert n._updates == 0
         errors.append(info.value)
@@ -230,9 +230,9 @@ def test_overflowing_update_matches(steps):
     net = Network(example_layers())
     net.params = [7.0, 5.0]
     errors = []
-    for tiny in (True, False):
+    for one_neuron in (True, False):
         with pytest.raises(bnfast.TrainingDiverged) as info:
-            _train(net, X32, Y32, 1e308, steps, allow_tiny=tiny)
+            _train(net, X32, Y32, 1e308, steps, allow_one_neuron=one_neuron)
         errors.append(info.value)
     a, b = errors
     assert a.step == b.step < steps and a.params_overflowed and b.params_overflowed
@@ -242,7 +242,7 @@ def test_overflowing_update_matches(steps):
 
 def zero_variance_message(net, X, y):
     with pytest.raises(bnfast.ZeroVarianceError) as info:
-        _train(net, X, y, 0.1, 5, allow_tiny=False)
+        _train(net, X, y, 0.1, 5, allow_one_neuron=False)
     return str(info.value)
 
 
@@ -263,7 +263,7 @@ def test_zero_variance_raises_the_general_error():
 
 
 def test_zero_variance_from_weights_and_a_dominant_bias():
-    """w = 0 makes h constant; a bias 1e20 rounds every h to the same value. The tiny step
+    """w = 0 makes h constant; a bias 1e20 rounds every h to the same value. The one-neuron step
     sees a variance at the rounding level of h and lets the general kernels decide."""
     layers = [Dense(2, 1, bias=True, batch_norm=BatchNorm(1.0, 0.0, trainable=False, eps=0.0))]
     for params in ([0.0, 0.0, 0.0], [7.0, 5.0, 1e20]):
@@ -280,9 +280,9 @@ def test_zero_variance_with_eps_trains_like_the_general_path():
     layers = [Dense(2, 1, bias=False, batch_norm=BatchNorm(1.0, 0.0, trainable=True, eps=0.5))]
     net = Network(layers)
     net.params = [0.0, 0.0, 1.0, 0.0]
-    tiny, _, general, _ = run_both(layers, net, X32, Y32, 0.01, 200, record_every=10)
-    assert_params_close(tiny.params, general.params, 2, False)
-    assert_losses_close(tiny.losses, general.losses)
+    one_neuron, _, general, _ = run_both(layers, net, X32, Y32, 0.01, 200, record_every=10)
+    assert_params_close(one_neuron.params, general.params, 2, False)
+    assert_losses_close(one_neuron.losses, general.losses)
 
 
 def test_a_constant_feature_keeps_a_zero_gradient():
@@ -291,15 +291,15 @@ def test_a_constant_feature_keeps_a_zero_gradient():
     layers = [Dense(2, 1, bias=False, batch_norm=BatchNorm(1.0, 0.0, trainable=False, eps=0.0))]
     net = Network(layers)
     net.params = [0.5, 0.7]
-    tiny, _, general, _ = run_both(layers, net, X, y, 0.01, 100)
-    assert tiny.params[1] == 0.7  # its centred column is exactly 0
-    assert_params_close(tiny.params, general.params, 2, False)
+    one_neuron, _, general, _ = run_both(layers, net, X, y, 0.01, 100)
+    assert one_neuron.params[1] == 0.7  # its centred column is exactly 0
+    assert_params_close(one_neuron.params, general.params, 2, False)
 
 
 @pytest.mark.parametrize("what", ["batch", "noise", "two layers", "two outputs", "tanh",
                                   "no BN", "l2 norm", "residual", "many rows", "wide",
                                   "huge data", "nan data"])
-def test_networks_outside_the_tiny_class_take_the_general_path(what):
+def test_networks_outside_the_one_neuron_class_take_the_general_path(what):
     bn = dict(gamma=1.0, beta=0.0, trainable=False, eps=1e-3)
     layers = [Dense(2, 1, batch_norm=BatchNorm(**bn))]
     X, y, kw = X32.copy(), Y32.copy(), {}

@@ -1,5 +1,5 @@
-// The maths of one step of one BN neuron (the tiny class of nn/tiny_step.hpp), written
-// once for a value type T: double (bnfast.train, nn/tiny_train.cpp) or a vector of lanes,
+// The maths of one step of one BN neuron (the one-neuron class of nn/one_neuron_step.hpp), written
+// once for a value type T: double (bnfast.train, nn/one_neuron_train.cpp) or a vector of lanes,
 // one instance each (bnfast.train_many, nn/train_many_isa.cpp). Element-wise vector
 // arithmetic rounds as the scalar one does, so every lane computes bit for bit what
 // bnfast.train computes for its instance.
@@ -16,8 +16,8 @@
 
 namespace bnfast {
 
-constexpr int kTinyMaxInputs = 8;   // in_features handled by the tiny step
-constexpr int kTinyMaxSamples = 64;  // samples handled by the tiny step
+constexpr int kOneNeuronMaxInputs = 8;   // in_features handled by the one-neuron step
+constexpr int kOneNeuronMaxSamples = 64;  // samples handled by the one-neuron step
 
 // The step must inline into its loop, so that its state stays in registers; what it
 // calls on rare paths must not (it would crowd the hot loop).
@@ -56,7 +56,7 @@ struct Tree {
 
 // f(std::integral_constant<int, M>{}) with M the row count compiled in for (IN, m): 2, 3
 // or 4 when IN <= 4 (the whole step then lives in registers), else 0 (a run-time count).
-// The one rule for train's tiny step and train_many: their sums, and so their bits,
+// The one rule for train's one-neuron step and train_many: their sums, and so their bits,
 // must agree (a tree sum and a chain sum differ in the sign of a zero).
 template <int IN, class F>
 decltype(auto) with_row_count(std::int64_t m, F&& f) {
@@ -94,7 +94,7 @@ BNFAST_HOT T row_sum(int m, const F& f) {
 // The learning set, centred once; for a vector T, lane l holds instance l's.
 template <int IN, int M, class T>  // M = 0: the row count m is known at run time only
 struct CentredSet {
-  static constexpr int R = M > 0 ? M : kTinyMaxSamples;
+  static constexpr int R = M > 0 ? M : kOneNeuronMaxSamples;
   int m = 0;
   T xc[IN][R];  // column by column: the sums over rows read contiguous values
   T y[R];

@@ -8,29 +8,29 @@
 #include <vector>
 
 #include "nn/network.hpp"
-#include "nn/tiny_math.hpp"
+#include "nn/one_neuron_math.hpp"
 #include "nn/train.hpp"
 
 namespace bnfast {
 
-// The tiny class: one Dense layer with one output and the identity activation, plain BN
+// The one-neuron class: one Dense layer with one output and the identity activation, plain BN
 // (NormScale::std, no noise, not a residual block; any eps >= 0, gamma/beta frozen or
 // trainable), with or without bias, loss sum or mean (squared); full batch; 2 <= m <=
-// kTinyMaxSamples, in <= kTinyMaxInputs (nn/tiny_math.hpp); and a learning set of
+// kOneNeuronMaxSamples, in <= kOneNeuronMaxInputs (nn/one_neuron_math.hpp); and a learning set of
 // moderate magnitude (finite, |values| <= 2^200), so that no intermediate of the step can
 // overflow where the general kernels would not.
-bool tiny_network(const Network& net);
-bool tiny_data(const double* X, const double* Y, std::int64_t m, std::int64_t in);
-bool tiny_class(const Network& net, const double* X, const double* Y, std::int64_t m,
+bool one_neuron_network(const Network& net);
+bool one_neuron_data(const double* X, const double* Y, std::int64_t m, std::int64_t in);
+bool one_neuron_class(const Network& net, const double* X, const double* Y, std::int64_t m,
                 std::int64_t batch_size);
 
-// train() for the tiny class (nn/tiny_train.cpp), through the same loop
+// train() for the one-neuron class (nn/one_neuron_train.cpp), through the same loop
 // (nn/train_loop.hpp): the same records, callback, divergence, running statistics and
 // exceptions as the general step, and the same values up to rounding (sums in another
 // order). A step whose batch variance is near the rounding level of the pre-activations,
 // or whose scale is extreme, is evaluated by Network::loss instead, so a zero variance
 // with eps == 0 raises Network::loss's ZeroVarianceError.
-TrainOutcome train_tiny(Network& net, const TrainState& state, const double* X,
+TrainOutcome train_one_neuron(Network& net, const TrainState& state, const double* X,
                         const double* Y, std::int64_t m, const TrainOptions& opts,
                         std::vector<double>& losses, const RecordHook& on_record,
                         const PollHook& poll);

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "nn/running_stats.hpp"
-#include "nn/tiny_step.hpp"
+#include "nn/one_neuron_step.hpp"
 #include "nn/train_loop.hpp"
 
 namespace bnfast {
@@ -20,15 +20,15 @@ BNFAST_COLD double network_loss(Network& net, const double* params, const double
   return net.loss(params, X, Y, m, grad);
 }
 
-// The set of a tiny run, and room for the gradient of a step left to Network::loss.
+// The set of a one-neuron run, and room for the gradient of a step left to Network::loss.
 template <int IN, int M>
 struct TinyData {
   CentredSet<IN, M, double> set;
-  double grad[kTinyMaxInputs + 3];
+  double grad[kOneNeuronMaxInputs + 3];
 };
 
 // One BN neuron's full-batch step (nn/train_loop.hpp has the stepper's methods; the
-// maths is nn/tiny_math.hpp's). The state (params, running statistics, update count)
+// maths is nn/one_neuron_math.hpp's). The state (params, running statistics, update count)
 // lives in members that the compiler keeps in registers; it reaches TrainState's arrays
 // at store().
 template <int IN, int M>
@@ -143,7 +143,7 @@ class TinyStepper {
 };
 
 template <int IN, int M>
-TrainOutcome run_tiny(Network& net, const TrainState& state, const double* X, const double* Y,
+TrainOutcome run_one_neuron(Network& net, const TrainState& state, const double* X, const double* Y,
                       i64 m, const TrainOptions& opts, std::vector<double>& losses,
                       const RecordHook& on_record, const PollHook& poll) {
   auto data = std::make_unique<TinyData<IN, M>>();
@@ -161,7 +161,7 @@ TrainOutcome dispatch_rows(Network& net, const TrainState& state, const double* 
                            std::vector<double>& losses, const RecordHook& on_record,
                            const PollHook& poll) {
   return with_row_count<IN>(m, [&](auto rows) {
-    return run_tiny<IN, decltype(rows)::value>(net, state, X, Y, m, opts, losses, on_record,
+    return run_one_neuron<IN, decltype(rows)::value>(net, state, X, Y, m, opts, losses, on_record,
                                                 poll);
   });
 }
@@ -183,30 +183,30 @@ TrainOutcome dispatch_in(std::integer_sequence<int, IN...>, Network& net,
 
 }  // namespace
 
-bool tiny_network(const Network& net) {
+bool one_neuron_network(const Network& net) {
   if (net.layers().size() != 1 || takes_labels(net.loss_kind())) return false;
   const LayerSpec& L = net.layers()[0];
-  return L.kind == LayerKind::dense && L.out == 1 && L.in >= 1 && L.in <= kTinyMaxInputs &&
+  return L.kind == LayerKind::dense && L.out == 1 && L.in >= 1 && L.in <= kOneNeuronMaxInputs &&
          L.activation == Activation::identity && L.batch_norm() &&
          L.norm->scale == NormScale::std && !L.norm->noise.on && L.skip_from < 0;
 }
 
-bool tiny_data(const double* X, const double* Y, i64 m, i64 in) {
-  if (m < 2 || m > kTinyMaxSamples) return false;
+bool one_neuron_data(const double* X, const double* Y, i64 m, i64 in) {
+  if (m < 2 || m > kOneNeuronMaxSamples) return false;
   auto moderate = [](double v) { return std::fabs(v) <= 0x1p200; };  // NaN fails too
   return std::all_of(X, X + m * in, moderate) && std::all_of(Y, Y + m, moderate);
 }
 
-bool tiny_class(const Network& net, const double* X, const double* Y, i64 m, i64 batch_size) {
-  return tiny_network(net) && (batch_size == 0 || batch_size == m) &&
-         tiny_data(X, Y, m, net.in_features());
+bool one_neuron_class(const Network& net, const double* X, const double* Y, i64 m, i64 batch_size) {
+  return one_neuron_network(net) && (batch_size == 0 || batch_size == m) &&
+         one_neuron_data(X, Y, m, net.in_features());
 }
 
-TrainOutcome train_tiny(Network& net, const TrainState& state, const double* X,
+TrainOutcome train_one_neuron(Network& net, const TrainState& state, const double* X,
                         const double* Y, i64 m, const TrainOptions& opts,
                         std::vector<double>& losses, const RecordHook& on_record,
                         const PollHook& poll) {
-  return dispatch_in(std::make_integer_sequence<int, kTinyMaxInputs>{}, net, state, X, Y, m,
+  return dispatch_in(std::make_integer_sequence<int, kOneNeuronMaxInputs>{}, net, state, X, Y, m,
                      opts, losses, on_record, poll);
 }
 

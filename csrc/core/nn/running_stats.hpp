@@ -1,5 +1,5 @@
 // The running statistics of a batch normalization during training, written once for the
-// general step (nn/ops/normalization.cpp) and the one-neuron step (nn/tiny_train.cpp).
+// general step (nn/ops/normalization.cpp) and the one-neuron step (nn/one_neuron_train.cpp).
 // After update number `update` (from 1) on a batch of m rows:
 //   r_mean <- (1 - f) r_mean + f mean,   r_var <- (1 - f) r_var + f (var * bessel)
 // with f = 1 / update for a cumulative average, else the momentum, and bessel = m/(m-1)

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "nn/sharpness.hpp"
-#include "nn/tiny_step.hpp"
+#include "nn/one_neuron_step.hpp"
 #include "nn/train_loop.hpp"
 #include "runtime/aligned_vector.hpp"
 
@@ -108,10 +108,10 @@ class NetworkStepper {
 TrainOutcome train(Network& net, const TrainState& state, const double* X, const double* Y,
                    i64 m, const TrainOptions& opts, std::vector<double>& losses,
                    const RecordHook& on_record, const PollHook& poll) {
-  if (opts.allow_tiny && opts.optimizer.plain() && opts.sharpness_every == 0 &&
-      tiny_class(net, X, Y, m, opts.batch_size)) {
-    TrainOutcome outcome = train_tiny(net, state, X, Y, m, opts, losses, on_record, poll);
-    outcome.tiny_path = true;
+  if (opts.allow_one_neuron && opts.optimizer.plain() && opts.sharpness_every == 0 &&
+      one_neuron_class(net, X, Y, m, opts.batch_size)) {
+    TrainOutcome outcome = train_one_neuron(net, state, X, Y, m, opts, losses, on_record, poll);
+    outcome.one_neuron_path = true;
     return outcome;
   }
   StepHook on_sharpness;

@@ -24,9 +24,9 @@ struct TrainOptions {
   std::int64_t batch_size = 0;  // 0: full batch
   std::uint64_t seed = 0;
   std::int64_t record_every = 1;
-  // Networks of the tiny class (nn/tiny_step.hpp) run a specialised step with the same
+  // Networks of the one-neuron class (nn/one_neuron_step.hpp) run a specialised step with the same
   // results up to rounding; false forces the general step (for tests comparing them).
-  bool allow_tiny = true;
+  bool allow_one_neuron = true;
   // > 0: the sharpness (nn/sharpness.hpp) before steps 0, K, 2K, ... (K = this), and
   // after the last step when steps is a multiple of K.
   std::int64_t sharpness_every = 0;
@@ -49,7 +49,7 @@ struct TrainOutcome {
   std::int64_t diverged_step = -1;  // step whose loss was not finite
   double diverged_loss = 0.0;
   bool params_overflowed = false;   // diverged because an update made a param inf/NaN
-  bool tiny_path = false;           // the specialised step of nn/tiny_step.hpp ran
+  bool one_neuron_path = false;           // the specialised step of nn/one_neuron_step.hpp ran
   // The sharpness records (TrainOptions::sharpness_every): their steps and values.
   std::vector<std::int64_t> sharpness_steps;
   std::vector<double> sharpness;

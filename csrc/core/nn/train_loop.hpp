@@ -1,6 +1,6 @@
 // The control flow of bnfast.train, written once: records, the callback, divergence,
 // running statistics, Ctrl-C polling and the step counts. What a step computes is the
-// stepper's (nn/train.cpp: any Network; nn/tiny_step.hpp: one BN neuron with its state
+// stepper's (nn/train.cpp: any Network; nn/one_neuron_step.hpp: one BN neuron with its state
 // in registers), so the paths cannot drift apart in what they report.
 #pragma once
 
@@ -16,7 +16,7 @@
 namespace bnfast {
 
 // Calls the poll hook every `stride` steps, adapting the stride so that polls come
-// every 10-50 ms whatever a step costs (a clock read per step would slow tiny steps).
+// every 10-50 ms whatever a step costs (a clock read per step would slow one-neuron steps).
 class Poller {
  public:
   explicit Poller(const PollHook& hook) : hook_(hook), last_(Clock::now()) {}

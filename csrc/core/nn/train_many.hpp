@@ -1,14 +1,14 @@
-// Many independent instances of one tiny network (nn/tiny_step.hpp: one BN neuron)
+// Many independent instances of one small network (nn/one_neuron_step.hpp: one BN neuron)
 // trained at once by full-batch gradient descent: instances in SIMD lanes, groups of
 // lanes split across threads (docs/design/performance.md, "Tiny networks"). Each lane
-// computes bit for bit what train() computes for its instance (nn/tiny_math.hpp), so
+// computes bit for bit what train() computes for its instance (nn/one_neuron_math.hpp), so
 // results do not depend on the thread count or on the other instances.
 #pragma once
 
 #include <cstdint>
 
 #include "nn/network.hpp"
-#include "nn/tiny_math.hpp"
+#include "nn/one_neuron_math.hpp"
 #include "nn/train.hpp"
 
 namespace bnfast {
@@ -46,8 +46,8 @@ struct ManyState {
   std::int8_t* status = nullptr;
 };
 
-// Preconditions (the bindings and the Python layer check them): tiny_network(net),
-// tiny_data for every instance's set, lr finite > 0, 0 <= steps < 2^63 - 1 (the final
+// Preconditions (the bindings and the Python layer check them): one_neuron_network(net),
+// one_neuron_data for every instance's set, lr finite > 0, 0 <= steps < 2^63 - 1 (the final
 // loss is step `steps`, and steps + 1 must fit), record_every >= 1.
 // Polls about every 10-50 ms from the calling thread; returns false when the poll asked
 // to stop (the state is then partly updated: the caller discards it).

@@ -1,5 +1,5 @@
 // train_many's slices, compiled once per instruction set (runtime/dispatch.hpp): the
-// maths of nn/tiny_math.hpp on vectors of instances, one per lane (GCC/Clang vector
+// maths of nn/one_neuron_math.hpp on vectors of instances, one per lane (GCC/Clang vector
 // extension, one native register a vector; kGroups of them interleave their dependency
 // chains). Element-wise arithmetic rounds as the scalar one does, and -ffp-contract=off
 // keeps the instruction sets apart from the results: every lane gives train()'s bits.
@@ -315,7 +315,7 @@ void slice_in(std::integer_sequence<int, IN...>, const ManyJob& job, i64 i0, i64
 }
 
 void slice(const ManyJob& job, i64 i0, i64 i1, i64 s0, i64 s1) {
-  slice_in(std::make_integer_sequence<int, kTinyMaxInputs>{}, job, i0, i1, s0, s1);
+  slice_in(std::make_integer_sequence<int, kOneNeuronMaxInputs>{}, job, i0, i1, s0, s1);
 }
 
 }  // namespace

@@ -98,11 +98,6 @@ class AuditRow:
         return out
 
 
-def _gap(report):
-    """rhs - lhs of either report type (Lemma45Report calls it margin)."""
-    return report.margin if hasattr(report, "margin") else report.gap
-
-
 def _search(row, exact, seed):
     """(counterexample or None, instances checked, the last report, all gaps zero)."""
     last, zero, checked = None, True, 0
@@ -122,7 +117,7 @@ def _search(row, exact, seed):
 
 
 def _is_zero(report, exact):
-    gap = _gap(report)
+    gap = report.gap
     if exact:
         return gap == 0
     return abs(float(gap)) <= float(report.tolerance)
@@ -135,9 +130,9 @@ def _audit_row(row, exact, seed):
     if found is not None:
         report = row.check(**found.instance, exact=True)
         return AuditRow(row.statement, row.form, "fails", False, found.draws, report.lhs,
-                        report.rhs, _gap(report), found, report, extra, notes)
+                        report.rhs, report.gap, found, report, extra, notes)
     return AuditRow(row.statement, row.form, "identity" if zero else "holds", True, checked,
-                    last.lhs, last.rhs, _gap(last), None, last, extra, notes)
+                    last.lhs, last.rhs, last.gap, None, last, extra, notes)
 
 
 def _rows_of(names):

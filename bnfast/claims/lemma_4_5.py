@@ -75,7 +75,7 @@ def check_lemma_4_5(X, y, w0, gamma=1.0, beta=0.0, exact=False, *, cross_check=T
     give the same verdicts and errors (for powers of two bit for bit; for other
     factors up to the rounding of the products t w0, s X, r y themselves). The
     reported numbers are then scaled back by the power of two the maths gives:
-    lhs, rhs, margin and tolerance by t^2 (both sides of (1) depend only on w0 and on
+    lhs, rhs, gap and tolerance by t^2 (both sides of (1) depend only on w0 and on
     the directions of W* and of the BN ray, so they do not change with X or y);
     w_star and bn_direction by r / s; inner_w0_w_star by t r / s; bn_optimum by t;
     grad_bn_at_w_star and grad_bn_norm by s (the BN loss does not depend on w's
@@ -262,7 +262,7 @@ def _check_column(Xn, Xc, kx, y, w0, gamma, beta, ar, column):
         inner_w0_w_star=num(back(inner, k0 + e_ws)),
         premise=bool(premise), bn_direction=ar.vector(back(vn, e_v)), bn_optimum=bn_optimum,
         lhs=num(back(lhs, 2 * k0)), rhs=num(back(rhs, 2 * k0)),
-        margin=num(back(num(rhs - lhs), 2 * k0)), holds=holds,
+        gap=num(back(num(rhs - lhs), 2 * k0)), holds=holds,
         grad_bn_at_w_star=ar.vector(back(G, e_g)), grad_bn_norm=num(back(G_norm, e_g)),
         w_star_is_bn_critical=bool(critical),
         loss_std_at_w_star=num(back(num(dot(resid, resid)), 2 * ky)),
@@ -356,7 +356,7 @@ def _stack(columns, ar):
         w_star=matrix("w_star"), inner_w0_w_star=per_neuron("inner_w0_w_star"),
         premise=premise, bn_direction=matrix("bn_direction"),
         bn_optimum=tuple(c.bn_optimum for c in columns), lhs=per_neuron("lhs"),
-        rhs=per_neuron("rhs"), margin=per_neuron("margin"), holds=holds,
+        rhs=per_neuron("rhs"), gap=per_neuron("gap"), holds=holds,
         grad_bn_at_w_star=matrix("grad_bn_at_w_star"),
         grad_bn_norm=(ar.number(ar.sqrt(sum((c.grad_bn_norm ** 2 for c in columns), 0)))
                       if ar.exact else math.hypot(*(c.grad_bn_norm for c in columns))),

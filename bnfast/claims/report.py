@@ -7,6 +7,7 @@ reports. Float path: numpy float64 arrays and Python floats. Exact path: numpy o
 arrays of sympy numbers (same shapes) and sympy numbers.
 """
 
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Optional, Tuple
 
@@ -65,8 +66,10 @@ class Lemma45Report:
                       with the premise violates (1) (one neuron suffices to refute the
                       lemma); True if every column has the premise and satisfies (1);
                       None otherwise. Per-column verdicts: columns[j].holds.
-    margin            rhs - lhs; float path: holds is lhs <= rhs + tolerance, so an
-                      equality lost in rounding never counts as a violation
+    gap               rhs - lhs (the name StatementReport uses); float path: holds is
+                      lhs <= rhs + tolerance, so an equality lost in rounding never
+                      counts as a violation. (Up to 0.1.0 this field was called margin;
+                      report.margin still reads it, with a DeprecationWarning.)
     grad_bn_at_w_star gradient of the BN loss at W*
     grad_bn_norm      its Euclidean norm (Frobenius for a layer)
     w_star_is_bn_critical  grad_bn_at_w_star == 0 (exactly, or within rounding)
@@ -94,7 +97,7 @@ class Lemma45Report:
     bn_optimum: Any
     lhs: Any
     rhs: Any
-    margin: Any
+    gap: Any
     holds: Optional[bool]
     grad_bn_at_w_star: np.ndarray
     grad_bn_norm: Any
@@ -106,6 +109,13 @@ class Lemma45Report:
     gd: Optional[GDCrossCheck] = None
     columns: Tuple["Lemma45Report", ...] = ()
     tolerance: float = 0.0
+
+    @property
+    def margin(self):
+        """Deprecated: the old name of ``gap`` (rhs - lhs)."""
+        warnings.warn("Lemma45Report.margin is deprecated: read .gap (rhs - lhs), the "
+                      "name every statement report uses", DeprecationWarning, stacklevel=2)
+        return self.gap
 
     @property
     def refutes(self):
@@ -142,7 +152,7 @@ class Lemma45Report:
 
 
 _NUMERIC_FIELDS = ("gamma", "beta", "w0", "w_star", "inner_w0_w_star", "bn_direction",
-                   "bn_optimum", "lhs", "rhs", "margin", "grad_bn_at_w_star",
+                   "bn_optimum", "lhs", "rhs", "gap", "grad_bn_at_w_star",
                    "grad_bn_norm", "loss_std_at_w_star", "loss_bn_at_w_star",
                    "loss_bn_at_w0", "loss_bn_min")
 

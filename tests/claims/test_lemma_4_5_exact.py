@@ -50,7 +50,7 @@ def test_example_3_2_exact_values():
     assert same_vec(r.bn_optimum, [S("125/17"), S("75/17")])
     assert same(r.lhs, S("8/17"))
     assert same(r.rhs, 0)
-    assert same(r.margin, S("-8/17"))
+    assert same(r.gap, S("-8/17"))
     assert r.holds is False
     assert same_vec(r.grad_bn_at_w_star, [-10 * SQRT78 / 507, 14 * SQRT78 / 507])
     assert r.w_star_is_bn_critical is False
@@ -272,3 +272,11 @@ def test_exact_path_is_fast_enough_for_the_command_line():
     # measured ~0.15 s; a generous bound that still catches a blow-up (e.g. a full
     # sympy.simplify of every intermediate)
     assert elapsed < 5.0, elapsed
+
+
+def test_margin_is_the_deprecated_name_of_gap():
+    # one name per idea: rhs - lhs is `gap` in every report; the old name still reads
+    r = example_3_2(exact=True)
+    with pytest.warns(DeprecationWarning, match="gap"):
+        assert same(r.margin, r.gap)
+    assert "gap" in r.to_dict() and "margin" not in r.to_dict()

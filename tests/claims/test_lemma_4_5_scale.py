@@ -4,7 +4,7 @@ The maths (docs/math/lemma_4_5.md, eps = 0): the BN loss does not see the scale 
 nor of X, and inequality (1) compares two squared distances from w0 to the directions
 of W* and of the BN ray. So for t, s, r > 0, (X, y, w0) -> (s X, r y, t w0) keeps
 premise, holds, w_star_is_bn_critical and every degenerate-instance error, and scales
-the reported numbers by a known power: lhs, rhs, margin by t^2, bn_optimum by t,
+the reported numbers by a known power: lhs, rhs, gap by t^2, bn_optimum by t,
 w_star and bn_direction by r / s, <W0, W*> by t r / s, the BN gradient at W* by s,
 the standard loss by r^2 (and the BN losses by r^2 when gamma and beta scale with y).
 Chosen behaviour where a number leaves the float64 range (documented in
@@ -65,7 +65,7 @@ def _clear_margins(inst):
     cos_star = abs(r.inner_w0_w_star) / math.sqrt(n0 * float(r.w_star @ r.w_star))
     cos_ray = abs(float(w0 @ r.bn_direction)) / math.sqrt(
         n0 * float(r.bn_direction @ r.bn_direction))
-    return r, cos_star > 1e-3 and cos_ray > 1e-3 and abs(r.margin) > 1e-3 * n0
+    return r, cos_star > 1e-3 and cos_ray > 1e-3 and abs(r.gap) > 1e-3 * n0
 
 
 def _pick_random():
@@ -155,7 +155,7 @@ def assert_report_scaled(r, ref, *, t=1, s=1, q=1, loss_std=None, loss_bn=None,
     X -> s X, y -> q y (factors as Fractions)."""
     t, s, q = Fraction(t), Fraction(s), Fraction(q)
     n0 = float(ref.w0 @ ref.w0)
-    for name in ("lhs", "rhs", "margin"):
+    for name in ("lhs", "rhs", "gap"):
         assert_scaled(getattr(r, name), getattr(ref, name), t * t, n0, name=name)
     n_star = float(np.linalg.norm(ref.w_star))
     assert_scaled(r.w_star, ref.w_star, q / s, n_star, name="w_star")
@@ -236,7 +236,7 @@ def test_out_of_range_numbers_saturate_and_the_verdict_stays():
     (or underflow), the verdict is that of Example 3.2."""
     big = check_lemma_4_5(X_EX, Y_EX, W0_EX * 1e300, cross_check=False)
     assert big.holds is False and big.premise is True
-    assert big.lhs == math.inf and big.rhs == math.inf and big.margin == -math.inf
+    assert big.lhs == math.inf and big.rhs == math.inf and big.gap == -math.inf
     np.testing.assert_allclose(big.w_star, [7, 5], rtol=1e-13)
     small = check_lemma_4_5(X_EX, Y_EX, W0_EX * 1e-300, cross_check=False)
     assert small.holds is False and small.lhs == 0.0 and small.rhs == 0.0
@@ -253,7 +253,7 @@ def test_out_of_range_numbers_saturate_and_the_verdict_stays():
 
 # ---- powers of two: bit for bit --------------------------------------------------------
 
-FIELDS_T2 = ("lhs", "rhs", "margin", "tolerance")
+FIELDS_T2 = ("lhs", "rhs", "gap", "tolerance")
 
 
 @pytest.mark.parametrize("p", POWERS)
@@ -278,13 +278,13 @@ def test_powers_of_two_change_no_bit(inst, p):
         same(getattr(r, name), getattr(ref, name), 0)
 
     r = check_lemma_4_5(**scaled(inst, "X", f), cross_check=False)
-    for name in ("lhs", "rhs", "margin", "loss_bn_min", "loss_std_at_w_star"):
+    for name in ("lhs", "rhs", "gap", "loss_bn_min", "loss_std_at_w_star"):
         same(getattr(r, name), getattr(ref, name), 0)
     same(r.w_star, ref.w_star, -p)
     same(r.grad_bn_at_w_star, ref.grad_bn_at_w_star, p)
 
     r = check_lemma_4_5(**scaled(inst, "y", f), cross_check=False)
-    for name in ("lhs", "rhs", "margin", "grad_bn_norm"):
+    for name in ("lhs", "rhs", "gap", "grad_bn_norm"):
         same(getattr(r, name), getattr(ref, name), 0)
     same(r.w_star, ref.w_star, p)
     same(r.loss_std_at_w_star, ref.loss_std_at_w_star, 2 * p)
@@ -369,7 +369,7 @@ def test_exact_example_3_2_at_every_magnitude_agrees_with_float(which, scale):
     n0 = exact_norm(ex.w0) ** 2
     n_star = exact_norm(ex.w_star)
     g = exact_norm(ex.grad_bn_at_w_star)
-    units = dict(lhs=n0, rhs=n0, margin=n0, inner_w0_w_star=n_star * exact_norm(ex.w0),
+    units = dict(lhs=n0, rhs=n0, gap=n0, inner_w0_w_star=n_star * exact_norm(ex.w0),
                  grad_bn_norm=g, loss_std_at_w_star=exact_fraction(ex.loss_bn_at_w0),
                  loss_bn_at_w_star=exact_fraction(ex.loss_bn_at_w0),
                  loss_bn_at_w0=exact_fraction(ex.loss_bn_at_w0),

@@ -117,9 +117,10 @@ def train(net, X, y, lr, steps, batch_size=None, seed=0, record_every=1, callbac
     lr : float > 0, the step size; or a 1-D array of per-step rates (the first ``steps``
         are used), each finite and > 0.
     steps : int >= 0, the number of updates.
-    batch_size : None for full-batch gradient descent; else mini-batch SGD over
-        disjoint batches of this size, reshuffled each epoch from ``seed`` (the
-        m mod batch_size left-over samples of an epoch are not used in that epoch).
+    batch_size : None (or m) for full-batch gradient descent on the rows in their
+        order; else mini-batch SGD over disjoint batches of this size, reshuffled each
+        epoch from ``seed`` (the m mod batch_size left-over samples of an epoch are not
+        used in that epoch).
         BN statistics are those of the batch. Every step also updates the running
         statistics of the BN layers from its batch (net.running_mean/running_var), and
         draws the noise of noisy BN layers from ``seed``.

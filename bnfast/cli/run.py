@@ -91,8 +91,9 @@ def render(result):
     """The terminal report of an ExperimentResult."""
     spec_lines = [f"{k} = {_number(v)}" for k, v in result.settings.items()
                   if k != "reduced" and not isinstance(v, dict)]
-    lines = [f"Experiment {result.name}" + (" (quick)" if result.settings.get("quick")
-                                            else ""),
+    from ..experiments.result import QUICK_LABEL, verdict_line
+
+    lines = [f"Experiment {result.name}" + (f" - {QUICK_LABEL}" if result.quick else ""),
              "Claim:", _wrap(f'"{result.claim}"'), _wrap(f"-- {result.source}"),
              "Set-up:", _wrap("; ".join(spec_lines))]
     reduced = result.settings.get("reduced") or []
@@ -104,8 +105,6 @@ def render(result):
     lines.append("Measured:")
     lines += ["  " + line for line in experiment(result.name).summary(result.measurements)]
     lines += ["Rule:", _wrap(result.rule)]
-    inputs = ", ".join(f"{k} = {_number(v)}"
-                       for k, v in result.measurements["verdict_inputs"].items())
-    lines.append(f"Verdict: {result.verdict} ({inputs})")
+    lines.append(verdict_line(result))     # the key figures; --json has every number
     lines.append(f"({result.seconds:.1f} s)")
     return "\n".join(lines)

@@ -343,6 +343,15 @@ def summary(measurements):
     return lines
 
 
+
+def headline(inputs):
+    """The verdict's key figures: violations of the bound and its tightness."""
+    from .result import figure
+    return (f"{inputs['violations']} violations in {inputs['steps_tested']:,} steps "
+            f"({inputs['steps_bound_above_slack']:,} with the bound above rounding); "
+            f"largest gap/bound {figure(inputs['max_ratio_gap_to_bound'])}")
+
+
 EXPERIMENT = Experiment(name="decoupling", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, order=6)
+                        conclude=conclude, summary=summary, headline=headline, order=6)

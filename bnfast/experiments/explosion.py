@@ -352,6 +352,25 @@ RULE = ("For linear and ReLU and every batch size B <= width/8 (the closed forms
         "more than half of the rate cases or of the residual cases fail; else "
         "inconclusive.")
 
+
+def headline(inputs):
+    """The verdict's key figures: how many judged rates agree with lambda(B), those
+    that do not, and how many residual cases are relieved."""
+    from .result import figure
+    rates = inputs["rate_cases"]
+    off = [c for c in rates if not c["agrees"]]
+    text = f"{len(rates) - len(off)} of {len(rates)} judged rates agree with lambda(B)"
+    if off:
+        text += " (off: " + ", ".join(
+            f"{c['activation']} B={c['batch_size']} {figure(c['measured'])} vs "
+            f"{figure(c['predicted'])}" for c in off) + ")"
+    residual = inputs.get("residual_cases", [])
+    if residual:
+        relieved = sum(bool(c["relieved"]) for c in residual)
+        text += f"; residual blocks relieve {relieved} of {len(residual)} cases"
+    return text
+
+
 EXPERIMENT = Experiment(
     name="explosion",
     claim=("At initialization, a deep batch-normalized network suffers gradient explosion:"
@@ -364,4 +383,4 @@ EXPERIMENT = Experiment(
             "Batch Normalization', ICLR 2019, arXiv:1902.08129, Theorems 8-9 and section "
             "'Gradient explosion'; Wikipedia 'Batch normalization' (seed)"),
     rule=RULE, settings=settings, tasks=tasks, run_task=run_task, conclude=conclude,
-    summary=summary, order=5)
+    summary=summary, headline=headline, order=5)

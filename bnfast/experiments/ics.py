@@ -263,6 +263,18 @@ def summary(measurements):
     return lines
 
 
+
+def headline(inputs):
+    """The verdict's key figures: per problem in the verdict, the median cosines and
+    BN's loss ratio."""
+    from .result import figure
+    return "; ".join(
+        f"{key}: median cos(G, G') standard {figure(v['median_cosine_standard'])}, BN "
+        f"{figure(v['median_cosine_bn'])}, BN/standard loss "
+        f"{figure(v['loss_ratio_bn_over_standard'])} ({v['outcome']})"
+        for key, v in inputs.items() if v.get("used_in_verdict", True))
+
+
 EXPERIMENT = Experiment(
     name="ics",
     claim=("\"BatchNorm might not even be reducing internal covariate shift\": measured "
@@ -288,5 +300,5 @@ EXPERIMENT = Experiment(
           f"difference: the DLN runs are deterministic (one data set and initialisation, "
           f"as in the paper), so there is no seed spread to use. The digits MLP is "
           f"judged the same way and reported, not used."),
-    settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary,
+    settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary, headline=headline,
     order=1)

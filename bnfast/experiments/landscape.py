@@ -295,6 +295,18 @@ def summary(measurements):
     return lines
 
 
+
+def headline(inputs):
+    """The verdict's key figures: per measure and problem, the fraction of early
+    checkpoints at which BN is smaller, against the threshold."""
+    pairs = {k: v for k, v in inputs.items() if isinstance(v, dict)}
+    most = inputs.get("threshold_most", MOST)
+    met = sum(v["verdict"] == "supported" for v in pairs.values())
+    return (f"BN smaller at >= {most:.3g} of early checkpoints for {met} of {len(pairs)} "
+            "measure/problem pairs: " + ", ".join(
+                f"{k} {100 * v['bn_smaller_fraction_early']:.0f}%" for k, v in pairs.items()))
+
+
 EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, order=2)
+                        conclude=conclude, summary=summary, headline=headline, order=2)

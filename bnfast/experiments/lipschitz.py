@@ -421,6 +421,25 @@ def summary(measurements):
     return lines
 
 
+
+def headline(inputs):
+    """The verdict's key figures: what centring does to L and its bound, the condition
+    number after standardizing, the largest stable step and the bound's slack."""
+    from .result import figure
+
+    def span(values):
+        values = [v for group in (values.values() if isinstance(values, dict) else [values])
+                  for v in group]
+        low, high = min(values), max(values)
+        return figure(low) if figure(low) == figure(high) else \
+            f"{figure(low)}-{figure(high)}"
+    return (f"centring: L x {span(inputs['centring_L_ratio'])}, bound x "
+            f"{span(inputs['centring_bound_ratio'])}; standardizing: condition number x "
+            f"{span(inputs['kappa_standardised_over_centred'])}; largest stable lr >= "
+            f"{figure(inputs['min_stable_lr_over_two_over_L'])} x 2/L; L/bound <= "
+            f"{figure(inputs['max_L_over_bound'])}")
+
+
 EXPERIMENT = Experiment(name="lipschitz", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, order=7)
+                        conclude=conclude, summary=summary, headline=headline, order=7)

@@ -381,6 +381,40 @@ def _fmt(value):
     return "n/a" if value is None else f"{value:.3g}"
 
 
+
+def deciding(sub_claims, verdict):
+    """The sub-claims that decide ``verdict`` under _combine: the refuted ones for
+    "refuted", all for "supported", the inconclusive ones otherwise."""
+    if verdict == "supported":
+        return list(sub_claims)
+    return [name for name, claim in sub_claims.items() if claim["verdict"] == verdict]
+
+
+#: The sub-claims' short names, as the report and the figure give them.
+SUB_CLAIMS = {"a_comparable_to_bn": "(a) lp comparable to BN",
+              "b_l1_beats_bn_on_dln": "(b) l1 beats BN on the DLN",
+              "c_lp_larger_shift_than_none": "(c) lp inputs shift more than unnormalized"}
+
+
+def headline(inputs):
+    """The verdict's key figures: each sub-claim's verdict with its largest difference,
+    and which of them decide the verdict."""
+    a, b = inputs["a_comparable_to_bn"], inputs["b_l1_beats_bn_on_dln"]
+    c = inputs["c_lp_larger_shift_than_none"]
+    worst = max((d["mean"] for d in a["differences"].values() if d["mean"] is not None),
+                default=None)
+    biggest = max((d["mean"] for d in c["differences"].values() if d["mean"] is not None),
+                  default=None)
+    parts = [f"(a) {a['verdict']} (M_lp - M_BN up to {_fmt(worst)} decades; tolerance "
+             + ", ".join(f"{k} {_fmt(v)}" for k, v in a["tolerance"].items()) + ")",
+             f"(b) {b['verdict']} (M_l1 - M_BN {_fmt(b['difference']['mean'])}, SE "
+             f"{_fmt(b['difference']['se'])})",
+             f"(c) {c['verdict']} (lp shift - unnormalized shift at most {_fmt(biggest)})"]
+    overall = _combine([claim["verdict"] for claim in inputs.values()])
+    decided = [SUB_CLAIMS[n].split()[0] for n in deciding(inputs, overall)]
+    return "; ".join(parts) + f"; decided by {', '.join(decided)}"
+
+
 EXPERIMENT = Experiment(name="lp-norm", claim=CLAIM, source=SOURCE, rule=RULE,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, order=4)
+                        conclude=conclude, summary=summary, headline=headline, order=4)

@@ -345,6 +345,18 @@ def _mean(values):
     return float(np.mean(values)) if values else math.nan
 
 
+
+def headline(inputs):
+    """The verdict's key figures: per learning rate, the mean final losses and the
+    outcome."""
+    from .result import figure
+    return "; ".join(
+        f"lr {lr}: mean final loss standard {figure(v['mean_final_loss']['standard'])}, "
+        f"BN {figure(v['mean_final_loss']['bn'])}, noisy BN "
+        f"{figure(v['mean_final_loss']['noisy_bn'])} (noisy - BN {figure(v['noisy_minus_bn'])}"
+        f"; {v['outcome']})" for lr, v in inputs.items())
+
+
 EXPERIMENT = Experiment(
     name="noisy-bn",
     claim=("\"the performance difference between models with BatchNorm layers, and "
@@ -365,5 +377,5 @@ EXPERIMENT = Experiment(
           "inconclusive. The verdict is supported (refuted) if every learning rate is, "
           "else inconclusive. 2 standard deviations/errors: a difference inside them is "
           "what reseeding alone produces."),
-    settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary,
+    settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary, headline=headline,
     order=3)

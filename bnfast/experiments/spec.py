@@ -9,7 +9,7 @@ same whatever the executor (in-process, local processes, a Dask cluster).
 """
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from ..executors import derived_seed
 
@@ -32,6 +32,9 @@ class Experiment:
     conclude : (settings, task results in task order) -> (verdict, measurements), with
         measurements["verdict_inputs"] the numbers the rule used.
     summary : measurements -> list of text lines for the terminal report.
+    headline : measurements["verdict_inputs"] -> one short line of the key figures the
+        rule used (3-4 significant digits), after the verdict in ``Verdict:``; None: a
+        generic compaction of verdict_inputs (result.verdict_line).
     order : where `bnfast run --list` lists it (by order, then name; the default lists
         a new experiment after the first seven, which follow docs/experiments/README.md).
     """
@@ -46,3 +49,4 @@ class Experiment:
     conclude: Callable
     summary: Callable
     order: int = 100
+    headline: Optional[Callable] = None

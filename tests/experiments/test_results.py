@@ -13,8 +13,8 @@ from bnfast.experiments import VERDICTS, ExperimentResult, names
 
 pytestmark = pytest.mark.timeout(300)
 
-FIELDS = ["experiment", "claim", "source", "verdict", "rule", "settings", "measurements",
-          "seconds"]
+FIELDS = ["experiment", "claim", "source", "verdict", "quick", "rule", "settings",
+          "measurements", "seconds"]
 
 
 def _json_values(value, where):
@@ -50,6 +50,7 @@ def test_quick_run_fields(quick_result, name):
     _json_values(fields["settings"], "settings")
     _json_values(fields["measurements"], "measurements")
     assert fields["settings"]["quick"] is True and fields["settings"]["seed"] == 0
+    assert fields["quick"] is True       # said at the top level too
     reduced = fields["settings"]["reduced"]
     assert isinstance(reduced, list) and reduced and all(isinstance(r, str) for r in reduced)
     inputs = fields["measurements"]["verdict_inputs"]

@@ -22,4 +22,20 @@ def plot_experiment(result, path):
     plt = pyplot()
     module = importlib.import_module(f".{result.name.replace('-', '_')}", __package__)
     fig = module.draw(result, plt)
+    label_quick(fig, result)
     return save_and_close(fig, path)
+
+
+def label_quick(fig, result):
+    """A quick run's figure says so at the head of its title (its verdict may differ
+    from the full run's)."""
+    if not result.quick:
+        return
+    from ...experiments.result import QUICK_LABEL
+
+    title = fig._suptitle
+    if title is None:
+        fig.suptitle(QUICK_LABEL, color="tab:red")
+    else:
+        title.set_text(f"{QUICK_LABEL}\n{title.get_text()}")
+        title.set_color("tab:red")

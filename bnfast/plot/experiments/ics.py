@@ -32,7 +32,7 @@ def draw(result, plt):
                       + " of squared errors)")
         ax.set_title("25-layer deep linear network, full-batch GD" if group is dln_keys
                      else "digits MLP, SGD")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, handlelength=4)   # long enough to show the dashes
     # per-layer ICS
     for style, key in zip(["-", "--", ":", "-."], keys):
         for name, run in runs[key].items():
@@ -56,7 +56,7 @@ def draw(result, plt):
         ax.set_xlabel("layer i (layer 1 has G' = G)")
         ax.set_title(f"ICS {what} per layer: median over checkpoints"
                      + (" (band: min-max)" if what == "cosine" else ""))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, handlelength=4)
     # cosine along training, a few layers of the DLN
     if dln_keys:
         for ax, key in zip(axes[2], dln_keys[:2]):
@@ -71,7 +71,7 @@ def draw(result, plt):
             ax.set_ylabel("cos(G, G')")
             ax.set_ylim(-1.05, 1.05)
             ax.set_title(f"ICS cosine along training, {key}")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, handlelength=4)   # long enough to show the dashes
     else:
         for ax in axes[2]:
             ax.axis("off")

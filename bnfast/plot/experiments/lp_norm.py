@@ -62,11 +62,15 @@ def draw(result, plt):
         axes[row, 2].set_ylabel("relative W2 of per-unit Gaussian fits")
         for ax in axes[row, :2]:
             ax.legend(fontsize=8)
+    from ...experiments.lp_norm import SUB_CLAIMS, deciding
+
     claims = measurements["sub_claims"]
-    verdicts = "; ".join(f"{name.split('_', 1)[1].replace('_', ' ')}: {claim['verdict']}"
+    verdicts = "; ".join(f"{SUB_CLAIMS[name]}: {claim['verdict']}"
                          for name, claim in claims.items())
-    fig.suptitle("Santurkar et al. (2018) Fig. 5, 12-13: lp normalization performs like BN, "
-                 f"l1 beats BN on the DLN. Verdict: {result.verdict}\n({verdicts})",
+    decided = ", ".join(SUB_CLAIMS[name].split()[0]
+                        for name in deciding(claims, result.verdict))
+    fig.suptitle("Santurkar et al. (2018) Fig. 5, 12-13: lp normalization performs like BN. "
+                 f"Verdict: {result.verdict}, decided by {decided}\n{verdicts}",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig

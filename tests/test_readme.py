@@ -1,0 +1,358 @@
+"""The README says exactly what the commands print (issue 24): every number it states
+about a result is checked here against what computes it, live where that is cheap
+(Example 3.2, the audit table, the 4e6-instance sweep, the failure law, the curvature
+example and `bnfast hessian`) and against the committed results files where it is not
+(docs/experiments/results: the experiments' table, the MNIST-1D table). Its commands
+parse with bnfast's own parser, its ```python blocks run (the heavy ones in the slow
+test at the end) and their commented values are what the code gives.
+
+A README edit or a code change that makes them disagree fails here; then re-run the
+command and copy what it prints (the audit block, the MNIST-1D table and the
+verdict example are compared verbatim)."""
+
+import contextlib
+import io
+import json
+import math
+import pathlib
+import pickle
+import re
+import shlex
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TEXT = (ROOT / "README.md").read_text()
+RESULTS = ROOT / "docs" / "experiments" / "results"
+
+
+def _prose(text):
+    """The README's text with line breaks as spaces (sentences wrap)."""
+    return " ".join(text.split())
+
+
+PROSE = _prose(TEXT)
+
+
+def _blocks(lang):
+    return re.findall(rf"```{lang}\n(.*?)```", TEXT, re.S)
+
+
+def _block_after(marker, lang=""):
+    """The body of the first fenced block (```lang) that starts after ``marker``."""
+    start = TEXT.index(marker) + len(marker)
+    match = re.compile(rf"```{lang}\n(.*?)```", re.S).search(TEXT, start)
+    return match.group(1)
+
+
+def _block_with(text, lang="python"):
+    """The fenced block (```lang) that contains ``text``."""
+    (block,) = [b for b in _blocks(lang) if text in b]
+    return block
+
+
+def _number(pattern, text=PROSE):
+    """The first group of ``pattern`` in the README's prose; fails when it is absent."""
+    match = re.search(pattern, text)
+    assert match, f"the README no longer says {pattern!r}"
+    return match.group(1)
+
+
+def _run(block, namespace):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, "README.md", "exec"), namespace)
+    return out.getvalue()
+
+
+# ---- commands ------------------------------------------------------------------------
+
+def _bnfast_commands():
+    """Every `bnfast ...` command of the README's ```bash blocks (and the `$ bnfast ...`
+    of its ```text blocks), as argv lists."""
+    commands = []
+    shown = [line[2:] for block in _blocks("text") for line in block.splitlines()
+             if line.startswith("$ bnfast ")]
+    for block in _blocks("bash") + shown:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0]
+            for part in re.split(r"&&|\|\||;|&(?!\d)", line):
+                part = re.split(r"\s[>|]", part)[0].strip()
+                if part.startswith("bnfast "):
+                    commands.append(shlex.split(part)[1:])
+    return commands
+
+
+COMMANDS = _bnfast_commands()
+
+
+def test_the_readme_has_commands_of_every_kind():
+    assert {argv[0] for argv in COMMANDS} >= {"verify", "audit", "search", "run", "hessian"}
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_each_command_parses_with_bnfast_s_parser(argv):
+    from bnfast.cli import _options as options
+    from bnfast.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)       # SystemExit(2) on an unknown option
+    for name in ("instances", "samples", "dim", "top", "bottom", "seed"):
+        if getattr(args, name, None) is not None:
+            options.integer(getattr(args, name), f"--{name}")
+
+
+# ---- Example 3.2 and the audit -------------------------------------------------------
+
+def test_verify_numbers_are_example_3_2_s():
+    from bnfast.claims import example_3_2
+
+    r = example_3_2()
+    grad = _number(r"BN loss at W0 is \(([^)]*)\)")
+    assert np.allclose([eval(g.replace("√", "*math.sqrt(").replace("/507", ")/507"))
+                        for g in grad.split(", ")], r.grad_bn_at_w_star, atol=1e-12)
+    optimum = _number(r"the closest one is \((\d+/\d+, \d+/\d+)\)")
+    assert np.allclose([eval(v) for v in optimum.split(", ")], r.bn_optimum, atol=1e-12)
+    assert math.isclose(eval(_number(r"at squared distance (\d+/\d+) > 0")), r.lhs,
+                        rel_tol=1e-12)
+    assert r.holds is False
+
+
+def test_the_premise_and_the_rates_of_lemma_4_5():
+    from bnfast.claims import lemma_4_5_holds_probability
+    from bnfast.claims.example_3_2 import EXAMPLE_3_2
+
+    p, _ = lemma_4_5_holds_probability(EXAMPLE_3_2["X"], EXAMPLE_3_2["y"])
+    said = _number(r"(on Example 3\.2 a random initialization that satisfies the lemma's "
+                   r"premise <W0, W\*> > 0 satisfies \(1\) with probability .*? of all "
+                   r"initializations\.)")
+    assert f"1/2 - theta/(2 pi) = {p:.4f}, so the lemma fails for {1 - p:.0%} of" in said
+    assert f"initializations that satisfy its premise, {(1 - p) / 2:.0%} of all" in said
+    # No statement of the failure rate without its premise.
+    assert "of ALL" not in TEXT and not re.search(r"fails for (about )?\d+% of "
+                                                  r"(random )?initializations[,.]", PROSE)
+
+
+def test_the_audit_block_is_what_bnfast_audit_prints():
+    from bnfast.claims import audit
+    from bnfast.cli.audit import render
+
+    block = _block_with("$ bnfast audit\n", "text")
+    assert block == "$ bnfast audit\n" + render(audit.audit(), False) + "\n"
+
+
+def test_the_audit_snippet_gives_its_comment():
+    block = _block_with("from bnfast.claims import check_theorem_4_1")
+    namespace = {}
+    _run(block, namespace)
+    r = namespace["r"]
+    comment = block.split("# ")[-1].strip()
+    assert comment.startswith(f"{r.holds}, {r.lhs}, {r.rhs}, ")
+
+
+# ---- sweeps --------------------------------------------------------------------------
+
+def test_the_example_3_2_sweep_is_what_the_command_prints():
+    from bnfast.search import lemma_4_5
+
+    assert ["search", "lemma-4-5", "--data", "example-3-2", "--instances", "4e6"] in COMMANDS
+    r = lemma_4_5(4_000_000, data="example-3-2", progress=False)
+    premise, instances, holds = (int(v.replace(",", "")) for v in re.search(
+        r"data \(the first command above, seed 0\) ([\d,]+) of ([\d,]+) initializations "
+        r"satisfy the premise <W0, W\*> > 0 and \(1\) holds for ([\d,]+) of them",
+        PROSE).groups())
+    assert (premise, instances, holds) == (r.premise, r.instances, r.holds)
+    low, high = r.ci
+    assert (f"a rate of {r.rate:.5f} (95% interval [{low:.5f}, {high:.5f}]) against the "
+            f"closed form 1/2 - theta/(2 pi) = {r.predicted:.5f}.") in PROSE
+    fails = (r.premise - r.holds) / r.premise
+    assert (f"fails for about {fails:.0%} of the initializations that satisfy its premise, "
+            f"about {(r.premise - r.holds) / r.instances:.0%} of all initializations, e.g. "
+            "at w0 = (1, 1)") in PROSE
+    assert [1, 1] in [c["w0"] for c in r.counterexamples]
+
+
+def test_the_failure_law_is_what_the_command_measures():
+    from bnfast.search import failure_law
+
+    law = failure_law(progress=False)
+    mean = float(np.mean(law.predicted))
+    assert (f"the figure, seed 0), {100 * law.inside():.0f}% of the {len(law.predicted)} "
+            "data sets' 95% intervals contain their closed form") in PROSE
+    assert (f"the lemma fails for {100 * (1 - mean):.0f}% of the initializations that "
+            f"satisfy its premise on average ({50 * (1 - mean):.0f}% of all)") in PROSE
+    assert (f"for {len(law.predicted)} random data sets, the rate over "
+            f"{law.initializations:,} initializations each") in PROSE
+
+
+# ---- experiments (committed full runs) -----------------------------------------------
+
+def _leaves(value, out):
+    if isinstance(value, dict):
+        for item in value.values():
+            _leaves(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _leaves(item, out)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.append(float(value))
+    return out
+
+
+def _table_rows():
+    rows = {}
+    for line in TEXT.splitlines():
+        if line.startswith("| ") and "](docs/experiments/results/" in line:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0].split(":")[0]] = cells
+    return rows
+
+
+#: Numbers of the table derived from verdict_inputs rather than copied from them.
+DERIVED = {
+    ("noisy-bn", "0.0046"): lambda vi: 2 * vi["0.1"]["bn_seed_std"],
+    ("lipschitz", "2000"): lambda vi: 1 / float(np.median(
+        vi["kappa_standardised_over_centred"])),
+}
+
+
+def test_the_experiments_table_is_the_committed_results():
+    from bnfast.experiments import names
+
+    rows = _table_rows()
+    assert list(rows) == list(names())
+    total = 0.0
+    for name, (_, verdict, decided, figure) in rows.items():
+        result = json.loads((RESULTS / f"{name}.json").read_text())
+        total += result["seconds"]
+        assert verdict == result["verdict"], name
+        assert f"(docs/experiments/results/{name}.png)" in figure
+        # Every decimal (and every number from 100 up) in "what decided it" is one of
+        # the numbers the rule used or the set-up, at the precision printed (a
+        # percentage as 100 x a fraction).
+        known = _leaves(result["measurements"]["verdict_inputs"], []) + \
+            _leaves(result["settings"], [])
+        for text in re.findall(r"(?<![\w.^])-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?", decided):
+            number = text.replace(",", "")
+            if "." not in number and "e" not in number and abs(int(number)) < 100:
+                continue                         # a small count: 7 of 8, 5 inits
+            decimals = len(number.split(".")[1]) if "." in number else 0
+            if (name, number) in DERIVED:       # equal at the digits printed
+                value = DERIVED[name, number](result["measurements"]["verdict_inputs"])
+                digits = len(number.replace(".", "").strip("0"))
+                assert float(f"{value:.{digits}g}") == float(number), (name, text, value)
+                continue
+            half = 0.5 * 10.0 ** -decimals
+            assert any(abs(v - float(number)) <= half + 1e-12 or
+                       abs(100 * v - float(number)) <= half + 1e-12 for v in known), \
+                (name, text)
+    assert f"2 cores, {total / 60:.0f} min in all" in PROSE
+
+
+def test_the_verdict_example_is_the_decoupling_run_s():
+    from bnfast.experiments import ExperimentResult
+    from bnfast.experiments.result import QUICK_LABEL, verdict_line
+
+    result = ExperimentResult.from_dict(json.loads((RESULTS / "decoupling.json").read_text()))
+    assert _block_after("The report ends with one line", "text") == verdict_line(result) + "\n"
+    assert QUICK_LABEL in PROSE
+
+
+def test_the_mnist1d_table_is_the_committed_results():
+    results = json.loads((RESULTS / "mnist1d.json").read_text())
+    assert results["table"] in TEXT
+    minutes = results["timings"]["total_seconds"] / 60
+    assert f"The full run took {minutes:.1f} min" in PROSE
+
+
+# ---- curvature -----------------------------------------------------------------------
+
+def test_the_curvature_example_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    pytest.importorskip("scipy")
+    from bnfast.cli.main import main
+
+    block = _block_with("from bnfast import curvature")
+    namespace = {}
+    printed = _run(block, namespace)
+    assert _block_after(block + "```", "") == printed
+    # The prose's comparison of the two modes, from the printed eigenvalues.
+    rows = {line.split()[0]: line for line in printed.splitlines()}
+    train, evals = ([float(v) for v in re.search(r"\[(.*?)\]", rows[m]).group(1).split()]
+                    for m in ("train", "eval"))
+    traces = [float(re.search(r"trace ([\d.]+)", rows[m]).group(1)) for m in ("train", "eval")]
+    said = (f"it has negative curvature ({min(evals):.2f}), a top eigenvalue "
+            f"{evals[0] / train[0] - 1:.0%} larger, a third eigenvalue "
+            f"{evals[2] / train[2] - 1:.0%} larger and a trace "
+            f"{traces[1] / traces[0] - 1:.0%} larger")
+    assert said in PROSE
+    # `bnfast hessian` on the same network and data prints the README's block.
+    monkeypatch.chdir(tmp_path)
+    with open("net.pkl", "wb") as fh:
+        pickle.dump(namespace["net"], fh)
+    np.savez("data.npz", X=namespace["X"], y=namespace["y"])
+    command = _block_after("On the command line, for a pickled network", "bash").strip()
+    argv = shlex.split(command)[1:] + ["--no-progress"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    assert _block_after(command + "\n```", "") == out.getvalue()
+
+
+# ---- the other snippets --------------------------------------------------------------
+
+#: The first line of every ```python block and whether the fast test runs it (the rest
+#: run in the slow test): a new block must be added here.
+BLOCKS = {
+    "from bnfast.claims import check_lemma_4_5, example_3_2": "fast",
+    "from bnfast.claims import check_theorem_4_1, lemma_4_5_holds_probability": "fast",
+    "import numpy as np": "fast",
+    "W0 = np.random.default_rng(0).normal(size=(100_000, 2))": "slow",
+    "rng = np.random.default_rng(0)": "fast",
+    "from sklearn.datasets import load_digits": "slow",
+    "data = bnfast.datasets.mnist1d()       # X (4000, 1, 40) / (1000, 1, 40), labels 0..9":
+        "slow",
+    "d = bnfast.datasets.digits(images=False, split=0.2, seed=0)  # scikit-learn's 8x8 digits":
+        "slow",
+}
+
+
+def _python_blocks(kind):
+    blocks = _blocks("python")
+    firsts = {block.splitlines()[0] for block in blocks}
+    assert firsts <= set(BLOCKS), firsts - set(BLOCKS)
+    return [block for block in blocks if BLOCKS[block.splitlines()[0]] == kind]
+
+
+def test_the_fast_snippets_run_and_print_their_comments():
+    namespace, outputs = {}, {}
+    for block in _python_blocks("fast"):
+        outputs[block] = _run(block, namespace)
+    # Networks, trained natively: Example 3.2's printed values against their comments.
+    (block,) = [b for b in outputs if "net.params = [7.0, 5.0]" in b]
+    numbers = [[float(v) for v in re.findall(r"[-+\d.e]+", line)]
+               for line in outputs[block].splitlines()]
+    (loss, g1, g2), (w1, w2, ray), (first, last) = numbers
+    assert f"# {loss:.4f}..., [{g1:.4f}  {g2:.4f}] != 0" in block
+    assert "lands on the ray 3 w1 = 5 w2" in block and abs(ray) < 1e-9
+    assert f"# {first:.4f} -> 224 - 2 sqrt(38) = {last:.4f}" in block
+    assert abs(last - (224 - 2 * math.sqrt(38))) < 1e-9
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_heavy_snippets_run_and_give_their_comments():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("mnist1d")
+    ns = {}
+    for block in _blocks("python"):           # in order: later blocks use earlier names
+        _run(block, ns)
+    assert ns["runs"].params.shape == (100000, 2) and ns["runs"].losses.shape == (100000, 2)
+    assert f"# {ns['result'].losses[0]:.2f} -> {ns['result'].losses[-1]:.1g}" in TEXT
+    assert f"# {ns['net'].accuracy(ns['X'][ns['test']], ns['y'][ns['test']]):.2f} on the 360" \
+        in TEXT
+    assert f"# {ns['ln'].accuracy(ns['X'][ns['test']], ns['y'][ns['test']]):.2f}; per-sample" \
+        in TEXT
+    assert f"# {ns['cnn'].accuracy(ns['data'].X_test, ns['data'].y_test):.2f} (the MNIST-1D" \
+        in TEXT
+    assert ns["d"].X_train.shape == (1438, 64) and ns["d"].X_test.shape == (359, 64)
+    assert ns["X_train"].shape == (4000, 1, 40) and ns["X_test"].shape == (1000, 1, 40)

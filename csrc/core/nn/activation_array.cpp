@@ -10,4 +10,11 @@ void activate_array(Activation a, const double* z, double* out, std::int64_t n) 
   entry(a, z, out, n);
 }
 
+void chain_rule_array(Activation act, const double* dout, const double* z, const double* a,
+                      double* dz, std::int64_t n) {
+  static const ChainRuleArray entry =
+      select_isa(baseline::chain_rule_entry(), avx2::chain_rule_entry());
+  entry(act, dout, z, a, dz, n);
+}
+
 }  // namespace bnfast

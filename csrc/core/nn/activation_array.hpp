@@ -1,5 +1,6 @@
 // phi over a whole array of doubles: the vectorised counterpart of activate()
-// (nn/activation.hpp) for the forward pass of the network. tanh and sigmoid come from
+// (nn/activation.hpp) for the forward pass of the network, and of derivative() for the
+// backward pass (chain_rule_array). tanh and sigmoid come from
 // our own SIMD exp/tanh (nn/activation_isa.cpp) and are not bit-identical to libm; the
 // proof and measurements of their error bound are in docs/math/activations.md. identity
 // and relu give exactly activate()'s values.
@@ -22,5 +23,16 @@ namespace avx2 { ActivateArray activation_entry(); }
 
 // Runs the variant this CPU uses (runtime/dispatch.hpp), chosen once.
 void activate_array(Activation a, const double* z, double* out, std::int64_t n);
+
+// dz[i] = dout[i] * phi'(z[i]) for 0 <= i < n, phi' from z and a = phi(z), the very
+// operations of derivative() (so the same bits), without a branch per element: ReLU's
+// z > 0 is a coin flip on real data, and a mispredicted branch costs more than the
+// product. dz may equal dout; no other overlap.
+using ChainRuleArray = void (*)(Activation act, const double* dout, const double* z,
+                                const double* a, double* dz, std::int64_t n);
+namespace baseline { ChainRuleArray chain_rule_entry(); }
+namespace avx2 { ChainRuleArray chain_rule_entry(); }
+void chain_rule_array(Activation act, const double* dout, const double* z, const double* a,
+                      double* dz, std::int64_t n);
 
 }  // namespace bnfast

@@ -183,8 +183,42 @@ void activate_span(Activation a, const double* z, double* out, i64 n) {
   if (out != z) std::memmove(out, z, static_cast<std::size_t>(n) * sizeof(double));
 }
 
+// derivative()'s phi' per lane, then times dout; the tail in a zero-padded buffer.
+template <Activation K>
+inline vec chain(vec dout, vec z, vec a) {
+  if constexpr (K == Activation::sigmoid) return dout * (a * (1.0 - a));
+  else if constexpr (K == Activation::tanh) return dout * (1.0 - a * a);
+  else if constexpr (K == Activation::relu) return dout * select(z > 0.0, splat(1.0), vec{});
+  else return dout * 1.0;
+}
+template <Activation K>
+void chain_all(const double* dout, const double* z, const double* a, double* dz, i64 n) {
+  i64 i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    store(dz + i, chain<K>(load(dout + i), load(z + i), load(a + i)));
+  if (i < n) {
+    const std::size_t rest = static_cast<std::size_t>(n - i) * sizeof(double);
+    double buf[3][kLanes] = {};
+    std::memcpy(buf[0], dout + i, rest);
+    std::memcpy(buf[1], z + i, rest);
+    std::memcpy(buf[2], a + i, rest);
+    const vec v = chain<K>(load(buf[0]), load(buf[1]), load(buf[2]));
+    std::memcpy(dz + i, &v, rest);
+  }
+}
+void chain_rule_span(Activation act, const double* dout, const double* z, const double* a,
+                     double* dz, i64 n) {
+  switch (act) {
+    case Activation::sigmoid: return chain_all<Activation::sigmoid>(dout, z, a, dz, n);
+    case Activation::tanh: return chain_all<Activation::tanh>(dout, z, a, dz, n);
+    case Activation::relu: return chain_all<Activation::relu>(dout, z, a, dz, n);
+    case Activation::identity: return chain_all<Activation::identity>(dout, z, a, dz, n);
+  }
+}
+
 }  // namespace
 
 ActivateArray activation_entry() { return &activate_span; }
+ChainRuleArray chain_rule_entry() { return &chain_rule_span; }
 
 }  // namespace bnfast::BNFAST_ISA

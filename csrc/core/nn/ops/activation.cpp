@@ -12,20 +12,23 @@ using i64 = std::int64_t;
 
 namespace {
 
-// dz = dout * phi'(z) elementwise, phi chosen outside the loop (a constant K lets the
-// compiler drop the switch and vectorize).
-template <Activation K, class T>
-void chain_rule(const T* dout, const T* z, const T* a, T* dz, i64 n) {
+// dz = dout * phi'(z) elementwise on Dual numbers, phi chosen outside the loop.
+template <Activation K>
+void chain_rule(const Dual* dout, const Dual* z, const Dual* a, Dual* dz, i64 n) {
   for (i64 i = 0; i < n; ++i) dz[i] = dout[i] * derivative(K, z[i], a[i]);
 }
-template <class T>
-void chain_rule(Activation act, const T* dout, const T* z, const T* a, T* dz, i64 n) {
+void chain_rule(Activation act, const Dual* dout, const Dual* z, const Dual* a, Dual* dz,
+                i64 n) {
   switch (act) {
     case Activation::sigmoid: return chain_rule<Activation::sigmoid>(dout, z, a, dz, n);
     case Activation::tanh: return chain_rule<Activation::tanh>(dout, z, a, dz, n);
     case Activation::relu: return chain_rule<Activation::relu>(dout, z, a, dz, n);
     case Activation::identity: return chain_rule<Activation::identity>(dout, z, a, dz, n);
   }
+}
+void chain_rule(Activation act, const double* dout, const double* z, const double* a,
+                double* dz, i64 n) {
+  chain_rule_array(act, dout, z, a, dz, n);  // vectorised, bound in its header
 }
 
 // a = phi(z) elementwise on Dual numbers, phi chosen outside the loop.

@@ -1,8 +1,6 @@
 #include "nn/ops/pool.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 namespace bnfast {
 
@@ -26,30 +24,33 @@ void windows(const Window& w, i64 m, F&& f) {
 
 template <class T>
 void Pool::forward_on(Pass<T>& p, const T* A, T* out) {
-  const double count = static_cast<double>(win_.kh * win_.kw);
-  std::vector<i64>& argmax = state_.get<T>().argmax;
-  if (max_) argmax.resize(static_cast<std::size_t>(p.m * out_width));
-  windows(win_, p.m, [&](i64 o, i64 first) {
-    if (max_) {
-      double best = -std::numeric_limits<double>::infinity();
-      i64 at = first;
-      for (i64 a = 0; a < win_.kh; ++a)
-        for (i64 e = 0; e < win_.kw; ++e) {
-          const i64 k = first + a * win_.width + e;
-          const double v = value(A[k]);
-          if (v > best || std::isnan(v)) {
-            best = v;
-            at = k;
-          }
-        }
-      argmax[o] = at;
-      out[o] = A[at];
-    } else {
+  if (!max_) {
+    const T count(static_cast<double>(win_.kh * win_.kw));
+    windows(win_, p.m, [&](i64 o, i64 first) {
       T sum(0.0);
       for (i64 a = 0; a < win_.kh; ++a)
         for (i64 e = 0; e < win_.kw; ++e) sum += A[first + a * win_.width + e];
-      out[o] = sum / T(count);
-    }
+      out[o] = sum / count;
+    });
+    return;
+  }
+  std::vector<i64>& argmax = state_.get<T>().argmax;
+  argmax.resize(static_cast<std::size_t>(p.m * out_width));
+  windows(win_, p.m, [&](i64 o, i64 first) {
+    // Selects, not branches: which entry wins is a coin flip on real data. Starting from
+    // the first entry is starting from -inf (a -inf or NaN first entry wins either way).
+    double best = value(A[first]);
+    i64 at = first;
+    for (i64 a = 0; a < win_.kh; ++a)
+      for (i64 e = 0; e < win_.kw; ++e) {
+        const i64 k = first + a * win_.width + e;
+        const double v = value(A[k]);
+        const bool take = v > best || v != v;
+        best = take ? v : best;
+        at = take ? k : at;
+      }
+    argmax[o] = at;
+    out[o] = A[at];
   });
 }
 

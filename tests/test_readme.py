@@ -356,3 +356,42 @@ def test_the_heavy_snippets_run_and_give_their_comments():
         in TEXT
     assert ns["d"].X_train.shape == (1438, 64) and ns["d"].X_test.shape == (359, 64)
     assert ns["X_train"].shape == (4000, 1, 40) and ns["X_test"].shape == (1000, 1, 40)
+
+
+# ---- the developer recipes -----------------------------------------------------------
+
+def _pyproject():
+    tomllib = pytest.importorskip("tomllib")        # Python 3.11+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _build_requirements():
+    requires = _pyproject()["build-system"]["requires"]
+    return {re.split(r"[<>=!~\[ ]", r)[0].lower() for r in requires}
+
+
+def test_no_isolation_installs_come_after_the_build_requirements():
+    """pip install --no-build-isolation uses the environment's build requirements: a
+    recipe installs every [build-system] requirement first (the editable install and
+    the sanitizer build of issue 24 did not: no scikit-build-core, no cython)."""
+    needed = _build_requirements()
+    assert {"scikit-build-core", "pybind11", "cython"} <= needed
+    recipes = 0
+    for block in _blocks("bash"):
+        lines = block.replace("\\\n", " ").splitlines()
+        for i, line in enumerate(lines):
+            if "--no-build-isolation" in line and "pip install" in line:
+                recipes += 1
+                before = " ".join(lines[:i] + [line.split("--no-build-isolation")[0]])
+                installed = {w.lower() for w in re.split(r"[\s&;]+", before)}
+                assert needed <= installed, (line, needed - installed)
+    assert recipes >= 2
+
+
+def test_the_sanitizer_environment_has_the_test_extra():
+    """pytest with pyproject's `timeout` under --strict-config needs pytest-timeout (the
+    test extra has it, and everything else the suite imports)."""
+    block = _block_with("BNFAST_SANITIZE=ON", "bash")
+    assert "'.[test]'" in block
+    test_extra = _pyproject()["project"]["optional-dependencies"]["test"]
+    assert any(r.startswith("pytest-timeout") for r in test_extra)

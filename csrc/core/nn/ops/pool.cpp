@@ -1,12 +1,25 @@
 #include "nn/ops/pool.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace bnfast {
 
 using i64 = std::int64_t;
 
 namespace {
+
+std::uint64_t bits(double x) {
+  std::uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+double from_bits(std::uint64_t b) {
+  double x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
 
 // f(output index, first input index of the window) over every window of m samples.
 template <class F>
@@ -37,17 +50,19 @@ void Pool::forward_on(Pass<T>& p, const T* A, T* out) {
   std::vector<i64>& argmax = state_.get<T>().argmax;
   argmax.resize(static_cast<std::size_t>(p.m * out_width));
   windows(win_, p.m, [&](i64 o, i64 first) {
-    // Selects, not branches: which entry wins is a coin flip on real data. Starting from
-    // the first entry is starting from -inf (a -inf or NaN first entry wins either way).
+    // Bitwise selects, not branches (the compiler turns a ?: back into jumps): which
+    // entry wins is a coin flip on real data. Starting from the first entry is starting
+    // from -inf (a -inf or NaN first entry wins either way).
     double best = value(A[first]);
     i64 at = first;
     for (i64 a = 0; a < win_.kh; ++a)
       for (i64 e = 0; e < win_.kw; ++e) {
         const i64 k = first + a * win_.width + e;
         const double v = value(A[k]);
-        const bool take = v > best || v != v;
-        best = take ? v : best;
-        at = take ? k : at;
+        const std::uint64_t take = 0 - static_cast<std::uint64_t>((v > best) | (v != v));
+        at = static_cast<i64>((static_cast<std::uint64_t>(k) & take) |
+                              (static_cast<std::uint64_t>(at) & ~take));
+        best = from_bits((bits(v) & take) | (bits(best) & ~take));
       }
     argmax[o] = at;
     out[o] = A[at];

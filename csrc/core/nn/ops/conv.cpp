@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "nn/ops/product.hpp"
+#include "runtime/parallel.hpp"
 
 namespace bnfast {
 
@@ -10,28 +11,43 @@ using i64 = std::int64_t;
 
 namespace {
 
-// f(row, column, input index or -1 for the zero padding) over the unfolded input of m
-// samples: row = sample * P + output position, column = (channel, kernel row, kernel
-// column), row-major.
+// f(i0, i1) over the samples [i0, i1) of m, split across threads when the `work`
+// (elements touched) pays for it. Each sample's copies are independent of the others'.
 template <class F>
-void unfold(const Window& w, i64 m, F&& f) {
-  const i64 Ho = w.out_height(), Wo = w.out_width(), P = Ho * Wo;
+void split_samples(i64 m, i64 work, F&& f) {
+  const int chunks = chunk_count(work, m);
+  parallel_chunks(chunks, [&](int c) { f(chunk_begin(m, chunks, c), chunk_begin(m, chunks, c + 1)); });
+}
+
+// Where the kernel row of output column ox reads: kernel column e at input column x0 + e,
+// inside the input for e in [e0, e1) (the rest read the zero padding).
+struct Span {
+  i64 x0, e0, e1;
+};
+Span inside(const Window& w, i64 ox) {
+  const i64 x0 = ox * w.sw - w.pw;
+  return {x0, std::max<i64>(0, -x0), std::min<i64>(w.kw, w.width - x0)};
+}
+
+// f(kernel row of the unfolded sample (kw entries), input row, span) over the output
+// positions and (channel, kernel row) pairs of one sample, in the order of the unfolded
+// row: (output position, channel, kernel row); input row null for a kernel row in the
+// zero padding.
+template <class R, class U, class F>
+void unfold_rows(const Window& w, U* sample, R* unfolded, F&& f) {
+  const i64 Ho = w.out_height(), Wo = w.out_width();
   const i64 K = w.channels * w.kh * w.kw;
-  for (i64 i = 0; i < m; ++i)
-    for (i64 oy = 0; oy < Ho; ++oy)
-      for (i64 ox = 0; ox < Wo; ++ox) {
-        const i64 row = i * P + oy * Wo + ox;
-        for (i64 c = 0; c < w.channels; ++c)
-          for (i64 a = 0; a < w.kh; ++a) {
-            const i64 y = oy * w.sh - w.ph + a;
-            for (i64 e = 0; e < w.kw; ++e) {
-              const i64 x = ox * w.sw - w.pw + e;
-              const bool inside = y >= 0 && y < w.height && x >= 0 && x < w.width;
-              f(row * K + (c * w.kh + a) * w.kw + e,
-                inside ? ((i * w.channels + c) * w.height + y) * w.width + x : -1);
-            }
-          }
-      }
+  for (i64 oy = 0; oy < Ho; ++oy)
+    for (i64 ox = 0; ox < Wo; ++ox) {
+      R* row = unfolded + (oy * Wo + ox) * K;
+      const Span sp = inside(w, ox);
+      for (i64 c = 0; c < w.channels; ++c)
+        for (i64 a = 0; a < w.kh; ++a) {
+          const i64 y = oy * w.sh - w.ph + a;
+          U* in = y >= 0 && y < w.height ? sample + (c * w.height + y) * w.width : nullptr;
+          f(row + (c * w.kh + a) * w.kw, in, sp);
+        }
+    }
 }
 
 }  // namespace
@@ -40,34 +56,49 @@ template <class T>
 void Conv::forward_on(Pass<T>& p, const T* A, T* out) {
   State<T>& st = state_.get<T>();
   const i64 m = p.m, O = out_channels_, K = win_.channels * win_.kh * win_.kw;
-  const i64 P = win_.out_positions();
+  const i64 P = win_.out_positions(), in = win_.in_size();
   st.cols.resize(static_cast<std::size_t>(m * P * K));
   st.rows.resize(static_cast<std::size_t>(m * P * O));
   T* cols = st.cols.data();
-  unfold(win_, m, [&](i64 at, i64 src) { cols[at] = src >= 0 ? A[src] : T(0.0); });
+  // im2col: rows = (sample, output position), columns = (channel, kernel row, kernel column)
+  split_samples(m, m * P * K, [&](i64 i0, i64 i1) {
+    for (i64 i = i0; i < i1; ++i)
+      unfold_rows(win_, A + i * in, cols + i * P * K, [&](T* r, const T* x, Span sp) {
+        if (!x) sp.e1 = 0;
+        for (i64 e = 0; e < win_.kw; ++e) r[e] = e >= sp.e0 && e < sp.e1 ? x[sp.x0 + e] : T(0.0);
+      });
+  });
   const T* W = p.params + w_at_;  // (O, K)
   p.w_t.resize(static_cast<std::size_t>(K * O));
   for (i64 k = 0; k < K; ++k)
     for (i64 o = 0; o < O; ++o) p.w_t[k * O + o] = W[o * K + k];
   product(p, m * P, O, K, cols, K, 1, p.w_t.data(), O, st.rows.data(), O, false);
   const T* rows = st.rows.data();
-  for (i64 i = 0; i < m; ++i)
-    for (i64 o = 0; o < O; ++o) {
-      const T bias = b_at_ >= 0 ? p.params[b_at_ + o] : T(0.0);
-      T* y = out + (i * O + o) * P;
-      for (i64 q = 0; q < P; ++q) y[q] = rows[(i * P + q) * O + o] + bias;
-    }
+  split_samples(m, m * P * O, [&](i64 i0, i64 i1) {
+    for (i64 i = i0; i < i1; ++i)  // (P, O) -> (O, P), plus the bias
+      for (i64 o = 0; o < O; ++o) {
+        const T bias = b_at_ >= 0 ? p.params[b_at_ + o] : T(0.0);
+        const T* r = rows + i * P * O + o;
+        T* y = out + (i * O + o) * P;
+        for (i64 q = 0; q < P; ++q) y[q] = r[q * O] + bias;
+      }
+  });
 }
 
 template <class T>
 T* Conv::backward_on(Pass<T>& p, const T* A, const T*, T* dout, T* dA, bool need_din) {
   State<T>& st = state_.get<T>();
   const i64 m = p.m, O = out_channels_, K = win_.channels * win_.kh * win_.kw;
-  const i64 P = win_.out_positions();
+  const i64 P = win_.out_positions(), in = win_.in_size();
   T* dy = st.rows.data();  // (m P, O): dout in the product's order
-  for (i64 i = 0; i < m; ++i)
-    for (i64 o = 0; o < O; ++o)
-      for (i64 q = 0; q < P; ++q) dy[(i * P + q) * O + o] = dout[(i * O + o) * P + q];
+  split_samples(m, m * P * O, [&](i64 i0, i64 i1) {
+    for (i64 i = i0; i < i1; ++i)
+      for (i64 o = 0; o < O; ++o) {
+        const T* d = dout + (i * O + o) * P;
+        T* r = dy + i * P * O + o;
+        for (i64 q = 0; q < P; ++q) r[q * O] = d[q];
+      }
+  });
   product(p, O, K, m * P, dy, 1, O, st.cols.data(), K, p.grad + w_at_, K, false);  // dy^T cols
   if (b_at_ >= 0) {
     T* db = p.grad + b_at_;
@@ -80,10 +111,16 @@ T* Conv::backward_on(Pass<T>& p, const T* A, const T*, T* dout, T* dA, bool need
   st.dcols.resize(static_cast<std::size_t>(m * P * K));
   product(p, m * P, K, O, dy, O, 1, cache_line_aligned(p.params + w_at_, O * K, p.w), K,
           st.dcols.data(), K, false);  // dy W
-  std::fill(dA, dA + m * win_.in_size(), T(0.0));
   const T* dcols = st.dcols.data();
-  unfold(win_, m, [&](i64 at, i64 src) {
-    if (src >= 0) dA[src] += dcols[at];
+  // col2im: each sample's entries added in the unfolded order (the sums' order, so
+  // their bits, do not depend on the split)
+  split_samples(m, m * P * K, [&](i64 i0, i64 i1) {
+    std::fill(dA + i0 * in, dA + i1 * in, T(0.0));
+    for (i64 i = i0; i < i1; ++i)
+      unfold_rows(win_, dA + i * in, dcols + i * P * K, [&](const T* r, T* x, Span sp) {
+        if (x)
+          for (i64 e = sp.e0; e < sp.e1; ++e) x[sp.x0 + e] += r[e];
+      });
   });
   return dA;
 }

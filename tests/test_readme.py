@@ -338,24 +338,48 @@ def test_the_fast_snippets_run_and_print_their_comments():
     assert abs(last - (224 - 2 * math.sqrt(38))) < 1e-9
 
 
+def _check_digits(ns):
+    assert f"# {ns['result'].losses[0]:.2f} -> {ns['result'].losses[-1]:.1g} (mean" in TEXT
+    accuracy = ns["net"].accuracy(ns["X"][ns["test"]], ns["y"][ns["test"]])
+    assert f"# {accuracy:.2f} on the 360 held-out digits" in TEXT
+    accuracy = ns["ln"].accuracy(ns["X"][ns["test"]], ns["y"][ns["test"]])
+    assert f"# {accuracy:.2f}; per-sample statistics" in TEXT
+
+
+def _check_mnist1d_cnn(ns):
+    accuracy = ns["cnn"].accuracy(ns["data"].X_test, ns["data"].y_test)
+    assert f"# {accuracy:.2f} (the MNIST-1D paper's CNN" in TEXT
+
+
+def _check_datasets(ns):
+    assert ns["d"].X_train.shape == (1438, 64) and ns["d"].X_test.shape == (359, 64)
+    assert ns["X_train"].shape == (4000, 1, 40) and ns["X_test"].shape == (1000, 1, 40)
+
+
+def _check_train_many(ns):
+    assert ns["runs"].params.shape == (100000, 2) and ns["runs"].losses.shape == (100000, 2)
+
+
+#: The checks of the heavy blocks' comments, by a line of the block; run right after it.
+HEAVY_CHECKS = {"runs = bnfast.train_many(": _check_train_many,
+                "from sklearn.datasets import load_digits": _check_digits,
+                "data = bnfast.datasets.mnist1d()": _check_mnist1d_cnn,
+                "d = bnfast.datasets.digits(": _check_datasets}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_heavy_snippets_run_and_give_their_comments():
     pytest.importorskip("sklearn")
     pytest.importorskip("mnist1d")
-    ns = {}
+    ns, checked = {}, []
     for block in _blocks("python"):           # in order: later blocks use earlier names
         _run(block, ns)
-    assert ns["runs"].params.shape == (100000, 2) and ns["runs"].losses.shape == (100000, 2)
-    assert f"# {ns['result'].losses[0]:.2f} -> {ns['result'].losses[-1]:.1g}" in TEXT
-    assert f"# {ns['net'].accuracy(ns['X'][ns['test']], ns['y'][ns['test']]):.2f} on the 360" \
-        in TEXT
-    assert f"# {ns['ln'].accuracy(ns['X'][ns['test']], ns['y'][ns['test']]):.2f}; per-sample" \
-        in TEXT
-    assert f"# {ns['cnn'].accuracy(ns['data'].X_test, ns['data'].y_test):.2f} (the MNIST-1D" \
-        in TEXT
-    assert ns["d"].X_train.shape == (1438, 64) and ns["d"].X_test.shape == (359, 64)
-    assert ns["X_train"].shape == (4000, 1, 40) and ns["X_test"].shape == (1000, 1, 40)
+        for line, check in HEAVY_CHECKS.items():
+            if line in block:
+                check(ns)
+                checked.append(line)
+    assert checked == list(HEAVY_CHECKS)
 
 
 # ---- the developer recipes -----------------------------------------------------------

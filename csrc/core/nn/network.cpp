@@ -362,6 +362,7 @@ i64 Network::normalization_input(const double* params, const double* running, co
 
 double Network::hvp(const double* params, const double* X, const double* Y, i64 m,
                     const double* v, double* grad, double* hv, const double* running) {
+  const FineGrain grain(kStepGrain);  // as the gradient's pass: its products are as small
   if (!tangents_) tangents_ = std::make_unique<Values<Dual>>();
   Values<Dual>& t = *tangents_;
   const i64 P = num_params_;

@@ -76,14 +76,21 @@ void parallel_chunks(int chunks, F&& f) {
              const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// f(first, last) over the rows [first, last) of m rows of `width` elements each, rows
+// split across threads (for passes whose rows are independent: the split changes no
+// result).
+template <class F>
+void split_row_ranges(std::int64_t m, std::int64_t width, F&& f) {
+  const int chunks = chunk_count(m * width, m);
+  parallel_chunks(chunks,
+                  [&](int c) { f(chunk_begin(m, chunks, c), chunk_begin(m, chunks, c + 1)); });
+}
+
 // f(begin, end) over the elements of an (m, width) row-major block, rows split across
-// threads (for elementwise passes: the split changes no result).
+// threads (for elementwise passes).
 template <class F>
 void split_rows(std::int64_t m, std::int64_t width, F&& f) {
-  const int chunks = chunk_count(m * width, m);
-  parallel_chunks(chunks, [&](int c) {
-    f(chunk_begin(m, chunks, c) * width, chunk_begin(m, chunks, c + 1) * width);
-  });
+  split_row_ranges(m, width, [&](std::int64_t r0, std::int64_t r1) { f(r0 * width, r1 * width); });
 }
 
 }  // namespace bnfast

@@ -11,14 +11,6 @@ using i64 = std::int64_t;
 
 namespace {
 
-// f(i0, i1) over the samples [i0, i1) of m, split across threads when the `work`
-// (elements touched) pays for it. Each sample's copies are independent of the others'.
-template <class F>
-void split_samples(i64 m, i64 work, F&& f) {
-  const int chunks = chunk_count(work, m);
-  parallel_chunks(chunks, [&](int c) { f(chunk_begin(m, chunks, c), chunk_begin(m, chunks, c + 1)); });
-}
-
 // Where the kernel row of output column ox reads: kernel column e at input column x0 + e,
 // inside the input for e in [e0, e1) (the rest read the zero padding).
 struct Span {
@@ -61,7 +53,7 @@ void Conv::forward_on(Pass<T>& p, const T* A, T* out) {
   st.rows.resize(static_cast<std::size_t>(m * P * O));
   T* cols = st.cols.data();
   // im2col: rows = (sample, output position), columns = (channel, kernel row, kernel column)
-  split_samples(m, m * P * K, [&](i64 i0, i64 i1) {
+  split_row_ranges(m, P * K, [&](i64 i0, i64 i1) {
     for (i64 i = i0; i < i1; ++i)
       unfold_rows(win_, A + i * in, cols + i * P * K, [&](T* r, const T* x, Span sp) {
         if (!x) sp.e1 = 0;
@@ -74,7 +66,7 @@ void Conv::forward_on(Pass<T>& p, const T* A, T* out) {
     for (i64 o = 0; o < O; ++o) p.w_t[k * O + o] = W[o * K + k];
   product(p, m * P, O, K, cols, K, 1, p.w_t.data(), O, st.rows.data(), O, false);
   const T* rows = st.rows.data();
-  split_samples(m, m * P * O, [&](i64 i0, i64 i1) {
+  split_row_ranges(m, P * O, [&](i64 i0, i64 i1) {
     for (i64 i = i0; i < i1; ++i)  // (P, O) -> (O, P), plus the bias
       for (i64 o = 0; o < O; ++o) {
         const T bias = b_at_ >= 0 ? p.params[b_at_ + o] : T(0.0);
@@ -91,7 +83,7 @@ T* Conv::backward_on(Pass<T>& p, const T* A, const T*, T* dout, T* dA, bool need
   const i64 m = p.m, O = out_channels_, K = win_.channels * win_.kh * win_.kw;
   const i64 P = win_.out_positions(), in = win_.in_size();
   T* dy = st.rows.data();  // (m P, O): dout in the product's order
-  split_samples(m, m * P * O, [&](i64 i0, i64 i1) {
+  split_row_ranges(m, P * O, [&](i64 i0, i64 i1) {
     for (i64 i = i0; i < i1; ++i)
       for (i64 o = 0; o < O; ++o) {
         const T* d = dout + (i * O + o) * P;
@@ -114,7 +106,7 @@ T* Conv::backward_on(Pass<T>& p, const T* A, const T*, T* dout, T* dA, bool need
   const T* dcols = st.dcols.data();
   // col2im: each sample's entries added in the unfolded order (the sums' order, so
   // their bits, do not depend on the split)
-  split_samples(m, m * P * K, [&](i64 i0, i64 i1) {
+  split_row_ranges(m, P * K, [&](i64 i0, i64 i1) {
     std::fill(dA + i0 * in, dA + i1 * in, T(0.0));
     for (i64 i = i0; i < i1; ++i)
       unfold_rows(win_, dA + i * in, dcols + i * P * K, [&](const T* r, T* x, Span sp) {

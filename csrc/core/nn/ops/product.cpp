@@ -1,8 +1,9 @@
 #include "nn/ops/product.hpp"
 
-#include <vector>
+#include <atomic>
 
 #include "linalg/matmul.hpp"
+#include "runtime/parallel.hpp"
 
 namespace bnfast {
 
@@ -15,21 +16,29 @@ void product(Pass<double>&, i64 m, i64 n, i64 k, const double* A, i64 ars, i64 a
 
 namespace {
 
+// The scratch holds at least n doubles. It only grows: the ops' products take turns with
+// it, and a resize up would zero the whole buffer on every turn.
+double* at_least(AlignedVector<double>& v, i64 n) {
+  if (v.size() < static_cast<std::size_t>(n)) v.resize(static_cast<std::size_t>(n));
+  return v.data();
+}
+
 // Copies the (rows, cols) operand into row-major values v and tangents d; returns
 // whether any tangent is non-zero.
-bool unzip(const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, std::vector<double>& v,
-           std::vector<double>& d) {
-  v.resize(static_cast<std::size_t>(rows * cols));
-  d.resize(v.size());
-  bool tangent = false;
-  for (i64 i = 0; i < rows; ++i)
-    for (i64 j = 0; j < cols; ++j) {
-      const Dual& x = src[i * rs + j * cs];
-      v[i * cols + j] = x.v;
-      d[i * cols + j] = x.d;
-      tangent |= x.d != 0;
-    }
-  return tangent;
+bool unzip(const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, double* v, double* d) {
+  std::atomic<bool> tangent{false};
+  split_row_ranges(rows, cols, [&](i64 r0, i64 r1) {
+    bool any = false;
+    for (i64 i = r0; i < r1; ++i)
+      for (i64 j = 0; j < cols; ++j) {
+        const Dual& x = src[i * rs + j * cs];
+        v[i * cols + j] = x.v;
+        d[i * cols + j] = x.d;
+        any |= x.d != 0;
+      }
+    if (any) tangent.store(true, std::memory_order_relaxed);
+  });
+  return tangent.load();
 }
 
 }  // namespace
@@ -37,19 +46,22 @@ bool unzip(const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, std::vector<doub
 void product(Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs,
              const Dual* B, i64 ldb, Dual* C, i64 ldc, bool accumulate) {
   auto& s = p.split;
-  const bool a_varies = unzip(A, m, k, ars, acs, s[0], s[1]);
-  unzip(B, k, n, ldb, 1, s[2], s[3]);
-  s[4].resize(static_cast<std::size_t>(m * n));
-  s[5].resize(s[4].size());
-  const MatmulAcc mm = matmul_acc();
-  mm(m, n, k, MatrixView{s[0].data(), k, 1}, s[2].data(), n, s[4].data(), n, false);
-  mm(m, n, k, MatrixView{s[0].data(), k, 1}, s[3].data(), n, s[5].data(), n, false);
-  if (a_varies) mm(m, n, k, MatrixView{s[1].data(), k, 1}, s[2].data(), n, s[5].data(), n, true);
-  for (i64 i = 0; i < m; ++i)
-    for (i64 j = 0; j < n; ++j) {
-      const Dual ab(s[4][i * n + j], s[5][i * n + j]);
-      C[i * ldc + j] = accumulate ? C[i * ldc + j] + ab : ab;
-    }
+  double *av = at_least(s[0], m * k), *ad = at_least(s[1], m * k);
+  double *bv = at_least(s[2], k * n), *bd = at_least(s[3], k * n);
+  double *cv = at_least(s[4], m * n), *cd = at_least(s[5], m * n);
+  const bool a_varies = unzip(A, m, k, ars, acs, av, ad);
+  unzip(B, k, n, ldb, 1, bv, bd);
+  // Split by rows of C, as the double products: the same bits as one thread's.
+  matmul_acc_threaded(m, n, k, MatrixView{av, k, 1}, bv, n, cv, n, false);
+  matmul_acc_threaded(m, n, k, MatrixView{av, k, 1}, bd, n, cd, n, false);
+  if (a_varies) matmul_acc_threaded(m, n, k, MatrixView{ad, k, 1}, bv, n, cd, n, true);
+  split_row_ranges(m, n, [&](i64 r0, i64 r1) {
+    for (i64 i = r0; i < r1; ++i)
+      for (i64 j = 0; j < n; ++j) {
+        const Dual ab(cv[i * n + j], cd[i * n + j]);
+        C[i * ldc + j] = accumulate ? C[i * ldc + j] + ab : ab;
+      }
+  });
 }
 
 }  // namespace bnfast

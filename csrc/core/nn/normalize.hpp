@@ -15,17 +15,22 @@
 #include "kernels/batchnorm.hpp"
 #include "nn/dual.hpp"
 #include "nn/layer.hpp"
+#include "runtime/parallel.hpp"
 
 namespace bnfast {
 
 inline double sign_of(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 
-// f(value index, channel) for every value of the block, samples outer, positions inner.
+// f(value index, channel) for every value of the block, samples outer, positions inner;
+// the channels split across threads, so f may accumulate per channel: each channel's
+// values still come in the one order (the same bits for every thread count).
 template <class F>
 void for_each_value(std::int64_t N, std::int64_t C, std::int64_t S, F&& f) {
-  for (std::int64_t i = 0; i < N; ++i)
-    for (std::int64_t c = 0; c < C; ++c)
-      for (std::int64_t s = 0; s < S; ++s) f((i * C + c) * S + s, c);
+  split_row_ranges(C, N * S, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t i = 0; i < N; ++i)
+      for (std::int64_t c = c0; c < c1; ++c)
+        for (std::int64_t s = 0; s < S; ++s) f((i * C + c) * S + s, c);
+  });
 }
 
 // Per channel: the batch mean, the scale s (formed for l1 and linf, whose q needs it),

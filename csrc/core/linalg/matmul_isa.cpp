@@ -12,36 +12,61 @@ namespace {
 
 using i64 = std::int64_t;
 
-// C rows [i0, i1), columns [j0, n) one entry at a time, products p0 <= p < p1 (the
-// blocks' edges, and products too small for one register block, as in the one-neuron
-// networks of the theory): kept scalar because vectorized loop set-up costs more than
-// the work.
+// Kept scalar: for these few entries vectorized loop set-up costs more than the work.
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-vectorize")))
+#define BNFAST_SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize")))
+#else
+#define BNFAST_SCALAR_LOOPS
 #endif
+
+// C rows [i0, i1), the last R < kLanes columns from j (a width that is no whole number of
+// vectors), products p0 <= p < p1: four rows' sums at once, held in registers (a sum
+// kept in C would wait on its own store at every product).
+template <int R>
+BNFAST_SCALAR_LOOPS void matmul_tail(i64 i0, i64 i1, i64 j, i64 p0, i64 p1, MatrixView A,
+                                     const double* B, i64 ldb, double* C, i64 ldc,
+                                     bool accumulate) {
+  constexpr i64 kRows = 4;
+  for (; i0 + kRows <= i1; i0 += kRows) {
+    double acc[kRows][R];
+    for (i64 r = 0; r < kRows; ++r)
+      for (int q = 0; q < R; ++q) acc[r][q] = accumulate ? C[(i0 + r) * ldc + j + q] : 0.0;
+    for (i64 p = p0; p < p1; ++p) {
+      const double* b = B + p * ldb + j;
+      for (i64 r = 0; r < kRows; ++r) {
+        const double a = A.data[(i0 + r) * A.row_stride + p * A.col_stride];
+        for (int q = 0; q < R; ++q) acc[r][q] += a * b[q];
+      }
+    }
+    for (i64 r = 0; r < kRows; ++r)
+      for (int q = 0; q < R; ++q) C[(i0 + r) * ldc + j + q] = acc[r][q];
+  }
+  for (; i0 < i1; ++i0) {
+    double acc[R];
+    for (int q = 0; q < R; ++q) acc[q] = accumulate ? C[i0 * ldc + j + q] : 0.0;
+    for (i64 p = p0; p < p1; ++p) {
+      const double a = A.data[i0 * A.row_stride + p * A.col_stride];
+      for (int q = 0; q < R; ++q) acc[q] += a * B[p * ldb + j + q];
+    }
+    for (int q = 0; q < R; ++q) C[i0 * ldc + j + q] = acc[q];
+  }
+}
+
+// C rows [i0, i1), columns [j0, n), products p0 <= p < p1 (the blocks' edges, and
+// products too small for one register block, as in the one-neuron networks of the
+// theory): whole vectors of columns, then the rest by matmul_tail.
+BNFAST_SCALAR_LOOPS
 void matmul_edge(i64 i0, i64 i1, i64 j0, i64 n, i64 p0, i64 p1, MatrixView A, const double* B,
                  i64 ldb, double* C, i64 ldc, bool accumulate) {
-  if (n - j0 == 1) {  // one column (a network's scalar output): four rows' sums at once
-    constexpr i64 kRows = 4;
-    for (; i0 + kRows <= i1; i0 += kRows) {
-      double acc[kRows];
-      for (i64 r = 0; r < kRows; ++r) acc[r] = accumulate ? C[(i0 + r) * ldc + j0] : 0.0;
-      for (i64 p = p0; p < p1; ++p) {
-        const double b = B[p * ldb + j0];
-        for (i64 r = 0; r < kRows; ++r)
-          acc[r] += A.data[(i0 + r) * A.row_stride + p * A.col_stride] * b;
-      }
-      for (i64 r = 0; r < kRows; ++r) C[(i0 + r) * ldc + j0] = acc[r];
-    }
-  }
-  for (i64 i = i0; i < i1; ++i) {
+  const i64 jt = j0 + (n - j0) / kLanes * kLanes;  // the columns from jt on: no whole vector
+  for (i64 i = i0; i < i1 && jt > j0; ++i) {
     double* c = C + i * ldc;
     const double* a_row = A.data + i * A.row_stride;
     i64 j = j0;
     // Rows of C too few for a register block (a layer with one output: dW = dH^T A is a
     // single row): runs of 4 and then 1 vectors, each entry still summed in order p.
     constexpr i64 kRun = 4;
-    for (; j + kRun * kLanes <= n; j += kRun * kLanes) {
+    for (; j + kRun * kLanes <= jt; j += kRun * kLanes) {
       vec acc[kRun];
       for (i64 q = 0; q < kRun; ++q) acc[q] = accumulate ? load(c + j + q * kLanes) : vec{};
       for (i64 p = p0; p < p1; ++p) {
@@ -50,18 +75,18 @@ void matmul_edge(i64 i0, i64 i1, i64 j0, i64 n, i64 p0, i64 p1, MatrixView A, co
       }
       for (i64 q = 0; q < kRun; ++q) store(c + j + q * kLanes, acc[q]);
     }
-    for (; j + kLanes <= n; j += kLanes) {
+    for (; j < jt; j += kLanes) {
       vec acc = accumulate ? load(c + j) : vec{};
       for (i64 p = p0; p < p1; ++p) acc += splat(a_row[p * A.col_stride]) * load(B + p * ldb + j);
       store(c + j, acc);
     }
-    if (j == n) continue;
-    if (!accumulate)
-      for (i64 jj = j; jj < n; ++jj) c[jj] = 0.0;
-    for (i64 p = p0; p < p1; ++p) {
-      const double a = a_row[p * A.col_stride];
-      for (i64 jj = j; jj < n; ++jj) c[jj] += a * B[p * ldb + jj];
-    }
+  }
+  static_assert(kLanes <= 4, "matmul_tail is instantiated for widths up to 3");
+  switch (n - jt) {
+    case 1: return matmul_tail<1>(i0, i1, jt, p0, p1, A, B, ldb, C, ldc, accumulate);
+    case 2: return matmul_tail<2>(i0, i1, jt, p0, p1, A, B, ldb, C, ldc, accumulate);
+    case 3: return matmul_tail<3>(i0, i1, jt, p0, p1, A, B, ldb, C, ldc, accumulate);
+    default: return;
   }
 }
 

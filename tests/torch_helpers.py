@@ -30,8 +30,11 @@ def one_torch_thread_and_report(torch, worst, title):
 
 
 def check_within(worst, what, ours, theirs, bound):
-    """|ours - theirs| <= bound elementwise (float64 arrays of one shape); records the
-    worst error/bound ratio under ``what``."""
+    """|ours - theirs| <= bound elementwise (array-likes of one shape, compared as
+    float64); records the worst error/bound ratio under ``what``."""
+    ours = np.asarray(ours, dtype=np.float64)
+    theirs = np.asarray(theirs, dtype=np.float64)
+    assert ours.shape == theirs.shape, (what, ours.shape, theirs.shape)
     err = np.abs(ours - theirs)
     bound = np.broadcast_to(bound, err.shape)
     ratio = float(np.max(err / np.maximum(bound, 1e-300), initial=0.0))

@@ -115,18 +115,24 @@ def test_sigkill_of_the_parent_leaves_no_process_behind(args):
     _assert_none_survive(process, tree)
 
 
-def test_sigterm_of_a_sweep_is_ctrl_c_and_keeps_its_file(tmp_path):
-    pq = pytest.importorskip("pyarrow.parquet")
-    if not (os.cpu_count() or 1) >= 2:
-        pytest.skip("local workers need two cores")
-    path = tmp_path / "sweep.parquet"
-    process, tree = _start([*SEARCH, "--out", str(path)], ready=path.exists)
+def _sigterm(process, tree):
+    """SIGTERM to a started command: it must exit 130 (as after Ctrl-C) within 30 s,
+    leaving no process behind; returns its stderr."""
     process.send_signal(signal.SIGTERM)
     try:
         _, err = process.communicate(timeout=30)
     finally:
         _assert_none_survive(process, tree)
     assert process.returncode == 130, err
+    return err
+
+
+def test_sigterm_of_a_sweep_is_ctrl_c_and_keeps_its_file(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    if not (os.cpu_count() or 1) >= 2:
+        pytest.skip("local workers need two cores")
+    path = tmp_path / "sweep.parquet"
+    err = _sigterm(*_start([*SEARCH, "--out", str(path)], ready=path.exists))
     assert "interrupted;" in err and str(path) in err and "Traceback" not in err
     assert 1 <= pq.read_table(path).num_rows < 2000
 
@@ -134,11 +140,5 @@ def test_sigterm_of_a_sweep_is_ctrl_c_and_keeps_its_file(tmp_path):
 def test_sigterm_of_an_experiment_is_ctrl_c():
     if not (os.cpu_count() or 1) >= 2:
         pytest.skip("local workers need two cores")
-    process, tree = _start(RUN)
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=30)
-    finally:
-        _assert_none_survive(process, tree)
-    assert process.returncode == 130, err
+    err = _sigterm(*_start(RUN))
     assert "interrupted;" in err and "runs had finished" in err and "Traceback" not in err

@@ -23,6 +23,25 @@ double from_bits(std::uint64_t b) {
   return x;
 }
 
+// A max pooling candidate: its value and input index.
+struct Best {
+  double v;
+  i64 at;
+  template <class T>
+  static Best of(const T* A, i64 k) {
+    return {value(A[k]), k};
+  }
+};
+// The winner of an earlier candidate x and a later one y: y when y > x or y is NaN. By
+// bitwise selects, not branches (the compiler turns a ?: back into jumps): which entry
+// wins is a coin flip on real data.
+inline Best later(Best x, Best y) {
+  const std::uint64_t take = 0 - static_cast<std::uint64_t>((y.v > x.v) | (y.v != y.v));
+  return {from_bits((bits(y.v) & take) | (bits(x.v) & ~take)),
+          static_cast<i64>((static_cast<std::uint64_t>(y.at) & take) |
+                           (static_cast<std::uint64_t>(x.at) & ~take))};
+}
+
 // f(output index, first input index of the window) over every window of the samples
 // [i0, i1).
 template <class F>
@@ -56,22 +75,22 @@ void Pool::forward_on(Pass<T>& p, const T* A, T* out) {
   argmax.resize(static_cast<std::size_t>(p.m * out_width));
   split_row_ranges(p.m, in_width, [&](i64 i0, i64 i1) {
     windows(win_, i0, i1, [&](i64 o, i64 first) {
-      // Bitwise selects, not branches (the compiler turns a ?: back into jumps): which
-      // entry wins is a coin flip on real data. Starting from the first entry is starting
-      // from -inf (a -inf or NaN first entry wins either way).
-      double best = value(A[first]);
-      i64 at = first;
-      for (i64 a = 0; a < win_.kh; ++a)
-        for (i64 e = 0; e < win_.kw; ++e) {
-          const i64 k = first + a * win_.width + e;
-          const double v = value(A[k]);
-          const std::uint64_t take = 0 - static_cast<std::uint64_t>((v > best) | (v != v));
-          at = static_cast<i64>((static_cast<std::uint64_t>(k) & take) |
-                                (static_cast<std::uint64_t>(at) & ~take));
-          best = from_bits((bits(v) & take) | (bits(best) & ~take));
-        }
-      argmax[o] = at;
-      out[o] = A[at];
+      // The window's entries in row-major order, folded pairwise into the first maximal
+      // one (a NaN wins, a later NaN over an earlier one): the fold of any two adjacent
+      // runs is the fold of their concatenation, so a 2 x 2 window folds as a tree.
+      Best b;
+      if (win_.kh == 2 && win_.kw == 2) {
+        const i64 k2 = first + win_.width;
+        b = later(later(Best::of(A, first), Best::of(A, first + 1)),
+                  later(Best::of(A, k2), Best::of(A, k2 + 1)));
+      } else {
+        b = Best::of(A, first);
+        for (i64 a = 0; a < win_.kh; ++a)
+          for (i64 e = a == 0 ? 1 : 0; e < win_.kw; ++e)
+            b = later(b, Best::of(A, first + a * win_.width + e));
+      }
+      argmax[o] = b.at;
+      out[o] = A[b.at];
     });
   });
 }

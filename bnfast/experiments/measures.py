@@ -13,19 +13,27 @@ move along the gradient, x'(eta) = x - eta g, for the step sizes eta in lr * mul
 and, as a sharper local measure, the largest eigenvalue of the Hessian of L at x by
 power iteration on Hessian-vector products (``Network.hvp``, exact); a training loop
 that stops at checkpoints to take them; the internal covariate shift of Definition 2.1
-(the "ics" and "noisy-bn" experiments); and what keeps results small, strict JSON.
+(the "ics" and "noisy-bn" experiments); the curvature controls of version 2
+(experiments.md item 5): sharpness along a run against the stability threshold 2/lr
+(edge of stability, Cohen et al. 2021), the effective learning rate lr / ||W||^2 of
+scale-invariant weights (Arora, Li, Lyu 2019), the largest stable learning rate
+(Bjorck et al. 2018) and comparisons at matched loss; and what keeps results small,
+strict JSON.
 """
 
+import copy
 import math
 
 import numpy as np
 
-from ..nn import TrainingDiverged, train
+from ..nn import Residual, TrainingDiverged, train
 from .spec import derived_seed
 
-__all__ = ["downsample", "finite_or_none", "gradient_line_measures",
-           "internal_covariate_shift", "largest_hessian_eigenvalue", "measured_training",
-           "measurement_batch", "median_cosine", "step_sizes"]
+__all__ = ["downsample", "edge_of_stability", "effective_learning_rates",
+           "finite_or_none", "first_reach_steps", "gradient_line_measures",
+           "internal_covariate_shift", "largest_hessian_eigenvalue", "largest_stable_lr",
+           "matched_loss", "measured_training", "measurement_batch", "median_cosine",
+           "scale_invariant_groups", "stability_threshold", "step_sizes"]
 
 
 # ---- the landscape measures ---------------------------------------------------------
@@ -122,14 +130,16 @@ def largest_hessian_eigenvalue(net, X, y, iterations=30, seed=0, rtol=1e-4):
 
 
 def measured_training(net, X, y, lr, steps, every, measure, batch_size=None, seed=0,
-                      record_every=1):
+                      record_every=1, optimizer=None):
     """Trains ``net`` by bnfast.train for ``steps`` steps and calls
     ``measure(net, step) -> dict`` at steps 0, every, 2 every, ..., steps.
 
     X (m, in), y (m, out): the learning set; batch_size None: full-batch gradient
     descent, else mini-batch SGD (each segment of ``every`` steps reshuffles from a seed
     derived from (seed, segment)). ``every`` must divide ``steps`` and be a multiple of
-    ``record_every``.
+    ``record_every``. optimizer: None (params -= lr g, as before) or a bnfast.SGD/Adam
+    whose buffers carry over from one segment to the next (a full-batch run then equals
+    one unbroken run).
 
     Returns (losses, measurements, diverged_step): losses, float64
     (steps // record_every + 1,), the learning-set loss before step k * record_every
@@ -140,10 +150,13 @@ def measured_training(net, X, y, lr, steps, every, measure, batch_size=None, see
     if steps % every or every % record_every:
         raise ValueError("every must divide steps and be a multiple of record_every")
     losses, measurements = [], [{"step": 0, **measure(net, 0)}]
+    state = None
     for segment in range(steps // every):
         try:
             result = train(net, X, y, lr, every, batch_size=batch_size,
-                           seed=derived_seed(seed, segment), record_every=record_every)
+                           seed=derived_seed(seed, segment), record_every=record_every,
+                           optimizer=optimizer, optimizer_state=state)
+            state = result.optimizer_state if optimizer is not None else None
         except TrainingDiverged as exc:
             losses.extend(exc.losses)
             return np.array(losses), measurements, segment * every + exc.step
@@ -220,6 +233,241 @@ def median_cosine(cosines):
     values = np.asarray(cosines, dtype=np.float64)[:, 1:]
     values = values[np.isfinite(values)]
     return float(np.median(values)) if values.size else None
+
+
+# ---- curvature controls (version 2, experiments.md item 5) ---------------------------
+
+def stability_threshold(lr, momentum=0.0, nesterov=False):
+    """The sharpness above which the update diverges on a quadratic, in 1/lr units of
+    the loss's Hessian eigenvalues: 2 / lr for gradient descent; (2 + 2 momentum) / lr
+    for heavy-ball momentum (PyTorch's SGD: v <- momentum v + g, params -= lr v); and
+    (2 + 2 momentum) / ((1 + 2 momentum) lr) for Nesterov's (Cohen et al. 2021,
+    appendix on momentum). lr > 0, 0 <= momentum < 1. Returns a float."""
+    lr, momentum = float(lr), float(momentum)
+    if not lr > 0 or not 0 <= momentum < 1:
+        raise ValueError("need lr > 0 and 0 <= momentum < 1")
+    if nesterov:
+        return (2 + 2 * momentum) / ((1 + 2 * momentum) * lr)
+    return (2 + 2 * momentum) / lr
+
+
+def edge_of_stability(sharpness, lr, momentum=0.0, nesterov=False, band=(0.9, 1.1),
+                      from_step=0):
+    """Sharpness along a run against the stability threshold (edge of stability: under
+    full-batch gradient descent the sharpness rises to about 2/lr and hovers there,
+    Cohen et al. 2021).
+
+    sharpness : the ``sharpness`` of a TrainResult (train(..., sharpness_every=K)), a
+        pair (steps int (r,), values float (r,)) of Hessian eigenvalues of the
+        full-data train-mode loss (units: loss / parameter^2) before those steps; or the
+        values alone (steps then 0..r-1).
+    lr, momentum, nesterov : the run's optimizer; the threshold is
+        stability_threshold(lr, momentum, nesterov) (2 / lr without momentum).
+    band : (low, high), the ratios sharpness / threshold that count as "at the edge".
+    from_step : only records at steps >= from_step count (e.g. after a warm-up).
+
+    Returns a dict (JSON-able; None where a value is not finite or there is no record):
+        threshold: float; steps (r',) and ratios (r',): sharpness / threshold of the
+        counted records; fraction_in_band: the share of them with low <= ratio <= high;
+        final_ratio: the last record's ratio; max_ratio; first_step_in_band: the step
+        of the first record with ratio >= low (None: never).
+    """
+    if isinstance(sharpness, tuple) and len(sharpness) == 2:
+        steps, values = (np.asarray(a) for a in sharpness)
+    else:
+        values = np.asarray(sharpness, dtype=np.float64)
+        steps = np.arange(len(values))
+    steps = np.asarray(steps, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if steps.shape != values.shape or values.ndim != 1:
+        raise ValueError("sharpness must be (steps, values) of equal 1-D shapes")
+    low, high = band
+    threshold = stability_threshold(lr, momentum, nesterov)
+    keep = steps >= from_step
+    steps, ratios = steps[keep], values[keep] / threshold
+    with np.errstate(invalid="ignore"):
+        in_band = (ratios >= low) & (ratios <= high)
+        reached = np.flatnonzero(ratios >= low)
+    return {"threshold": threshold, "steps": steps.tolist(),
+            "ratios": finite_or_none(ratios),
+            "fraction_in_band": float(in_band.mean()) if ratios.size else None,
+            "final_ratio": _finite(ratios[-1]) if ratios.size else None,
+            "max_ratio": _finite(np.max(ratios)) if ratios.size else None,
+            "first_step_in_band": int(steps[reached[0]]) if reached.size else None}
+
+
+def scale_invariant_groups(net, include_bias=True):
+    """The layers whose weights are scale-invariant: every Dense/Conv layer followed by
+    a normalization (BatchNorm of any norm, LayerNorm, GroupNorm) whose output, with
+    eps -> 0 and batch statistics, does not change when the layer's W (and b) are
+    multiplied by c > 0 (Arora, Li, Lyu 2019). BN cancels the bias in train mode, so W
+    and b scale together; include_bias=False keeps W alone.
+
+    Returns a list of (layer index, [slices of net.params]) in the order of
+    net.param_slices (a Residual block's layers are counted one by one, as
+    net.param_layout() does)."""
+    flat = [layer for item in net.layers
+            for layer in (item.layers if isinstance(item, Residual) else (item,))]
+    layout = net.param_layout()
+    groups = []
+    for index, (layer, entry) in enumerate(zip(flat, layout)):
+        if "W" not in entry or getattr(layer, "normalization", None) is None:
+            continue
+        names = ("W", "b") if include_bias else ("W",)
+        groups.append((index, [entry[name][0] for name in names if name in entry]))
+    return groups
+
+
+def effective_learning_rates(net, lr, params=None, include_bias=True):
+    """The effective learning rate lr / ||W_l||^2 of each scale-invariant layer
+    (scale_invariant_groups): a gradient step of size lr on W_l moves its direction
+    W_l / ||W_l|| as a step of lr / ||W_l||^2 would at unit norm, because the gradient
+    at c W is the gradient at W divided by c (Arora, Li, Lyu 2019; with W and b scaled
+    together when include_bias).
+
+    net : bnfast.Network; lr : float > 0 (the step size; with momentum, the same ratio
+    applies to the buffer's step); params : float (num_params,) (default net.params),
+    e.g. a checkpoint along a run.
+
+    Returns {"layers": [layer indices], "sq_norms": [||W_l||^2 (+ ||b_l||^2)],
+    "effective_lr": [lr / sq_norm]} (floats; effective_lr None for a zero norm).
+    Along a run: measured_training(..., measure=lambda net, step:
+    effective_learning_rates(net, lr)), or one call per saved parameter vector."""
+    params = net.params if params is None else np.asarray(params, dtype=np.float64)
+    if params.shape != (net.num_params,):
+        raise ValueError(f"params must have shape ({net.num_params},), got {params.shape}")
+    layers, sq_norms, rates = [], [], []
+    for index, slices in scale_invariant_groups(net, include_bias):
+        sq = float(sum(np.dot(params[s], params[s]) for s in slices))
+        layers.append(index)
+        sq_norms.append(sq)
+        rates.append(float(lr) / sq if sq > 0 else None)
+    return {"layers": layers, "sq_norms": sq_norms, "effective_lr": rates}
+
+
+def largest_stable_lr(net, X, y, steps, low, high, points=25, batch_size=None,
+                      optimizer=None, seed=0, tolerance=0.0):
+    """The largest stable learning rate on a log grid, by bisection (Bjorck et al.
+    2018: BN allows larger learning rates).
+
+    A learning rate is stable when ``steps`` steps of bnfast.train from ``net.params``
+    (with ``batch_size``, ``optimizer`` and shuffles/noise from ``seed``) neither
+    diverge (TrainingDiverged) nor end with a learning-set loss above (1 + tolerance)
+    times the start loss. The grid is np.geomspace(low, high, points); stability is
+    assumed to fail from some lr on (bisection over the grid's indices: about
+    log2(points) + 2 runs). Deterministic for a given seed (and thread count). Each run
+    trains a copy of net (copy.deepcopy: params and running statistics); net is left
+    unchanged.
+
+    Returns a dict: lr (float: the largest grid value found stable; None when low
+    already fails), next_lr (the grid value above it, found unstable; None when high is
+    stable), tried: [{"lr", "stable", "start_loss", "final_loss" (None if diverged),
+    "diverged_step"}] in the order run.
+    """
+    if not 0 < low < high or points < 2 or steps < 1:
+        raise ValueError("need 0 < low < high, points >= 2 and steps >= 1")
+    grid = np.geomspace(low, high, int(points))
+    tried, verdict = [], {}
+
+    def stable(i):
+        if i in verdict:
+            return verdict[i]
+        entry = {"lr": float(grid[i])}
+        try:
+            result = train(copy.deepcopy(net), X, y, float(grid[i]), steps, batch_size=batch_size,
+                           seed=seed, record_every=steps, optimizer=optimizer)
+            entry.update(start_loss=float(result.losses[0]),
+                         final_loss=_finite(result.losses[-1]), diverged_step=None)
+            entry["stable"] = bool(entry["final_loss"] is not None and
+                                   result.losses[-1] <= (1 + tolerance) * result.losses[0])
+        except TrainingDiverged as exc:
+            entry.update(start_loss=_finite(exc.losses[0]) if len(exc.losses) else None,
+                         final_loss=None, diverged_step=int(exc.step), stable=False)
+        tried.append(entry)
+        verdict[i] = entry["stable"]
+        return verdict[i]
+
+    if not stable(0):
+        return {"lr": None, "next_lr": float(grid[0]), "tried": tried}
+    if stable(len(grid) - 1):
+        return {"lr": float(grid[-1]), "next_lr": None, "tried": tried}
+    good, bad = 0, len(grid) - 1            # invariant: good stable, bad unstable
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if stable(middle):
+            good = middle
+        else:
+            bad = middle
+    return {"lr": float(grid[good]), "next_lr": float(grid[bad]), "tried": tried}
+
+
+def first_reach_steps(losses, levels, record_every=1):
+    """For each loss level, the first step at which a loss curve is at or below it.
+
+    losses : float (r,), losses[k] the loss before step k * record_every (a
+        TrainResult's ``losses`` or measured_training's); non-finite entries never
+        count. levels : float (n,). Returns a list of n ints (steps) or None (never
+        reached)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    out = []
+    for level in np.asarray(levels, dtype=np.float64).reshape(-1):
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(np.isfinite(losses) & (losses <= level))
+        out.append(int(hit[0]) * int(record_every) if hit.size else None)
+    return out
+
+
+def matched_loss(losses_a, losses_b, levels=None, count=5, record_every=1,
+                 checkpoints_a=None, checkpoints_b=None):
+    """Two runs compared at matched loss rather than at matched step.
+
+    losses_a, losses_b : float (r_a,), (r_b,) loss curves recorded every
+        ``record_every`` steps (both).
+    levels : float (n,) loss levels; None: ``count`` levels spaced geometrically from
+        the smaller start loss down to the larger of the two best losses (both curves
+        reach every one of them; for losses > 0).
+    checkpoints_a, checkpoints_b : optional (steps int (k,), values (k, ...)) of a
+        measurement taken along each run (e.g. sharpness from train(...,
+        sharpness_every), or measured_training's checkpoints); at each matched step the
+        checkpoint nearest to it (the earlier on a tie) is reported.
+
+    Returns a dict: levels (n,), steps_a, steps_b (lists of ints or None: the first
+    step at or below each level, first_reach_steps); with checkpoints, at_a / at_b
+    (each a list of {"step": checkpoint step, "value": value as a list or float} or
+    None where the level is not reached)."""
+    a = np.asarray(losses_a, dtype=np.float64)
+    b = np.asarray(losses_b, dtype=np.float64)
+    if levels is None:
+        fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
+        if not fa.size or not fb.size:
+            raise ValueError("a loss curve has no finite value")
+        top, bottom = min(fa[0], fb[0]), max(fa.min(), fb.min())
+        if not 0 < bottom <= top:
+            raise ValueError("default levels need positive losses that fall")
+        levels = np.geomspace(top, bottom, int(count))
+        levels[-1] = bottom                       # exactly reached, not rounded past
+    levels = np.asarray(levels, dtype=np.float64).reshape(-1)
+    out = {"levels": levels.tolist(),
+           "steps_a": first_reach_steps(a, levels, record_every),
+           "steps_b": first_reach_steps(b, levels, record_every)}
+    for key, checkpoints in (("a", checkpoints_a), ("b", checkpoints_b)):
+        if checkpoints is not None:
+            out["at_" + key] = [_checkpoint_at(checkpoints, step)
+                                for step in out["steps_" + key]]
+    return out
+
+
+def _checkpoint_at(checkpoints, step):
+    if step is None:
+        return None
+    steps, values = checkpoints
+    steps = np.asarray(steps, dtype=np.int64)
+    if not steps.size:
+        return None
+    i = int(np.argmin(np.abs(steps - step)))       # argmin: the earlier on a tie
+    value = np.asarray(values[i], dtype=np.float64)
+    return {"step": int(steps[i]),
+            "value": _finite(value) if value.ndim == 0 else finite_or_none(value.ravel())}
 
 
 # ---- results as small, strict JSON ---------------------------------------------------

@@ -91,7 +91,13 @@ T* Conv::backward_on(Pass<T>& p, const T* A, const T*, T* dout, T* dA, bool need
         for (i64 q = 0; q < P; ++q) r[q * O] = d[q];
       }
   });
-  product(p, O, K, m * P, dy, 1, O, st.cols.data(), K, p.grad + w_at_, K, false);  // dy^T cols
+  // dW^T = cols^T dy (each entry the same products in the same order as dy^T cols, so
+  // the same bits): B is then dy, not the larger unfolded input, which the product on
+  // Dual numbers copies into values and tangents.
+  st.dw_t.resize(static_cast<std::size_t>(K * O));
+  product(p, K, O, m * P, st.cols.data(), 1, K, dy, O, st.dw_t.data(), O, false);
+  for (i64 o = 0; o < O; ++o)
+    for (i64 k = 0; k < K; ++k) p.grad[w_at_ + o * K + k] = st.dw_t[k * O + o];
   if (b_at_ >= 0) {
     T* db = p.grad + b_at_;
     std::fill(db, db + O, T(0.0));

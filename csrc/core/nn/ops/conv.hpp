@@ -33,7 +33,7 @@ class Conv : public OpOn<Conv> {
 
   template <class T>
   void forward_on(Pass<T>& p, const T* A, T* out);
-  // dW = dY^T cols, db = sums of dY, dA = col2im(dY W).
+  // dW = (cols^T dY)^T, db = sums of dY, dA = col2im(dY W).
   template <class T>
   T* backward_on(Pass<T>& p, const T* A, const T* out, T* dout, T* dA, bool need_din);
 
@@ -43,6 +43,7 @@ class Conv : public OpOn<Conv> {
     AlignedVector<T> cols;  // (m P, K): the unfolded input
     AlignedVector<T> rows;  // (m P, O): the product, or the output gradient in that order
     AlignedVector<T> dcols; // (m P, K)
+    AlignedVector<T> dw_t;  // (K, O): dW^T
   };
   Window win_;
   std::int64_t out_channels_, w_at_, b_at_;

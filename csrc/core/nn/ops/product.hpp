@@ -16,7 +16,8 @@ void product(Pass<double>& p, std::int64_t m, std::int64_t n, std::int64_t k, co
              std::int64_t ldc, bool accumulate);
 
 // On Dual numbers (A + A'e)(B + B'e) = AB + (A'B + AB')e: three double products (two
-// when A is a constant, as the data X is).
+// when A is a constant, as the data X is); A is read in place, B copied into values and
+// tangents.
 void product(Pass<Dual>& p, std::int64_t m, std::int64_t n, std::int64_t k, const Dual* A,
              std::int64_t ars, std::int64_t acs, const Dual* B, std::int64_t ldb, Dual* C,
              std::int64_t ldc, bool accumulate);

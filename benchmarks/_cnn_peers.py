@@ -46,7 +46,7 @@ import math
 import numpy as np
 
 import bnfast
-from bnfast import BatchNorm, Conv1d, Conv2d, Dense, Flatten, MaxPool2d, Network
+from bnfast.experiments import problems
 
 from ._common import min_time
 from ._train_peers import (PeerSuite, Workload, bnfast_peer, full_batch_only, import_peer,
@@ -82,12 +82,8 @@ def mnist1d_cnn():
     with bias; W ~ N(0, 1/fan_in) (Network's default, seed 0); X ~ N(0, 1) (100, 1, 40),
     labels uniform in 0..9 (seed 4); mean cross-entropy, lr 0.05."""
     X, y = _data((BATCH, 1, 40), seed=4)
-
-    def conv(c_in, k):
-        return Conv1d(c_in, 25, k, stride=2, padding=1, activation="relu", bias=False,
-                      batch_norm=BatchNorm())
-    net = Network([conv(1, 5), conv(25, 3), conv(25, 3), Flatten(), Dense(125, CLASSES)],
-                  loss="cross_entropy", seed=0)
+    # the one definition of the network (bnfast.experiments.problems)
+    net = problems.mnist1d_cnn(norm="std", seed=0, bias=False, init=None)
     return Workload("mnist1d_cnn", net, X, y, lr=LR)
 
 
@@ -98,12 +94,7 @@ def digits_cnn():
     N(0, 1/fan_in) (seed 0); X ~ N(0, 1) (100, 1, 8, 8), labels uniform in 0..9
     (seed 5); mean cross-entropy, lr 0.05."""
     X, y = _data((BATCH, 1, 8, 8), seed=5)
-
-    def conv(c_in, c_out):
-        return Conv2d(c_in, c_out, 3, padding=1, activation="relu", bias=False,
-                      batch_norm=BatchNorm())
-    net = Network([conv(1, 16), MaxPool2d(2), conv(16, 32), MaxPool2d(2), Flatten(),
-                   Dense(128, CLASSES)], loss="cross_entropy", seed=0)
+    net = problems.digits_cnn(norm="std", seed=0, bias=False, init=None)
     return Workload("digits_cnn", net, X, y, lr=LR)
 
 

@@ -104,7 +104,8 @@ DIFFERENCES = [
 
 def build_layers(key):
     """The layers of configuration ``key`` (a CONFIGS key)."""
-    from bnfast import BatchNorm, Conv1d, Dense, Flatten, Residual
+    from bnfast import BatchNorm, Dense, Residual
+    from bnfast.experiments.problems import mnist1d_cnn_layers
 
     def bn(on):
         return BatchNorm(eps=BN_EPS, momentum=BN_MOMENTUM) if on else None
@@ -117,40 +118,20 @@ def build_layers(key):
                 Residual([Dense(HIDDEN, HIDDEN, "relu", batch_norm=bn(on))]),
                 Dense(HIDDEN, 10)]
     if key in ("cnn", "cnn_bn"):
-        on = key == "cnn_bn"
-        return [Conv1d(1, CHANNELS, 5, stride=2, padding=1, activation="relu",
-                       batch_norm=bn(on)),
-                Conv1d(CHANNELS, CHANNELS, 3, stride=2, padding=1, activation="relu",
-                       batch_norm=bn(on)),
-                Conv1d(CHANNELS, CHANNELS, 3, stride=2, padding=1, activation="relu",
-                       batch_norm=bn(on)),
-                Flatten(),
-                Dense(CHANNELS * 5, 10)]
+        # the one definition of the MNIST-1D CNN (its BN: BatchNorm's defaults, which
+        # are BN_EPS and BN_MOMENTUM)
+        return mnist1d_cnn_layers(norm="std" if key == "cnn_bn" else None,
+                                  channels=CHANNELS)
     raise ValueError(f"unknown configuration {key!r}")
 
 
 def pytorch_default_init(net, seed):
-    """Sets every W and b of ``net`` to PyTorch's default law for nn.Linear/nn.Conv1d,
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from default_rng(seed) layer by layer (W,
-    then b); gamma = 1 and beta = 0 stay as the BatchNorm set them. Returns net."""
-    import bnfast
+    """PyTorch's default law for nn.Linear/nn.Conv1d, W and b ~ U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) from default_rng(seed) layer by layer (W, then b); one definition,
+    bnfast.experiments.problems.pytorch_default_init. Returns net."""
+    from bnfast.experiments.problems import pytorch_default_init as init
 
-    rng = np.random.default_rng(seed)
-    flat = [layer for item in net.layers
-            for layer in (item.layers if isinstance(item, bnfast.Residual) else (item,))]
-    layout = net.param_layout()
-    assert len(flat) == len(layout)
-    params = net.params
-    for layer, entry in zip(flat, layout):
-        if "W" not in entry:        # Flatten
-            continue
-        bound = 1.0 / np.sqrt(layer.fan_in)
-        for name in ("W", "b"):
-            if name in entry:
-                where, shape = entry[name]
-                params[where] = rng.uniform(-bound, bound, int(np.prod(shape)))
-    net.params = params
-    return net
+    return init(net, seed)
 
 
 def run_one(key, seed, data, steps):

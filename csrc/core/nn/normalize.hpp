@@ -159,12 +159,10 @@ void block_forward(NormScale norm, const T* H, const Dims& dims, const T* gamma,
 
 // dH from G = dLoss/dZ: dh = gamma/d (G - dbeta/m - dgamma q), m = N S values per
 // channel, q of networks.md section 7; also dgamma = sum G zhat and dbeta = sum G per
-// channel. The statistics are recomputed from H (cheaper than keeping them per layer).
+// channel. c: the statistics block_forward computed from this H.
 template <class T>
 void block_backward(NormScale norm, const T* H, const T* G, const Dims& dims, const T* gamma,
-                    double eps, T* dH, T* dgamma, T* dbeta, BlockScale<T>& c,
-                    std::vector<T>& work) {
-  c.compute(norm, H, dims, eps);
+                    T* dH, T* dgamma, T* dbeta, const BlockScale<T>& c, std::vector<T>& work) {
   const std::int64_t C = dims.c;
   const auto cols = static_cast<std::size_t>(C);
   work.resize(4 * cols);

@@ -138,8 +138,8 @@ void Normalization::batch_backward(Pass<T>& p, const T* H, T* dZ, T* dH, State<T
       return;
     }
   }
-  block_backward(spec.scale, H, dZ, d, gamma(p), spec.eps, dH, st.dgamma.data(),
-                 st.dbeta.data(), st.scale, p.work);
+  block_backward(spec.scale, H, dZ, d, gamma(p), dH, st.dgamma.data(), st.dbeta.data(),
+                 st.scale, p.work);  // st.scale: this H's, from the train-mode forward
 }
 
 template <class T>

@@ -176,14 +176,16 @@ def _finite(value):
 # ---- internal covariate shift (Santurkar et al. 2018, Definition 2.1) ----------------
 
 def internal_covariate_shift(net, X, y, step):
-    """ICS of Definition 2.1 for every Dense layer of ``net`` at its current params.
+    """ICS of Definition 2.1 for every Dense or Conv layer of ``net`` at its current
+    params (layers without parameters, pooling and Flatten, are skipped).
 
     net : bnfast.Network (its params are restored on return).
-    X : (m, in_features), y : (m, out_features): the step's batch, used for G and G'.
+    X : (m, in_features) (or (m, channels, ...) for conv nets), y : (m, out_features)
+        or (m,) labels: the step's batch, used for G and G'.
     step : float64 (num_params,), the update the optimizer applies at this step (for
         gradient descent, -lr * net.gradient(X, y)).
 
-    Returns (l2 (k,), cosine (k,)) over the k Dense layers: ||G_i - G'_i||_2 and
+    Returns (l2 (k,), cosine (k,)) over the k layers with weights: ||G_i - G'_i||_2 and
     cos(G_i, G'_i), G_i the gradient of layer i's weight matrix W at the current params
     and G'_i the same after the parameters (W, b, gamma, beta) of layers 1..i-1 moved by
     ``step``. Layer 1 has G' = G (nothing precedes it). A zero gradient has cosine NaN.
@@ -196,7 +198,11 @@ def internal_covariate_shift(net, X, y, step):
     if step.shape != params.shape:
         raise ValueError(f"step must have shape {params.shape}, got {step.shape}")
     layer_slices = net.param_slices
-    weights = [entry["W"][0] for entry in net.param_layout()]
+    # The layers with weights (Dense, Conv); pooling and Flatten have no parameters and
+    # move nothing. For a network of Dense layers only, weighted = 0..k-1.
+    layout = net.param_layout()
+    weighted = [j for j, entry in enumerate(layout) if "W" in entry]
+    weights = [layout[j]["W"][0] for j in weighted]
     l2, cosine = np.empty(len(weights)), np.empty(len(weights))
     try:
         G = net.gradient(X, y)
@@ -204,9 +210,11 @@ def internal_covariate_shift(net, X, y, step):
         for i, w in enumerate(weights):
             if i > 0:
                 # layers 1..i-1 at their step-(t+1) values, layers i..k unchanged
+                between = layer_slices[weighted[i - 1]:weighted[i]]
                 with np.errstate(over="ignore", invalid="ignore"):
-                    moved[layer_slices[i - 1]] += step[layer_slices[i - 1]]
-                if not np.all(np.isfinite(moved[layer_slices[i - 1]])):
+                    for part in between:
+                        moved[part] += step[part]
+                if not all(np.all(np.isfinite(moved[part])) for part in between):
                     # G' undefined here and for every later layer (moved stays
                     # non-finite); the network cannot take these params
                     l2[i:] = math.nan

@@ -156,3 +156,31 @@ def test_build_noise_from_a_dict_and_unknown_problems():
     assert net.layers[0].normalization.noise == bnfast.BNNoise(0.1, 1.0, 0.0, 0.1)
     with pytest.raises(ValueError, match="unknown problem"):
         problems.build({**task, "problem": "cifar"})
+
+
+def test_internal_covariate_shift_on_the_cnns():
+    # Definition 2.1 on a network with pooling and Flatten between its weighted layers:
+    # one entry per Dense/Conv layer; G'_i after the parameters of every earlier layer
+    # moved (checked by hand for the second conv, which follows a max-pool).
+    from bnfast.experiments import measures
+
+    X, y, _, _ = problems.digits_images_data(0)
+    X, y = X[:64], y[:64]
+    net = problems.digits_cnn(norm="std", seed=1)
+    step = -0.1 * net.gradient(X, y)
+    start = net.params
+    l2, cosine = measures.internal_covariate_shift(net, X, y, step)
+    assert l2.shape == cosine.shape == (3,)
+    assert l2[0] == 0 and cosine[0] == pytest.approx(1.0)
+    np.testing.assert_array_equal(net.params, start)
+    layout, slices = net.param_layout(), net.param_slices
+    moved = start.copy()
+    moved[slices[0]] += step[slices[0]]
+    W = layout[2]["W"][0]
+    net.params = moved
+    G_moved = net.gradient(X, y)[W]
+    net.params = start
+    G = net.gradient(X, y)[W]
+    assert l2[1] == pytest.approx(np.linalg.norm(G - G_moved), rel=1e-12)
+    assert cosine[1] == pytest.approx(
+        G @ G_moved / np.linalg.norm(G) / np.linalg.norm(G_moved), rel=1e-12)

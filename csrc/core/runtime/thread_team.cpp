@@ -2,7 +2,9 @@
 // spin briefly between jobs, then sleep. A training step runs ~20 parallel regions of
 // 5-50 us each; an OpenMP fork/join costs 1.5-3 us on the 2-core development VM, this
 // team's about a tenth of that (one cache line each way). Worker w runs chunk w + 1,
-// the caller chunk 0; which thread runs a chunk never changes a result.
+// the caller chunk 0 and then every chunk no worker has taken yet (a worker descheduled
+// by a busy host, or still waking, would otherwise hold up each region by a time
+// slice); which thread runs a chunk never changes a result.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -70,13 +72,21 @@ class ThreadTeam {
     // Chunks should not throw (parallel.hpp); if one does anyway, the job still ends
     // before the exception leaves: the workers may be using the caller's frame.
     std::exception_ptr error;
-    t_in_chunk = true;
-    try {
-      fn(ctx, 0);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    t_in_chunk = false;
+    auto run_chunk = [&](int chunk) {
+      t_in_chunk = true;
+      try {
+        fn(ctx, chunk);
+      } catch (...) {
+        if (!error) error = std::current_exception();
+      }
+      t_in_chunk = false;
+    };
+    run_chunk(0);
+    for (int w = 0; w < chunks - 1; ++w)
+      if (take(*slots_[static_cast<std::size_t>(w)], jobs_)) {
+        run_chunk(w + 1);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0;) {
       if (++spins < kSpinsBeforeYield) {
         cpu_relax();
@@ -100,6 +110,7 @@ class ThreadTeam {
   // workers its job needs.
   struct alignas(64) Slot {
     std::atomic<bool> asleep{false};
+    std::atomic<std::uint64_t> taken{0};  // the last job whose chunk w + 1 someone took
     std::mutex mutex;
     std::condition_variable wake;
   };
@@ -144,7 +155,7 @@ class ThreadTeam {
       }
       seen = word >> kCountBits;
       const int chunk = index + 1;
-      if (chunk < static_cast<int>(word & kCountMask)) {
+      if (chunk < static_cast<int>(word & kCountMask) && take(slot, seen)) {
         t_in_chunk = true;
         try {
           fn_(ctx_, chunk);
@@ -157,6 +168,17 @@ class ThreadTeam {
         spins = 0;
       }
     }
+  }
+
+  // Claims chunk w + 1 of job `job` for the caller or worker w, whichever comes first:
+  // true for exactly one of them. A worker that read the job's word late fails: the job
+  // cannot end while its chunk is unclaimed, so a claim that succeeds is for the job in
+  // progress (whose fn_ and ctx_ the claimer then reads).
+  static bool take(Slot& slot, std::uint64_t job) {
+    std::uint64_t last = slot.taken.load(std::memory_order_acquire);
+    while (last < job)
+      if (slot.taken.compare_exchange_weak(last, job, std::memory_order_acq_rel)) return true;
+    return false;
   }
 
   // Sleeps until a job after `seen` is posted (run() wakes a sleeper only for a job that

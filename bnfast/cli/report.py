@@ -278,6 +278,18 @@ def _experiment_files(results_dir):
     return out
 
 
+def _verdict_text(data):
+    """The verdict as the run printed it ("refuted in <setting>", "mixed (...)"), with
+    its rule version ("rule v1" for files written before version 2)."""
+    detail = data.get("verdict_detail") or {}
+    return f"{detail.get('text', data['verdict'])} (rule v{data.get('rule_version', 1)})"
+
+
+def _fragility_text(data):
+    from ..experiments.result import fragility_line
+    return "Fragility: " + fragility_line(data.get("fragility"))
+
+
 def _experiments_section(results_dir):
     found = _experiment_files(results_dir)
     if not found:
@@ -286,13 +298,14 @@ def _experiments_section(results_dir):
                 "<code>bnfast run NAME --json &gt; DIR/NAME.json</code> and "
                 "<code>--plot DIR/NAME.png</code> write them.</p>")
         return _section("experiments", "Experiments: the empirical claims", body)
-    summary = [[name, data["verdict"], "quick" if data.get("settings", {}).get("quick")
-                else "full", f"{data.get('seconds', float('nan')):.0f} s"]
+    summary = [[name, data["verdict"], _verdict_text(data),
+                "quick" if data.get("settings", {}).get("quick") else "full",
+                f"{data.get('seconds', float('nan')):.0f} s"]
                for name, data, _ in found]
     body = [f"<p>From {_e(results_dir)} (<code>bnfast run NAME --json</code>). Every rule "
             "was fixed before the run.</p>",
-            _table(["experiment", "verdict", "set-up", "run time"], summary,
-                   [f"v-{row[1]}" for row in summary])]
+            _table(["experiment", "verdict", "what it says (rule version)", "set-up",
+                    "run time"], summary, [f"v-{row[1]}" for row in summary])]
     for name, data, figure in found:
         quick = data.get("settings", {}).get("quick")
         inputs = data.get("measurements", {}).get("verdict_inputs", {})
@@ -301,7 +314,11 @@ def _experiments_section(results_dir):
                  + (' <span class="note">(quick run)</span>' if quick else "") + "</h3>",
                  f'<blockquote>{_e(data.get("claim", ""))}</blockquote>',
                  f'<p class="source">{_e(data.get("source", ""))}</p>',
-                 f'<p><strong>Rule.</strong> {_e(data.get("rule", ""))}</p>',
+                 f'<p><strong>Rule (version {_e(data.get("rule_version", 1))}'
+                 + (f', sha256 <code>{_e(data["rule_hash"][:12])}</code>'
+                    if data.get("rule_hash") else "") + ').</strong> '
+                 f'{_e(data.get("rule", ""))}</p>',
+                 f'<p class="note">{_e(_fragility_text(data))}</p>',
                  "<details><summary>The numbers the rule used (4 significant digits; "
                  "the full ones are in the JSON)</summary>",
                  f"<pre>{_e(json.dumps(_round(inputs), indent=1))}</pre></details>"]
@@ -413,11 +430,11 @@ th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: left;
 th { background: #e8e8e8; }
 tr.v-fails td, tr.v-refuted td { background: #fde0dc; }
 tr.v-holds td, tr.v-identity td, tr.v-supported td { background: #e3f4e1; }
-tr.v-inconclusive td { background: #fff6d5; }
+tr.v-inconclusive td, tr.v-mixed td, tr.v-underpowered td { background: #fff6d5; }
 .verdict { padding: 0.1em 0.5em; border-radius: 0.3em; color: #fff; background: #666; }
 .v-refuted.verdict, .v-fails.verdict { background: #c0392b; }
 .v-supported.verdict { background: #27864a; }
-.v-inconclusive.verdict { background: #b7950b; }
+.v-inconclusive.verdict, .v-mixed.verdict, .v-underpowered.verdict { background: #b7950b; }
 .headline { font-size: 1.2em; font-weight: bold; background: #fde0dc; padding: 0.5em; }
 .note { color: #666; }
 .source { color: #444; font-size: 0.9em; }

@@ -91,7 +91,7 @@ def render(result):
     """The terminal report of an ExperimentResult."""
     spec_lines = [f"{k} = {_number(v)}" for k, v in result.settings.items()
                   if k != "reduced" and not isinstance(v, dict)]
-    from ..experiments.result import QUICK_LABEL, verdict_line
+    from ..experiments.result import QUICK_LABEL, fragility_line, verdict_line
 
     lines = [f"Experiment {result.name}" + (f" - {QUICK_LABEL}" if result.quick else ""),
              "Claim:", _wrap(f'"{result.claim}"'), _wrap(f"-- {result.source}"),
@@ -104,7 +104,9 @@ def render(result):
 
     lines.append("Measured:")
     lines += ["  " + line for line in experiment(result.name).summary(result.measurements)]
-    lines += ["Rule:", _wrap(result.rule)]
+    lines += [f"Rule (version {result.rule_version}, sha256 {result.rule_hash[:12]}):",
+              _wrap(result.rule)]
     lines.append(verdict_line(result))     # the key figures; --json has every number
+    lines.append(f"Fragility: {fragility_line(result.fragility)}")
     lines.append(f"({result.seconds:.1f} s)")
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
     bnfast.experiments.run(name, quick=False, seed=0, executor=None, progress=True)
         -> ExperimentResult(name, claim, source, verdict, rule, settings, measurements,
-                            seconds)
+                            seconds, rule_version, rule_params, rule_hash, fragility)
     bnfast.experiments.names() -> ("ics", "landscape", "noisy-bn", "lp-norm",
         "explosion", "decoupling", "lipschitz")
 
@@ -13,9 +13,9 @@ MLP) and measures.py (the landscape measures, internal covariate shift, the
 checkpointed training loop). `bnfast run NAME` is the command.
 """
 
-from .result import VERDICTS, ExperimentResult
+from .result import LABELS, VERDICTS, ExperimentResult, Verdict
 from .runner import experiment, names, run
 from .spec import Experiment, derived_seed
 
-__all__ = ["VERDICTS", "Experiment", "ExperimentResult", "derived_seed", "experiment",
+__all__ = ["LABELS", "VERDICTS", "Experiment", "ExperimentResult", "Verdict", "derived_seed", "experiment",
            "names", "run"]

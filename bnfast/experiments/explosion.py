@@ -34,6 +34,7 @@ import numpy as np
 
 from .._validate import choice, integer
 from ..nn import BatchNorm, Dense, Network, Residual
+from .result import combine
 from .spec import Experiment, derived_seed
 
 __all__ = ["ACTIVATIONS", "EXPERIMENT", "LAMBDA_RELU_LIMIT", "bn_network", "fit_rate",
@@ -60,6 +61,17 @@ SIGMAS = 3.0
 #: p = 1/3 is the slowest decay argued for: at B = 4, 1/sigma^2 of a BN unit (sigma^2 ~
 #: chi^2_3 / 3) has infinite variance, and a mean over N such units converges like N^-1/3.
 DRIFT_FACTOR = 1.0 / (4.0 ** (1.0 / 3.0) - 1.0)
+#: Version 2's parameters (the single source; hashed with the rule's text).
+RULE_PARAMS = {"replicates": 10, "width": 512, "drift_width": 128, "depth": 30, "skip": 5,
+               "batch_sizes": [4, 8, 16, 64, 256], "residual_batch_sizes": [4, 8, 16, 64],
+               "verdict_max_batch_ratio": 1 / 8, "sigmas": SIGMAS,
+               "drift_factor": DRIFT_FACTOR, "exploding_rate": EXPLODING_RATE}
+#: The setting of the verdict: finite-width random BN networks (the claim is a theorem
+#: of the infinite-width limit).
+SETTING = "random BN networks of width 512, depth 30 at initialization"
+#: The alternative summaries of the fragility line.
+ALTERNATIVES = {"median instead of mean log-rate over inits": "median",
+                "no finite-width allowance (3 SE only)": "no_drift"}
 
 
 def _batch_size(B):
@@ -134,8 +146,9 @@ def settings(quick):
         reduced = ["quick: width 256 (drift width 64), depth 20, 4 random inits, batch "
                    "sizes 4, 8, 16 only, to stay within seconds"]
     else:
-        s = dict(width=512, drift_width=128, depth=30, skip=5, replicates=5,
-                 batch_sizes=[4, 8, 16, 64, 256], residual_batch_sizes=[4, 8, 16, 64])
+        s = {k: RULE_PARAMS[k] for k in ("width", "drift_width", "depth", "skip",
+                                          "replicates", "batch_sizes",
+                                          "residual_batch_sizes")}
         reduced = ["residual nets at B <= 64 only (B = 256 costs most and the plain "
                    "nets explode most at small B)"]
     reduced += [
@@ -150,8 +163,9 @@ def settings(quick):
         "the loss; the rate far from the top does not depend on it",
     ]
     return {**s, "activations": list(ACTIVATIONS), "architectures": ["plain", "residual"],
-            "verdict_max_batch_ratio": 1 / 8, "sigmas": SIGMAS,
-            "drift_factor": DRIFT_FACTOR, "exploding_rate": EXPLODING_RATE,
+            "verdict_max_batch_ratio": RULE_PARAMS["verdict_max_batch_ratio"],
+            "sigmas": RULE_PARAMS["sigmas"], "drift_factor": RULE_PARAMS["drift_factor"],
+            "exploding_rate": RULE_PARAMS["exploding_rate"],
             "eps": 0.0, "reduced": reduced}
 
 
@@ -205,6 +219,31 @@ def _stats(logs):
     return float(np.mean(logs)), sd, sd / math.sqrt(len(logs))
 
 
+def verdict_of(rate_cases, residual_cases):
+    """Version 2's mapping: a rate case that agrees with lambda(B) supports; one that
+    does not is undecided (one finite width cannot tell a wrong closed form from a
+    finite-width correction larger than allowed) unless more than half of the rate
+    cases disagree (then they refute); a residual case relieved supports, one not
+    relieved is undecided unless more than half are not (then they refute);
+    result.combine over all cases."""
+    conditions = {}
+    rate_fail = sum(not c["agrees"] for c in rate_cases)
+    res_fail = sum(not c["relieved"] for c in residual_cases)
+    for c in rate_cases:
+        conditions[f"rate {c['activation']} B={c['batch_size']}"] = (
+            "supported" if c["agrees"] else
+            "refuted" if rate_fail > len(rate_cases) / 2 else "undecided")
+    for c in residual_cases:
+        conditions[f"residual {c['activation']} B={c['batch_size']}"] = (
+            "supported" if c["relieved"] else
+            "refuted" if res_fail > len(residual_cases) / 2 else "undecided")
+    if not rate_cases or not residual_cases:
+        conditions["judged cases"] = "undecided"
+    return combine(conditions, SETTING, reduced=True, decide=(
+        "the rates extrapolated in width (512 to 4096 or more, 20+ inits at B = 4): "
+        "the finite-width correction decays with width"))
+
+
 def conclude(settings, results):
     """The rule (RULE) on the fitted rates; measurements as documented in the docs."""
     grouped = {}
@@ -237,6 +276,10 @@ def conclude(settings, results):
                 case["deviation"] = mean - math.log(predicted)
                 case["tolerance"] = sigmas * se + settings["drift_factor"] * abs(drift)
                 case["agrees"] = bool(abs(case["deviation"]) <= case["tolerance"])
+                median = float(np.median(logs("plain", width, act, B)))
+                case["alternative_agrees"] = {
+                    "median": bool(abs(median - math.log(predicted)) <= case["tolerance"]),
+                    "no_drift": bool(abs(case["deviation"]) <= sigmas * se)}
             cases.append(case)
             for arch in settings["architectures"]:
                 if (arch, width, act, B) in grouped:
@@ -263,14 +306,10 @@ def conclude(settings, results):
     judged_res = [c for c in residual_cases if c["judged"]]
     rate_fail = sum(not c["agrees"] for c in judged)
     res_fail = sum(not c["relieved"] for c in judged_res)
-    if not judged or not judged_res:
-        verdict = "inconclusive"
-    elif rate_fail == 0 and res_fail == 0:
-        verdict = "supported"
-    elif rate_fail > len(judged) / 2 or res_fail > len(judged_res) / 2:
-        verdict = "refuted"
-    else:
-        verdict = "inconclusive"
+    verdict = verdict_of(judged, judged_res)
+    alternatives = {name: verdict_of([{**c, "agrees": c["alternative_agrees"][key]}
+                                      for c in judged], judged_res).label
+                    for name, key in ALTERNATIVES.items()}
 
     wiki = []
     for c in judged:
@@ -284,7 +323,7 @@ def conclude(settings, results):
                                                  <= c["tolerance"])})
     measurements = {
         "rates": rates, "cases": cases, "residual": residual_cases,
-        "profiles": profiles,
+        "profiles": profiles, "alternatives": alternatives,
         "wikipedia_reading": {
             "sentence": "the gradient NORM grows like lambda^L (Wikipedia seed)",
             "correct": "the SQUARED norm grows by lambda per layer, the norm by "
@@ -337,7 +376,10 @@ def summary(m):
     return lines
 
 
-RULE = ("For linear and ReLU and every batch size B <= width/8 (the closed forms are the "
+RULE = (f"{RULE_PARAMS['replicates']} random inits per case, width "
+        f"{RULE_PARAMS['width']} (drift width {RULE_PARAMS['drift_width']}), depth "
+        f"{RULE_PARAMS['depth']}, the rate fitted {RULE_PARAMS['skip']} layers or more from "
+        "either end. For linear and ReLU and every batch size B <= width/8 (the closed forms are the "
         "infinite-width limit at fixed B; the pilot showed a finite-width correction "
         "growing with B/width), d = mean over inits of log(measured rate) - log lambda(B) "
         "must satisfy |d| <= 3 SE + 1.70 |drift|: SE the standard error of the log-rate "
@@ -348,9 +390,14 @@ RULE = ("For linear and ReLU and every batch size B <= width/8 (the closed forms
         "allows p = 1/3). And at the batch sizes with residual runs, for every net whose "
         f"plain rate is >= {EXPLODING_RATE:g} (an explosion to relieve; a cut-off away "
         "from every lambda(B) of the grid), the residual net's log-rate must be lower "
-        "by more than 3 SE of the paired differences. Supported if all pass; refuted if "
-        "more than half of the rate cases or of the residual cases fail; else "
-        "inconclusive.")
+        "by more than 3 SE of the paired differences. Each case is a pre-registered "
+        "condition: a case that passes supports; a failing case is undecided (one finite "
+        "width cannot tell a wrong closed form from a larger finite-width correction) "
+        "unless more than half of the rate cases (of the residual cases) fail, then they "
+        "refute. Verdict (version 2): supported (refuted) if every case supports "
+        "(refutes), mixed if some support and some refute, else underpowered (what "
+        "decides it: the rates extrapolated in width). Fragility: the same rule on the "
+        "median log-rate over inits, and without the finite-width allowance.")
 
 
 def headline(inputs):
@@ -382,5 +429,5 @@ EXPERIMENT = Experiment(
     source=("Yang, Pennington, Rao, Sohl-Dickstein, Schoenholz, 'A Mean Field Theory of "
             "Batch Normalization', ICLR 2019, arXiv:1902.08129, Theorems 8-9 and section "
             "'Gradient explosion'; Wikipedia 'Batch normalization' (seed)"),
-    rule=RULE, settings=settings, tasks=tasks, run_task=run_task, conclude=conclude,
-    summary=summary, headline=headline, order=5)
+    rule=RULE, rule_version=2, rule_params=RULE_PARAMS, settings=settings, tasks=tasks,
+    run_task=run_task, conclude=conclude, summary=summary, headline=headline, order=5)

@@ -14,6 +14,8 @@ from .measures import (downsample, finite_or_none, gradient_line_measures,
                        largest_hessian_eigenvalue, measured_training, measurement_batch,
                        step_sizes)
 from .problems import build, paired_tasks
+from . import stats
+from .result import combine
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT"]
@@ -27,6 +29,20 @@ JUDGED = ("loss_range", "grad_change_max", "beta")
 MOST = 2 / 3
 #: Early checkpoints: those at steps <= EARLY * the run's steps.
 EARLY = 0.5
+#: Version 2's parameters (the single source; hashed with the rule's text).
+RULE_PARAMS = {"seeds": 10, "early_fraction": EARLY, "alpha": 0.05,
+               "dln_steps": 1500, "dln_every": 100, "mlp_steps": 3000, "mlp_every": 150,
+               "line_points": 10, "power_iterations": 20,
+               "per_seed_summary": "median over the early checkpoints of log(BN / standard)"}
+#: The settings of the judged cells (the DLN is the paper's own; the digits MLP a
+#: reduced stand-in for its VGG).
+SETTINGS = {"dln": "the 25-layer deep linear network",
+            "digits": "the dense digits MLP (squared loss)"}
+#: The alternative summaries of the fragility line: (window, per-seed statistic).
+ALTERNATIVES = {"mean instead of median over checkpoints": ("early", "mean"),
+                "every checkpoint instead of the first half": ("all", "median"),
+                "checkpoints pooled over seeds, BN smaller in >= 2/3 (version 1)":
+                    ("early", "pooled")}
 
 CLAIM = ("BatchNorm \"makes the optimization landscape significantly smoother\": the "
          "loss changes at a smaller rate and the magnitudes of the gradients are smaller "
@@ -35,7 +51,28 @@ CLAIM = ("BatchNorm \"makes the optimization landscape significantly smoother\":
 SOURCE = ("Santurkar, Tsipras, Ilyas, Madry (2018), \"How Does Batch Normalization Help "
           "Optimization?\", NeurIPS; section 3.2, appendix A.2.2, Figure 4 (VGG) and the "
           "deep-linear-network landscape figures of appendix B (Figures 9-10).")
-RULE = ("Per problem (DLN, digits MLP) and per measure (loss range along the gradient, "
+RULE = ("Per problem (the 25-layer DLN; the dense digits MLP, a reduced stand-in for "
+        "the paper's VGG) and per measure (loss range along the gradient, largest "
+        "gradient change along it, effective beta-smoothness), compare BN and standard "
+        "nets at the same step and seed (same data and initial weights) over the early "
+        "checkpoints, fixed in advance as those in the first half of the run (steps <= "
+        f"{EARLY:g} x total, step 0 included). The unit of evidence is the seed "
+        f"({RULE_PARAMS['seeds']} seeds; checkpoints of one run are autocorrelated): per "
+        "seed, the median over its early checkpoints of log(BN / standard) (a value that "
+        "overflows, or is missing because its net diverged, counts as larger; pairs where "
+        "both do are ties, left out). A cell supports the claim if BN is smaller in "
+        "significantly many seeds by the exact one-sided sign test (p < "
+        f"{RULE_PARAMS['alpha']:g}), refutes it if BN is larger in significantly many, "
+        "else it is undecided. Verdict (version 2): supported (refuted) if every cell "
+        "supports (refutes), mixed if one supports and another refutes, else "
+        "underpowered; a refutation from digits cells only reads 'refuted in the dense "
+        "digits MLP (squared loss)'. Raw values, as in the paper; the scale-free variants "
+        "and the largest Hessian eigenvalue are reported, not judged. Fragility: the same "
+        "rule with the mean instead of the median over checkpoints, with every checkpoint "
+        "instead of the first half, and version 1's pooled summary (BN smaller at >= 2/3 "
+        "of the early checkpoint pairs pooled over seeds).")
+#: Version 1's rule text (the reading of version-1 results and the registry).
+RULE_V1 = ("Per problem (DLN, digits MLP) and per measure (loss range along the gradient, "
         "largest gradient change along it, effective beta-smoothness), compare BN and "
         "standard nets at the same step and seed (same data and initial weights) over the "
         "early checkpoints, fixed in advance as those in the first half of the run "
@@ -70,8 +107,9 @@ def settings(quick):
         values = dict(dln_steps=150, dln_every=50, mlp_steps=300, mlp_every=50,
                       line_points=5, seeds=1, power=6)
     else:
-        values = dict(dln_steps=1500, dln_every=100, mlp_steps=3000, mlp_every=150,
-                      line_points=10, seeds=3, power=20)
+        values = {k: RULE_PARAMS[k] for k in ("dln_steps", "dln_every", "mlp_steps",
+                                               "mlp_every", "line_points", "seeds")}
+        values["power"] = RULE_PARAMS["power_iterations"]
     return {
         "dln": {"depth": 25, "width": 10, "samples": 1000, "loss": "sum", "lr": 1e-6,
                 "steps": values["dln_steps"], "every": values["dln_every"],
@@ -177,6 +215,57 @@ def compare(pairs, measure):
             "median_ratio": float(np.median(ratios)) if len(ratios) else None}
 
 
+def seed_log_ratio(pairs, measure, statistic="median"):
+    """One seed's summary of BN vs standard over its checkpoint pairs: the median (or
+    mean) of log(BN / standard); +inf (-inf) when BN's (the standard net's) value
+    overflowed or is missing and the other's is not; pairs where both are are ties,
+    left out; None if no pair is left."""
+    logs = []
+    for standard, bn in pairs:
+        a, b = _value(standard, measure), _value(bn, measure)
+        if np.isinf(a) and np.isinf(b):
+            continue
+        if np.isinf(b) or a <= 0:
+            logs.append(np.inf if not np.isinf(a) else -np.inf)
+        elif np.isinf(a) or b <= 0:
+            logs.append(-np.inf)
+        else:
+            logs.append(float(np.log(b / a)))
+    if not logs:
+        return None
+    logs = np.asarray(logs)
+    if statistic == "mean":
+        with np.errstate(invalid="ignore"):
+            value = float(np.mean(logs))
+        return None if np.isnan(value) else value
+    return float(np.median(logs))
+
+
+def seed_cell(per_seed, alpha=None):
+    """A cell by the sign test over seeds (stats.sign_test): "supported" if BN is
+    smaller (log ratio < 0) in significantly many seeds (one-sided p < alpha),
+    "refuted" if larger in significantly many, else "undecided"."""
+    alpha = RULE_PARAMS["alpha"] if alpha is None else alpha
+    values = [v for v in per_seed if v is not None]
+    test = stats.sign_test(values)
+    outcome = ("supported" if test["p_less"] < alpha else
+               "refuted" if test["p_greater"] < alpha else "undecided")
+    return outcome, {**test, "per_seed_log_ratio": [
+        None if v is None or not np.isfinite(v) else v for v in per_seed],
+        "reachable": stats.sign_test_reachable(len(values), alpha), "outcome": outcome}
+
+
+def verdict_of(cells):
+    """Version 2's mapping (result.combine) over the cells {"problem.measure": outcome};
+    refutations all on the digits MLP read "refuted in" that setting."""
+    refuting = [k for k, v in cells.items() if v == "refuted"]
+    only_digits = bool(refuting) and all(k.startswith("digits.") for k in refuting)
+    setting = SETTINGS["digits"] if only_digits else " and ".join(SETTINGS.values())
+    return combine(cells, setting, reduced=only_digits, decide=(
+        "more seeds: the sign test over seeds needs at least 5 seeds to reach p < 0.05 "
+        "at all, 10 to tolerate one seed the other way"))
+
+
 def cell_verdict(fraction):
     """A measure on a problem: "supported" (BN smaller in >= MOST of the early pairs),
     "refuted" (<= 1 - MOST) or "inconclusive"."""
@@ -204,46 +293,67 @@ def conclude(settings, results):
     step (0, every, ..., steps; a checkpoint missing because its net diverged counts as
     overflowed) and applies the rule."""
     by_key = {(r["problem"], r["replicate"], r["config"]): r for r in results}
-    problems, verdict_inputs, cells = {}, {}, []
+    problems, verdict_inputs, cells = {}, {}, {}
+    alternative_cells = {name: {} for name in ALTERNATIVES}
     for problem in ("dln", "digits"):
         setup = settings[problem]
         early_limit = EARLY * setup["steps"]
         early, every_pair = [], []
+        seed_pairs = {"early": [], "all": []}
         runs = {config: [by_key[(problem, r, config)] for r in range(settings["seeds"])]
                 for config in CONFIGS}
         schedule = range(0, setup["steps"] + 1, setup["every"])
         for standard_run, bn_run in zip(runs["standard"], runs["bn"]):
             standard_at = {c["step"]: c for c in standard_run["checkpoints"]}
             bn_at = {c["step"]: c for c in bn_run["checkpoints"]}
+            seed_early, seed_all = [], []
             for step in schedule:
                 # None: that net diverged before this step (its value counts as inf)
                 pair = (standard_at.get(step), bn_at.get(step))
                 every_pair.append(pair)
+                seed_all.append(pair)
                 if step <= early_limit:
                     early.append(pair)
+                    seed_early.append(pair)
+            seed_pairs["early"].append(seed_early)
+            seed_pairs["all"].append(seed_all)
         comparisons = {}
         for measure in JUDGED + ("relative_loss_range", "relative_grad_change",
                                  "hessian_max"):
             early_result = compare(early, measure)
             entry = {"early": early_result, "all": compare(every_pair, measure)}
             if measure in JUDGED:
-                entry["verdict"] = cell_verdict(early_result["bn_smaller_fraction"])
-                cells.append(entry["verdict"])
-                verdict_inputs[f"{problem}.{measure}"] = {
+                key = f"{problem}.{measure}"
+                outcome, test = seed_cell([seed_log_ratio(pairs, measure)
+                                           for pairs in seed_pairs["early"]])
+                entry["verdict"] = outcome
+                cells[key] = outcome
+                for name, (window, statistic) in ALTERNATIVES.items():
+                    if statistic == "pooled":
+                        alt = cell_verdict(early_result["bn_smaller_fraction"])
+                    else:
+                        alt = seed_cell([seed_log_ratio(pairs, measure, statistic)
+                                         for pairs in seed_pairs[window]])[0]
+                    alternative_cells[name][key] = alt
+                verdict_inputs[key] = {
+                    "seeds_bn_smaller": test["negative"], "seeds_bn_larger": test["positive"],
+                    "sign_test_p_bn_smaller": test["p_less"],
+                    "sign_test_p_bn_larger": test["p_greater"],
+                    "significance_reachable": test["reachable"],
                     "bn_smaller_fraction_early": early_result["bn_smaller_fraction"],
                     "early_pairs": early_result["pairs"],
-                    "early_pairs_both_infinite": early_result["both_infinite"],
                     "median_ratio_bn_over_standard": early_result["median_ratio"],
-                    "verdict": entry["verdict"]}
+                    "verdict": outcome}
             comparisons[measure] = entry
         problems[problem] = {
             "comparisons": comparisons, "early_step_limit": early_limit,
             "runs": {config: [_run_summary(run) for run in runs[config]]
                      for config in CONFIGS}}
-    verdict_inputs["threshold_most"] = MOST
+    verdict_inputs["alpha"] = RULE_PARAMS["alpha"]
+    alternatives = {name: verdict_of(alt).label for name, alt in alternative_cells.items()}
     measurements = {"problems": problems, "verdict_inputs": verdict_inputs,
-                    "judged": list(JUDGED)}
-    return decide(cells), measurements
+                    "judged": list(JUDGED), "alternatives": alternatives}
+    return verdict_of(cells), measurements
 
 
 def _run_summary(run):
@@ -300,7 +410,12 @@ def headline(inputs):
     """The verdict's key figures: per measure and problem, the fraction of early
     checkpoints at which BN is smaller, against the threshold."""
     pairs = {k: v for k, v in inputs.items() if isinstance(v, dict)}
-    most = inputs.get("threshold_most", MOST)
+    if "threshold_most" not in inputs:            # version 2: seeds, sign test
+        return "seeds with BN smaller (sign test p): " + ", ".join(
+            f"{k} {v['seeds_bn_smaller']}/{v['seeds_bn_smaller'] + v['seeds_bn_larger']} "
+            f"(p {v['sign_test_p_bn_smaller']:.3g}, {v['verdict']})"
+            for k, v in pairs.items())
+    most = inputs["threshold_most"]
     met = sum(v["verdict"] == "supported" for v in pairs.values())
     return (f"BN smaller at >= {most:.3g} of early checkpoints for {met} of {len(pairs)} "
             "measure/problem pairs: " + ", ".join(
@@ -308,5 +423,6 @@ def headline(inputs):
 
 
 EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
+                        rule_version=2, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
                         conclude=conclude, summary=summary, headline=headline, order=2)

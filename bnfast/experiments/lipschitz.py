@@ -30,6 +30,7 @@ import numpy as np
 from ..nn import Dense, Network, train
 from ..nn.train import TrainingDiverged
 from .problems import digits_data
+from .result import combine
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT", "lanczos_max", "logistic_hvp", "logistic_loss_and_gradient", "power_iteration",
@@ -42,6 +43,11 @@ CLAIM = ("For one layer, the gradient's Lipschitz constant in the layer's weight
 SOURCE = ("Su Jianlin, 'BN究竟起了什么作用？一个闭门造车的分析' (What does BN really do? "
           "An armchair analysis), kexue.fm, 2019; the Lipschitz bound through "
           "E||x||^2 = ||E x||^2 + tr Cov x and the 2/L step condition.")
+#: Version 2's parameters (the single source; hashed with the rule's text).
+RULE_PARAMS = {"splits": 10, "stability_steps": 200, "power_iterations": 500,
+               "bisection_resolution": 1e-3, "bound_tolerance": 1e-9}
+#: The setting of the verdict.
+SETTING = "one layer on the digits features (MSE and logistic)"
 RULE = (
     "L is, for MSE, the exact constant 2 lambda_max(E[x x^T]) (its Hessian does not "
     "depend on W; power iteration on the engine's Hessian-vector products is reported as "
@@ -62,14 +68,19 @@ RULE = (
     "standardised kappa < centred kappa in every split, refuted if larger in every "
     "split, inconclusive if the splits disagree (no threshold needed: the sign must be "
     "the same across independent splits). "
-    "Overall: supported if all three are, refuted if any is, else inconclusive.")
+    "Verdict (version 2): the three sub-claims are the conditions (a sub-claim that is "
+    "neither supported nor refuted is undecided); supported (refuted) if all three "
+    "support (refute), mixed if one supports and another refutes, else underpowered "
+    f"(more splits would decide). {RULE_PARAMS['splits']} splits. No alternative summary "
+    "applies: every sub-claim is a sign or an inequality checked in every split "
+    "(fragility 0 of 0).")
 
 LOSSES = ("mse", "logistic")
 PREPROCESSINGS = ("raw", "centred", "standardised")
 #: The Lipschitz constant c of the loss's gradient in the layer's outputs z.
 OUTPUT_CURVATURE = {"mse": 2.0, "logistic": 0.5}
-BISECTION_RESOLUTION = 1e-3
-BOUND_TOLERANCE = 1e-9
+BISECTION_RESOLUTION = RULE_PARAMS["bisection_resolution"]
+BOUND_TOLERANCE = RULE_PARAMS["bound_tolerance"]
 
 
 def settings(quick):
@@ -79,13 +90,15 @@ def settings(quick):
                 "trajectory_checkpoints": 4, "trajectory_steps": 60,
                 "reduced": [
                     "quick: 1 data split, the first 400 training rows, 60 GD steps per "
-                    "stability test and along the logistic trajectory (the full run: 3 "
+                    "stability test and along the logistic trajectory (the full run: 10 "
                     "splits, all 1438 training rows, 200 steps)",
                     "Su's post is an argument without experiments; the set-up (digits, "
                     "one layer, MSE and logistic) is this project's choice",
                     "logistic: the true L is the largest Hessian eigenvalue met along "
                     "one GD run from W = 0 (a sup over all W is not computable)"]}
-    return {"splits": 3, "rows": None, "stability_steps": 200, "power_iterations": 500,
+    return {"splits": RULE_PARAMS["splits"], "rows": None,
+            "stability_steps": RULE_PARAMS["stability_steps"],
+            "power_iterations": RULE_PARAMS["power_iterations"],
             "trajectory_checkpoints": 8, "trajectory_steps": 200,
             "reduced": [
                 "Su's post is an argument without experiments; the set-up (digits, one "
@@ -361,12 +374,7 @@ def conclude(settings, results):
     sub = {"centring_lowers_L": _sub_claim_a(results, splits),
            "gd_descends_below_2_over_L": _sub_claim_b(results),
            "scaling_preconditions": _sub_claim_c(results, splits)}
-    if all(v == "supported" for v in sub.values()):
-        verdict = "supported"
-    elif any(v == "refuted" for v in sub.values()):
-        verdict = "refuted"
-    else:
-        verdict = "inconclusive"
+    verdict = combine(sub, SETTING, decide="more splits: the splits disagree")
     table = []
     for loss in LOSSES:
         for prep in PREPROCESSINGS:
@@ -380,7 +388,7 @@ def conclude(settings, results):
                 "two_over_L": [r["two_over_L"] for r in group],
                 "largest_stable_lr": [r["largest_stable_lr"] for r in group],
                 "kappa_variable": [r["kappa_variable"] for r in group]})
-    return verdict, {
+    return verdict, {"alternatives": {},
         "sub_claims": sub, "table": table, "tasks": results,
         "constant_pixels": [r["constant_pixels"] for r in results
                             if r["loss"] == "mse" and r["preprocessing"] == "raw"],
@@ -441,5 +449,6 @@ def headline(inputs):
 
 
 EXPERIMENT = Experiment(name="lipschitz", claim=CLAIM, source=SOURCE, rule=RULE,
+                        rule_version=2, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
                         conclude=conclude, summary=summary, headline=headline, order=7)

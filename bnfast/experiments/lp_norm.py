@@ -9,12 +9,16 @@ training curves, the distribution shift of the layer inputs over training, and t
 landscape measures of measures.py at checkpoints (reported, not judged).
 """
 
+import math
+
 import numpy as np
 
 from ..nn import Network
 from .measures import (downsample, finite_or_none, gradient_line_measures,
                        measured_training, measurement_batch, step_sizes)
 from .problems import build, paired_tasks
+from . import stats
+from .result import combine
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT"]
@@ -25,8 +29,20 @@ LP = ("l1", "l2", "linf")
 #: Comparable: the lp net's curve metric is at most COMPARABLE x the seed spread above
 #: BN's; clearly not comparable above CLEARLY_WORSE x the spread.
 COMPARABLE, CLEARLY_WORSE = 2.0, 4.0
-#: "Beats"/"larger": the paired mean difference is beyond this many standard errors.
+#: "Beats"/"larger": the paired mean difference is beyond this many standard errors
+#: (version 1, and sub-claim (c), reported).
 SIGNIFICANT = 2.0
+#: Version 2's parameters (the single source; hashed with the rule's text).
+RULE_PARAMS = {"seeds": 10, "dln_steps": 1000, "mlp_steps": 2000, "checkpoints": 5,
+               "line_points": 8, "alpha": 0.05, "margin_fraction": 0.5,
+               "metric": "mean over recorded steps of log10(training loss)"}
+#: The settings of the judged conditions: the DLN is the paper's own; the digits MLP a
+#: reduced stand-in for its VGG.
+SETTINGS = {"dln": "the 25-layer deep linear network",
+            "digits": "the dense digits MLP (squared loss)"}
+#: The alternative summaries of the fragility line.
+ALTERNATIVES = {"log10 of the final loss instead of the curve mean": "final",
+                "curve mean over the second half of training": "second_half"}
 
 CLAIM = ("\"all these normalization strategies [lp normalization, p = 1, 2, inf: centre, "
          "then divide by the average lp norm of the activations] offer comparable "
@@ -39,6 +55,29 @@ SOURCE = ("Santurkar, Tsipras, Ilyas, Madry (2018), \"How Does Batch Normalizati
           "Optimization?\", NeurIPS; section 3.3 and Figure 5 (VGG and deep linear "
           "network), appendix B Figures 12-13 (landscape of the lp variants).")
 RULE = (
+    "Curve metric M = the mean over the run's recorded steps of log10(training loss) "
+    "(the height of the loss curve on a log scale: lower = trains faster/further); "
+    f"{RULE_PARAMS['seeds']} seeds per normalization and problem, paired (same data, "
+    "initial weights, SGD order); DLN "
+    f"{RULE_PARAMS['dln_steps']:,} full-batch steps, digits MLP {RULE_PARAMS['mlp_steps']:,} "
+    "SGD steps. Conditions (version 2): for each problem (the 25-layer DLN, the dense "
+    "digits MLP) and p = 1, 2, inf, 'comparable': two one-sided t tests over seeds "
+    f"(alpha {RULE_PARAMS['alpha']:g}) of d = M_lp - M_BN against the margin +-"
+    f"{RULE_PARAMS['margin_fraction']:g} x BN's mean gain over no normalization "
+    "(mean of M_none - M_BN: lp recovers at least half of BN's gain); supported if "
+    "the (1 - 2 alpha) interval lies inside the margin or wholly below it (lp better), "
+    "refuted if it lies wholly above it, else undecided (also when BN has no gain). "
+    "'l1 beats BN on the DLN': supported if the (1 - 2 alpha) t interval of M_l1 - M_BN "
+    "lies below 0, refuted if above, else undecided. Verdict: supported (refuted) if "
+    "every condition supports (refutes), mixed if one supports and another refutes, "
+    "else underpowered; a refutation whose refuting conditions are all on the digits "
+    "MLP (a reduced stand-in for the paper's VGG) reads 'refuted in the dense digits "
+    "MLP (squared loss)'. The larger distributional shift of the lp nets (the paper "
+    "only remarks on it) and the landscape measures (Figures 12-13) are reported, not "
+    "judged. Fragility: the same rule on log10 of the final loss and on the curve mean "
+    "over the second half of training.")
+#: Version 1's rule text (kept for the reading of version-1 results and the registry).
+RULE_V1 = (
     "Curve metric M = the mean over the run's recorded steps of log10(training loss) "
     "(the height of the loss curve on a log scale: lower = trains faster/further). "
     "Seed spread s = the pooled within-normalization standard deviation of M across "
@@ -75,8 +114,8 @@ def settings(quick):
     if quick:
         values = dict(dln_steps=80, mlp_steps=160, seeds=2, checkpoints=2, line_points=4)
     else:
-        values = dict(dln_steps=1000, mlp_steps=2000, seeds=3, checkpoints=5,
-                      line_points=8)
+        values = {k: RULE_PARAMS[k] for k in ("dln_steps", "mlp_steps", "seeds",
+                                               "checkpoints", "line_points")}
     count = values["checkpoints"]
     return {
         "dln": {"depth": 25, "width": 10, "samples": 1000, "loss": "sum", "lr": 1e-6,
@@ -264,6 +303,76 @@ def _combine(outcomes):
     return "inconclusive"
 
 
+def _metric(run, summary):
+    """A run's value (lower is better) under a summary; None if it diverged."""
+    if run["final_loss"] is None:
+        return None
+    if summary == "curve":
+        return run["curve_metric"]
+    if summary == "final":
+        return math.log10(run["final_loss"]) if run["final_loss"] > 0 else -math.inf
+    losses = [v for v in run["losses"][len(run["losses"]) // 2:] if v is not None]
+    return curve_metric(losses) if losses and min(losses) > 0 else None
+
+
+def judge(metric, alpha=None, margin_fraction=None):
+    """Version 2's conditions. metric : {problem: {label: [value per seed]}} (lower is
+    better; None: diverged). Returns {condition: {"outcome", ...numbers}}:
+    "comparable <problem> <p>" by two one-sided tests over seeds of M_lp - M_BN within
+    +- margin_fraction x BN's mean gain over no normalization (an interval wholly below
+    -margin: lp better, supported); "l1 beats BN on the DLN" by the one-sided t test
+    over seeds of M_l1 - M_BN."""
+    alpha = RULE_PARAMS["alpha"] if alpha is None else alpha
+    margin_fraction = RULE_PARAMS["margin_fraction"] if margin_fraction is None \
+        else margin_fraction
+
+    def diff(problem, a, b):
+        out = []
+        for x, y in zip(metric[problem][a], metric[problem][b]):
+            if x is None and y is None:
+                out.append(0.0)
+            else:
+                out.append((math.inf if x is None else x) - (math.inf if y is None else y))
+        return out
+
+    conditions = {}
+    for problem in metric:
+        gain = diff(problem, "none", "std")            # > 0: BN trains further
+        finite = [g for g in gain if math.isfinite(g)]
+        mean_gain = sum(finite) / len(finite) if finite else None
+        for p in LP:
+            entry = {"bn_gain_over_none": mean_gain}
+            if mean_gain is None or mean_gain <= 0:
+                entry.update(outcome="undecided",
+                             reason="BN has no gain over no normalization: no margin")
+            else:
+                tost = stats.tost(diff(problem, p, "std"), margin_fraction * mean_gain,
+                                  alpha)
+                entry.update(tost)
+                entry["outcome"] = {"equivalent": "supported", "below": "supported",
+                                    "above": "refuted"}.get(tost["outcome"], "undecided")
+            conditions[f"comparable {problem} {p}"] = entry
+    if "dln" in metric:
+        interval = stats.t_interval(diff("dln", "l1", "std"), 1.0 - 2.0 * alpha)
+        outcome = ("supported" if interval["high"] is not None and interval["high"] < 0
+                   else "refuted" if interval["low"] is not None and interval["low"] > 0
+                   else "undecided")
+        conditions["l1 beats BN on the DLN"] = {**interval, "outcome": outcome}
+    return conditions
+
+
+def verdict_of(conditions):
+    """Version 2's mapping (result.combine) over the conditions; a refutation whose
+    refuting conditions are all on the digits MLP reads "refuted in" that setting."""
+    outcomes = {name: c["outcome"] for name, c in conditions.items()}
+    refuting = [name for name, o in outcomes.items() if o == "refuted"]
+    only_digits = bool(refuting) and all(" digits " in f" {n} " for n in refuting)
+    setting = SETTINGS["digits"] if only_digits else " and ".join(SETTINGS.values())
+    return combine(outcomes, setting, reduced=only_digits, decide=(
+        "more seeds: an equivalence interval that straddles its margin (half of BN's "
+        "gain over no normalization) narrows as 1/sqrt(seeds)"))
+
+
 def _public(diff):
     return {key: value for key, value in diff.items() if not key.startswith("_")}
 
@@ -279,38 +388,32 @@ def conclude(settings, results):
     def values(problem, label, key):
         return [r[key] for r in runs[problem][label]]
 
-    # The equivalence margin of (a): the seed spread of the nets compared (BN and lp).
-    spread = {problem: seed_spread({label: values(problem, label, "curve_metric")
-                                    for label in ("std", *LP)}) for problem in runs}
-    comparable = {(problem, p): paired(values(problem, p, "curve_metric"),
-                                       values(problem, "std", "curve_metric"))
-                  for problem in runs for p in LP}
-    beats = paired(values("dln", "l1", "curve_metric"), values("dln", "std", "curve_metric"))
     shifts = {(problem, p): paired(values(problem, p, "shift"),
                                    values(problem, "none", "shift"))
               for problem in runs for p in LP}
     sub_claims = {
-        "a_comparable_to_bn": {
-            "verdict": verdict_comparable(comparable, spread),
-            "seed_spread": spread,
-            "differences": {f"{problem}.{p}": _public(d)
-                            for (problem, p), d in comparable.items()},
-            "tolerance": {problem: None if s is None else COMPARABLE * s
-                          for problem, s in spread.items()}},
-        "b_l1_beats_bn_on_dln": {"verdict": verdict_beats(beats),
-                                 "difference": _public(beats)},
         "c_lp_larger_shift_than_none": {
             "verdict": verdict_larger_shift(shifts),
             "differences": {f"{problem}.{p}": _public(d)
                             for (problem, p), d in shifts.items()}},
     }
-    verdict = _combine([claim["verdict"] for claim in sub_claims.values()])
+
+    def metric(summary):
+        return {problem: {label: [_metric(r, summary) for r in runs[problem][label]]
+                          for label in NORMS} for problem in runs}
+    conditions = judge(metric("curve"))
+    verdict = verdict_of(conditions)
+    alternatives = {name: verdict_of(judge(metric(summary))).label
+                    for name, summary in ALTERNATIVES.items()}
     problems = {}
     for problem in runs:
         problems[problem] = {label: _norm_summary(runs[problem][label], settings[problem])
                              for label in NORMS}
     measurements = {"sub_claims": sub_claims, "problems": problems,
-                    "verdict_inputs": {name: claim for name, claim in sub_claims.items()}}
+                    "conditions": conditions, "alternatives": alternatives,
+                    "verdict_inputs": {"conditions": conditions,
+                                       "reported_c_lp_larger_shift_than_none":
+                                           sub_claims["c_lp_larger_shift_than_none"]}}
     return verdict, measurements
 
 
@@ -360,7 +463,14 @@ def summary(measurements):
                 acc = [v for v in block["test_accuracy"] if v is not None]
                 text += f", test accuracy {np.median(acc):.3f}" if acc else ""
             lines.append(text)
-    claims = measurements["sub_claims"]
+    if "conditions" in measurements:
+        lines += _condition_lines(measurements["conditions"])
+        c = measurements["sub_claims"]["c_lp_larger_shift_than_none"]
+        lines.append("(c) lp shift - unnormalized shift (reported, not judged): " + ", ".join(
+            f"{k} {_fmt(v['mean'])} (SE {_fmt(v['se'])})"
+            for k, v in c["differences"].items()) + f" -> {c['verdict']}")
+        return lines
+    claims = measurements["sub_claims"]        # a version-1 result
     a = claims["a_comparable_to_bn"]
     lines.append("(a) lp comparable to BN: M_lp - M_BN = " + ", ".join(
         f"{k} {_fmt(v['mean'])}" for k, v in a["differences"].items())
@@ -374,6 +484,18 @@ def summary(measurements):
     lines.append("(c) lp shift - unnormalized shift: " + ", ".join(
         f"{k} {_fmt(v['mean'])} (SE {_fmt(v['se'])})" for k, v in c["differences"].items())
         + f" -> {c['verdict']}")
+    return lines
+
+
+def _condition_lines(conditions):
+    lines = []
+    for name, c in conditions.items():
+        interval = (f"[{_fmt(c.get('low'))}, {_fmt(c.get('high'))}]"
+                    if c.get("low") is not None else "n/a")
+        margin = f" margin +-{_fmt(c['margin'])}" if c.get("margin") is not None else ""
+        lines.append(f"{name}: mean {_fmt(c.get('mean'))}, "
+                     f"{1 - 2 * RULE_PARAMS['alpha']:.0%} interval {interval}{margin} "
+                     f"-> {c['outcome']}")
     return lines
 
 
@@ -399,6 +521,13 @@ SUB_CLAIMS = {"a_comparable_to_bn": "(a) lp comparable to BN",
 def headline(inputs):
     """The verdict's key figures: each sub-claim's verdict with its largest difference,
     and which of them decide the verdict."""
+    if "conditions" in inputs:
+        parts = []
+        for name, c in inputs["conditions"].items():
+            parts.append(f"{name.replace('comparable ', '')} {_fmt(c.get('mean'))}"
+                         + (f"/{_fmt(c['margin'])}" if c.get("margin") is not None else "")
+                         + f" {c['outcome']}")
+        return "M_lp - M_BN / margin: " + "; ".join(parts)
     a, b = inputs["a_comparable_to_bn"], inputs["b_l1_beats_bn_on_dln"]
     c = inputs["c_lp_larger_shift_than_none"]
     worst = max((d["mean"] for d in a["differences"].values() if d["mean"] is not None),
@@ -416,5 +545,6 @@ def headline(inputs):
 
 
 EXPERIMENT = Experiment(name="lp-norm", claim=CLAIM, source=SOURCE, rule=RULE,
+                        rule_version=2, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
                         conclude=conclude, summary=summary, headline=headline, order=4)

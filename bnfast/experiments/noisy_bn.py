@@ -27,12 +27,24 @@ import numpy as np
 from ..nn import BNNoise, TrainingDiverged, train
 from . import problems
 from .measures import downsample, finite_or_none, internal_covariate_shift, median_cosine
+from . import stats
+from .result import combine
 from .spec import Experiment, derived_seed
 
 __all__ = ["EXPERIMENT", "activation_moments", "draw_noise", "CONFIGS"]
 
 #: The networks compared, in order: (name, BN norm, noise).
 CONFIGS = ("standard", "bn", "noisy_bn")
+#: The rule's parameters (the single source; hashed with the rule's text).
+RULE_PARAMS = {"seeds": 10, "learning_rates": [0.1, 0.02], "steps": 3000,
+               "alpha": 0.05, "margin_fraction": 0.5,
+               "summary": "final training loss (noise free)"}
+#: The setting the verdict is obtained in: a reduced stand-in for the paper's VGG.
+SETTING = "the dense digits MLP (squared loss)"
+#: The alternative summaries of the fragility line.
+ALTERNATIVES = {"log10 of the final loss": "log10",
+                "mean loss over the last tenth of training": "last_tenth",
+                "final test error instead of training loss": "test_error"}
 #: Algorithm 1's parameters as the paper sets them (BNNoise's defaults).
 NOISE = BNNoise()
 
@@ -99,11 +111,11 @@ def settings(quick):
         reduced.append("quick: 3 seeds, one learning rate, 300 steps (for tests and CI)")
     return {
         "hidden": [100, 100], "activation": "relu", "loss": "mean", "batch_size": 64,
-        "learning_rates": [0.1] if quick else [0.1, 0.02],
-        "steps": 300 if quick else 3000,
+        "learning_rates": [0.1] if quick else list(RULE_PARAMS["learning_rates"]),
+        "steps": 300 if quick else RULE_PARAMS["steps"],
         "checkpoints": 5 if quick else 15,
         "record_every": 5 if quick else 15,
-        "seeds": 3 if quick else 5,
+        "seeds": 3 if quick else RULE_PARAMS["seeds"],
         "probe_rows": 256,
         "noise": NOISE.to_dict(),
         "configs": list(CONFIGS),
@@ -213,10 +225,14 @@ def run_task(task):
 
 # --------------------------------------------------------------------------- verdict
 
-def judge(losses):
+def judge(losses, margin_fraction=None, alpha=None):
     """The rule at one learning rate. losses : {"standard", "bn", "noisy_bn"} -> list of
-    final training losses, one per seed (paired by index; None for a diverged run).
-    Returns (outcome, inputs); the outcome as the module's rule states."""
+    per-seed values where lower is better (final training losses; paired by index; None
+    for a diverged run). Returns (outcome, inputs): "supported", "refuted" or
+    "undecided" as RULE states, by tests over seeds (stats.py)."""
+    margin_fraction = RULE_PARAMS["margin_fraction"] if margin_fraction is None \
+        else margin_fraction
+    alpha = RULE_PARAMS["alpha"] if alpha is None else alpha
     inputs = {"final_loss": {k: list(v) for k, v in losses.items()}}
     if any(v is None for k in ("bn", "noisy_bn") for v in losses[k]):
         inputs["reason"] = "a BN or noisy-BN run diverged"
@@ -225,50 +241,85 @@ def judge(losses):
     n = len(bn)
     if n < 2:
         raise ValueError("the rule needs at least 2 seeds")
-    seed_noise = float(np.std(bn, ddof=1))            # the spread of one BN run
-    gap = float(noisy.mean() - bn.mean())             # > 0: noisy BN trains worse
-    matches = gap <= 2 * seed_noise
+    inputs["mean_final_loss"] = {"bn": float(bn.mean()), "noisy_bn": float(noisy.mean())}
+    inputs["noisy_minus_bn"] = float(noisy.mean() - bn.mean())
     if any(v is None for v in losses["standard"]):
-        # Without the standard net only the match can be judged: a mismatch refutes.
-        inputs.update(reason="a standard run diverged", bn_seed_std=seed_noise,
-                      noisy_minus_bn=gap, noisy_matches_bn=bool(matches))
-        return ("refuted" if not matches else "inconclusive"), inputs
+        inputs["reason"] = "a standard run diverged: BN's gain, the margin, is undefined"
+        return "undecided", inputs
     std = np.asarray(losses["standard"], dtype=np.float64)
+    inputs["mean_final_loss"]["standard"] = float(std.mean())
+    level = 1.0 - 2.0 * alpha
     beats, loses = {}, {}
     for name, values in (("bn", bn), ("noisy_bn", noisy)):
-        d = std - values                              # > 0: this net beats standard
-        se = float(np.std(d, ddof=1) / math.sqrt(n))
-        beats[name] = bool(d.mean() > 2 * se and d.mean() > 0)
-        loses[name] = bool(d.mean() < -2 * se and d.mean() < 0)
-        inputs[f"standard_minus_{name}"] = {"mean": float(d.mean()), "se": se}
-    inputs.update({"mean_final_loss": {"standard": float(std.mean()), "bn": float(bn.mean()),
-                                       "noisy_bn": float(noisy.mean())},
-                   "bn_seed_std": seed_noise, "noisy_minus_bn": gap,
-                   "noisy_matches_bn": bool(matches), "beats_standard": beats})
+        interval = stats.t_interval(std - values, level)     # > 0: this net beats standard
+        beats[name] = bool(interval["low"] is not None and interval["low"] > 0)
+        loses[name] = bool(interval["high"] is not None and interval["high"] < 0)
+        inputs[f"standard_minus_{name}"] = interval
+    gain = float(np.mean(std - bn))                           # BN's gain over standard
+    inputs.update(bn_gain=gain, beats_standard=beats)
+    if gain <= 0:
+        inputs["reason"] = "BN does not train better than the standard net on average"
+        return "refuted", inputs
+    equivalence = stats.tost(noisy - bn, margin_fraction * gain, alpha)
+    inputs["tost_noisy_minus_bn"] = equivalence
+    matches = equivalence["outcome"] in ("equivalent", "below")   # below: noisy better
+    inputs["noisy_matches_bn"] = bool(matches)
     if matches and all(beats.values()):
         return "supported", inputs
-    if not matches or any(loses.values()):
+    if equivalence["outcome"] == "above" or any(loses.values()):
         return "refuted", inputs
-    return "inconclusive", inputs
+    return "undecided", inputs
+
+
+def _per_seed(runs, config, summary):
+    """One value per seed (lower is better) under a summary of the runs; None for a
+    diverged run."""
+    out = []
+    for r in runs[config]:
+        if r["final_loss"] is None:
+            out.append(None)
+        elif summary == "final":
+            out.append(r["final_loss"])
+        elif summary == "log10":
+            out.append(math.log10(r["final_loss"]) if r["final_loss"] > 0 else -math.inf)
+        elif summary == "last_tenth":
+            tail = r["losses"][-max(1, len(r["losses"]) // 10):]
+            out.append(float(np.mean(tail)))
+        elif summary == "test_error":
+            out.append(1.0 - r["test_accuracy"][-1])
+        else:
+            raise ValueError(summary)
+    return out
+
+
+def verdict_of(outcomes):
+    """Version 2's mapping (result.combine) over the learning rates."""
+    return combine({f"lr {lr}": o for lr, o in outcomes.items()}, SETTING, reduced=True,
+                   decide="more seeds: the equivalence interval of noisy BN - BN still "
+                          "straddles the margin (half of BN's gain over the standard net)")
 
 
 def conclude(settings, results):
-    """Per learning rate the rule's outcome; the verdict supported (refuted) when every
-    learning rate's is, else inconclusive."""
+    """Per learning rate the rule's outcome; the verdict by result.combine (RULE)."""
     task_list = tasks(settings, settings["seed"])
     grouped = {}
     for task, result in zip(task_list, results):
         grouped.setdefault(f"{task['lr']:g}", {}).setdefault(task["config"], []).append(result)
     outcomes, inputs, per_lr = {}, {}, {}
     for lr, runs in grouped.items():
-        outcomes[lr], inputs[lr] = judge({c: [r["final_loss"] for r in runs[c]]
+        outcomes[lr], inputs[lr] = judge({c: _per_seed(runs, c, "final")
                                           for c in settings["configs"]})
         inputs[lr]["outcome"] = outcomes[lr]
         per_lr[lr] = {config: _aggregate(runs[config]) for config in settings["configs"]}
-    values = list(outcomes.values())
-    verdict = ("supported" if all(v == "supported" for v in values) else
-               "refuted" if all(v == "refuted" for v in values) else "inconclusive")
-    return verdict, {"outcomes": outcomes, "runs": per_lr, "verdict_inputs": inputs}
+    verdict = verdict_of(outcomes)
+    alternatives = {}
+    for name, summary_name in ALTERNATIVES.items():
+        alt = {lr: judge({c: _per_seed(runs, c, summary_name)
+                          for c in settings["configs"]})[0]
+               for lr, runs in grouped.items()}
+        alternatives[name] = verdict_of(alt).label
+    return verdict, {"outcomes": outcomes, "runs": per_lr, "verdict_inputs": inputs,
+                     "alternatives": alternatives}
 
 
 def _aggregate(runs):
@@ -312,10 +363,17 @@ def summary(measurements):
              "(noise-free gradients: for noisy BN, of its weights without the noise)"]
     for lr, runs in measurements["runs"].items():
         inputs = measurements["verdict_inputs"][lr]
-        lines.append(f"  lr {lr}: outcome {inputs['outcome']}"
-                     + (f" (noisy - BN = {inputs['noisy_minus_bn']:.4g}, 2 x BN seed std "
-                        f"= {2 * inputs['bn_seed_std']:.4g})" if "noisy_minus_bn" in inputs
-                        else f" ({inputs.get('reason', '')})"))
+        tost = inputs.get("tost_noisy_minus_bn")
+        if tost is not None and tost["low"] is not None:
+            detail = (f" (noisy - BN = {tost['mean']:.4g}, {1 - 2 * RULE_PARAMS['alpha']:.0%}"
+                      f" interval [{tost['low']:.4g}, {tost['high']:.4g}] against the "
+                      f"margin +-{tost['margin']:.4g}: {tost['outcome']})")
+        elif "bn_seed_std" in inputs:         # a version-1 result
+            detail = (f" (noisy - BN = {inputs['noisy_minus_bn']:.4g}, 2 x BN seed std "
+                      f"= {2 * inputs['bn_seed_std']:.4g})")
+        else:
+            detail = f" ({inputs.get('reason', '')})"
+        lines.append(f"  lr {lr}: outcome {inputs['outcome']}{detail}")
         for config in CONFIGS:
             run = runs[config]
             if "loss_mean" not in run:
@@ -351,10 +409,32 @@ def headline(inputs):
     outcome."""
     from .result import figure
     return "; ".join(
-        f"lr {lr}: mean final loss standard {figure(v['mean_final_loss']['standard'])}, "
+        f"lr {lr}: mean final loss standard "
+        f"{figure(v['mean_final_loss'].get('standard'))}, "
         f"BN {figure(v['mean_final_loss']['bn'])}, noisy BN "
-        f"{figure(v['mean_final_loss']['noisy_bn'])} (noisy - BN {figure(v['noisy_minus_bn'])}"
+        f"{figure(v['mean_final_loss']['noisy_bn'])} (noisy - BN {figure(v.get('noisy_minus_bn'))}"
         f"; {v['outcome']})" for lr, v in inputs.items())
+
+
+RULE = (f"Per learning rate (0.1 and 0.02; {RULE_PARAMS['seeds']} paired seeds, "
+        f"{RULE_PARAMS['steps']:,} SGD steps), on the final training loss (noise free) of "
+        "each seed: BN's gain g = mean over seeds of (standard - BN); noisy BN matches BN "
+        "if two one-sided t tests over seeds (alpha "
+        f"{RULE_PARAMS['alpha']:g}) put the mean of (noisy BN - BN) inside +-"
+        f"{RULE_PARAMS['margin_fraction']:g} g (noisy BN keeps at least half of BN's "
+        "gain; an interval wholly below -margin, noisy BN better, also matches); a net "
+        f"beats the standard net if the {1 - 2 * RULE_PARAMS['alpha']:.0%} t interval of "
+        "(standard - net) over seeds lies above 0. The learning rate supports the claim "
+        "if noisy BN matches BN and both beat the standard net; refutes it if the "
+        "interval of (noisy BN - BN) lies above the margin, or BN or noisy BN is worse "
+        "than the standard net (interval below 0), or g <= 0, or a BN/noisy-BN run "
+        "diverges; else it is undecided (also when a standard run diverges). Verdict "
+        "(version 2): supported (refuted) if every learning rate supports (refutes), "
+        "mixed if one supports and another refutes, else underpowered; obtained on the "
+        "dense digits MLP, a reduced stand-in for the paper's VGG, a refutation reads "
+        "'refuted in the dense digits MLP (squared loss)'. Fragility: the same rule on "
+        "log10 of the final loss, on the mean loss over the last tenth of training, and "
+        "on the final test error.")
 
 
 EXPERIMENT = Experiment(
@@ -367,15 +447,6 @@ EXPERIMENT = Experiment(
     source=("Santurkar, Tsipras, Ilyas, Madry, \"How Does Batch Normalization Help "
             "Optimization?\", NeurIPS 2018 (arXiv:1805.11604), section 2.1, Algorithm 1 "
             "(appendix), Figure 2 and Figure 7"),
-    rule=("Per learning rate, on the final training loss (noise free) of paired seeds: "
-          "noisy BN matches BN if its mean loss exceeds BN's by at most 2 x the "
-          "across-seed standard deviation of BN's loss (the seed noise of one BN run); a "
-          "net beats the standard net if the mean paired difference (standard - net) is "
-          "positive and over 2 standard errors. Supported if noisy BN matches BN and both "
-          "beat standard; refuted if noisy BN does not match BN, or BN or noisy BN is worse "
-          "than standard by over 2 standard errors, or a BN/noisy-BN run diverges; else "
-          "inconclusive. The verdict is supported (refuted) if every learning rate is, "
-          "else inconclusive. 2 standard deviations/errors: a difference inside them is "
-          "what reseeding alone produces."),
+    rule=RULE, rule_version=2, rule_params=RULE_PARAMS,
     settings=settings, tasks=tasks, run_task=run_task, conclude=conclude, summary=summary, headline=headline,
     order=3)

@@ -1,11 +1,180 @@
-"""The result of an experiment and its verdict (docs/experiments/README.md)."""
+"""The result of an experiment and its verdict (docs/experiments/README.md).
 
+Version 2 of the experiments (design: experiments.md, "Version 2") defines the verdict
+labels once, here:
+
+- ``supported`` / ``refuted``: the pre-registered rule decided it with the stated power;
+- ``mixed``: the evidence conflicts across pre-registered conditions (e.g. one learning
+  rate supports, another refutes); the Verdict lists which condition went which way;
+- ``underpowered``: too few seeds, widths or steps to decide; the Verdict says what
+  would decide it;
+- a refutation obtained only in a reduced set-up (not the paper's) renders as
+  ``refuted in <setting>``, never bare.
+
+Every rule has a version and a hash (``rule_hash``: sha256 of the canonical JSON of
+{name, version, text, params}); ``registered_rules.json`` pins every published version
+(docs/experiments/README.md, "Changing a rule"). Results written by version-1 rules
+(labels supported / refuted / inconclusive, no hash in the file) are still read; they
+carry ``rule_version`` 1.
+"""
+
+import hashlib
+import json
 from dataclasses import dataclass, field
 
-__all__ = ["VERDICTS", "ExperimentResult", "figure", "verdict_line"]
+__all__ = ["LABELS", "V1_LABELS", "VERDICTS", "ExperimentResult", "Verdict", "combine",
+           "figure", "fragility", "fragility_line", "rule_hash", "verdict_line"]
 
-#: The three verdicts a rule may give.
-VERDICTS = ("supported", "refuted", "inconclusive")
+#: The four verdicts a version-2 rule may give.
+LABELS = ("supported", "refuted", "mixed", "underpowered")
+VERDICTS = LABELS
+#: The three verdicts of version-1 rules (results files written before version 2).
+V1_LABELS = ("supported", "refuted", "inconclusive")
+#: The outcome of one pre-registered condition (a learning rate, a problem, a measure).
+OUTCOMES = ("supported", "refuted", "undecided")
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """A verdict: its label and what it was obtained in.
+
+    label : one of LABELS ("inconclusive" only for a result read from a version-1 file).
+    setting : the set-up the rule judged, in words ("the 25-layer deep linear network").
+    reduced : True when that set-up is a reduced stand-in for the paper's (then a
+        refutation renders as "refuted in <setting>").
+    conditions : {condition: outcome} of the pre-registered conditions (outcomes
+        "supported", "refuted", "undecided"); for "mixed" they say which went which way.
+    decide : for "underpowered": what would decide it (more seeds, widths, steps).
+
+    A Verdict compares equal to its label (``verdict == "refuted"``); ``str`` is its
+    text (``text``).
+    """
+
+    label: str
+    setting: str = ""
+    reduced: bool = False
+    conditions: dict = field(default_factory=dict)
+    decide: str = ""
+
+    def __post_init__(self):
+        if self.label not in LABELS + ("inconclusive",):
+            raise ValueError(f"verdict must be one of {LABELS}, got {self.label!r}")
+        if self.label == "refuted" and self.reduced and not self.setting:
+            raise ValueError("a refutation in a reduced set-up must name its setting")
+        if self.label == "mixed":
+            outcomes = set(self.conditions.values())
+            if not {"supported", "refuted"} <= outcomes:
+                raise ValueError("a mixed verdict needs a condition that supports and "
+                                 "one that refutes")
+        if self.label == "underpowered" and not self.decide:
+            raise ValueError("an underpowered verdict must say what would decide it")
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            return self.label == other
+        if isinstance(other, Verdict):
+            return self.to_dict() == other.to_dict()
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self.label)
+
+    def _which(self, outcome):
+        return [name for name, value in self.conditions.items() if value == outcome]
+
+    @property
+    def text(self):
+        """The verdict as reports print it: "refuted in <setting>" for a refutation
+        obtained only in a reduced set-up; "mixed (supported: ...; refuted: ...)";
+        "underpowered (would decide: ...)"."""
+        if self.label == "refuted" and self.reduced:
+            return f"refuted in {self.setting}"
+        if self.label == "mixed":
+            return (f"mixed (supported: {', '.join(self._which('supported'))}; "
+                    f"refuted: {', '.join(self._which('refuted'))})")
+        if self.label == "underpowered":
+            return f"underpowered (would decide: {self.decide})"
+        return self.label
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return f"Verdict({self.text!r})"
+
+    def to_dict(self):
+        return {"label": self.label, "text": self.text, "setting": self.setting,
+                "reduced": self.reduced, "conditions": dict(self.conditions),
+                "decide": self.decide}
+
+    @classmethod
+    def from_dict(cls, fields):
+        return cls(label=fields["label"], setting=fields.get("setting", ""),
+                   reduced=bool(fields.get("reduced", False)),
+                   conditions=dict(fields.get("conditions", {})),
+                   decide=fields.get("decide", ""))
+
+
+def combine(conditions, setting, reduced=False, decide=""):
+    """The verdict from the outcomes of pre-registered conditions, the one mapping of
+    every version-2 rule: supported (refuted) if every condition supports (refutes);
+    mixed if at least one supports and one refutes; else underpowered (a condition the
+    rule could not decide: ``decide`` says what would). An outcome other than
+    "supported" or "refuted" counts as undecided."""
+    conditions = {str(k): (v if v in ("supported", "refuted") else "undecided")
+                  for k, v in conditions.items()}
+    outcomes = set(conditions.values())
+    if not conditions:
+        label = "underpowered"
+    elif outcomes == {"supported"}:
+        label = "supported"
+    elif outcomes == {"refuted"}:
+        label = "refuted"
+    elif {"supported", "refuted"} <= outcomes:
+        label = "mixed"
+    else:
+        label = "underpowered"
+    if label == "underpowered" and not decide:
+        decide = "more seeds, steps or widths in the undecided conditions"
+    return Verdict(label, setting=setting, reduced=reduced, conditions=conditions,
+                   decide=decide if label == "underpowered" else "")
+
+
+def fragility(verdict, alternatives):
+    """How many reasonable alternative summaries flip the verdict.
+
+    verdict : the Verdict (or label) of the pre-registered summary.
+    alternatives : {name: Verdict or label} of the same measurements under alternative
+        summaries (another window, mean for median, matched loss for matched step).
+    Returns {"flips", "of", "which" (names that flip), "alternatives" (name -> label)}.
+    """
+    label = getattr(verdict, "label", verdict)
+    labels = {str(name): getattr(alt, "label", alt) for name, alt in alternatives.items()}
+    which = [name for name, alt in labels.items() if alt != label]
+    return {"flips": len(which), "of": len(labels), "which": which,
+            "alternatives": labels}
+
+
+def fragility_line(fragile):
+    """"k of n reasonable alternative summaries flip the verdict (which)"."""
+    if fragile is None:
+        return "fragility: not computed (a version-1 result)"
+    which = f" ({'; '.join(fragile['which'])})" if fragile["which"] else ""
+    return (f"{fragile['flips']} of {fragile['of']} reasonable alternative summaries "
+            f"flip the verdict{which}")
+
+
+def canonical_rule(name, version, text, params):
+    """The canonical JSON text that ``rule_hash`` hashes: sorted keys, no spaces,
+    UTF-8, no NaN."""
+    return json.dumps({"name": name, "version": version, "text": text,
+                       "params": params}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False)
+
+
+def rule_hash(name, version, text, params):
+    """sha256 (hex) of the canonical JSON of {name, version, text, params}."""
+    return hashlib.sha256(canonical_rule(name, version, text, params).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -15,27 +184,45 @@ class ExperimentResult:
     name : the experiment ("ics", "explosion", ...).
     claim : the claim, quoted from its source.
     source : where the claim is made (paper, section, figure).
-    verdict : "supported", "refuted" or "inconclusive", decided by ``rule``.
+    verdict : a Verdict (a label string is accepted and wrapped), decided by ``rule``.
     rule : the verdict rule, fixed before the run, in words.
     settings : dict, the set-up that ran (JSON-able); settings["reduced"] lists what the
         run reduced relative to the paper's set-up, and why.
     measurements : dict, what was measured (JSON-able); measurements["verdict_inputs"]
-        holds the numbers the rule used.
+        holds the numbers the rule used; measurements["alternatives"] the labels under
+        the alternative summaries (the fragility line).
     seconds : wall time of the run.
+    rule_version, rule_params, rule_hash : the pre-registered rule's version, numeric
+        parameters and hash (version 1: results written before rules had versions).
+    fragility : the fragility (``fragility``) or None (version 1).
     """
 
     name: str
     claim: str
     source: str
-    verdict: str
+    verdict: Verdict
     rule: str
     settings: dict = field(default_factory=dict)
     measurements: dict = field(default_factory=dict)
     seconds: float = 0.0
+    rule_version: int = 1
+    rule_params: dict = field(default_factory=dict)
+    rule_hash: str = ""
+    fragility: dict = None
 
     def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        verdict = self.verdict
+        if isinstance(verdict, str):
+            if verdict not in (V1_LABELS if self.rule_version == 1 else LABELS):
+                raise ValueError(f"verdict must be one of {LABELS}, got {verdict!r}")
+            verdict = Verdict(verdict) if verdict != "underpowered" else Verdict(
+                verdict, decide="see the measurements")
+            object.__setattr__(self, "verdict", verdict)
+        elif self.rule_version != 1 and verdict.label not in LABELS:
+            raise ValueError(f"verdict must be one of {LABELS}, got {verdict.label!r}")
+        if not self.rule_hash:
+            object.__setattr__(self, "rule_hash", rule_hash(
+                self.name, self.rule_version, self.rule, self.rule_params))
 
     @property
     def quick(self):
@@ -45,19 +232,32 @@ class ExperimentResult:
 
     def to_dict(self):
         """The JSON object of ``bnfast run NAME --json`` (keys of docs/experiments/README.md);
-        "quick" says whether it is a quick run (the reduced set-up)."""
+        "quick" says whether it is a quick run (the reduced set-up); "verdict" is the
+        label, "verdict_detail" the Verdict (text, setting, conditions, what would
+        decide it)."""
         return {"experiment": self.name, "claim": self.claim, "source": self.source,
-                "verdict": self.verdict, "quick": self.quick, "rule": self.rule,
+                "verdict": self.verdict.label, "verdict_detail": self.verdict.to_dict(),
+                "quick": self.quick, "rule": self.rule,
+                "rule_version": self.rule_version, "rule_hash": self.rule_hash,
+                "rule_params": self.rule_params, "fragility": self.fragility,
                 "settings": self.settings, "measurements": self.measurements,
                 "seconds": self.seconds}
 
     @classmethod
     def from_dict(cls, fields):
-        """The inverse of ``to_dict`` (e.g. to plot a result read back from JSON)."""
+        """The inverse of ``to_dict`` (e.g. to plot a result read back from JSON). A file
+        without "rule_version" was written by a version-1 rule: version 1, its hash
+        computed from its rule text (version 1 had no separate parameters)."""
+        version = fields.get("rule_version", 1)
+        detail = fields.get("verdict_detail")
+        verdict = Verdict.from_dict(detail) if detail else fields["verdict"]
         return cls(name=fields["experiment"], claim=fields["claim"],
-                   source=fields["source"], verdict=fields["verdict"], rule=fields["rule"],
+                   source=fields["source"], verdict=verdict, rule=fields["rule"],
                    settings=fields["settings"], measurements=fields["measurements"],
-                   seconds=fields["seconds"])
+                   seconds=fields["seconds"], rule_version=version,
+                   rule_params=fields.get("rule_params", {}),
+                   rule_hash=fields.get("rule_hash", ""),
+                   fragility=fields.get("fragility"))
 
 
 #: What a quick run's verdict line, JSON and figure title say it is.
@@ -106,4 +306,5 @@ def verdict_line(result):
         headline = None
     key_figures = headline(inputs) if headline is not None else _compact(inputs)
     label = f" [{QUICK_LABEL}]" if result.quick else ""
-    return f"Verdict: {result.verdict}{label}: {key_figures}"
+    version = " (rule v1)" if result.rule_version == 1 else ""
+    return f"Verdict: {result.verdict.text}{version}{label}: {key_figures}"

@@ -7,7 +7,7 @@ import time
 from .._registry import by_name, collect
 from .._validate import boolean, seed as seed_value
 from ..executors import map_tasks
-from .result import VERDICTS, ExperimentResult
+from .result import ExperimentResult, Verdict, fragility
 
 __all__ = ["experiment", "names", "run"]
 
@@ -56,10 +56,15 @@ def run(name, quick=False, seed=0, executor=None, progress=True):
     results = map_tasks(spec.run_task, tasks, executor=executor, progress=progress,
                         desc=f"bnfast run {name}")
     verdict, measurements = spec.conclude(settings, results)
-    if verdict not in VERDICTS or "verdict_inputs" not in measurements:
-        raise RuntimeError(f"experiment {name!r} broke its contract: verdict {verdict!r}, "
-                           "measurements need 'verdict_inputs'")
+    if not isinstance(verdict, Verdict) or "verdict_inputs" not in measurements \
+            or not isinstance(measurements.get("alternatives"), dict):
+        raise RuntimeError(f"experiment {name!r} broke its contract: verdict {verdict!r} "
+                           "must be a Verdict, measurements need 'verdict_inputs' and "
+                           "'alternatives'")
     return ExperimentResult(name=name, claim=spec.claim, source=spec.source,
                             verdict=verdict, rule=spec.rule, settings=settings,
                             measurements=measurements,
-                            seconds=round(time.perf_counter() - start, 3))
+                            seconds=round(time.perf_counter() - start, 3),
+                            rule_version=spec.rule_version, rule_params=spec.rule_params,
+                            rule_hash=spec.rule_hash,
+                            fragility=fragility(verdict, measurements["alternatives"]))

@@ -22,6 +22,13 @@ class Experiment:
 
     name, claim, source, rule : as in ExperimentResult; the rule is fixed here, before
         any run.
+    rule_version : int, the rule's version; a new version for every change of its text,
+        its parameters or its outcome mapping (docs/experiments/README.md, "Changing a
+        rule").
+    rule_params : dict (JSON-able), the rule's numeric parameters (margins, windows,
+        seeds, steps, thresholds of the full run), the single source the module reads
+        them from; ``rule_hash`` = sha256 of the canonical JSON of {name, version, text,
+        params}, pinned in registered_rules.json.
     settings : quick (bool) -> dict of the set-up, JSON-able, with "reduced": a list of
         strings saying what differs from the paper's set-up and why. Quick and full share
         every line of code; only these numbers differ.
@@ -29,8 +36,11 @@ class Experiment:
         them come from ``derived_seed``.
     run_task : task dict -> result dict (JSON-able); a module-level function, so that it
         pickles for worker processes and Dask.
-    conclude : (settings, task results in task order) -> (verdict, measurements), with
-        measurements["verdict_inputs"] the numbers the rule used.
+    conclude : (settings, task results in task order) -> (Verdict, measurements), with
+        measurements["verdict_inputs"] the numbers the rule used and
+        measurements["alternatives"] {name: label} the verdict under each reasonable
+        alternative summary (window, median vs mean, matched loss vs matched step), from
+        which the run computes its fragility line.
     summary : measurements -> list of text lines for the terminal report.
     headline : measurements["verdict_inputs"] -> one short line of the key figures the
         rule used (3-4 significant digits), after the verdict in ``Verdict:``; None: a
@@ -43,6 +53,8 @@ class Experiment:
     claim: str
     source: str
     rule: str
+    rule_version: int
+    rule_params: dict
     settings: Callable
     tasks: Callable
     run_task: Callable
@@ -50,3 +62,9 @@ class Experiment:
     summary: Callable
     order: int = 100
     headline: Optional[Callable] = None
+
+    @property
+    def rule_hash(self):
+        """sha256 of the canonical JSON of {name, version, text, params}."""
+        from .result import rule_hash
+        return rule_hash(self.name, self.rule_version, self.rule, self.rule_params)

@@ -115,8 +115,8 @@ def _result(violations, tested, ratio, informative=None):
     ([_result(0, 40, 0.5), _result(0, 30, 0.9)], "supported"),
     ([_result(0, 40, 0.5, 10), _result(0, 30, 0.9, 0)], "supported"),
     ([_result(0, 40, 0.5), _result(2, 30, 1.3)], "refuted"),
-    ([_result(0, 0, None)], "inconclusive"),
-    ([_result(0, 40, None, 0)], "inconclusive"),    # checked, but never informative
+    ([_result(0, 0, None)], "underpowered"),
+    ([_result(0, 40, None, 0)], "underpowered"),    # checked, but never informative
     ([_result(1, 40, None, 0)], "refuted"),         # a gap above the slack, bound ~0
 ])
 def test_conclude_rule(results, verdict):

@@ -171,7 +171,11 @@ def test_conclude_needs_every_dln_rate():
     verdict, m = ics.conclude(settings, good + good + bad)
     assert verdict == "supported"                       # digits is reported only
     assert m["verdict_inputs"]["digits"]["used_in_verdict"] is False
-    assert ics.conclude(settings, good + bad + good)[0] == "inconclusive"
+    mixed = ics.conclude(settings, good + bad + good)[0]
+    assert mixed == "mixed"          # version 2: one lr supports, the other refutes
+    assert mixed.text == "mixed (supported: dln lr=1e-06; refuted: dln lr=1e-07)"
+    tie = [_run(0.9, 10.0), _run(0.88, 5.0)]              # within the cosine margin
+    assert ics.conclude(settings, good + tie + good)[0] == "underpowered"
     assert ics.conclude(settings, bad + bad + good)[0] == "refuted"
 
 

@@ -13,7 +13,8 @@ from bnfast.experiments import VERDICTS, ExperimentResult, names
 
 pytestmark = pytest.mark.timeout(300)
 
-FIELDS = ["experiment", "claim", "source", "verdict", "quick", "rule", "settings",
+FIELDS = ["experiment", "claim", "source", "verdict", "verdict_detail", "quick", "rule",
+          "rule_version", "rule_hash", "rule_params", "fragility", "settings",
           "measurements", "seconds"]
 
 

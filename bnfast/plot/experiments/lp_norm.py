@@ -64,6 +64,13 @@ def draw(result, plt):
             ax.legend(fontsize=8)
     from ...experiments.lp_norm import SUB_CLAIMS, deciding
 
+    if "conditions" in measurements:           # version 2: the conditions decide
+        outcomes = "; ".join(f"{name}: {c['outcome']}"
+                             for name, c in measurements["conditions"].items())
+        fig.suptitle("Santurkar et al. (2018) Fig. 5, 12-13: lp normalization performs "
+                     f"like BN. Verdict: {result.verdict}\n{outcomes}", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        return fig
     claims = measurements["sub_claims"]
     verdicts = "; ".join(f"{SUB_CLAIMS[name]}: {claim['verdict']}"
                          for name, claim in claims.items())

@@ -37,6 +37,9 @@ constexpr int kSpinsBeforeSleep = 1 << 12;
 // The caller spins this many pauses for the workers before it yields its core to them
 // (a worker descheduled by a busy host).
 constexpr int kSpinsBeforeYield = 1 << 14;
+// After its own chunk, the caller spins this many pauses (~10 us) before it runs the
+// chunks no worker has claimed.
+constexpr int kSpinsBeforeTaking = 1 << 9;
 
 // The team's inside-a-chunk flag: a parallel_chunks call from inside a chunk runs
 // serially (no nested teams).
@@ -82,11 +85,18 @@ class ThreadTeam {
       t_in_chunk = false;
     };
     run_chunk(0);
-    for (int w = 0; w < chunks - 1; ++w)
-      if (take(*slots_[static_cast<std::size_t>(w)], jobs_)) {
-        run_chunk(w + 1);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
-      }
+    // The workers' chunks are about as long as the caller's, so they normally end within
+    // a short spin; a chunk still unclaimed after it has a worker descheduled or asleep.
+    for (int spins = 0; spins < kSpinsBeforeTaking; ++spins) {
+      if (pending_.load(std::memory_order_acquire) == 0) break;
+      cpu_relax();
+    }
+    if (pending_.load(std::memory_order_acquire) != 0)
+      for (int w = 0; w < chunks - 1; ++w)
+        if (take(*slots_[static_cast<std::size_t>(w)], jobs_)) {
+          run_chunk(w + 1);
+          pending_.fetch_sub(1, std::memory_order_acq_rel);
+        }
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0;) {
       if (++spins < kSpinsBeforeYield) {
         cpu_relax();
@@ -110,7 +120,9 @@ class ThreadTeam {
   // workers its job needs.
   struct alignas(64) Slot {
     std::atomic<bool> asleep{false};
-    std::atomic<std::uint64_t> taken{0};  // the last job whose chunk w + 1 someone took
+    // The last job whose chunk w + 1 someone took, on a line of its own: the worker's
+    // claim then finds it in its own cache (the caller reads it only to take a chunk).
+    alignas(64) std::atomic<std::uint64_t> taken{0};
     std::mutex mutex;
     std::condition_variable wake;
   };

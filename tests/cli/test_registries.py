@@ -44,6 +44,7 @@ def _main(capsys, *argv):
 
 
 EXPERIMENT = '''
+    from bnfast.experiments.result import combine
     from bnfast.experiments.spec import Experiment
 
     def settings(quick):
@@ -56,12 +57,14 @@ EXPERIMENT = '''
         return {"value": 1}
 
     def conclude(settings, results):
-        return "supported", {"verdict_inputs": {"value": results[0]["value"]}}
+        outcome = "supported" if results[0]["value"] == 1 else "refuted"
+        return combine({"value": outcome}, "a dummy set-up"), {
+            "verdict_inputs": {"value": results[0]["value"]}, "alternatives": {}}
 
     EXPERIMENT = Experiment(
         name="dummy-claim", claim="A dummy claim that every value is one.",
         source="Nobody (2025), a test of the registry", rule="supported if the value is 1",
-        settings=settings, tasks=tasks, run_task=run_task, conclude=conclude,
+        rule_version=2, rule_params={"value": 1}, settings=settings, tasks=tasks, run_task=run_task, conclude=conclude,
         summary=lambda measurements: ["value = 1"])
 '''
 
@@ -80,6 +83,10 @@ def test_an_experiment_module_is_an_experiment(add_module, capsys):
     assert code == 0
     fields = json.loads(out)
     assert fields["experiment"] == "dummy-claim" and fields["verdict"] == "supported"
+    # the rule's version, parameters and hash travel with the result
+    spec = experiments.experiment("dummy-claim")
+    assert (fields["rule_version"], fields["rule_params"], fields["rule_hash"]) == (
+        2, {"value": 1}, spec.rule_hash)
 
 
 SWEEP = '''

@@ -85,7 +85,19 @@ def test_report_holds_every_finding(page):
                             re.S)
         assert article, name
         assert f'class="verdict v-{data["verdict"]}"' in article.group(1)
-        assert "Rule." in article.group(1)
+        # the rule with its version: results written before version 2 carry no hash
+        # and read as version 1; a version-2 file gives the first 12 hex digits of its
+        # hash; both with the fragility line
+        version = data.get("rule_version", 1)
+        if data.get("rule_hash"):
+            assert (f"<strong>Rule (version {version}, sha256 "
+                    f"<code>{data['rule_hash'][:12]}</code>).</strong>") in article.group(1)
+        else:
+            assert version == 1
+            assert "<strong>Rule (version 1).</strong>" in article.group(1)
+        assert "Fragility: " in article.group(1)
+        if data.get("fragility") is None:
+            assert "fragility: not computed (a version-1 result)" in article.group(1)
         if (RESULTS / f"{name}.png").exists():
             assert 'src="data:image/png;base64,' in article.group(1), name
     # MNIST-1D's table

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bnfast.experiments import names
+from bnfast.experiments import VERDICTS, experiment, names
 from sigint_helpers import default_sigint  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(300)
@@ -40,7 +40,12 @@ def test_json_prints_one_object_and_nothing_else():
     assert p.returncode == 0, p.stderr
     fields = json.loads(p.stdout)     # the whole of stdout is one object
     assert fields["experiment"] == CHEAP and fields["settings"]["seed"] == 3
-    assert fields["verdict"] in ("supported", "refuted", "inconclusive")
+    assert fields["verdict"] in VERDICTS          # version 2's labels
+    spec = experiment(CHEAP)
+    assert (fields["rule_version"], fields["rule_hash"], fields["rule_params"]) == (
+        spec.rule_version, spec.rule_hash, spec.rule_params)
+    assert fields["verdict_detail"]["label"] == fields["verdict"]
+    assert fields["quick"] is True and "flips" in fields["fragility"]
 
 
 def test_text_report_and_figure(tmp_path):
@@ -50,8 +55,14 @@ def test_text_report_and_figure(tmp_path):
     assert p.returncode == 0, p.stderr
     out = p.stdout
     for heading in ("Claim:", "Set-up:", "Reduced relative to the paper:", "Measured:",
-                    "Rule:", "Verdict: "):
+                    "Verdict: ", "Fragility: "):
         assert heading in out, heading
+    # the rule with its version and the first 12 hex digits of its hash
+    spec = experiment(CHEAP)
+    assert (f"Rule (version {spec.rule_version}, sha256 {spec.rule_hash[:12]}):"
+            in out.splitlines())
+    assert spec.rule_version >= 2
+    assert "reasonable alternative summaries flip the verdict" in out
     assert f"wrote {path}" in out
     assert path.read_text().lstrip().startswith("<?xml")
     assert p.stderr == ""   # no progress bar asked for, nothing else to say

@@ -184,12 +184,75 @@ def test_conclude_refuted_when_the_rates_are_far_from_lambda():
         m["verdict_inputs"]["rate_cases"])
 
 
-def test_conclude_refuted_when_residual_blocks_do_not_relieve():
+def _residual_failing(failing):
+    """Residual rates: 1.05 (relieved) except for the (activation, B) in ``failing``,
+    where the residual net is 10% above its plain net (not relieved)."""
+    def rate(act, B, width, r):
+        return _theory(act, B, width, r) * 1.1 if (act, B) in failing else 1.05 + 0.001 * r
+    return rate
+
+
+#: The residual cases the quick grid judges (plain rate >= 1.3): linear B = 4 (lambda
+#: 2), ReLU and tanh (made-up 1.4) at every B; 7 in all.
+JUDGED_RESIDUAL = {("linear", 4)} | {(a, B) for a in ("relu", "tanh") for B in (4, 8, 16)}
+
+
+def _conditions(verdict, prefix):
+    return {k: v for k, v in verdict.conditions.items() if k.startswith(prefix)}
+
+
+def test_conclude_mixed_when_residual_blocks_do_not_relieve():
+    """Every judged residual case fails (7 of 7, more than half): they refute; every
+    rate case agrees with lambda(B): they support. Version 2: mixed."""
     s = _settings()
-    verdict, m = ex.conclude(s, _crafted(s, _theory, lambda a, B, w, r: _theory(
-        a, B, w, r) * 1.1))
-    assert verdict == "refuted"
-    assert m["verdict_inputs"]["residual_cases_failed"] > 0
+    verdict, m = ex.conclude(s, _crafted(s, _theory, _residual_failing(JUDGED_RESIDUAL)))
+    assert {(c["activation"], c["batch_size"])
+            for c in m["verdict_inputs"]["residual_cases"]} == JUDGED_RESIDUAL
+    assert m["verdict_inputs"]["residual_cases_failed"] == 7
+    assert m["verdict_inputs"]["rate_cases_failed"] == 0
+    assert verdict.label == "mixed"
+    assert set(_conditions(verdict, "rate").values()) == {"supported"}
+    assert len(_conditions(verdict, "rate")) == 6          # linear, ReLU at B <= 256/8
+    assert _conditions(verdict, "residual") == {
+        f"residual {a} B={B}": "refuted" for a, B in JUDGED_RESIDUAL}
+    assert verdict.setting == ex.SETTING and verdict.reduced
+
+
+@pytest.mark.parametrize("failing, label, outcome", [
+    # 3 of 7 residual cases fail (not more than half): undecided, the others support
+    ({("tanh", B) for B in (4, 8, 16)}, "underpowered", "undecided"),
+    # 4 of 7 fail: more than half, they refute; the rate cases support
+    ({("tanh", B) for B in (4, 8, 16)} | {("linear", 4)}, "mixed", "refuted"),
+])
+def test_conclude_residual_failures_refute_only_past_half(failing, label, outcome):
+    s = _settings()
+    verdict, m = ex.conclude(s, _crafted(s, _theory, _residual_failing(failing)))
+    assert m["verdict_inputs"]["residual_cases_failed"] == len(failing)
+    assert verdict.label == label
+    assert _conditions(verdict, "residual") == {
+        f"residual {a} B={B}": outcome if (a, B) in failing else "supported"
+        for a, B in JUDGED_RESIDUAL}
+    assert set(_conditions(verdict, "rate").values()) == {"supported"}
+    if label == "underpowered":
+        assert verdict.decide.startswith("the rates extrapolated in width")
+
+
+def test_conclude_refuted_in_the_finite_width_setting():
+    """Every rate case far from lambda(B) and every judged residual case not relieved:
+    every condition refutes; the set-up is finite-width (the claim is an infinite-width
+    theorem), so the verdict reads "refuted in" it, never bare."""
+    s = _settings()
+
+    def off(act, B, width, r):
+        return _theory(act, B, width, r) ** 1.5
+    verdict, m = ex.conclude(s, _crafted(s, off, lambda a, B, w, r: off(a, B, w, r) * 1.1))
+    assert m["verdict_inputs"]["rate_cases_failed"] == len(m["verdict_inputs"]["rate_cases"])
+    assert m["verdict_inputs"]["residual_cases_failed"] == len(
+        m["verdict_inputs"]["residual_cases"]) > 0
+    assert verdict.label == "refuted"
+    assert set(verdict.conditions.values()) == {"refuted"}
+    assert verdict.reduced and verdict.setting == ex.SETTING
+    assert verdict.text == f"refuted in {ex.SETTING}"
 
 
 def test_conclude_inconclusive_when_one_case_is_off():

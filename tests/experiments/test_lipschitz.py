@@ -139,26 +139,77 @@ def _crafted(L_raw, L_centred, kappa_std, kappa_centred, stable_ratio=1.0, bound
     return rows
 
 
-@pytest.mark.parametrize("rows, verdict, sub", [
-    (_crafted(10.0, 2.0, 100.0, 1e4), "supported", "supported"),
-    (_crafted(10.0, 20.0, 100.0, 1e4), "refuted", "refuted"),       # centring raises L
-    (_crafted(10.0, 2.0, 100.0, 1e4, stable_ratio=0.9), "refuted", "refuted"),
-    (_crafted(10.0, 2.0, 1e5, 1e4), "refuted", "refuted"),          # scaling worsens kappa
+SUB_CLAIMS = ("centring_lowers_L", "gd_descends_below_2_over_L", "scaling_preconditions")
+
+
+def _split(rows, split):
+    for r in rows:
+        r["split"] = split
+    return rows
+
+
+# The three sub-claims are the conditions (a sub-claim neither supported nor refuted is
+# undecided); combine: all support (refute) -> supported (refuted), one supports and
+# another refutes -> mixed, else underpowered.
+@pytest.mark.parametrize("rows, label, sub", [
+    (_crafted(10.0, 2.0, 100.0, 1e4), "supported", ("supported",) * 3),
+    # centring raises L (a): mixed, (b) and (c) support
+    (_crafted(10.0, 20.0, 100.0, 1e4), "mixed", ("refuted", "supported", "supported")),
+    # GD diverges below 2/L (b)
+    (_crafted(10.0, 2.0, 100.0, 1e4, stable_ratio=0.9), "mixed",
+     ("supported", "refuted", "supported")),
+    # scaling worsens kappa (c)
+    (_crafted(10.0, 2.0, 1e5, 1e4), "mixed", ("supported", "supported", "refuted")),
+    # all three fail: refuted (the set-up is the project's own, not reduced)
+    (_crafted(10.0, 20.0, 1e5, 1e4, stable_ratio=0.9), "refuted", ("refuted",) * 3),
+    # the largest stable lr a bisection step short of 2/L still counts as 2/L
+    (_crafted(10.0, 2.0, 100.0, 1e4, stable_ratio=1 - 1.5e-3), "supported",
+     ("supported",) * 3),
 ])
-def test_conclude_rule(rows, verdict, sub):
+def test_conclude_rule(rows, label, sub):
     got, measurements = lip.conclude({}, rows)
-    assert got == verdict
-    assert sub in measurements["sub_claims"].values()
+    expected = dict(zip(SUB_CLAIMS, sub))
+    assert got.label == label
+    assert got.conditions == expected
+    assert measurements["sub_claims"] == expected
+    assert got.setting == lip.SETTING and not got.reduced
+    assert got.text == (label if label != "mixed" else
+                        "mixed (supported: " + ", ".join(
+                            k for k, v in expected.items() if v == "supported")
+                        + "; refuted: " + ", ".join(
+                            k for k, v in expected.items() if v == "refuted") + ")")
+    assert measurements["alternatives"] == {}
 
 
-def test_conclude_inconclusive_when_splits_disagree():
-    rows = _crafted(10.0, 2.0, 100.0, 1e4)
-    other = _crafted(10.0, 2.0, 1e5, 1e4)
-    for r in other:
-        r["split"] = 1
-    got, measurements = lip.conclude({}, rows + other)
+def test_conclude_underpowered_when_splits_disagree():
+    """Standardising lowers kappa in one split and raises it in the other: (c) is
+    inconclusive (undecided), (a) and (b) support: underpowered, more splits decide."""
+    rows = _crafted(10.0, 2.0, 100.0, 1e4) + _split(_crafted(10.0, 2.0, 1e5, 1e4), 1)
+    got, measurements = lip.conclude({}, rows)
     assert measurements["sub_claims"]["scaling_preconditions"] == "inconclusive"
-    assert got == "inconclusive"
+    assert got.label == "underpowered"
+    assert got.conditions == {"centring_lowers_L": "supported",
+                              "gd_descends_below_2_over_L": "supported",
+                              "scaling_preconditions": "undecided"}
+    assert got.decide == "more splits: the splits disagree"
+    assert got.text == "underpowered (would decide: more splits: the splits disagree)"
+
+
+def test_conclude_mixed_with_an_undecided_sub_claim():
+    """(a) undecided (centring lowers L for MSE but not for the logistic loss, which does
+    not refute it), (b) refuted, (c) supported: one supports and one refutes, mixed."""
+    rows = _crafted(10.0, 2.0, 100.0, 1e4, stable_ratio=0.9)
+    for r in rows:
+        if r["loss"] == "logistic" and r["preprocessing"] == "centred":
+            r["L"] = 12.0
+    got, measurements = lip.conclude({}, rows)
+    assert measurements["sub_claims"]["centring_lowers_L"] == "inconclusive"
+    assert got.label == "mixed"
+    assert got.conditions == {"centring_lowers_L": "undecided",
+                              "gd_descends_below_2_over_L": "refuted",
+                              "scaling_preconditions": "supported"}
+    assert got.text == ("mixed (supported: scaling_preconditions; "
+                        "refuted: gd_descends_below_2_over_L)")
 
 
 def test_quick_run(quick_result):

@@ -93,17 +93,28 @@ def test_verdict_larger_shift():
     assert P.verdict_larger_shift({1: _diff(0.5, 0.1), 2: _diff(-1.0, 0.2)}) == "refuted"
 
 
-def _crafted(metric, shift):
-    """Runs with curve metric metric[problem][norm] + seed offsets, shift likewise."""
+#: Seed noise of the curve metric, per normalization (a different pattern each, so the
+#: paired differences have a spread: sd 0.01 to 0.017 over the 3 seeds).
+JITTER = {"none": (0.0, 0.0, 0.0), "std": (0.0, 0.01, -0.01), "l1": (0.01, 0.0, -0.01),
+          "l2": (-0.01, 0.01, 0.0), "linf": (0.0, -0.01, 0.01)}
+
+
+def _crafted(metric, shift, diverged=()):
+    """Runs with curve metric metric[problem][norm] + a seed offset (shared by the
+    normalizations of a seed) + JITTER; shift likewise. (problem, norm) in ``diverged``:
+    every seed of that net diverged."""
     results = []
     for problem in ("dln", "digits"):
         for replicate, offset in enumerate((0.0, 0.05, -0.05)):
             for norm in P.NORMS:
-                m = metric[problem][norm] + offset + 0.001 * replicate
+                m = metric[problem][norm] + offset + JITTER[norm][replicate]
+                gone = (problem, norm) in diverged
                 results.append({
                     "problem": problem, "config": norm, "replicate": replicate,
-                    "losses": [10 ** m] * 3, "curve_metric": m, "final_loss": 10 ** m,
-                    "diverged_step": None, "shift": shift[norm] + 0.01 * replicate,
+                    "losses": [10 ** m] * 3, "curve_metric": None if gone else m,
+                    "final_loss": None if gone else 10 ** m,
+                    "diverged_step": 2 if gone else None,
+                    "shift": shift[norm] + 0.01 * replicate,
                     "shift_per_layer": [shift[norm]],
                     "checkpoints": [{"step": 0, "loss": 1.0, "grad_norm": 1.0,
                                      "loss_range": 1.0, "grad_change_max": 1.0,
@@ -112,26 +123,108 @@ def _crafted(metric, shift):
     return settings, results
 
 
-def test_conclude_verdicts():
-    good = {"none": 1.0, "std": 0.5, "l1": 0.45, "l2": 0.52, "linf": 0.5}
-    shift = {"none": 0.1, "std": 0.2, "l1": 0.5, "l2": 0.5, "linf": 0.5}
-    settings, results = _crafted({"dln": good, "digits": good}, shift)
+#: BN's gain over no normalization 0.5 decades (margin 0.25); l1 0.05 below BN.
+GOOD = {"none": 1.0, "std": 0.5, "l1": 0.45, "l2": 0.52, "linf": 0.5}
+SHIFT = {"none": 0.1, "std": 0.2, "l1": 0.5, "l2": 0.5, "linf": 0.5}
+COMPARABLE = [f"comparable {problem} {p}" for problem in ("dln", "digits")
+              for p in ("l1", "l2", "linf")]
+BEATS = "l1 beats BN on the DLN"
+BOTH = "the 25-layer deep linear network and the dense digits MLP (squared loss)"
+
+
+def _conclude(dln, digits, diverged=()):
+    settings, results = _crafted({"dln": dln, "digits": digits}, SHIFT, diverged)
     verdict, measurements = P.conclude(settings, results)
-    claims = measurements["sub_claims"]
-    assert claims["a_comparable_to_bn"]["verdict"] == "supported"
-    assert claims["b_l1_beats_bn_on_dln"]["verdict"] == "supported"
-    assert claims["c_lp_larger_shift_than_none"]["verdict"] == "supported"
-    assert verdict == "supported"
-    bad = {**good, "linf": 2.0}                              # far worse than BN
-    settings, results = _crafted({"dln": good, "digits": bad}, shift)
-    verdict, measurements = P.conclude(settings, results)
-    assert measurements["sub_claims"]["a_comparable_to_bn"]["verdict"] == "refuted"
-    assert verdict == "refuted"
-    tie = {**good, "l1": 0.5}                                # l1 ties BN on the DLN
-    settings, results = _crafted({"dln": tie, "digits": good}, shift)
-    verdict, measurements = P.conclude(settings, results)
-    assert measurements["sub_claims"]["b_l1_beats_bn_on_dln"]["verdict"] == "inconclusive"
-    assert verdict == "inconclusive"
+    outcomes = {name: c["outcome"] for name, c in measurements["conditions"].items()}
+    assert list(outcomes) == COMPARABLE + [BEATS]
+    assert verdict.conditions == outcomes
+    assert measurements["verdict_inputs"]["conditions"] is measurements["conditions"]
+    return verdict, outcomes, measurements
+
+
+def test_conclude_supported():
+    verdict, outcomes, m = _conclude(GOOD, GOOD)
+    assert verdict.label == "supported" and set(outcomes.values()) == {"supported"}
+    assert verdict.setting == BOTH and not verdict.reduced
+    for name in COMPARABLE:
+        c = m["conditions"][name]
+        assert c["bn_gain_over_none"] == pytest.approx(0.5)
+        assert c["margin"] == pytest.approx(0.25)                 # half of BN's gain
+        assert c["outcome"] == "supported" and c["n"] == 3
+        assert -0.25 < c["low"] < c["high"] < 0.25
+    assert m["conditions"][BEATS]["high"] < 0
+    # sub-claim (c) is reported, not judged
+    assert m["sub_claims"]["c_lp_larger_shift_than_none"]["verdict"] == "supported"
+    assert m["alternatives"] == {name: "supported" for name in P.ALTERNATIVES}
+
+
+@pytest.mark.parametrize("worse, outcome", [
+    (0.2, "supported"),        # lp keeps 60% of BN's gain: comparable
+    (0.3, "refuted"),          # lp keeps 40% of it: the interval lies above the margin
+])
+def test_conclude_margin_is_half_of_bns_gain(worse, outcome):
+    """linf on the digits MLP worse than BN by 0.2 or 0.3 decades against a margin of
+    0.25 (BN's gain 0.5): the margin decides, not the seed spread (0.01)."""
+    verdict, outcomes, m = _conclude(GOOD, {**GOOD, "linf": 0.5 + worse})
+    assert outcomes["comparable digits linf"] == outcome
+    assert {k: v for k, v in outcomes.items() if k != "comparable digits linf"} == {
+        k: "supported" for k in outcomes if k != "comparable digits linf"}
+    assert verdict.label == ("supported" if outcome == "supported" else "mixed")
+
+
+def test_conclude_mixed_when_an_lp_is_far_worse():
+    """linf far worse than BN on the digits MLP (1.5 decades against a margin of 0.25),
+    every other condition supported: mixed, naming which went which way."""
+    verdict, outcomes, _ = _conclude(GOOD, {**GOOD, "linf": 2.0})
+    assert verdict.label == "mixed"
+    assert [k for k, v in outcomes.items() if v == "refuted"] == ["comparable digits linf"]
+    assert verdict.text == (
+        "mixed (supported: comparable dln l1, comparable dln l2, comparable dln linf, "
+        "comparable digits l1, comparable digits l2, l1 beats BN on the DLN; "
+        "refuted: comparable digits linf)")
+
+
+def test_conclude_refuted_on_both_problems():
+    """Every lp far worse than BN on both problems (l1 too, so it does not beat BN on
+    the DLN): every condition refutes; the DLN is the paper's own set-up, so the
+    refutation is bare."""
+    bad = {**GOOD, "l1": 2.0, "l2": 2.0, "linf": 2.0}
+    verdict, outcomes, _ = _conclude(bad, bad)
+    assert verdict.label == "refuted" and set(outcomes.values()) == {"refuted"}
+    assert verdict.setting == BOTH and not verdict.reduced
+    assert verdict.text == "refuted"
+
+
+def test_conclude_underpowered_when_l1_ties_bn():
+    """l1 ties BN on the DLN (0.5 +- seed noise): the t interval of M_l1 - M_BN
+    straddles 0, undecided; everything else supports: underpowered."""
+    verdict, outcomes, m = _conclude({**GOOD, "l1": 0.5}, GOOD)
+    assert outcomes[BEATS] == "undecided"
+    assert m["conditions"][BEATS]["low"] < 0 < m["conditions"][BEATS]["high"]
+    assert {k: v for k, v in outcomes.items() if k != BEATS} == {
+        k: "supported" for k in COMPARABLE}
+    assert verdict.label == "underpowered"
+    assert verdict.decide.startswith("more seeds")
+
+
+def test_conclude_no_gain_leaves_comparable_undecided():
+    """BN trains no further than no normalization on the digits MLP: no margin, the
+    digits conditions are undecided (underpowered)."""
+    verdict, outcomes, m = _conclude(GOOD, {**GOOD, "none": 0.4})
+    for p in ("l1", "l2", "linf"):
+        c = m["conditions"][f"comparable digits {p}"]
+        assert c["outcome"] == "undecided" and "no gain" in c["reason"]
+        assert c["bn_gain_over_none"] == pytest.approx(-0.1)
+    assert verdict.label == "underpowered"
+
+
+def test_conclude_a_diverged_lp_net_is_worse():
+    """linf diverged in every seed on the digits MLP: its metric counts as +inf, wholly
+    above the margin: refuted (the other conditions support: mixed)."""
+    verdict, outcomes, m = _conclude(GOOD, GOOD, diverged={("digits", "linf")})
+    assert outcomes["comparable digits linf"] == "refuted"
+    assert m["conditions"]["comparable digits linf"]["outcome"] == "refuted"
+    assert verdict.label == "mixed"
 
 
 def test_run_task_tiny():
@@ -151,10 +244,12 @@ def test_run_task_tiny():
 def test_quick_run(quick_result):
     result = quick_result("lp-norm")
     assert result.verdict in VERDICTS
-    claims = result.measurements["sub_claims"]
-    assert set(claims) == {"a_comparable_to_bn", "b_l1_beats_bn_on_dln",
-                           "c_lp_larger_shift_than_none"}
-    assert result.verdict == P._combine([c["verdict"] for c in claims.values()])
+    # version 2: the conditions decide; sub-claim (c) is reported
+    assert set(result.measurements["sub_claims"]) == {"c_lp_larger_shift_than_none"}
+    conditions = result.measurements["conditions"]
+    assert list(conditions) == COMPARABLE + [BEATS]
+    assert result.verdict == P.verdict_of(conditions)
+    assert set(result.measurements["alternatives"]) == set(P.ALTERNATIVES)
     seeds = result.settings["seeds"]
     for problem in ("dln", "digits"):
         for norm, block in result.measurements["problems"][problem].items():
@@ -167,7 +262,11 @@ def test_quick_run(quick_result):
     # the affine parameters move little: its DLN shift is far below the plain net's.
     dln = result.measurements["problems"]["dln"]
     assert np.median(dln["std"]["shift"]) < np.median(dln["none"]["shift"])
-    assert any(line.startswith("(b)") for line in P.summary(result.measurements))
+    lines = P.summary(result.measurements)
+    assert any(line.startswith("(c)") for line in lines)
+    assert any(line.startswith(f"{BEATS}:") for line in lines)
+    assert P.headline(result.measurements["verdict_inputs"]).startswith(
+        "M_lp - M_BN / margin:")
 
 
 def test_run_task_diverged_is_strict_json():

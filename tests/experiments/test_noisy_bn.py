@@ -75,24 +75,101 @@ def _losses(standard, bn, noisy):
     return {"standard": standard, "bn": bn, "noisy_bn": noisy}
 
 
+BN3 = [0.10, 0.12, 0.11]
+#: 3 and 10 seeds of noisy BN - BN with mean 0.07 and sd 0.02 (10 seeds: 0.0163).
+SPREAD3 = [0.05, 0.07, 0.09]
+SPREAD10 = SPREAD3 * 3 + [0.07]
+
+
+def _shifted(base, by):
+    return [round(b + d, 12) for b, d in zip(base, by)]
+
+
+# BN's gain g = mean(standard - BN); the margin is half of it. Noisy BN matches BN when
+# the 90% t interval of (noisy BN - BN) over seeds lies inside +-g/2 (or wholly below
+# -g/2); a net beats the standard net when the 90% t interval of (standard - net) lies
+# above 0.
 @pytest.mark.parametrize("losses, outcome", [
-    (_losses([0.30, 0.32, 0.31], [0.10, 0.12, 0.11], [0.11, 0.12, 0.12]), "supported"),
-    # noisy BN worse than BN by far more than 2 x BN's seed spread (0.01)
-    (_losses([0.30, 0.32, 0.31], [0.10, 0.12, 0.11], [0.20, 0.21, 0.22]), "refuted"),
-    # BN and noisy BN worse than standard
-    (_losses([0.05, 0.06, 0.05], [0.10, 0.12, 0.11], [0.11, 0.12, 0.12]), "refuted"),
-    # differences to standard within 2 standard errors
-    (_losses([0.11, 0.14, 0.09], [0.10, 0.12, 0.11], [0.11, 0.12, 0.12]), "inconclusive"),
+    # g = 0.2, margin 0.1: noisy - BN = 0.0067, interval [-0.003, 0.016]; both beat
+    (_losses([0.30, 0.32, 0.31], BN3, [0.11, 0.12, 0.12]), "supported"),
+    # noisy BN gives up 42% of BN's gain (interval [0.074, 0.093] inside 0.1): matches
+    (_losses([0.30, 0.32, 0.31], BN3, [0.18, 0.21, 0.19]), "supported"),
+    # noisy BN gives up 77% of it (interval [0.144, 0.163] above 0.1): refuted
+    (_losses([0.30, 0.32, 0.31], BN3, [0.25, 0.28, 0.26]), "refuted"),
+    # noisy - BN = 0.10 on the margin (interval [0.083, 0.117]): undecided (version 1,
+    # 2 x BN's seed spread of 0.01, refuted it)
+    (_losses([0.30, 0.32, 0.31], BN3, [0.20, 0.21, 0.22]), "undecided"),
+    # noisy - BN = 0.07 +- 0.02: 3 seeds cannot put the interval inside the margin
+    # (upper end 0.104), 10 seeds can (0.080)
+    (_losses(_shifted(BN3, [0.2] * 3), BN3, _shifted(BN3, SPREAD3)), "undecided"),
+    (_losses(_shifted(BN3 * 3 + [0.1], [0.2] * 10), BN3 * 3 + [0.1],
+             _shifted(BN3 * 3 + [0.1], SPREAD10)), "supported"),
+    # noisy BN better than BN by more than the margin: matches (wholly below -margin)
+    (_losses([0.50, 0.52, 0.51], [0.30, 0.32, 0.31], [0.10, 0.13, 0.11]), "supported"),
+    # BN worse than standard: no gain (g <= 0) refutes
+    (_losses([0.05, 0.06, 0.05], BN3, [0.11, 0.12, 0.12]), "refuted"),
+    # differences to standard within the seed noise (g = 0.0033): undecided
+    (_losses([0.11, 0.14, 0.09], BN3, [0.11, 0.12, 0.12]), "undecided"),
+    # a BN run diverged: refuted
     (_losses([0.30, 0.32, 0.31], [0.10, None, 0.11], [0.11, 0.12, 0.12]), "refuted"),
-    (_losses([0.30, None, 0.31], [0.10, 0.12, 0.11], [0.11, 0.12, 0.12]), "inconclusive"),
-    # a standard run diverged, and noisy BN does not match BN: the mismatch refutes
-    (_losses([0.30, None, 0.31], [0.10, 0.12, 0.11], [0.20, 0.21, 0.22]), "refuted"),
+    # a standard run diverged: BN's gain, the margin, is undefined, so undecided whether
+    # noisy BN matches (version 1: inconclusive) or not (version 1: refuted)
+    (_losses([0.30, None, 0.31], BN3, [0.11, 0.12, 0.12]), "undecided"),
+    (_losses([0.30, None, 0.31], BN3, [0.20, 0.21, 0.22]), "undecided"),
 ])
 def test_judge_rule(losses, outcome):
     got, inputs = noisy_bn.judge(losses)
     assert got == outcome
-    if "bn_seed_std" in inputs:
-        assert inputs["bn_seed_std"] == pytest.approx(np.std(losses["bn"], ddof=1))
+    if "tost_noisy_minus_bn" in inputs:
+        std, bn = np.asarray(losses["standard"]), np.asarray(losses["bn"])
+        gain = float(np.mean(std - bn))
+        assert inputs["bn_gain"] == pytest.approx(gain)
+        tost = inputs["tost_noisy_minus_bn"]
+        assert tost["margin"] == pytest.approx(0.5 * gain)       # half of BN's gain
+        assert tost["n"] == len(bn)
+        assert inputs["noisy_matches_bn"] == (tost["outcome"] in ("equivalent", "below"))
+        if outcome == "supported":
+            assert inputs["noisy_matches_bn"] and all(inputs["beats_standard"].values())
+
+
+def test_judge_margin_is_half_of_bns_gain():
+    """The same noisy - BN differences (0.07 +- 0.02, 10 seeds) match when BN's gain is
+    0.2 (margin 0.1) and do not when it is 0.1 (margin 0.05: the interval lies above)."""
+    bn = BN3 * 3 + [0.1]
+    noisy = _shifted(bn, SPREAD10)
+    assert noisy_bn.judge(_losses(_shifted(bn, [0.2] * 10), bn, noisy))[0] == "supported"
+    got, inputs = noisy_bn.judge(_losses(_shifted(bn, [0.1] * 10), bn, noisy))
+    assert got == "refuted"
+    assert inputs["tost_noisy_minus_bn"]["outcome"] == "above"
+    assert inputs["tost_noisy_minus_bn"]["margin"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("outcomes, label, conditions", [
+    ({"0.1": "supported", "0.02": "supported"}, "supported",
+     {"lr 0.1": "supported", "lr 0.02": "supported"}),
+    ({"0.1": "supported", "0.02": "refuted"}, "mixed",
+     {"lr 0.1": "supported", "lr 0.02": "refuted"}),
+    ({"0.1": "refuted", "0.02": "refuted"}, "refuted",
+     {"lr 0.1": "refuted", "lr 0.02": "refuted"}),
+    ({"0.1": "supported", "0.02": "undecided"}, "underpowered",
+     {"lr 0.1": "supported", "lr 0.02": "undecided"}),
+    ({"0.1": "refuted", "0.02": "undecided"}, "underpowered",
+     {"lr 0.1": "refuted", "lr 0.02": "undecided"}),
+])
+def test_verdict_over_learning_rates(outcomes, label, conditions):
+    """combine over the learning rates; the dense digits MLP is a reduced stand-in for
+    the paper's VGG, so a refutation reads "refuted in" it."""
+    verdict = noisy_bn.verdict_of(outcomes)
+    assert verdict.label == label
+    assert verdict.conditions == conditions
+    assert verdict.setting == noisy_bn.SETTING and verdict.reduced
+    expected = {"refuted": f"refuted in {noisy_bn.SETTING}",
+                "mixed": "mixed (supported: lr 0.1; refuted: lr 0.02)"}
+    assert verdict.text == expected.get(label, verdict.text)
+    if label == "underpowered":
+        assert "half of BN's gain" in verdict.decide
+    else:
+        assert not verdict.decide
 
 
 def test_run_task_tiny():
@@ -116,6 +193,8 @@ def test_quick_run(quick_result):
     result = quick_result("noisy-bn")
     m = result.measurements
     assert set(m["verdict_inputs"]) == {f"{lr:g}" for lr in result.settings["learning_rates"]}
+    assert result.verdict == noisy_bn.verdict_of(m["outcomes"])
+    assert set(m["alternatives"]) == set(noisy_bn.ALTERNATIVES)
     for lr, runs in m["runs"].items():
         inputs = m["verdict_inputs"][lr]
         assert inputs["outcome"] == noisy_bn.judge(

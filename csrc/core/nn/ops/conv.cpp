@@ -106,20 +106,26 @@ T* Conv::backward_on(Pass<T>& p, const T* A, const T*, T* dout, T* dA, bool need
         for (i64 q = 0; q < P; ++q) db[o] += dout[(i * O + o) * P + q];
   }
   if (!need_din) return nullptr;
-  st.dcols.resize(static_cast<std::size_t>(m * P * K));
-  product(p, m * P, K, O, dy, O, 1, cache_line_aligned(p.params + w_at_, O * K, p.w), K,
-          st.dcols.data(), K, false);  // dy W
+  // dcols = dy W and col2im by blocks of samples: a block's dcols (~512 KB) is still in
+  // cache when col2im reads it back. Each sample's entries are added in the unfolded
+  // order (the sums' order, so their bits, depend neither on the blocks nor the split).
+  constexpr std::size_t kBlockBytes = std::size_t{1} << 19;
+  const i64 block = std::max<i64>(1, static_cast<i64>(kBlockBytes / sizeof(T)) / (P * K));
+  st.dcols.resize(static_cast<std::size_t>(std::min(m, block) * P * K));
+  const T* W = cache_line_aligned(p.params + w_at_, O * K, p.w);
   const T* dcols = st.dcols.data();
-  // col2im: each sample's entries added in the unfolded order (the sums' order, so
-  // their bits, do not depend on the split)
-  split_row_ranges(m, P * K, [&](i64 i0, i64 i1) {
-    std::fill(dA + i0 * in, dA + i1 * in, T(0.0));
-    for (i64 i = i0; i < i1; ++i)
-      unfold_rows(win_, dA + i * in, dcols + i * P * K, [&](const T* r, T* x, Span sp) {
-        if (x)
-          for (i64 e = sp.e0; e < sp.e1; ++e) x[sp.x0 + e] += r[e];
-      });
-  });
+  for (i64 b0 = 0; b0 < m; b0 += block) {
+    const i64 b1 = std::min(m, b0 + block);
+    product(p, (b1 - b0) * P, K, O, dy + b0 * P * O, O, 1, W, K, st.dcols.data(), K, false);
+    split_row_ranges(b1 - b0, P * K, [&](i64 i0, i64 i1) {
+      std::fill(dA + (b0 + i0) * in, dA + (b0 + i1) * in, T(0.0));
+      for (i64 i = i0; i < i1; ++i)
+        unfold_rows(win_, dA + (b0 + i) * in, dcols + i * P * K, [&](const T* r, T* x, Span sp) {
+          if (x)
+            for (i64 e = sp.e0; e < sp.e1; ++e) x[sp.x0 + e] += r[e];
+        });
+    });
+  }
   return dA;
 }
 

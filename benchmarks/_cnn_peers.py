@@ -375,7 +375,7 @@ def jax_hvp(w):
 
 def bnfast_hvp(w, threads=2):
     """hvp(params, v) by net.hvp on a copy of the workload's network."""
-    net = Network(w.net.layers, loss=w.net.loss_kind)
+    net = bnfast.Network(w.net.layers, loss=w.net.loss_kind)
 
     def hvp(params, v):
         bnfast.set_num_threads(threads)
@@ -388,7 +388,7 @@ def gradient_runner(workload_name, threads=2):
     """gradient(params) by net.gradient on a copy of the workload's network (the hvp's
     yardstick)."""
     w = workload(workload_name)
-    net = Network(w.net.layers, loss=w.net.loss_kind)
+    net = bnfast.Network(w.net.layers, loss=w.net.loss_kind)
 
     def gradient(params):
         bnfast.set_num_threads(threads)

@@ -14,7 +14,7 @@ and, as a sharper local measure, the largest eigenvalue of the Hessian of L at x
 power iteration on Hessian-vector products (``Network.hvp``, exact); a training loop
 that stops at checkpoints to take them; the internal covariate shift of Definition 2.1
 (the "ics" and "noisy-bn" experiments); the curvature controls of version 2
-(experiments.md item 5): sharpness along a run against the stability threshold 2/lr
+(docs/experiments/README.md, "Version 2 set-ups"): sharpness along a run against the stability threshold 2/lr
 (edge of stability, Cohen et al. 2021), the effective learning rate lr / ||W||^2 of
 scale-invariant weights (Arora, Li, Lyu 2019), the largest stable learning rate
 (Bjorck et al. 2018) and comparisons at matched loss; and what keeps results small,
@@ -243,7 +243,7 @@ def median_cosine(cosines):
     return float(np.median(values)) if values.size else None
 
 
-# ---- curvature controls (version 2, experiments.md item 5) ---------------------------
+# ---- curvature controls (version 2; docs/experiments/README.md) ---------------------
 
 def stability_threshold(lr, momentum=0.0, nesterov=False):
     """The sharpness above which the update diverges on a quadratic, in 1/lr units of

@@ -1,6 +1,6 @@
 """The learning problems the experiments share: Santurkar et al.'s deep linear network
 (DLN) on synthetic Gaussian regression data, an MLP on scikit-learn's bundled digits
-data (real images; no download), and (version 2, experiments.md item 1) the papers'
+data (real images; no download), and (version 2, docs/experiments/README.md) the papers'
 architecture family on data that ships: a Conv1d BN network on MNIST-1D (Greydanus
 2020) and a Conv2d BN network on the digits as 8x8 images, both with softmax
 cross-entropy and momentum SGD (``RECIPES``).

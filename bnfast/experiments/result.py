@@ -1,6 +1,6 @@
 """The result of an experiment and its verdict (docs/experiments/README.md).
 
-Version 2 of the experiments (design: experiments.md, "Version 2") defines the verdict
+Version 2 of the experiments (docs/experiments/README.md, "Verdicts (version 2)") defines the verdict
 labels once, here:
 
 - ``supported`` / ``refuted``: the pre-registered rule decided it with the stated power;

@@ -8,20 +8,18 @@ same bits in this process, in a worker process and on a Dask worker; the paralle
 across tasks). Ctrl-C cancels what has not started, stops the local workers, and raises
 ``Interrupted`` carrying the results that finished.
 
-No worker outlives this process: every local worker process bnfast starts (one pool,
-``_run_local_pool``, started by ``_worker_start``) exits when its parent dies, however
-it dies (SIGKILL included): on Linux by the parent-death signal (prctl
-PR_SET_PDEATHSIG), everywhere by a watchdog thread that sees the parent gone. The
-multiprocessing resource tracker then exits too (its last writers are gone).
+No worker outlives this process: the local worker processes (``_local_pool``, one pool
+that Ctrl-C and SIGTERM stop cleanly) exit when their parent dies, however it dies
+(SIGKILL included).
 """
 
 import concurrent.futures as cf
-import multiprocessing
 import os
-import signal
 import sys
 import threading
 import time
+
+from . import _local_pool
 
 __all__ = ["Interrupted", "connect", "dask_result", "derived_seed", "is_dask_client",
            "local_workers", "map_tasks"]
@@ -158,40 +156,6 @@ def _one_thread_call(fn, task):
                 runtime.set_num_threads(_pin["threads"])
 
 
-#: How often a worker's watchdog checks that its parent is alive.
-_WATCHDOG_SECONDS = 0.5
-#: prctl's option that asks for a signal when the parent dies (linux/prctl.h).
-_PR_SET_PDEATHSIG = 1
-
-
-def _worker_start(parent):
-    """The initializer of every local worker process (``parent``: the pid of the
-    process that started it). Ctrl-C goes to the whole process group; the parent
-    decides, the workers ignore it. The worker exits when its parent dies (module
-    docstring): the parent-death signal where there is one, and a watchdog thread."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
-
-
-def _die_with_parent(parent):
-    """Makes this process exit when process ``parent`` is no longer its parent."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):   # no prctl: the watchdog alone
-            pass
-
-    def watchdog():
-        while os.getppid() == parent:
-            time.sleep(_WATCHDOG_SECONDS)
-        os._exit(1)
-
-    # Started after prctl: a parent that died before it is seen here at once.
-    threading.Thread(target=watchdog, name="bnfast-parent-watchdog", daemon=True).start()
-
-
 def map_tasks(fn, tasks, executor=None, progress=True, desc=None, on_result=None):
     """[fn(task) for task in tasks], computed by ``executor``, in task order.
 
@@ -265,7 +229,7 @@ def _collect(futures, finished, bar, done_of, cancel):
         raise
 
 
-def _run_futures(executor, fn, tasks, finished, bar, cancel_pending=True):
+def _run_futures(executor, fn, tasks, finished, bar):
     futures = {executor.submit(_one_thread_call, fn, task): i for i, task in enumerate(tasks)}
 
     def done_of(pending):
@@ -273,31 +237,19 @@ def _run_futures(executor, fn, tasks, finished, bar, cancel_pending=True):
         return done, rest
 
     def cancel(rest):
-        if cancel_pending:
-            for future in rest:
-                future.cancel()
+        for future in rest:
+            future.cancel()
 
     _collect(futures, finished, bar, done_of, cancel)
 
 
 def _run_local_pool(fn, tasks, finished, bar):
-    workers = min(local_workers(), len(tasks))
-    # spawn: the parent has the kernels' thread pool running, which fork would copy
-    # half-way through; spawned workers start clean.
-    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_worker_start, initargs=(os.getpid(),))
-    try:
-        # Pending futures are not cancelled one by one here: the pool fails them all
-        # when its workers are stopped below (CPython 3.11's pool raises in its manager
-        # thread if it finds a future already cancelled then).
-        _run_futures(pool, fn, tasks, finished, bar, cancel_pending=False)
-    except BaseException:
-        # Stop now: running tasks are abandoned (their results are not needed).
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    def on_result(index, result):
+        finished[index] = result
+        bar.update(1)
+
+    _local_pool.run(_one_thread_call, fn, tasks, min(local_workers(), len(tasks)),
+                    on_result, _POLL_SECONDS)
 
 
 def _run_dask(client, fn, tasks, finished, bar):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import bnfast
-from bnfast.executors import Interrupted, connect, is_dask_client, map_tasks
+from bnfast.executors import Interrupted, connect, is_dask_client, local_workers, map_tasks
 from sigint_helpers import python_sigint_handler  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(120)
@@ -138,3 +138,46 @@ def test_unreachable_scheduler_fails_within_its_timeout():
     with pytest.raises(OSError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
         connect("tcp://127.0.0.1:9", timeout=2)
     assert time.perf_counter() - start < 10
+
+
+def dying_task(value):
+    if value == 1:
+        os._exit(7)
+    time.sleep(0.05)
+    return value
+
+
+def unpicklable_result(value):
+    return (lambda: value) if value == 1 else value
+
+
+needs_workers = pytest.mark.skipif(local_workers() < 2,
+                                   reason="one core: tasks run in this process")
+
+
+@needs_workers
+def test_a_local_task_error_carries_the_worker_traceback():
+    from bnfast._local_pool import RemoteTraceback
+    with pytest.raises(ValueError, match="task 2 fails") as info:
+        map_tasks(failing_task, [0, 1, 2, 3], progress=False)
+    assert isinstance(info.value.__cause__, RemoteTraceback)
+    assert "failing_task" in str(info.value.__cause__)
+
+
+@needs_workers
+def test_a_worker_that_dies_is_an_error_naming_the_task():
+    from bnfast._local_pool import WorkerDied
+    with pytest.raises(WorkerDied, match=r"exit code 7\) while it ran task 1"):
+        map_tasks(dying_task, [0, 1, 2, 3], progress=False)
+
+
+@needs_workers
+def test_an_unpicklable_result_is_an_error_not_a_hang():
+    with pytest.raises(RuntimeError, match="could not be sent back"):
+        map_tasks(unpicklable_result, [0, 1, 2], progress=False)
+
+
+def test_the_local_workers_are_gone_after_a_run():
+    import multiprocessing
+    assert map_tasks(sleepy_task, [0.0, 0.01, 0.0], progress=False) == [0.0, 0.01, 0.0]
+    assert multiprocessing.active_children() == []

@@ -44,8 +44,9 @@ def layout(net):
     out = []
     for layer, entry in zip(net.layers, net.param_layout()):
         bn = layer.batch_norm
-        if bn is not None and (not bn.trainable or bn.norm != "std" or bn.noise):
-            raise ValueError("the peers implement trainable std BN only")
+        if layer.applied_noise is not None or (
+                bn is not None and (not bn.trainable or bn.norm != "std")):
+            raise ValueError("the peers implement trainable std BN only, without noise")
         out.append((layer.activation, layer.bias, None if bn is None else bn.eps, entry))
     return out
 

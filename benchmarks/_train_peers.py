@@ -71,12 +71,14 @@ class Workload:
         """A layer's BN as None or (eps, trainable, gamma, beta), the constant gamma,
         beta as float64 (out,) arrays (per channel for a convolution)."""
         bn = layer.batch_norm
+        if layer.applied_noise is not None:
+            raise ValueError("the peers implement networks without noise")
         if bn is None:
             if layer.normalization is not None:
                 raise ValueError("the peers implement batch normalization only")
             return None
-        if bn.norm != "std" or bn.noise is not None:
-            raise ValueError("the peers implement standard BN without noise")
+        if bn.norm != "std":
+            raise ValueError("the peers implement standard BN")
         gamma, beta = bn.values(layer.out_features)
         return (bn.eps, bn.trainable, gamma, beta)
 

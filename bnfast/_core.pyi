@@ -87,8 +87,7 @@ class NoiseSpec:
 class NormSpec:
     def __init__(self, *, kind: NormKind, groups: _Int = ..., scale: NormScale = ...,
                  trainable: bool, gamma: Sequence[_Float], beta: Sequence[_Float],
-                 eps: _Float, momentum: _Float = ..., cumulative: bool = ...,
-                 noise: NoiseSpec | None = ...) -> None: ...
+                 eps: _Float, momentum: _Float = ..., cumulative: bool = ...) -> None: ...
     kind: Final[NormKind]
     groups: Final[int]
     scale: Final[NormScale]
@@ -96,7 +95,6 @@ class NormSpec:
     eps: Final[float]
     momentum: Final[float]
     cumulative: Final[bool]
-    noise: Final[NoiseSpec | None]
 
 class LayerKind(_Enum):
     __members__: ClassVar[dict[str, LayerKind]]
@@ -111,7 +109,8 @@ class LayerSpec:
                  out_features: _Int = ..., kernel: Sequence[_Int] = ...,
                  stride: Sequence[_Int] = ..., padding: Sequence[_Int] = ...,
                  activation: Activation = ..., bias: bool = ...,
-                 norm: NormSpec | None = ..., skip_from: _Int = ...) -> None: ...
+                 norm: NormSpec | None = ..., noise: NoiseSpec | None = ...,
+                 skip_from: _Int = ...) -> None: ...
     kind: Final[LayerKind]
     kernel: Final[list[int]]
     stride: Final[list[int]]
@@ -121,6 +120,7 @@ class LayerSpec:
     activation: Final[Activation]
     bias: Final[bool]
     norm: Final[NormSpec | None]
+    noise: Final[NoiseSpec | None]
     skip_from: Final[int]
     num_params: Final[int]
 

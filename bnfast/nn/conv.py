@@ -8,6 +8,11 @@ in_channels, *kernel_size); b, gamma and beta are per channel. BatchNorm normali
 channel over the batch and its positions (BatchNorm1d/2d); LayerNorm is GroupNorm(1, C)
 (per sample over all channels and positions, affine per channel); GroupNorm(G) per sample
 over groups of channels and their positions.
+
+Noise (Santurkar et al.'s Algorithm 1, docs/math/networks.md section 8), noisy BN
+(BatchNorm(noise=...)) or the layer's own noise without normalization (noise=...): the
+unit is the channel, so one draw (s, m) per sample and channel, shared by all positions
+of that sample and channel: z[i, c, *] <- s[i, c] z[i, c, *] + m[i, c].
 """
 
 from .._validate import integer
@@ -33,16 +38,14 @@ class _Conv(Weighted):
     _positional = ("in_channels", "out_channels", "kernel_size")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 activation="identity", bias=True, batch_norm=None, normalization=None):
+                 activation="identity", bias=True, batch_norm=None, normalization=None,
+                 noise=None):
         self.in_channels = integer(in_channels, "in_channels", 1)
         self.out_channels = integer(out_channels, "out_channels", 1)
         self.kernel_size = axes_tuple(kernel_size, "kernel_size", self.axes, 1)
         self.stride = axes_tuple(stride, "stride", self.axes, 1)
         self.padding = axes_tuple(padding, "padding", self.axes, 0)
-        self._init_map(activation, bias, batch_norm, normalization)
-        noise = getattr(self.normalization, "noise", None)
-        if noise is not None:
-            raise ValueError("normalization: noisy BN is defined for Dense layers only")
+        self._init_map(activation, bias, batch_norm, normalization, noise)
 
     # Channels are what a normalization counts and a residual block must keep.
     @property
@@ -80,7 +83,7 @@ class _Conv(Weighted):
     def to_dict(self):
         """The layer as plain data (what bnfast.reference takes): type "conv",
         in_channels, out_channels, kernel_size, stride, padding (lists), activation,
-        bias, normalization."""
+        bias, normalization, and "noise" when the layer has its own noise."""
         return {"type": "conv", "in_channels": self.in_channels,
                 "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
                 "stride": list(self.stride), "padding": list(self.padding), **self._plain()}
@@ -94,7 +97,8 @@ class Conv1d(_Conv):
     ----------
     in_channels, out_channels : int >= 1
     kernel_size : int >= 1; stride : int >= 1; padding : int >= 0 (zeros, both ends)
-    activation, bias, normalization, batch_norm : as for Dense
+    activation, bias, normalization, batch_norm, noise : as for Dense; noise (and
+        noisy BN) draws once per sample and channel (module docstring)
     """
 
     axes = 1
@@ -110,7 +114,8 @@ class Conv2d(_Conv):
     in_channels, out_channels : int >= 1
     kernel_size, stride, padding : an int or a pair (height, width); kernel and stride
         >= 1, padding >= 0 (zeros)
-    activation, bias, normalization, batch_norm : as for Dense
+    activation, bias, normalization, batch_norm, noise : as for Dense; noise (and
+        noisy BN) draws once per sample and channel (module docstring)
     """
 
     axes = 2

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import boolean, integer
-from .normalization import NORMS, BatchNorm, Normalization
+from .normalization import NORMS, BatchNorm, BNNoise, Normalization
 
 #: The activation functions, in the core's order.
 ACTIVATIONS = tuple(_core.Activation.__members__)
@@ -76,9 +76,17 @@ class Weighted(Layer):
     batch_norm : BatchNorm or None
         The papers' phi(BN(W x + b)): the same as normalization=BatchNorm(...). Give at
         most one of the two.
+    noise : BNNoise or None
+        Santurkar et al.'s Algorithm 1 noise on a layer WITHOUT normalization: at each
+        training step x -> phi(s * (map(x) + b) + m), one draw (s, m) per sample and unit
+        (a feature of a Dense layer's (m, out) values; a channel of a convolution's
+        (m, C, *) values, shared by all its positions), as noisy BN draws it: the
+        paper's control, "the same noise on the standard network" (docs/math/
+        networks.md section 8). Noise free outside training, as noisy BN. A normalized
+        layer takes its noise from its BatchNorm (noisy BN: BatchNorm(noise=...)).
     """
 
-    def _init_map(self, activation, bias, batch_norm, normalization):
+    def _init_map(self, activation, bias, batch_norm, normalization, noise=None):
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of "
                              f"{', '.join(ACTIVATIONS)}")
@@ -96,6 +104,13 @@ class Weighted(Layer):
         self.normalization = batch_norm if batch_norm is not None else normalization
         if self.normalization is not None:  # shapes checked now, not at first use
             self.normalization.values(self.out_features)
+        if noise is not None and not isinstance(noise, BNNoise):
+            raise TypeError(f"noise must be a bnfast.BNNoise or None, got {type(noise).__name__}")
+        if noise is not None and self.normalization is not None:
+            raise ValueError("noise: a normalized layer takes its noise from the "
+                             "normalization (noisy BN: BatchNorm(noise=...)); noise= is the "
+                             "noise of a layer without normalization")
+        self.noise = noise
 
     @property
     def batch_norm(self):
@@ -119,23 +134,34 @@ class Weighted(Layer):
 
     def _arguments(self):
         return {"activation": self.activation, "bias": self.bias,
-                "normalization": self.normalization}
+                "normalization": self.normalization, "noise": self.noise}
+
+    @property
+    def applied_noise(self):
+        """The Algorithm 1 noise the layer applies (its BatchNorm's, or its own), or None."""
+        return getattr(self.normalization, "noise", None) or self.noise
 
     def _spec_fields(self):
-        norm = self.normalization
+        norm, noise = self.normalization, self.applied_noise
         return dict(in_features=self.in_features, out_features=self.out_features,
                     activation=_core.Activation.__members__[self.activation], bias=self.bias,
-                    norm=None if norm is None else norm.spec(self.out_features))
+                    norm=None if norm is None else norm.spec(self.out_features),
+                    noise=None if noise is None else _core.NoiseSpec(**noise.to_dict()))
 
     def _plain(self):
-        """The to_dict() entries every weighted layer has."""
-        return {"activation": self.activation, "bias": self.bias,
-                "normalization": None if self.normalization is None
-                else self.normalization.to_dict()}
+        """The to_dict() entries every weighted layer has ("noise" only when set)."""
+        plain = {"activation": self.activation, "bias": self.bias,
+                 "normalization": None if self.normalization is None
+                 else self.normalization.to_dict()}
+        if self.noise is not None:
+            plain["noise"] = self.noise.to_dict()
+        return plain
 
     def __repr__(self):
         args = self._arguments()
         norm = args.pop("normalization")
+        if args["noise"] is None:
+            del args["noise"]
         text = self._repr_arguments(args)
         if norm is not None:
             text += (f", batch_norm={norm!r}" if isinstance(norm, BatchNorm)
@@ -150,24 +176,27 @@ class Dense(Weighted):
     Parameters
     ----------
     in_features, out_features : int >= 1
-    activation, bias, normalization, batch_norm : as for every weighted layer
+    activation, bias, normalization, batch_norm, noise : as for every weighted layer
         (bnfast.nn.layers.Weighted): activation "identity", "sigmoid", "tanh" or "relu";
-        normalization a BatchNorm, LayerNorm or GroupNorm (batch_norm= a BatchNorm).
+        normalization a BatchNorm, LayerNorm or GroupNorm (batch_norm= a BatchNorm);
+        noise a BNNoise on the (m, out_features) pre-activations of a layer without
+        normalization (the noisy-BN paper's control).
 
     Attributes
     ----------
     normalization : the layer's normalization or None
     batch_norm : the normalization when it is a BatchNorm, else None
+    noise : the layer's own noise (without normalization) or None
     """
 
     kind = "dense"
     _positional = ("in_features", "out_features")
 
     def __init__(self, in_features, out_features, activation="identity", bias=True,
-                 batch_norm=None, normalization=None):
+                 batch_norm=None, normalization=None, noise=None):
         self.in_features = integer(in_features, "in_features", 1)
         self.out_features = integer(out_features, "out_features", 1)
-        self._init_map(activation, bias, batch_norm, normalization)
+        self._init_map(activation, bias, batch_norm, normalization, noise)
 
     def _arguments(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
@@ -176,7 +205,7 @@ class Dense(Weighted):
     def to_dict(self):
         """The layer as plain data (what bnfast.reference takes): in_features,
         out_features, activation, bias, normalization (None or its to_dict(), with its
-        kind)."""
+        kind), and "noise" (BNNoise.to_dict()) when the layer has its own noise."""
         return {"in_features": self.in_features, "out_features": self.out_features,
                 **self._plain()}
 

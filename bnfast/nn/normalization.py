@@ -27,6 +27,12 @@ class BNNoise:
     U(1, n_sigma); per sample i: m_ij ~ U(mu_j - r_mu, mu_j + r_mu), s_ij ~ N(s0_j,
     r_sigma^2); the BN output z becomes s_ij z + m_ij. Drawn from the train seed.
 
+    A unit is a feature of a Dense layer ((m, out) values, one draw per entry) or a
+    channel of a convolution ((m, C, *) values: one draw per sample and channel, shared
+    by all positions of that sample and channel). BatchNorm(noise=...) is noisy BN; a
+    layer's own ``noise=`` puts the same noise on a layer without normalization (the
+    paper's control: "the same noise on the standard network").
+
     n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0, all finite.
     """
 
@@ -144,7 +150,8 @@ class BatchNorm(Normalization):
         deviation (BN), or the average lp norm of the uncentred ones (Santurkar et al.
         2018, section 3.3). networks.md section 7.
     noise : BNNoise or None
-        Noisy BN: random scale and shift of the BN output at every training step.
+        Noisy BN: random scale and shift of the BN output at every training step, one
+        draw per sample and neuron (per sample and channel on a convolution).
     """
 
     kind = "batch"
@@ -168,11 +175,10 @@ class BatchNorm(Normalization):
         return {"momentum": self.momentum, "norm": self.norm,
                 "noise": None if self.noise is None else self.noise.to_dict()}
 
-    def _spec_fields(self):
-        noise = None if self.noise is None else _core.NoiseSpec(**self.noise.to_dict())
+    def _spec_fields(self):  # the noise crosses with the layer (Weighted.applied_noise)
         return dict(scale=_core.NormScale.__members__[self.norm],
                     momentum=0.0 if self.momentum is None else self.momentum,
-                    cumulative=self.momentum is None, noise=noise)
+                    cumulative=self.momentum is None)
 
 
 class LayerNorm(Normalization):

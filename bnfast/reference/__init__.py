@@ -18,7 +18,9 @@ normalizations per channel: BN over the batch and the positions, kind "layer" as
 GroupNorm(1, out), kind "group" as nn.GroupNorm), {"type": "maxpool" | "avgpool",
 "kernel_size", "stride"} (no padding, floor sizes; ties: the first maximum) and
 {"type": "flatten"}; a Dense dict may also say "type": "dense". Shapes are checked
-when X is seen. The kernels are in reference.conv.
+when X is seen. The kernels are in reference.conv. Dense and conv dicts may carry their
+own "noise" (without normalization: Algorithm 1's noise on the pre-activations, the
+noisy-BN paper's control); on conv layers noise is drawn per sample and channel.
 
 Kernels (docs/math/batch_norm.md): batch_norm, batch_norm_forward, batch_norm_backward
 Networks: network_forward, network_predict, network_accuracy, network_loss,
@@ -29,7 +31,7 @@ Training: train -> TrainResult (with running statistics and the optimizer state)
     optimizer None (plain gradient descent), {"name": "sgd", ...} (momentum, Nesterov,
     weight decay) or {"name": "adam", ...} as torch.optim; lr a float or per-step rates;
     TrainingDiverged
-Noise of noisy BN: reference.noise (NoiseGenerator, draw_noise)
+Noise of noisy BN (and of the control): reference.noise (NoiseGenerator, draw_noise)
 """
 
 from .batchnorm import batch_norm, batch_norm_backward, batch_norm_forward

@@ -28,6 +28,7 @@ POOLS = ("maxpool", "avgpool")
 LOSSES = ("sum", "mean", "cross_entropy", "cross_entropy_sum")
 CROSS_ENTROPY = ("cross_entropy", "cross_entropy_sum")
 _LAYER_KEYS = ("in_features", "out_features", "activation", "bias")
+_LAYER_NOISE = ("noise",)  # optional on dense and conv dicts: noise without normalization
 _NORM_KEYS = ("normalization", "batch_norm")  # exactly one of them; batch_norm = legacy
 _CONV_KEYS = ("type", "in_channels", "out_channels", "kernel_size", "stride", "padding",
               "activation", "bias")
@@ -53,7 +54,7 @@ class BN(NamedTuple):
     eps: float
     momentum: Optional[float] = 0.1  # None: the cumulative average (kind "batch" only)
     norm: str = "std"                # one of NORMS ("std" for the layer and group kinds)
-    noise: Optional[Noise] = None    # kind "batch" only
+    noise: Optional[Noise] = None    # kind "batch" only: noisy BN
     kind: str = "batch"              # one of KINDS
     groups: int = 1                  # kind "group": the number of groups (else 1)
 
@@ -79,6 +80,15 @@ class Layer(NamedTuple):
     kernel: tuple = ()          # conv and pools: (k,) or (kh, kw)
     stride: tuple = ()
     padding: tuple = ()
+    noise: Optional[Noise] = None  # the layer's own noise (no normalization: bn is None)
+
+
+def layer_noise(layer):
+    """The Algorithm 1 noise of a checked layer (networks.md section 8): its BN's (noisy
+    BN) or its own (the same noise without normalization), or None."""
+    if layer.bn is not None:
+        return layer.bn.noise
+    return layer.noise
 
 
 def _is_bool(v):
@@ -249,19 +259,34 @@ def _activation(d, name):
     return act
 
 
+def _own_noise(d, name, bn):
+    """The layer dict's optional "noise" (None or a noise dict): only on a layer without
+    normalization (a normalized layer's noise is its batch normalization's)."""
+    nz = d.get("noise")
+    if nz is None:
+        return None
+    if bn is not None:
+        raise ValueError(f"{name}['noise']: a layer with a normalization takes its noise "
+                         "from the normalization dict (noisy BN); the layer's own noise "
+                         "needs normalization None")
+    return _noise(nz, f"{name}['noise']")
+
+
 def _dense(d, name):
     """A Layer from a Dense dict (its own checks only; the chain is checked by _chain)."""
     missing = [k for k in _LAYER_KEYS if k not in d]
-    unknown = [k for k in d if k not in _LAYER_KEYS + _NORM_KEYS + ("type",)]
+    unknown = [k for k in d if k not in _LAYER_KEYS + _NORM_KEYS + _LAYER_NOISE + ("type",)]
     if missing or unknown:
         raise ValueError(f"{name} must have the keys {', '.join(_LAYER_KEYS)} and one of "
-                         f"{', '.join(_NORM_KEYS)}; missing {missing}, unknown {unknown}")
+                         f"{', '.join(_NORM_KEYS)} (optional: noise); missing {missing}, "
+                         f"unknown {unknown}")
     key = _norm_key(d, name)
     n_in = integer(d["in_features"], f"{name}['in_features']", 1)
     n_out = integer(d["out_features"], f"{name}['out_features']", 1)
     act = _activation(d, name)
     bias = boolean(d["bias"], f"{name}['bias']")
-    return Layer(n_in, n_out, act, bias, _norm_of(d, key, name, n_out, "neurons"), name)
+    bn = _norm_of(d, key, name, n_out, "neurons")
+    return Layer(n_in, n_out, act, bias, bn, name, noise=_own_noise(d, name, bn))
 
 
 def _sizes(value, name, low, dims=None):
@@ -279,9 +304,9 @@ def _sizes(value, name, low, dims=None):
 
 def _conv(d, name):
     """A Layer from a conv dict: a 1-D or 2-D convolution (the length of kernel_size),
-    zero padding, PyTorch's layouts; normalizations as for Dense, per channel. Noisy BN
-    is not supported on conv layers (ValueError)."""
-    _keys(d, _CONV_KEYS, name, _NORM_KEYS)
+    zero padding, PyTorch's layouts; normalizations and noise as for Dense, per channel
+    (a noise draw per sample and channel)."""
+    _keys(d, _CONV_KEYS, name, _NORM_KEYS + _LAYER_NOISE)
     key = _norm_key(d, name)
     n_in = integer(d["in_channels"], f"{name}['in_channels']", 1)
     n_out = integer(d["out_channels"], f"{name}['out_channels']", 1)
@@ -291,11 +316,8 @@ def _conv(d, name):
     act = _activation(d, name)
     bias = boolean(d["bias"], f"{name}['bias']")
     bn = _norm_of(d, key, name, n_out, "channels")
-    if bn is not None and bn.noise is not None:
-        raise ValueError(f"{name}['{key}']['noise']: noisy batch normalization is not "
-                         "supported on conv layers (only on dense layers); use noise None")
     return Layer(n_in, n_out, act, bias, bn, name, type="conv", kernel=kernel,
-                 stride=stride, padding=padding)
+                 stride=stride, padding=padding, noise=_own_noise(d, name, bn))
 
 
 def _pool(d, name):

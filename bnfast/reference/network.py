@@ -24,7 +24,9 @@ bnfast.Dense.to_dict(); optionally with "type": "dense"):
                  "momentum": float in (0, 1] or None   (default 0.1),
                  "norm": "std" | "l1" | "l2" | "linf"  (default "std"),
                  "noise": None or {"n_mu": >= 0, "n_sigma": >= 1,
-                                   "r_mu": >= 0, "r_sigma": >= 0}}}
+                                   "r_mu": >= 0, "r_sigma": >= 0}},
+     optional "noise": None or a noise dict as above, only with normalization None:
+        the same noise on the layer's pre-activation H (the noisy-BN paper's control)}
 
 with gamma, beta, trainable and eps meaning the same for every kind. Kind "layer" is
 PyTorch's nn.LayerNorm(out) on each row of the pre-activation H (m, out); kind "group"
@@ -38,12 +40,13 @@ with the layer dicts (sizes are lists with one int per spatial dimension, [k] or
 
     {"type": "conv", "in_channels": int, "out_channels": int,
      "kernel_size": [k...] >= 1, "stride": [s...] >= 1, "padding": [p...] >= 0,
-     "activation": ..., "bias": bool, and "normalization" or "batch_norm" as above}
+     "activation": ..., "bias": bool, "normalization" or "batch_norm" as above,
+     optional "noise" as above}
         phi(N(conv(A, W) + b)): PyTorch's F.conv1d / F.conv2d (a cross-correlation,
         zero padding p on both sides), W (out_channels, in_channels, *kernel_size).
         N per channel: kind "batch" over the batch and the positions (BatchNorm1d/2d;
         norms, momentum and running statistics as for Dense, the unbiased variance
-        with the count m * positions; noise raises ValueError); kind "layer" is
+        with the count m * positions; noise per sample and channel); kind "layer" is
         GroupNorm(1, out_channels) and kind "group" nn.GroupNorm(groups,
         out_channels): per sample over groups of channels and all their positions,
         gamma and beta per channel.
@@ -77,7 +80,9 @@ one (out,) array (out_channels for conv) per BN layer. Layer and group normaliza
 use each row's statistics in training and in inference (network_predict) alike.
 
 Noise (section 8) enters only training (train); forward, loss, gradient, hvp and predict
-are noise free.
+are noise free. A draw (s, m) per sample and unit, z <- s z + m after the normalization
+(without one: on H), before phi; on a conv layer the unit is the channel, its draw
+shared by all positions of the sample's channel.
 """
 
 import numpy as np
@@ -145,6 +150,12 @@ def per_channel(v, ndim):
     return v.reshape((-1,) + (1,) * (ndim - 2))
 
 
+def per_sample_channel(a, ndim):
+    """A (m, C) array of one value per sample and channel broadcastable against
+    (m, C, *positions) of ``ndim`` dimensions (the noise draws of a conv layer)."""
+    return a.reshape(a.shape + (1,) * (ndim - 2))
+
+
 def by_channel(H):
     """(m, C, *P) -> (m * prod(P), C): one row per (sample, position), so that batch
     normalization's statistics per column are those of a channel over the batch and the
@@ -167,7 +178,9 @@ def forward_tape(layers, params, X, noise=None, running=None):
 
     layers are checked (_checks.Layer), params float64 (or complex) of the right length.
     noise : None or {flat layer index: (s, m)}, (m, out) arrays applied as z <- s z + m
-        after gamma and beta (training only; dense layers only).
+        after gamma and beta, or to H on a layer without normalization (training only);
+        on a conv layer (m, out_channels), each entry applied to all positions of its
+        sample and channel.
     running : None (training: batch statistics) or (running_mean, running_var), lists
         with one array per BN layer (inference). Layer and group normalizations use the
         statistics of each row in both modes.
@@ -215,9 +228,10 @@ def forward_tape(layers, params, X, noise=None, running=None):
                 j += 1
             rec["gamma"] = gamma
             Z = per_channel(gamma, H.ndim) * rec["zhat"] + per_channel(beta, H.ndim)
-            if noise is not None and index in noise:
-                rec["noise_s"], m = noise[index]
-                Z = rec["noise_s"] * Z + m
+        if noise is not None and index in noise:
+            s, m = (per_sample_channel(a, Z.ndim) for a in noise[index])
+            rec["noise_s"] = s
+            Z = s * Z + m
         a = _PHI[layer.activation](Z)
         rec["Z"], rec["a"] = Z, a
         A = a + skip if layer.block_end else a
@@ -269,9 +283,9 @@ def backprop(layers, params, X, y, loss="sum", noise=None):
         if layer.block_end:
             dskip = dA  # the block's output gradient also reaches its input unchanged
         dH = dA * _DPHI[layer.activation](rec["Z"], rec["a"])
+        if "noise_s" in rec:  # the draws are constants
+            dH = dH * rec["noise_s"]
         if layer.bn is not None:
-            if "noise_s" in rec:
-                dH = dH * rec["noise_s"]
             dH, dgamma, dbeta = _normalization_backward(layer, rec, dH)
             if "gamma" in g:
                 g["gamma"][...], g["beta"][...] = dgamma, dbeta

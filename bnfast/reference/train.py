@@ -8,8 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._checks import (bn_layers, check_layers, check_params, integer, learning_set,
-                      reduction, running_stats, train_args)
+from ._checks import (bn_layers, check_layers, check_params, integer, layer_noise,
+                      learning_set, reduction, running_stats, train_args)
 from ._checks import optimizer as _optimizer
 from ._checks import optimizer_state as optimizer_state_of
 from .network import backprop, batch_statistics, loss_of
@@ -122,9 +122,10 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
         (and after the last step when it is a multiple of k); callback(step, loss) is
         called at each record and a truthy return stops the run. Recorded losses are
         noise free.
-    Noise (BN layers with "noise", section 8): each update's gradient is evaluated with
-        fresh draws of a NoiseGenerator(seed) (draw_noise), also with full batch (then
-        the recorded loss is a separate noise-free evaluation).
+    Noise (BN layers with "noise", and layers with their own "noise", section 8): each
+        update's gradient is evaluated with fresh draws of a NoiseGenerator(seed)
+        (draw_noise), also with full batch (then the recorded loss is a separate
+        noise-free evaluation).
     running_mean, running_var : the running statistics before the run (lists with one
         (out,) array per BN layer in network order, (out_channels,) for a conv layer;
         None: zeros, ones), not modified.
@@ -149,8 +150,7 @@ def train(layers, params, X, y, lr, steps, batch_size=None, seed=0, record_every
     state = optimizer_state_of(opt, optimizer_state, params.size)
     rates = lr if isinstance(lr, np.ndarray) else None
     full = batch_size in (0, m)
-    noisy = [i for i, layer in enumerate(layers)
-             if layer.bn is not None and layer.bn.noise is not None]
+    noisy = [i for i, layer in enumerate(layers) if layer_noise(layer) is not None]
     plain_full = full and not noisy  # one evaluation gives the update and the record
     shuffler, noise_gen = EpochShuffler(m, seed), NoiseGenerator(seed)
     perm, pos = None, m

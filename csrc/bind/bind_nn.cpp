@@ -501,7 +501,9 @@ void bind_nn(py::module_& m) {
       .value("cross_entropy", LossKind::cross_entropy)
       .value("cross_entropy_sum", LossKind::cross_entropy_sum);
 
-  py::class_<NoiseSpec>(m, "NoiseSpec", "The noise of noisy BN (Santurkar et al., Algorithm 1).")
+  py::class_<NoiseSpec>(m, "NoiseSpec",
+                        "The noise of noisy BN (Santurkar et al., Algorithm 1), on a layer's "
+                        "normalization output or, without one, on its map's output.")
       .def(py::init([](double n_mu, double n_sigma, double r_mu, double r_sigma) {
              return NoiseSpec{true, n_mu, n_sigma, r_mu, r_sigma};
            }),
@@ -515,24 +517,21 @@ void bind_nn(py::module_& m) {
   py::class_<NormSpec>(m, "NormSpec", "One normalization of a layer's pre-activations, by field name.")
       .def(py::init([](NormKind kind, std::int64_t groups, NormScale scale, bool trainable,
                        std::vector<double> gamma, std::vector<double> beta, double eps,
-                       double momentum, bool cumulative, std::optional<NoiseSpec> noise) {
+                       double momentum, bool cumulative) {
              return NormSpec{kind, groups, scale, trainable, std::move(gamma), std::move(beta),
-                             eps, momentum, cumulative, noise.value_or(NoiseSpec{})};
+                             eps, momentum, cumulative};
            }),
            py::kw_only(), py::arg("kind"), py::arg("groups") = 1,
            py::arg("scale") = NormScale::std, py::arg("trainable"), py::arg("gamma"),
            py::arg("beta"), py::arg("eps"), py::arg("momentum") = 0.1,
-           py::arg("cumulative") = false, py::arg("noise") = py::none())
+           py::arg("cumulative") = false)
       .def_readonly("kind", &NormSpec::kind)
       .def_readonly("groups", &NormSpec::groups)
       .def_readonly("scale", &NormSpec::scale)
       .def_readonly("trainable", &NormSpec::trainable)
       .def_readonly("eps", &NormSpec::eps)
       .def_readonly("momentum", &NormSpec::momentum)
-      .def_readonly("cumulative", &NormSpec::cumulative)
-      .def_property_readonly("noise", [](const NormSpec& N) {
-        return N.noise.on ? std::optional<NoiseSpec>(N.noise) : std::nullopt;
-      });
+      .def_readonly("cumulative", &NormSpec::cumulative);
 
   py::enum_<LayerKind>(m, "LayerKind", "What a layer does.")
       .value("dense", LayerKind::dense)
@@ -547,17 +546,19 @@ void bind_nn(py::module_& m) {
       .def(py::init([](LayerKind kind, std::int64_t in_features, std::int64_t out_features,
                        std::vector<std::int64_t> kernel, std::vector<std::int64_t> stride,
                        std::vector<std::int64_t> padding, Activation activation, bool bias,
-                       std::optional<NormSpec> norm, std::int64_t skip_from) {
+                       std::optional<NormSpec> norm, std::optional<NoiseSpec> noise,
+                       std::int64_t skip_from) {
              return LayerSpec{kind, in_features, out_features, std::move(kernel),
                               std::move(stride), std::move(padding), activation, bias,
-                              std::move(norm), skip_from};
+                              std::move(norm), noise.value_or(NoiseSpec{}), skip_from};
            }),
            py::kw_only(), py::arg("kind") = LayerKind::dense, py::arg("in_features") = 0,
            py::arg("out_features") = 0, py::arg("kernel") = std::vector<std::int64_t>{},
            py::arg("stride") = std::vector<std::int64_t>{},
            py::arg("padding") = std::vector<std::int64_t>{},
            py::arg("activation") = Activation::identity, py::arg("bias") = false,
-           py::arg("norm") = py::none(), py::arg("skip_from") = -1)
+           py::arg("norm") = py::none(), py::arg("noise") = py::none(),
+           py::arg("skip_from") = -1)
       .def_readonly("kind", &LayerSpec::kind)
       .def_readonly("kernel", &LayerSpec::kernel)
       .def_readonly("stride", &LayerSpec::stride)
@@ -567,6 +568,9 @@ void bind_nn(py::module_& m) {
       .def_readonly("activation", &LayerSpec::activation)
       .def_readonly("bias", &LayerSpec::bias)
       .def_readonly("norm", &LayerSpec::norm)
+      .def_property_readonly("noise", [](const LayerSpec& L) {
+        return L.noise.on ? std::optional<NoiseSpec>(L.noise) : std::nullopt;
+      })
       .def_readonly("skip_from", &LayerSpec::skip_from)
       .def_property_readonly("num_params",
                              [](const LayerSpec& L) { return param_offsets(L, 0).end; },

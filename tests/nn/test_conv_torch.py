@@ -3,7 +3,10 @@ section 17): Conv1d/Conv2d (stride, padding), BatchNorm over channels (batch and
 positions), LayerNorm (GroupNorm(1, C)) and GroupNorm, max and average pooling, Flatten,
 residual blocks of conv layers, the squared and cross-entropy losses; loss, gradient,
 hvp (double backward), forward, predict after training, 300-step trajectories of SGD and
-momentum SGD, max-pool ties, and gradients against central differences.
+momentum SGD, max-pool ties, and gradients against central differences. Noise (section
+8): noisy BN on conv layers and the same noise without normalization, one draw per
+sample and channel; a training step's gradient and noisy momentum-SGD trajectories
+against torch given the draws of bnfast.reference's generator (the documented stream).
 
 The torch side is written from the documentation: W (out, in, *kernel), b, gamma, beta
 read from the flat vector in the documented order, F.conv1d/F.conv2d, F.batch_norm,
@@ -15,7 +18,10 @@ forward and predict (sums of a few hundred O(1) products per value, each roundin
 another order); 1e-12 for 300-step trajectories at learning rates where the iteration
 contracts. Central differences: h = 1e-6 on O(1) parameters, truncation ~1e-12 and
 cancellation ~1e-10 relative, so 1e-7 leaves two orders of margin (the data keeps max
-pool windows and ReLU inputs away from ties and kinks).
+pool windows and ReLU inputs away from ties and kinks). A noisy step's gradient is read
+from one update at lr 1 (p0 - p1: the subtraction adds ~1e-16 |p0|, far below 1e-12
+|g| here), so RTOL; the noisy trajectories (60 momentum steps at lr 0.01) add ~1e-16 a
+step as the others do, so RTOL_TRAJECTORY.
 """
 
 import pickle
@@ -25,6 +31,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from network_cases import central_differences  # noqa: E402
+from noise_cases import engine_draws, noisy_cnn  # noqa: E402
 from torch_helpers import WorstRelativeErrors, torch_module_fixtures  # noqa: E402
 
 import bnfast  # noqa: E402
@@ -48,8 +55,12 @@ _ACT = {"identity": lambda z: z, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
         "relu": torch.relu}
 
 
-def torch_forward(layers, p, X, training=True, stats=None):
+def torch_forward(layers, p, X, training=True, stats=None, noise=None):
+    """f(X) from the flat tensor p; noise: None or one (s, m) pair of (m, C) arrays per
+    layer with noise (applied_noise) in order, z <- s z + m after the normalization
+    (without one, on H) and before phi, per sample and channel (networks.md section 8)."""
     pos, A, bn_index = 0, X, 0
+    draws = iter(noise or ())
 
     def take(n):
         nonlocal pos
@@ -96,6 +107,9 @@ def torch_forward(layers, p, X, training=True, stats=None):
                 rm, rv = stats[bn_index]
                 H = F.batch_norm(H, rm, rv, gamma, beta, training=False, eps=norm.eps)
             bn_index += norm.kind == "batch"
+        if noise is not None and d.applied_noise is not None:
+            s, m = (torch.tensor(a).reshape(a.shape + (1,) * (H.ndim - 2)) for a in next(draws))
+            H = s * H + m
         return _ACT[d.activation](H)
 
     for entry in layers:
@@ -107,6 +121,7 @@ def torch_forward(layers, p, X, training=True, stats=None):
         else:
             A = layer_forward(entry, A)
     assert pos == p.shape[0]
+    assert next(draws, None) is None
     return A
 
 
@@ -316,8 +331,9 @@ def test_bad_layer_arguments_are_named():
         Conv1d(1, 2, 3, padding=-1)
     with pytest.raises(ValueError, match="stride must be >= 1"):
         MaxPool1d(2, stride=0)
-    with pytest.raises(ValueError, match="noisy BN is defined for Dense layers only"):
-        Conv1d(1, 2, 3, batch_norm=BatchNorm(noise=bnfast.BNNoise()))
+    with pytest.raises(ValueError, match="noise: a normalized layer takes its noise from "
+                                         "the normalization"):
+        Conv1d(1, 2, 3, batch_norm=BatchNorm(), noise=bnfast.BNNoise())
     with pytest.raises(ValueError, match="cross-entropy losses need a network that ends "
                                          "with a Dense layer"):
         Network([Conv1d(1, 3, 3)], loss="cross_entropy").loss(np.ones((2, 1, 5)), [0, 1])
@@ -345,3 +361,46 @@ def test_eval_mode_loss_gradient_hvp_match_torch_eval(name):
     assert np.isfinite(net.loss(X[:1], y[:1], mode="eval"))
     with pytest.raises(ValueError, match="mode must be one of 'train', 'eval'"):
         net.loss(X, y, mode="test")
+
+
+# ---------------------------------------------------------------- noise (section 8)
+
+NOISY = ("noisy-bn-1d", "noisy-bn-2d", "control-2d")
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_noisy_step_gradient_matches_torch(name):
+    """One full-batch update at lr 1 gives the noisy batch gradient; torch computes it
+    with the draws of the documented stream for the same seed."""
+    net, X, y = noisy_cnn(name)
+    p0 = net.params
+    bnfast.train(net, X, y, 1.0, 1, seed=13)
+    draws = engine_draws(net, 13, [X.shape[0]])[0]
+    p = torch.tensor(p0, requires_grad=True)
+    out = torch_forward(net.layers, p, torch.tensor(X), noise=draws)
+    (g,) = torch.autograd.grad(torch_loss(out, targets(net, y), net.loss_kind), p)
+    check(f"noisy step gradient {name}", p0 - net.params, g.numpy(), RTOL)
+    # the noise mattered: the noise-free gradient is another one
+    assert np.max(np.abs(net.gradient(X, y) - g.numpy())) > 1e-3 * np.max(np.abs(g.numpy()))
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_noisy_momentum_sgd_follows_torch(name):
+    """60 mini-batch updates of momentum SGD, fresh draws each update from one stream."""
+    net, X, y = noisy_cnn(name, m=12)
+    m, B, steps, lr = 12, 4, 60, 0.01
+    perm = np.asarray(bnfast._core.epoch_permutations(m, 3, steps // (m // B) + 1))
+    draws = engine_draws(net, 3, [B] * steps)
+    p = torch.tensor(net.params, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=lr, momentum=0.9)
+    Xt, yt = torch.tensor(X), targets(net, y)
+    for k in range(steps):
+        e, j = divmod(k, m // B)
+        rows = torch.as_tensor(perm[e * m + j * B:e * m + (j + 1) * B])
+        opt.zero_grad()
+        out = torch_forward(net.layers, p, Xt[rows], noise=draws[k])
+        torch_loss(out, yt[rows], net.loss_kind).backward()
+        opt.step()
+    result = bnfast.train(net, X, y, lr, steps, batch_size=B, seed=3,
+                          optimizer=SGD(momentum=0.9), record_every=20)
+    check(f"noisy trajectory {name}", result.params, p.detach().numpy(), RTOL_TRAJECTORY)

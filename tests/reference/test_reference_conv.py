@@ -556,11 +556,15 @@ BAD = [
      r"layers\[1\] is 2-D but layers\[0\] is 1-D: a network's conv and pool layers have "
      r"the same number of spatial dimensions"),
     (_call([conv(2, 4, [3], normalization=batch_norm(noise=noise()))], f="count"),
-     ValueError, r"layers\[0\]\['normalization'\]\['noise'\]: noisy batch normalization "
-                 r"is not supported on conv layers"),
-    (_call([legacy(conv(2, 4, [3]), bn(noise=noise()))], f="count"), ValueError,
-     r"layers\[0\]\['batch_norm'\]\['noise'\]: noisy batch normalization is not "
-     r"supported"),
+     None, None),  # noisy BN on a conv layer: per sample and channel
+    (_call([conv(2, 4, [3], noise=noise())], f="count"), None, None),  # noise without BN
+    (_call([dict(legacy(conv(2, 4, [3]), bn()), noise=noise())], f="count"), ValueError,
+     r"layers\[0\]\['noise'\]: a layer with a normalization takes its noise from the "
+     r"normalization dict"),
+    (_call([dense(3, 2, normalization=layer_norm(), noise=noise())], f="count"),
+     ValueError, r"layers\[0\]\['noise'\]: a layer with a normalization"),
+    (_call([conv(2, 4, [3], noise={"n_mu": 0.5})], f="count"), ValueError,
+     r"layers\[0\]\['noise'\] must have the keys n_mu, n_sigma, r_mu, r_sigma"),
     (_call([C1, residual(conv(4, 4, [3]), maxpool([1]))], f="count"), ValueError,
      r"layers\[1\]\['residual'\]\[1\]: a residual block holds dense and conv layers only, "
      r"not maxpool"),
@@ -598,7 +602,7 @@ BAD = [
      r"maxpool, avgpool, flatten"),
     (_call([{k: v for k, v in C1.items() if k != "padding"}], f="count"), ValueError,
      r"layers\[0\] must have the keys type, in_channels, out_channels, kernel_size, "
-     r"stride, padding, activation, bias \(optional: normalization, batch_norm\); "
+     r"stride, padding, activation, bias \(optional: normalization, batch_norm, noise\); "
      r"missing \['padding'\]"),
     (_call([dict(C1, batch_norm=None)], f="count"), ValueError,
      r"layers\[0\] has both 'normalization' and 'batch_norm'"),

@@ -1,9 +1,15 @@
 """Noisy BN in bnfast.reference (docs/math/networks.md section 8): the generator against
 a SplitMix64 written here (and checked against its published outputs), the draw order
 bit for bit, the laws of s and m, and train with noise against a hand loop whose
-gradient is a central difference of a noisy loss written from the formulas.
+gradient is a central difference of a noisy loss written from the formulas. On
+convolutions (one draw per sample and channel, shared by the channel's positions) and
+the same noise without normalization (the paper's control): the draw order, the sharing
+by hand, loss and gradient against the torch twin with the same draws, central
+differences, and train against a loop that takes its gradients from torch.
 
 Tolerances. Draws are compared bit for bit (the same float operations in the same
+order). Against the torch twin, as in test_reference_conv.py: 1e-13 for losses, 1e-12
+for gradients and for one to three updates (sums of a few hundred terms in another
 order). The hand loop's gradient is a central difference (h = 1e-6, error ~1e-9
 relative, see test_reference_variants), so its parameter updates agree to 1e-6. The
 statistical checks allow 5 standard deviations of the estimate (each computed in the
@@ -20,8 +26,12 @@ from bnfast import reference
 from bnfast.reference._checks import check_layers
 from bnfast.reference.noise import NoiseGenerator, draw_noise
 from bnfast.reference.shuffle import EpochShuffler
+from bnfast.reference.network import backprop
 from reference_cases import (bn, central_gradient, dense, flat, manual_forward_ext, noise,
                              random_params, rel_err)
+from torch_twin import batch_norm, conv, flatten, maxpool
+from torch_twin import dense as dense_layer
+from torch_twin import random_params as random_conv_params
 
 XOR = 0x6A09E667F3BCC909
 
@@ -315,3 +325,136 @@ def test_forward_loss_gradient_are_noise_free():
     assert reference.network_loss(layers, p, X, Y) == reference.network_loss(plain, p, X, Y)
     np.testing.assert_array_equal(reference.network_gradient(layers, p, X, Y),
                                   reference.network_gradient(plain, p, X, Y))
+
+
+# ---------------------------------------------------------------- convolutions, control
+
+
+def conv_networks():
+    """(layers, per-sample input shape, loss): noisy BN on 1-D conv layers (eps 1e-5
+    and 0), the same noise without normalization on 2-D conv layers and a dense layer."""
+    return {
+        "bn-1d": ([conv(1, 3, [3], [2], [1], "tanh", False,
+                        batch_norm(noise=noise(0.5, 1.25, 0.1, 0.1))),
+                   conv(3, 4, [3], None, [1], "relu", False,
+                        batch_norm(eps=0.0, noise=noise(0.3, 1.5, 0.2, 0.3))),
+                   flatten(), dense_layer(20, 3)], (1, 9), "cross_entropy"),
+        "control-2d": ([conv(1, 3, [3, 3], None, [1, 1], "tanh", noise=noise()),
+                        maxpool([2, 2]),
+                        conv(3, 2, [2, 2], None, None, "sigmoid", noise=noise(1.0, 2.0, 0.3,
+                                                                              0.5)),
+                        flatten(), dense_layer(8, 2, noise=noise(0.2, 1.1, 0.05, 0.2))],
+                       (1, 6, 6), "mean"),
+    }
+
+
+def conv_problem(name, m=5, seed=3):
+    layers, shape, loss = conv_networks()[name]
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m,) + shape)
+    y = rng.integers(0, 3, m) if loss == "cross_entropy" else rng.normal(size=(m, 2))
+    return layers, X, y, loss, random_conv_params(layers, rng)
+
+
+def noisy_layers(layers):
+    return [layer for layer in check_layers(layers)
+            if (layer.bn.noise if layer.bn is not None else layer.noise) is not None]
+
+
+def noise_dicts(layers):
+    """(out, noise dict) per noisy layer in network order, from the dicts alone."""
+    out = []
+    for d in layers:
+        norm = d.get("normalization")
+        nz = norm.get("noise") if norm is not None else d.get("noise")
+        if nz is not None:
+            out.append((d.get("out_channels", d.get("out_features")), nz))
+    return out
+
+
+def injected(layers, draws):
+    """{flat layer index: (s, m)} for backprop from draws in network order."""
+    index = [k for k, layer in enumerate(check_layers(layers))
+             if (layer.bn.noise if layer.bn is not None else layer.noise) is not None]
+    return dict(zip(index, draws))
+
+
+@pytest.mark.parametrize("name", ["bn-1d", "control-2d"])
+def test_conv_and_control_draws_follow_the_documented_order(name):
+    """One (B, C) draw per noisy layer, channels as units, in network order, noisy BN
+    and the layers' own noise alike."""
+    layers = conv_networks()[name][0]
+    gen, stream = NoiseGenerator(21), uniforms(21)
+    for B in (4, 2):
+        draws = draw_noise(gen, noisy_layers(layers), B)
+        expected = hand_noise(stream, noise_dicts(layers), B)
+        assert len(draws) == len(expected) == 3 if name == "control-2d" else 2
+        for (s, m), (es, em) in zip(draws, expected):
+            np.testing.assert_array_equal(s, es)
+            np.testing.assert_array_equal(m, em)
+
+
+def test_conv_noise_is_shared_by_the_positions_of_a_channel():
+    """A 1x1 convolution with W = 1 and no bias maps x to itself: with noise its output
+    at every position p of sample i, channel c is s_ic x_icp + m_ic exactly."""
+    layers = [conv(2, 2, [1], activation="identity", bias=False, noise=noise())]
+    W = np.eye(2).reshape(-1)
+    X = np.random.default_rng(4).normal(size=(3, 2, 5))
+    (s, m), = draw_noise(NoiseGenerator(8), noisy_layers(layers), 3)
+    tape = reference.network.forward_tape(check_layers(layers), W, X, noise={0: (s, m)})
+    np.testing.assert_array_equal(tape[-1]["A"], s[:, :, None] * X + m[:, :, None])
+
+
+@pytest.mark.parametrize("name", ["bn-1d", "control-2d"])
+def test_conv_noise_loss_and_gradient_match_torch(name):
+    torch = pytest.importorskip("torch")
+    from torch_twin import loss_gradient_hvp
+    layers, X, y, loss, p = conv_problem(name)
+    draws = draw_noise(NoiseGenerator(5), noisy_layers(layers), X.shape[0])
+    value, grad, _ = backprop(check_layers(layers), p, X, y, loss, injected(layers, draws))
+    t_value, t_grad, _ = loss_gradient_hvp(torch, layers, p, X, y, loss, noise=draws)
+    assert rel_err(value, t_value) <= 1e-13
+    assert rel_err(grad, t_grad) <= 1e-12
+    # the noise mattered
+    _, plain, _ = loss_gradient_hvp(torch, layers, p, X, y, loss)
+    assert rel_err(plain, t_grad) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["bn-1d", "control-2d"])
+def test_conv_noise_gradient_matches_central_differences(name):
+    """A fixed draw: the noisy loss is a smooth function of the parameters (no ReLU
+    input near 0 here: the tanh, sigmoid and relu layers are checked by the margin)."""
+    layers, X, y, loss, p = conv_problem(name, seed=6)
+    checked = check_layers(layers)
+    nz = injected(layers, draw_noise(NoiseGenerator(2), noisy_layers(layers), X.shape[0]))
+    _, grad, tape = backprop(checked, p, X, y, loss, nz)
+    for layer, rec in zip(checked, tape):
+        if layer.activation == "relu":
+            assert np.min(np.abs(rec["Z"])) > 1e-4
+    numeric = central_gradient(lambda q: backprop(checked, q, X, y, loss, nz)[0], p)
+    assert rel_err(grad, numeric) <= 1e-6
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+@pytest.mark.parametrize("name", ["bn-1d", "control-2d"])
+def test_train_with_conv_noise_is_the_documented_loop(name, batch_size):
+    """Three updates: the documented stream's draws (hand_noise), torch's gradient of
+    the noisy batch loss, p <- p - lr g."""
+    torch = pytest.importorskip("torch")
+    from torch_twin import loss_gradient_hvp
+    layers, X, y, loss, p0 = conv_problem(name, m=6)
+    lr, seed = 0.1, 7
+    result = reference.train(layers, p0, X, y, lr, 3, batch_size=batch_size, seed=seed,
+                             loss=loss)
+    stream, specs = uniforms(seed), noise_dicts(layers)
+    shuffler, perm, pos, p = EpochShuffler(6, seed), None, 6, p0.copy()
+    for _ in range(3):
+        rows = np.arange(6)
+        if batch_size:
+            if pos + batch_size > 6:
+                perm, pos = shuffler.next_epoch(), 0
+            rows, pos = perm[pos:pos + batch_size], pos + batch_size
+        draws = hand_noise(stream, specs, rows.size)
+        _, g, _ = loss_gradient_hvp(torch, layers, p, X[rows], y[rows], loss, noise=draws)
+        p = p - lr * g
+    assert rel_err(result.params - p0, p - p0) <= 1e-12

@@ -11,10 +11,11 @@ the tests import torch through pytest.importorskip before using the torch parts.
 import numpy as np
 
 
-def dense(n_in, n_out, activation="identity", bias=True, normalization=None):
-    """A layer dict with the key "normalization" (None or a dict with "kind")."""
+def dense(n_in, n_out, activation="identity", bias=True, normalization=None, **optional):
+    """A layer dict with the key "normalization" (None or a dict with "kind"); optional
+    keys (noise) only when given."""
     return {"in_features": n_in, "out_features": n_out, "activation": activation,
-            "bias": bias, "normalization": normalization}
+            "bias": bias, "normalization": normalization, **optional}
 
 
 def layer_norm(gamma=1.0, beta=0.0, trainable=True, eps=1e-5, **optional):
@@ -33,14 +34,14 @@ def batch_norm(gamma=1.0, beta=0.0, trainable=True, eps=1e-5, **optional):
 
 
 def conv(in_channels, out_channels, kernel_size, stride=None, padding=None,
-         activation="identity", bias=True, normalization=None):
+         activation="identity", bias=True, normalization=None, **optional):
     """A conv layer dict; stride defaults to ones, padding to zeros (lists, one entry
-    per spatial dimension)."""
+    per spatial dimension); optional keys (noise) only when given."""
     dims = len(kernel_size)
     return {"type": "conv", "in_channels": in_channels, "out_channels": out_channels,
             "kernel_size": list(kernel_size), "stride": list(stride or [1] * dims),
             "padding": list(padding or [0] * dims), "activation": activation,
-            "bias": bias, "normalization": normalization}
+            "bias": bias, "normalization": normalization, **optional}
 
 
 def maxpool(kernel_size, stride=None):
@@ -142,13 +143,25 @@ class BatchStats:
                 [e[1].numpy().copy() for e in self.entries])
 
 
-def forward(torch, layers, p, X, stats=None, training=True):
+def noise_of(d):
+    """The noise dict a dense or conv layer dict applies (its BN's or its own), or None."""
+    norm, _ = normalization_of(d)
+    return norm.get("noise") if norm is not None else d.get("noise")
+
+
+def forward(torch, layers, p, X, stats=None, training=True, noise=None):
     """f(X) in torch float64 from the flat parameter tensor p (the documented order).
 
     stats : None (training: batch statistics only) or a BatchStats: training=True
         updates it (call stats.updates += 1 before, for momentum None), training=False
         normalizes the batch-kind layers with it (inference).
+    noise : None or a list of (s, m), float64 (m, out) arrays, one per layer with noise
+        (noise_of) in network order: the layer's normalized value (without
+        normalization: its pre-activation) z becomes s z + m before the activation, one
+        entry per sample and feature, or per sample and channel on all the channel's
+        positions (networks.md section 8).
     """
+    draws = iter(noise or ())
     F = torch.nn.functional
     acts = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
             "relu": torch.relu}
@@ -218,10 +231,15 @@ def forward(torch, layers, p, X, stats=None, training=True):
                         c = (-1,) + (1,) * (Z.ndim - 2)  # per channel
                         Z = ((Z - mu.reshape(c)) / torch.sqrt(s2.reshape(c))
                              * gamma.reshape(c) + beta.reshape(c))
+            if noise is not None and noise_of(d) is not None:
+                s, m = (torch.as_tensor(a).reshape(a.shape + (1,) * (Z.ndim - 2))
+                        for a in next(draws))
+                Z = s * Z + m
             A = acts[d["activation"]](Z)
         if "residual" in entry:
             A = A + block_input
     assert pos == p.numel(), "the torch twin did not consume every parameter"
+    assert next(draws, None) is None, "the torch twin did not use every noise draw"
     return A
 
 
@@ -237,10 +255,11 @@ def loss(torch, out, y, kind):
     return total / out.shape[0] if kind == "mean" else total
 
 
-def loss_gradient_hvp(torch, layers, params, X, y, kind="sum", v=None):
-    """(loss, gradient, Hessian times v or None) by torch autograd (double backward)."""
+def loss_gradient_hvp(torch, layers, params, X, y, kind="sum", v=None, noise=None):
+    """(loss, gradient, Hessian times v or None) by torch autograd (double backward);
+    noise as for forward."""
     p = torch.tensor(np.asarray(params, dtype=np.float64), requires_grad=True)
-    value = loss(torch, forward(torch, layers, p, X), y, kind)
+    value = loss(torch, forward(torch, layers, p, X, noise=noise), y, kind)
     (grad,) = torch.autograd.grad(value, p, create_graph=v is not None)
     hv = None
     if v is not None:

@@ -1,7 +1,9 @@
-// A layer as the papers write it (docs/math/networks.md): A_l = phi(N(A_{l-1} W^T + b))
-// for a dense layer, phi(N(conv(A_{l-1}, W) + b)) for a convolution, N an optional
-// normalization (BN, LayerNorm or GroupNorm, with BN's variants), the end of a residual
-// block optionally adding the block's input; or a pooling or a flatten; and where its
+// A layer as the papers write it (docs/math/networks.md): A_l = phi(E(N(A_{l-1} W^T + b)))
+// for a dense layer, phi(E(N(conv(A_{l-1}, W) + b))) for a convolution, N an optional
+// normalization (BN, LayerNorm or GroupNorm, with BN's variants), E the optional noise of
+// Algorithm 1 (noisy BN after a BN, or the paper's control on a layer without
+// normalization), the end of a residual block optionally adding the block's input; or
+// a pooling or a flatten; and where its
 // parameters sit in the flat parameter vector. The network compiles each layer into ops
 // (nn/ops/) for the shape of its input.
 #pragma once
@@ -27,7 +29,8 @@ enum class NormKind { batch, layer, group };
 // deviation, or the average lp norm of the uncentred values (batch kind only).
 enum class NormScale { std, l1, l2, linf };
 
-// Santurkar et al.'s Algorithm 1 (networks.md section 8); `on` false: no noise.
+// Santurkar et al.'s Algorithm 1 (networks.md section 8): per training step, unit
+// (feature, or channel of a convolution) and sample, z <- s z + m; `on` false: no noise.
 struct NoiseSpec {
   bool on = false;
   double n_mu = 0.5, n_sigma = 1.25, r_mu = 0.1, r_sigma = 0.1;
@@ -44,7 +47,6 @@ struct NormSpec {
   // Running statistics (batch kind: the others use the same statistics in inference):
   double momentum = 0.1;    // the weight of the new batch ...
   bool cumulative = false;  // ... or the plain average over all batches (momentum None)
-  NoiseSpec noise;
 
   bool has_running() const { return kind == NormKind::batch; }
 };
@@ -58,6 +60,10 @@ struct LayerSpec {
   Activation activation = Activation::identity;
   bool bias = true;
   std::optional<NormSpec> norm;
+  // Algorithm 1's noise on the normalization's output (noisy BN, after a BN) or, without
+  // a normalization, on the map's output (the paper's control: the same noise on the
+  // standard network); networks.md section 8. Dense and conv layers only.
+  NoiseSpec noise;
   // A residual block ends here: the layer's output is phi(...) + the input of layer
   // skip_from (networks.md section 10); -1: no block ends here.
   std::int64_t skip_from = -1;

@@ -10,6 +10,7 @@
 #include "nn/ops/activation.hpp"
 #include "nn/ops/conv.hpp"
 #include "nn/ops/dense.hpp"
+#include "nn/ops/noise.hpp"
 #include "nn/ops/normalization.hpp"
 #include "nn/ops/pool.hpp"
 #include "nn/ops/residual.hpp"
@@ -88,8 +89,8 @@ void check_layer(const std::vector<LayerSpec>& layers, std::size_t l, i64 offset
     throw std::invalid_argument(name + ": " + std::to_string(L.norm->groups) +
                                 " groups do not divide the " + std::to_string(L.out) +
                                 " features");
-  if (L.norm && L.kind == LayerKind::conv && L.norm->noise.on)
-    throw std::invalid_argument(name + ": noisy BN is defined for dense layers only");
+  if (L.noise.on && !L.has_weights())
+    throw std::invalid_argument(name + ": only dense and convolutional layers take noise");
   if (L.skip_from >= 0) {
     const i64 start = L.skip_from;
     if (start > static_cast<i64>(l) || start < block_limit)
@@ -204,6 +205,8 @@ void Network::set_input_shape(const SampleShape& shape) {
       norm_op[l] = static_cast<i64>(ops.size());
       ops.push_back(std::move(norm));
     }
+    if (L.noise.on)
+      ops.push_back(std::make_unique<NoiseOp>(cur[0], positions(cur), static_cast<i64>(l)));
     if (L.activation != Activation::identity)
       ops.push_back(std::make_unique<ActivationOp>(sample_size(cur), L.activation));
     if (L.skip_from >= 0) {

@@ -1,7 +1,8 @@
 // Feed-forward networks as the papers define them (docs/math/networks.md): layer l maps
 // A_{l-1} (m, in) to A_l = phi(N(A_{l-1} W^T + b)) (m, out), or a convolution, pooling
 // or flatten of (m, C, L) or (m, C, H, W) values; N an optional normalization (BN with
-// its variants and noise, LayerNorm, GroupNorm), residual blocks x + block(x), and a
+// its variants, LayerNorm, GroupNorm) and optional training noise after it (noisy BN,
+// or the same noise without N), residual blocks x + block(x), and a
 // loss (squared or cross-entropy). The layers are compiled into a sequence of ops
 // (nn/ops/) for the shape of one input sample; plain C++ on raw row-major double
 // arrays; the flat parameter order is nn/layer.hpp's.
@@ -73,9 +74,9 @@ class Network {
 
   // The loss over the m rows; when grad is not null, d loss / d params into grad. Y is
   // (m, out) targets, or (m,) class labels for the cross-entropy losses. noise (one
-  // training step's draws, or null) perturbs the BN outputs. With `running` the loss is
-  // the inference-mode one (BN with those population statistics, no noise): the "eval"
-  // loss whose curvature PyHessian-style tools measure. Throws ZeroVarianceError
+  // training step's draws, or null) perturbs the noisy layers (nn/ops/noise.hpp). With
+  // `running` the loss is the inference-mode one (BN with those population statistics,
+  // no noise): the "eval" loss whose curvature PyHessian-style tools measure. Throws ZeroVarianceError
   // (naming layer and neuron) when a normalization with eps == 0 sees a zero scale.
   double loss(const double* params, const double* X, const double* Y, std::int64_t m,
               double* grad, const BatchNoise* noise = nullptr,

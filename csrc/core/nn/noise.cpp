@@ -10,7 +10,7 @@ constexpr double kPi = 3.141592653589793;
 
 bool NoiseSource::any(const std::vector<LayerSpec>& layers) {
   return std::any_of(layers.begin(), layers.end(),
-                     [](const LayerSpec& L) { return L.norm && L.norm->noise.on; });
+                     [](const LayerSpec& L) { return L.noise.on; });
 }
 
 double NoiseSource::normal() {
@@ -24,12 +24,12 @@ void NoiseSource::draw(const std::vector<LayerSpec>& layers, i64 rows, BatchNois
   out.shift.resize(layers.size());
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const LayerSpec& L = layers[l];
-    if (!L.norm || !L.norm->noise.on) {
+    if (!L.noise.on) {
       out.scale[l].clear();
       out.shift[l].clear();
       continue;
     }
-    const NoiseSpec& n = L.norm->noise;
+    const NoiseSpec& n = L.noise;
     std::vector<double>& s = out.scale[l];
     std::vector<double>& m = out.shift[l];
     s.resize(static_cast<std::size_t>(rows * L.out));

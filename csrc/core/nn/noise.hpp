@@ -1,5 +1,6 @@
 // The noise of noisy BN (Santurkar et al. 2018, Algorithm 1; docs/math/networks.md
-// section 8), drawn per training step in the order bnfast.reference draws it.
+// section 8), drawn per training step in the order bnfast.reference draws it; applied by
+// nn/ops/noise.hpp.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,8 @@
 namespace bnfast {
 
 // One step's draws: per layer, empty (no noise) or (rows, out) row-major scale s and
-// shift m; the BN output becomes s * z + m.
+// shift m, out the layer's features or channels; the noisy value becomes s * z + m (a
+// channel's draw shared by its positions).
 struct BatchNoise {
   std::vector<std::vector<double>> scale, shift;
 };

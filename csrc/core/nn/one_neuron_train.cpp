@@ -188,7 +188,7 @@ bool one_neuron_network(const Network& net) {
   const LayerSpec& L = net.layers()[0];
   return L.kind == LayerKind::dense && L.out == 1 && L.in >= 1 && L.in <= kOneNeuronMaxInputs &&
          L.activation == Activation::identity && L.batch_norm() &&
-         L.norm->scale == NormScale::std && !L.norm->noise.on && L.skip_from < 0;
+         L.norm->scale == NormScale::std && !L.noise.on && L.skip_from < 0;
 }
 
 bool one_neuron_data(const double* X, const double* Y, i64 m, i64 in) {

@@ -103,11 +103,6 @@ void Normalization::forward_on(Pass<T>& p, const T* H, T* Z) {
       throw ZeroVarianceError(e.channel, "layer " + std::to_string(layer_) + ", " + e.what());
     }
   }
-  if (p.mode == Mode::train && p.noise && !p.noise->scale[layer_].empty()) {
-    const double* s = p.noise->scale[layer_].data();
-    const double* sh = p.noise->shift[layer_].data();
-    for (i64 i = 0; i < p.m * out_width; ++i) Z[i] = T(s[i]) * Z[i] + T(sh[i]);
-  }
 }
 
 template <class T>
@@ -146,10 +141,6 @@ template <class T>
 T* Normalization::backward_on(Pass<T>& p, const T* H, const T*, T* dZ, T* dH, bool) {
   State<T>& st = state_.get<T>();
   const i64 n = channels_;
-  if (p.noise && !p.noise->scale[layer_].empty()) {  // the noise is a constant factor
-    const double* s = p.noise->scale[layer_].data();
-    for (i64 i = 0; i < p.m * out_width; ++i) dZ[i] *= T(s[i]);
-  }
   st.dgamma.resize(static_cast<std::size_t>(n));
   st.dbeta.resize(static_cast<std::size_t>(n));
   if (spec.kind == NormKind::batch)

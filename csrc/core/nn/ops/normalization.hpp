@@ -1,6 +1,7 @@
-// Normalization, one unit for every kind (docs/math/networks.md sections 2, 7-9, 14):
-// BN over the batch with its scales (std, l1, l2, linf), running statistics and noise;
-// LayerNorm and GroupNorm over each row's features. forward_on and backward_on are its
+// Normalization, one unit for every kind (docs/math/networks.md sections 2, 7, 9, 14):
+// BN over the batch with its scales (std, l1, l2, linf) and running statistics;
+// LayerNorm and GroupNorm over each row's features (noisy BN's noise is the op after it,
+// nn/ops/noise.hpp). forward_on and backward_on are its
 // one pair of entry points: they pick the fast kernels (kernels/batchnorm.hpp: BN with
 // the std scale on double) or the general block code (nn/normalize.hpp for BN's scales
 // and Dual numbers, nn/row_normalize.hpp for LayerNorm and GroupNorm).
@@ -19,10 +20,10 @@ namespace bnfast {
 class Normalization : public OpOn<Normalization> {
  public:
   // Values of `channels` channels of `positions` positions each (a dense layer: a
-  // channel per feature, one position). layer: the layer's index (noise draws and error
-  // messages); gamma_at, beta_at: where gamma and beta (one per channel) start in the
-  // parameters (-1: the spec's constants); running_at: where the running mean starts in
-  // the running statistics (-1: none), the variance after it.
+  // channel per feature, one position). layer: the layer's index (error messages);
+  // gamma_at, beta_at: where gamma and beta (one per channel) start in the parameters
+  // (-1: the spec's constants); running_at: where the running mean starts in the
+  // running statistics (-1: none), the variance after it.
   Normalization(const NormSpec& spec, std::int64_t channels, std::int64_t positions,
                 std::int64_t layer, std::int64_t gamma_at, std::int64_t beta_at,
                 std::int64_t running_at)

@@ -81,9 +81,10 @@ class Weighted(Layer):
         training step x -> phi(s * (map(x) + b) + m), one draw (s, m) per sample and unit
         (a feature of a Dense layer's (m, out) values; a channel of a convolution's
         (m, C, *) values, shared by all its positions), as noisy BN draws it: the
-        paper's control, "the same noise on the standard network" (docs/math/
-        networks.md section 8). Noise free outside training, as noisy BN. A normalized
-        layer takes its noise from its BatchNorm (noisy BN: BatchNorm(noise=...)).
+        noisy-bn experiment's control, "the same noise on the standard network"
+        (docs/math/networks.md section 8). Noise free outside training, as noisy BN. A
+        normalized layer takes its noise from its BatchNorm (noisy BN:
+        BatchNorm(noise=...)).
     """
 
     def _init_map(self, activation, bias, batch_norm, normalization, noise=None):
@@ -180,7 +181,7 @@ class Dense(Weighted):
         (bnfast.nn.layers.Weighted): activation "identity", "sigmoid", "tanh" or "relu";
         normalization a BatchNorm, LayerNorm or GroupNorm (batch_norm= a BatchNorm);
         noise a BNNoise on the (m, out_features) pre-activations of a layer without
-        normalization (the noisy-BN paper's control).
+        normalization (the noisy-bn experiment's control).
 
     Attributes
     ----------

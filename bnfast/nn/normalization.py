@@ -31,7 +31,7 @@ class BNNoise:
     channel of a convolution ((m, C, *) values: one draw per sample and channel, shared
     by all positions of that sample and channel). BatchNorm(noise=...) is noisy BN; a
     layer's own ``noise=`` puts the same noise on a layer without normalization (the
-    paper's control: "the same noise on the standard network").
+    noisy-bn experiment's control: "the same noise on the standard network").
 
     n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0, all finite.
     """

@@ -20,7 +20,7 @@ GroupNorm(1, out), kind "group" as nn.GroupNorm), {"type": "maxpool" | "avgpool"
 {"type": "flatten"}; a Dense dict may also say "type": "dense". Shapes are checked
 when X is seen. The kernels are in reference.conv. Dense and conv dicts may carry their
 own "noise" (without normalization: Algorithm 1's noise on the pre-activations, the
-noisy-BN paper's control); on conv layers noise is drawn per sample and channel.
+noisy-bn experiment's control); on conv layers noise is drawn per sample and channel.
 
 Kernels (docs/math/batch_norm.md): batch_norm, batch_norm_forward, batch_norm_backward
 Networks: network_forward, network_predict, network_accuracy, network_loss,

@@ -26,7 +26,7 @@ bnfast.Dense.to_dict(); optionally with "type": "dense"):
                  "noise": None or {"n_mu": >= 0, "n_sigma": >= 1,
                                    "r_mu": >= 0, "r_sigma": >= 0}},
      optional "noise": None or a noise dict as above, only with normalization None:
-        the same noise on the layer's pre-activation H (the noisy-BN paper's control)}
+        the same noise on the layer's pre-activation H (the noisy-bn experiment's control)}
 
 with gamma, beta, trainable and eps meaning the same for every kind. Kind "layer" is
 PyTorch's nn.LayerNorm(out) on each row of the pre-activation H (m, out); kind "group"

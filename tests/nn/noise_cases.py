@@ -1,6 +1,6 @@
 """Networks with noise (docs/math/networks.md section 8) for the engine's tests: noisy BN
 on conv layers (one draw per sample and channel) and the same noise on layers without
-normalization (the noisy-BN paper's control), and the draws the engine makes for a
+normalization (the noisy-bn experiment's control), and the draws the engine makes for a
 training seed, read from bnfast.reference's generator (the documented stream)."""
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Noise in the engine (docs/math/networks.md section 8) beyond dense noisy BN: noisy BN
 on convolutions (one draw per sample and channel, shared by the channel's positions) and
-the same noise on layers without normalization (the noisy-BN paper's control), on
+the same noise on layers without normalization (the noisy-bn experiment's control), on
 Dense and Conv layers: training against bnfast.reference (plain and momentum SGD, full
 and mini-batch), a step's gradient against central differences of the reference's
 noisy loss with the same draw, the per-channel sharing against a formula written here,

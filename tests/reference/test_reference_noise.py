@@ -3,7 +3,7 @@ a SplitMix64 written here (and checked against its published outputs), the draw 
 bit for bit, the laws of s and m, and train with noise against a hand loop whose
 gradient is a central difference of a noisy loss written from the formulas. On
 convolutions (one draw per sample and channel, shared by the channel's positions) and
-the same noise without normalization (the paper's control): the draw order, the sharing
+the same noise without normalization (the noisy-bn experiment's control): the draw order, the sharing
 by hand, loss and gradient against the torch twin with the same draws, central
 differences, and train against a loop that takes its gradients from torch.
 

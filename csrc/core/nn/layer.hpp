@@ -1,10 +1,9 @@
 // A layer as the papers write it (docs/math/networks.md): A_l = phi(E(N(A_{l-1} W^T + b)))
 // for a dense layer, phi(E(N(conv(A_{l-1}, W) + b))) for a convolution, N an optional
 // normalization (BN, LayerNorm or GroupNorm, with BN's variants), E the optional noise of
-// Algorithm 1 (noisy BN after a BN, or the paper's control on a layer without
-// normalization), the end of a residual block optionally adding the block's input; or
-// a pooling or a flatten; and where its
-// parameters sit in the flat parameter vector. The network compiles each layer into ops
+// Algorithm 1 (noisy BN after a BN, or the same noise on a layer without normalization),
+// the end of a residual block optionally adding the block's input; or a pooling or a
+// flatten; and where its parameters sit in the flat parameter vector. The network compiles each layer into ops
 // (nn/ops/) for the shape of its input.
 #pragma once
 
@@ -61,8 +60,8 @@ struct LayerSpec {
   bool bias = true;
   std::optional<NormSpec> norm;
   // Algorithm 1's noise on the normalization's output (noisy BN, after a BN) or, without
-  // a normalization, on the map's output (the paper's control: the same noise on the
-  // standard network); networks.md section 8. Dense and conv layers only.
+  // a normalization, on the map's output (the noisy-bn experiment's control: the same
+  // noise on the standard network); networks.md section 8. Dense and conv layers only.
   NoiseSpec noise;
   // A residual block ends here: the layer's output is phi(...) + the input of layer
   // skip_from (networks.md section 10); -1: no block ends here.

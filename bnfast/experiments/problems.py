@@ -22,8 +22,11 @@ docs/experiments/mnist1d_table.py):
 
 BN (when norm is given) normalizes over channels (per channel, over samples and
 positions), before the ReLU, PyTorch's BatchNorm defaults (gamma 1, beta 0, eps 1e-5,
-momentum 0.1). Noisy BN (``noise``) is refused by bnfast's Conv layers (ValueError:
-"noisy BN is defined for Dense layers only"), in Python and in the C++ core alike.
+momentum 0.1). ``noise`` (a BNNoise, Santurkar et al.'s Algorithm 1) with a norm is
+noisy BN (one draw per sample and channel on the conv layers); with norm None it is the
+same noise on the pre-activations of the layers that BN would follow (the noisy-bn
+experiment's control: "the same noise on the standard network"); docs/math/networks.md
+section 8.
 
 ``paired_tasks`` and ``build`` are the grid and the problem of the experiments that
 compare normalizations on several problems ("landscape", "lp-norm"): "dln", "digits"
@@ -61,8 +64,9 @@ def deep_linear_data(seed, samples=1000, dim=10):
 def deep_linear_network(depth=25, width=10, norm=None, noise=None, seed=0, loss="sum"):
     """The DLN: ``depth`` identity Dense layers of width ``width``; with norm ("std",
     "l1", "l2", "linf"), a BN layer of that norm (gamma 1, beta 0, trainable) after every
-    layer but the last; Glorot-uniform weights drawn from ``seed``."""
-    layers = [Dense(width, width, batch_norm=_bn(norm, noise) if i < depth - 1 else None)
+    layer but the last (noise: module docstring); Glorot-uniform weights drawn from
+    ``seed``."""
+    layers = [Dense(width, width, **(_bn(norm, noise) if i < depth - 1 else {}))
               for i in range(depth)]
     return Network(layers, loss=loss).init("glorot", seed)
 
@@ -82,10 +86,10 @@ def digits_data(seed, test_fraction=0.2):
 def digits_mlp(hidden=(100, 100), activation="relu", norm=None, noise=None, seed=0,
                loss="mean"):
     """An MLP 64 -> hidden... -> 10 for the digits: each hidden Dense layer has
-    ``activation`` and, with norm, a BN layer of that norm (and noise) before it; the
-    output layer is linear. Glorot-uniform weights from ``seed``."""
+    ``activation`` and, with norm, a BN layer of that norm before it (noise: module
+    docstring); the output layer is linear. Glorot-uniform weights from ``seed``."""
     sizes = [64, *hidden]
-    layers = [Dense(a, b, activation, batch_norm=_bn(norm, noise))
+    layers = [Dense(a, b, activation, **_bn(norm, noise))
               for a, b in zip(sizes[:-1], sizes[1:])]
     layers.append(Dense(sizes[-1], DIGITS_CLASSES))
     return Network(layers, loss=loss).init("glorot", seed)
@@ -128,7 +132,8 @@ def build(task):
     "bias" (default True), "init" (default "pytorch"), and for mnist1d "data":
     "default" (the package's default data set, the paper's; the default) or "per-seed"
     (a data set generated from derived_seed(seed, 0)); task.get("noise"): None, a
-    BNNoise, or a dict of BNNoise's fields (conv layers refuse noise: ValueError). Data
+    BNNoise, or a dict of BNNoise's fields (noisy BN, or without a norm the same noise
+    where BN would be: module docstring). Data
     come from derived_seed(seed, 0) (digits splits), weights from derived_seed(seed, 1).
     """
     setup, seed = task["setup"], task["seed"]
@@ -244,12 +249,12 @@ def digits_images_data(seed, test_fraction=0.2):
 def mnist1d_cnn_layers(norm=None, noise=None, channels=MNIST1D_CHANNELS, bias=True):
     """The MNIST-1D CNN's layers (module docstring): three Conv1d with ``channels``
     channels, kernels 5/3/3, stride 2, padding 1, ReLU, each with a BN layer of ``norm``
-    ("std", "l1", "l2", "linf"; None: none) before its ReLU; Flatten; Dense(5 channels,
-    10). bias: the conv layers' bias (BN cancels it in train mode; the Dense keeps its
-    own)."""
+    ("std", "l1", "l2", "linf"; None: none) before its ReLU (noise: module docstring);
+    Flatten; Dense(5 channels, 10). bias: the conv layers' bias (BN cancels it in train
+    mode; the Dense keeps its own)."""
     def conv(c_in, kernel):
         return Conv1d(c_in, channels, kernel, stride=2, padding=1, activation="relu",
-                      bias=bias, batch_norm=_bn(norm, noise))
+                      bias=bias, **_bn(norm, noise))
     return [conv(1, 5), conv(channels, 3), conv(channels, 3), Flatten(),
             Dense(channels * 5, DIGITS_CLASSES)]
 
@@ -265,11 +270,11 @@ def mnist1d_cnn(norm=None, noise=None, seed=0, channels=MNIST1D_CHANNELS, bias=T
 
 def digits_cnn_layers(norm=None, noise=None, bias=True):
     """The digits CNN's layers (module docstring): Conv2d(1, 16, 3, padding 1) and
-    Conv2d(16, 32, 3, padding 1), each with [BN of ``norm``], ReLU and MaxPool2d(2);
-    Flatten; Dense(128, 10)."""
+    Conv2d(16, 32, 3, padding 1), each with [BN of ``norm``], ReLU and MaxPool2d(2)
+    (noise: module docstring); Flatten; Dense(128, 10)."""
     def conv(c_in, c_out):
         return Conv2d(c_in, c_out, 3, padding=1, activation="relu", bias=bias,
-                      batch_norm=_bn(norm, noise))
+                      **_bn(norm, noise))
     return [conv(1, 16), MaxPool2d(2), conv(16, 32), MaxPool2d(2), Flatten(),
             Dense(128, DIGITS_CLASSES)]
 
@@ -320,8 +325,8 @@ def _noise(noise):
 
 
 def _bn(norm, noise):
+    """The keyword arguments of a layer that BN of ``norm`` would follow: noisy BN with
+    a norm, the layer's own noise (the control) without one."""
     if norm is None:
-        if noise is not None:
-            raise ValueError("noise needs a BN layer (norm is None)")
-        return None
-    return BatchNorm(norm=norm, noise=noise)
+        return {"noise": noise}
+    return {"batch_norm": BatchNorm(norm=norm, noise=noise)}

@@ -69,13 +69,24 @@ def test_pytorch_default_init_law():
     assert not np.array_equal(other.params, net.params)
 
 
-def test_noisy_bn_is_refused_by_conv_layers():
-    # What noisy-bn v2 needs and bnfast does not have yet: noise on a conv layer's BN.
+def test_noise_is_noisy_bn_with_a_norm_and_the_control_without():
+    """With a norm the conv layers carry noisy BN; without, the same noise on their
+    pre-activations (the noisy-bn control); the weights of a seed stay those of the
+    plain nets, and the Dense head has neither."""
+    noise = bnfast.BNNoise(0.3, 1.5, 0.2, 0.1)
     for make in (problems.mnist1d_cnn, problems.digits_cnn):
-        with pytest.raises(ValueError, match="Dense layers only"):
-            make(norm="std", noise=bnfast.BNNoise())
-    with pytest.raises(ValueError, match="noise needs a BN layer"):
-        problems.mnist1d_cnn(norm=None, noise=bnfast.BNNoise())
+        noisy, control = make(norm="std", noise=noise, seed=2), make(noise=noise, seed=2)
+        np.testing.assert_array_equal(noisy.params, make(norm="std", seed=2).params)
+        np.testing.assert_array_equal(control.params, make(seed=2).params)
+        convs = [layer for layer in noisy.layers if layer.kind == "conv"]
+        assert convs and all(layer.batch_norm.noise == noise and layer.noise is None
+                             for layer in convs)
+        convs = [layer for layer in control.layers if layer.kind == "conv"]
+        assert all(layer.normalization is None and layer.noise == noise for layer in convs)
+        for net in (noisy, control):
+            assert net.layers[-1].applied_noise is None
+    dln = problems.deep_linear_network(depth=3, noise=noise)
+    assert [layer.noise for layer in dln.layers] == [noise, noise, None]
 
 
 def test_digits_images_are_the_digits_rows():

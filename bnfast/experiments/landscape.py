@@ -1,19 +1,26 @@
 """landscape: BatchNorm makes the optimization landscape smoother (Santurkar et al. 2018,
 section 3.2, appendix A.2.2, Figure 4; Figures 9-10 for the deep linear network).
 
-Two problems, each trained with and without BN from the same data and initial weights:
-Santurkar's 25-layer deep linear network (full-batch gradient descent) and an MLP on the
-digits (mini-batch SGD). At checkpoints along training, the measures of measures.py
-along the gradient: the loss band, the gradient change (predictiveness) and the
-effective beta-smoothness; also the largest Hessian eigenvalue (reported, not judged).
+Version 3 (docs/experiments/landscape.md): the papers' architecture family, each net
+trained with and without BN from the same data, initial weights, batch order and
+measurement rows: Santurkar's 25-layer deep linear network (full-batch gradient
+descent, the paper's own), a Conv1d BN network on MNIST-1D and a Conv2d BN network on
+the 8x8 digits (softmax cross-entropy, momentum SGD; problems.py), and, reported only,
+the dense digits MLP of versions 1-2. At checkpoints along training, the measures of
+measures.py along the gradient (the loss band, the gradient change, the effective
+beta-smoothness) and the curvature controls: the largest Hessian eigenvalue against the
+stability threshold (edge of stability) and the effective learning rate lr / ||W||^2 of
+the scale-invariant (BN'd) layers. The rule judges seeds (one number per seed), never
+checkpoints.
 """
 
 import numpy as np
 
-from .measures import (downsample, finite_or_none, gradient_line_measures,
-                       largest_hessian_eigenvalue, measured_training, measurement_batch,
-                       step_sizes)
-from .problems import build, paired_tasks
+from .measures import (downsample, edge_of_stability, effective_learning_rates,
+                       finite_or_none, gradient_line_measures, largest_hessian_eigenvalue,
+                       matched_loss, measured_training, measurement_batch,
+                       stability_threshold, step_sizes)
+from .problems import build, paired_tasks, recipe, recipe_optimizer
 from . import stats
 from .result import combine
 from .spec import Experiment, derived_seed
@@ -24,25 +31,64 @@ __all__ = ["EXPERIMENT"]
 CONFIGS = {"standard": None, "bn": "std"}
 #: The measures the verdict judges (raw values, as the paper plots them).
 JUDGED = ("loss_range", "grad_change_max", "beta")
-#: A measure "mostly" favours BN when BN is smaller at >= this fraction of the early
-#: checkpoint pairs; "mostly" against BN at <= 1 - this.
-MOST = 2 / 3
-#: Early checkpoints: those at steps <= EARLY * the run's steps.
-EARLY = 0.5
-#: Version 2's parameters (the single source; hashed with the rule's text).
-RULE_PARAMS = {"seeds": 10, "early_fraction": EARLY, "alpha": 0.05,
-               "dln_steps": 1500, "dln_every": 100, "mlp_steps": 3000, "mlp_every": 150,
-               "line_points": 10, "power_iterations": 20,
-               "per_seed_summary": "median over the early checkpoints of log(BN / standard)"}
-#: The settings of the judged cells (the DLN is the paper's own; the digits MLP a
-#: reduced stand-in for its VGG).
+#: Measures compared the same way but reported, not judged.
+REPORTED = ("relative_loss_range", "relative_grad_change", "hessian_max")
+#: The judged problems (the DLN is the paper's own; the CNNs the papers' architecture
+#: family) and the reported extra (the dense MLP of versions 1-2).
+JUDGED_PROBLEMS = ("dln", "mnist1d", "digits-images")
+EXTRA_PROBLEMS = ("digits",)
+#: Each problem's setting, in words.
 SETTINGS = {"dln": "the 25-layer deep linear network",
+            "mnist1d": "the MNIST-1D Conv1d network",
+            "digits-images": "the digits Conv2d network",
             "digits": "the dense digits MLP (squared loss)"}
-#: The alternative summaries of the fragility line: (window, per-seed statistic).
-ALTERNATIVES = {"mean instead of median over checkpoints": ("early", "mean"),
-                "every checkpoint instead of the first half": ("all", "median"),
-                "checkpoints pooled over seeds, BN smaller in >= 2/3 (version 1)":
-                    ("early", "pooled")}
+#: The reduced stand-ins for the paper's VGG on CIFAR-10 among the judged problems: a
+#: refutation from these alone reads "refuted in" them.
+REDUCED = ("mnist1d", "digits-images")
+REDUCED_SETTING = ("the small CNNs (MNIST-1D Conv1d, digits Conv2d; cross-entropy, "
+                   "momentum SGD)")
+
+#: Version 3's parameters (the single source of the full run; hashed with the rule's
+#: text). Per problem: lr, momentum (0: plain (S)GD), batch_size (None: full batch),
+#: steps, every (checkpoint spacing), record_every (learning-set loss), multipliers and
+#: spacing of the step sizes along the gradient (in units of lr), measure_rows (None:
+#: the whole learning set; an int: a fixed random subset per seed).
+RULE_PARAMS = {
+    "seeds": 10, "alpha": 0.05, "early_fraction": 0.5,
+    "per_seed_summary": "median over the early checkpoints of log(BN / standard)",
+    "judged_problems": list(JUDGED_PROBLEMS), "reported_problems": list(EXTRA_PROBLEMS),
+    "judged_measures": list(JUDGED),
+    "line_points": 10, "power_iterations": 20,
+    "edge_band_low": 0.9, "edge_checkpoint_share": 0.5, "edge_seed_share": 0.5,
+    "alternative_windows": {"first quarter": 0.25, "every checkpoint": 1.0},
+    "matched_loss_levels": 5,
+    "dln": {"lr": 1e-6, "momentum": 0.0, "batch_size": None, "steps": 1500,
+            "every": 100, "record_every": 1, "multipliers": [0.01, 30],
+            "spacing": "log", "measure_rows": None},
+    "mnist1d": {"lr": 0.05, "momentum": 0.9, "batch_size": 100, "steps": 2000,
+                "every": 200, "record_every": 50, "multipliers": [0.5, 4],
+                "spacing": "linear", "measure_rows": 500},
+    "digits-images": {"lr": 0.05, "momentum": 0.9, "batch_size": 100, "steps": 1000,
+                      "every": 100, "record_every": 50, "multipliers": [0.5, 4],
+                      "spacing": "linear", "measure_rows": 500},
+    "digits": {"lr": 0.1, "momentum": 0.0, "batch_size": 128, "steps": 3000,
+               "every": 300, "record_every": 50, "multipliers": [0.5, 4],
+               "spacing": "linear", "measure_rows": 500},
+}
+#: Quick runs: the same code with these numbers (not the experiment's verdict).
+QUICK = {"seeds": 2, "line_points": 5, "power_iterations": 6,
+         "dln": {"steps": 150, "every": 50},
+         "mnist1d": {"steps": 300, "every": 100, "measure_rows": 200},
+         "digits-images": {"steps": 150, "every": 50, "measure_rows": 200},
+         "digits": {"steps": 300, "every": 50, "measure_rows": 200}}
+#: The alternative summaries of the fragility line: name -> (window, statistic,
+#: matching). window: a fraction of the run (checkpoints at steps <= it x steps).
+ALTERNATIVES = {
+    "first quarter instead of the first half": ("first quarter", "median", "step"),
+    "every checkpoint instead of the first half": ("every checkpoint", "median", "step"),
+    "mean instead of median over checkpoints": ("early", "mean", "step"),
+    "matched loss instead of matched step": ("early", "median", "loss"),
+}
 
 CLAIM = ("BatchNorm \"makes the optimization landscape significantly smoother\": the "
          "loss changes at a smaller rate and the magnitudes of the gradients are smaller "
@@ -51,106 +97,139 @@ CLAIM = ("BatchNorm \"makes the optimization landscape significantly smoother\":
 SOURCE = ("Santurkar, Tsipras, Ilyas, Madry (2018), \"How Does Batch Normalization Help "
           "Optimization?\", NeurIPS; section 3.2, appendix A.2.2, Figure 4 (VGG) and the "
           "deep-linear-network landscape figures of appendix B (Figures 9-10).")
-RULE = ("Per problem (the 25-layer DLN; the dense digits MLP, a reduced stand-in for "
-        "the paper's VGG) and per measure (loss range along the gradient, largest "
-        "gradient change along it, effective beta-smoothness), compare BN and standard "
-        "nets at the same step and seed (same data and initial weights) over the early "
-        "checkpoints, fixed in advance as those in the first half of the run (steps <= "
-        f"{EARLY:g} x total, step 0 included). The unit of evidence is the seed "
-        f"({RULE_PARAMS['seeds']} seeds; checkpoints of one run are autocorrelated): per "
-        "seed, the median over its early checkpoints of log(BN / standard) (a value that "
-        "overflows, or is missing because its net diverged, counts as larger; pairs where "
-        "both do are ties, left out). A cell supports the claim if BN is smaller in "
-        "significantly many seeds by the exact one-sided sign test (p < "
-        f"{RULE_PARAMS['alpha']:g}), refutes it if BN is larger in significantly many, "
-        "else it is undecided. Verdict (version 2): supported (refuted) if every cell "
-        "supports (refutes), mixed if one supports and another refutes, else "
-        "underpowered; a refutation from digits cells only reads 'refuted in the dense "
-        "digits MLP (squared loss)'. Raw values, as in the paper; the scale-free variants "
-        "and the largest Hessian eigenvalue are reported, not judged. Fragility: the same "
-        "rule with the mean instead of the median over checkpoints, with every checkpoint "
-        "instead of the first half, and version 1's pooled summary (BN smaller at >= 2/3 "
-        "of the early checkpoint pairs pooled over seeds).")
-#: Version 1's rule text (the reading of version-1 results and the registry).
-RULE_V1 = ("Per problem (DLN, digits MLP) and per measure (loss range along the gradient, "
-        "largest gradient change along it, effective beta-smoothness), compare BN and "
-        "standard nets at the same step and seed (same data and initial weights) over the "
-        "early checkpoints, fixed in advance as those in the first half of the run "
-        f"(steps <= {EARLY:g} x total, step 0 included). A cell supports the claim if BN's "
-        f"raw value is smaller in at least {MOST:.0%} of those pairs (\"most\"; a value "
-        "that overflows, or is missing because its net diverged before that step, counts "
-        "as larger; a pair where both overflow or are missing is a tie left out of the "
-        "fraction, and the cell is inconclusive if no pair is left), and goes against it "
-        f"if BN's is smaller in at most {1 - MOST:.0%}. Verdict: supported if every cell "
-        "supports; refuted if any cell goes against; else inconclusive. Raw values, as in "
-        "the paper, although the nets' losses differ in scale; the ratios BN/standard "
-        "(median over the pairs) say by how much, and the scale-free variants (loss range "
-        "/ loss, gradient change / gradient norm) and the largest Hessian eigenvalue are "
-        "reported, not judged.")
+_P = RULE_PARAMS
+RULE = (
+    f"Problems: the 25-layer deep linear network (full-batch gradient descent, lr "
+    f"{_P['dln']['lr']:g}, {_P['dln']['steps']} steps: the paper's own), the MNIST-1D "
+    f"Conv1d network ({_P['mnist1d']['steps']} steps) and the digits Conv2d network "
+    f"({_P['digits-images']['steps']} steps) (softmax cross-entropy, momentum SGD "
+    f"{_P['mnist1d']['momentum']:g}, lr {_P['mnist1d']['lr']:g}, batch "
+    f"{_P['mnist1d']['batch_size']}: small stand-ins for the paper's VGG on CIFAR-10); "
+    "the dense digits MLP of versions 1-2 is reported, not judged. Per judged problem "
+    "and measure (loss range along the gradient, largest gradient change along it, "
+    "effective beta-smoothness; raw values, as in the paper; step sizes lr x "
+    f"{_P['dln']['multipliers']} log-spaced on the DLN, lr x "
+    f"{_P['mnist1d']['multipliers']} evenly on the CNNs, {_P['line_points']} of them; "
+    "measured on the whole learning set of the DLN and on a fixed set of "
+    f"{_P['mnist1d']['measure_rows']} learning rows per seed on the CNNs), BN and "
+    "standard nets are compared at the same seed (same data, initial weights, batch "
+    "order and measurement rows) and the same step over the early window, fixed in "
+    f"advance as the checkpoints at steps <= {_P['early_fraction']:g} x the run's steps "
+    f"(step 0 included; checkpoints every {_P['dln']['every']} steps on the DLN, "
+    f"{_P['mnist1d']['every']} on MNIST-1D, {_P['digits-images']['every']} on the "
+    f"digits). The unit of evidence is the seed ({_P['seeds']} seeds; the checkpoints "
+    "of a run are autocorrelated): per seed, the median over its early checkpoints of "
+    "log(BN / standard) (a value that overflows, or is missing because its net "
+    "diverged, counts as larger; pairs where both do are ties, left out). A cell "
+    "supports the claim if BN is smaller in significantly many seeds by the exact "
+    f"one-sided sign test (p < {_P['alpha']:g}: at least 9 of 10), refutes it if BN is "
+    "larger in significantly many, else it is undecided; no margin (the claim is a "
+    "direction): the geometric mean ratio BN / standard over seeds with its 95% t "
+    "interval says by how much. Verdict (result.combine over the 9 cells): supported "
+    "(refuted) if every cell supports (refutes), mixed if one supports and another "
+    "refutes (naming which), else underpowered; a refutation whose refuting cells are "
+    "all in the small CNNs reads 'refuted in the small CNNs'. Curvature controls, "
+    "reported with the verdict and not changing it: the largest Hessian eigenvalue of "
+    "the train-mode loss on the measurement rows (power iteration, at most "
+    f"{_P['power_iterations']} products) at every checkpoint against the stability "
+    "threshold (2 / lr for gradient descent, (2 + 2 momentum) / lr for momentum SGD); "
+    "a configuration sits at the edge of stability on a problem when, in at least "
+    f"{_P['edge_seed_share']:.0%} of its seeds, at least {_P['edge_checkpoint_share']:.0%} "
+    "of its early checkpoints after step 0 have sharpness >= "
+    f"{_P['edge_band_low']:g} x threshold (at or above the edge); then its smoothness "
+    "along the gradient is set by the learning rate rather than by BN, and the verdict "
+    "line names the problem. The effective learning rate lr / ||W||^2 of BN's "
+    "scale-invariant layers is reported. Fragility: the same rule over the first "
+    f"quarter of the run (steps <= {_P['alternative_windows']['first quarter']:g} x), "
+    "over every checkpoint, with the mean instead of the median, and at matched loss "
+    f"instead of matched step (per seed, {_P['matched_loss_levels']} loss levels spaced "
+    "geometrically from the smaller of the two nets' step-0 losses on the measurement "
+    "rows to the larger of their losses at the end of the early window; at each level "
+    "each net's first checkpoint at or below it; the median over the levels).")
 
 
 def settings(quick):
-    """The set-up: quick and full differ in lengths, checkpoints and seeds only."""
+    """The set-up: quick and full differ in lengths, checkpoints, rows and seeds only
+    (RULE_PARAMS, QUICK). Per problem a dict for problems.build and the training loop
+    (the DLN's and the MLP's network options, the CNNs' recipes); "problems" the judged
+    ones, "extras" the reported ones."""
+    def setup(problem):
+        values = dict(RULE_PARAMS[problem])
+        if quick:
+            values.update(QUICK[problem])
+        return values
+
+    seeds = QUICK["seeds"] if quick else RULE_PARAMS["seeds"]
+    line_points = QUICK["line_points"] if quick else RULE_PARAMS["line_points"]
+    power = QUICK["power_iterations"] if quick else RULE_PARAMS["power_iterations"]
+    dln = {"depth": 25, "width": 10, "samples": 1000, "loss": "sum", **setup("dln")}
+    mnist1d = {**recipe("mnist1d", quick), **setup("mnist1d"), "data": "default"}
+    digits_images = {**recipe("digits-images", quick), **setup("digits-images")}
+    digits = {"hidden": [100, 100], "activation": "relu", "loss": "mean",
+              **setup("digits")}
+    rows = {p: s["measure_rows"] for p, s in (("mnist1d", mnist1d),
+                                              ("digits-images", digits_images))}
     reduced = [
-        "deep linear network: {dln_steps} full-batch steps (the paper trains for "
-        "thousands); checkpoints every {dln_every} steps",
-        "digits MLP (64-100-100-10, ReLU, squared loss on one-hot targets, SGD batch 128, "
-        "lr 0.1) instead of the paper's VGG on CIFAR-10: a CPU-sized real-data network; "
-        "{mlp_steps} steps, checkpoints every {mlp_every}",
-        "{line_points} step sizes along the gradient per checkpoint (log-spaced in "
-        "[1/100, 30] x lr for the DLN, evenly in [1/2, 4] x lr for the MLP; the paper does "
-        "not say how many)",
-        "{seeds} seed(s) per problem; the Hessian eigenvalue by at most {power} power "
-        "iterations",
+        f"deep linear network: {dln['steps']} full-batch steps (the paper trains for "
+        f"thousands), checkpoints every {dln['every']} steps",
+        "the paper's VGG on CIFAR-10 replaced by two CPU-sized convolutional BN networks "
+        "of its family (cross-entropy, momentum SGD 0.9, lr 0.05, batch 100): MNIST-1D "
+        f"Conv1d, {mnist1d['steps']} steps ({mnist1d['steps'] * 100 // 4000} epochs; "
+        "the recipe's full run is 4000), checkpoints every "
+        f"{mnist1d['every']}; digits Conv2d, {digits_images['steps']} steps, "
+        f"checkpoints every {digits_images['every']}",
+        "the CNNs' landscape and Hessian measured on a fixed set of "
+        f"{rows['mnist1d']} (MNIST-1D) and {rows['digits-images']} (digits) learning "
+        "rows per seed instead of the whole learning set (a Hessian-vector product on "
+        "all 4000 MNIST-1D rows costs ~10x; BN's statistics are over those rows)",
+        f"{line_points} step sizes along the gradient per checkpoint (the paper does not "
+        f"say how many); the Hessian eigenvalue by at most {power} power iterations",
+        f"{seeds} seeds per problem" + (" (quick: the sign test cannot decide)"
+                                        if quick else ""),
+        f"the dense digits MLP (reported, not judged): {digits['steps']} SGD steps, "
+        f"checkpoints every {digits['every']}, measured on the whole learning set",
     ]
-    if quick:
-        values = dict(dln_steps=150, dln_every=50, mlp_steps=300, mlp_every=50,
-                      line_points=5, seeds=1, power=6)
-    else:
-        values = {k: RULE_PARAMS[k] for k in ("dln_steps", "dln_every", "mlp_steps",
-                                               "mlp_every", "line_points", "seeds")}
-        values["power"] = RULE_PARAMS["power_iterations"]
-    return {
-        "dln": {"depth": 25, "width": 10, "samples": 1000, "loss": "sum", "lr": 1e-6,
-                "steps": values["dln_steps"], "every": values["dln_every"],
-                "batch_size": None, "record_every": 1, "multipliers": [1 / 100, 30],
-                "spacing": "log", "init": "glorot"},
-        "digits": {"hidden": [100, 100], "activation": "relu", "loss": "mean", "lr": 0.1,
-                   "steps": values["mlp_steps"], "every": values["mlp_every"],
-                   "batch_size": 128, "record_every": 10, "multipliers": [1 / 2, 4],
-                   "spacing": "linear",
-                   "init": "glorot"},
-        "line_points": values["line_points"], "seeds": values["seeds"],
-        "power_iterations": values["power"], "early_fraction": EARLY,
-        "reduced": [text.format(**values) for text in reduced],
-    }
+    return {"dln": dln, "mnist1d": mnist1d, "digits-images": digits_images,
+            "digits": digits, "problems": list(JUDGED_PROBLEMS),
+            "extras": list(EXTRA_PROBLEMS), "line_points": line_points, "seeds": seeds,
+            "power_iterations": power, "early_fraction": RULE_PARAMS["early_fraction"],
+            "reduced": reduced}
 
 
 def tasks(settings, seed):
     """One task per (problem, seed index, configuration); BN and standard of a seed
-    share data, initial weights, SGD order and measurement batches."""
-    return paired_tasks(settings, seed, CONFIGS, line_points=settings["line_points"],
+    share data, initial weights, batch order and measurement rows."""
+    return paired_tasks(settings, seed, CONFIGS,
+                        problems=tuple(settings["problems"]) + tuple(settings["extras"]),
+                        line_points=settings["line_points"],
                         power_iterations=settings["power_iterations"])
 
 
 def run_task(task):
-    """Trains one net with checkpoints; returns its loss curve and, per checkpoint, the
-    landscape measures and the largest Hessian eigenvalue (JSON-able dict)."""
+    """Trains one net with checkpoints at steps 0, every, ..., steps; returns (a
+    JSON-able dict) its learning-set loss curve, the test accuracy (the classifiers),
+    and per checkpoint the landscape measures (gradient_line_measures) on the
+    measurement rows, the largest Hessian eigenvalue there ("hessian_max", None where
+    it overflows) and the effective learning rates lr / ||W_l||^2 of the BN'd layers
+    ("effective_lr", one per layer; [] without BN)."""
     setup = task["setup"]
     net, X, y, test = build(task)
     etas = step_sizes(setup, task["line_points"])
+    # the same rows at every checkpoint (the compared nets share them)
+    Xm, ym = measurement_batch(X, y, setup["measure_rows"], task["seed"], 0)
 
     def measure(net, step):
-        Xb, yb = measurement_batch(X, y, setup["batch_size"], task["seed"], step)
-        values = gradient_line_measures(net, Xb, yb, etas)
-        values["hessian_max"] = hessian_max(net, Xb, yb, task["power_iterations"],
+        values = gradient_line_measures(net, Xm, ym, etas)
+        values["hessian_max"] = hessian_max(net, Xm, ym, task["power_iterations"],
                                             derived_seed(task["seed"], 3, step))
+        values["effective_lr"] = effective_learning_rates(net, setup["lr"])["effective_lr"]
         return values
 
+    optimizer = recipe_optimizer(setup) if setup.get("momentum") else None
     losses, checkpoints, diverged = measured_training(
         net, X, y, setup["lr"], setup["steps"], setup["every"], measure,
         batch_size=setup["batch_size"], seed=derived_seed(task["seed"], 4),
-        record_every=setup["record_every"])
+        record_every=setup["record_every"], optimizer=optimizer)
     result = {"problem": task["problem"], "config": task["config"],
               "replicate": task["replicate"], "losses": finite_or_none(downsample(losses)),
               "final_loss": None if diverged is not None else float(losses[-1]),
@@ -158,7 +237,11 @@ def run_task(task):
               "checkpoints": checkpoints}
     if test is not None:
         X_test, labels_test = test
-        result["test_accuracy"] = float(np.mean(net.predict(X_test).argmax(1) == labels_test))
+        if diverged is None:
+            result["test_accuracy"] = float(
+                np.mean(net.predict(X_test).argmax(1) == labels_test))
+        else:
+            result["test_accuracy"] = None
     return result
 
 
@@ -174,6 +257,12 @@ def hessian_max(net, X, y, iterations, seed):
                 raise
             return None
     return float(value) if value is not None and np.isfinite(value) else None
+
+
+def threshold_of(setup):
+    """The stability threshold of a problem's optimizer: 2 / lr for (S)GD, (2 + 2
+    momentum) / lr for heavy-ball momentum (measures.stability_threshold)."""
+    return stability_threshold(setup["lr"], setup.get("momentum", 0.0))
 
 
 def _value(checkpoint, measure):
@@ -196,30 +285,14 @@ def _value(checkpoint, measure):
     return top / bottom
 
 
-def compare(pairs, measure):
-    """BN vs standard on ``measure`` over checkpoint pairs [(standard, bn), ...] (a
-    checkpoint None: missing, its net diverged before that step):
-    {"pairs", "both_infinite" (pairs where both values overflowed or are missing: ties
-    left out of the fraction), "bn_smaller_fraction" (over the other pairs; None if there
-    are none), "median_ratio" (BN / standard over the pairs where it is finite, None if
-    there are none)}."""
-    standard = np.array([_value(s, measure) for s, _ in pairs], dtype=np.float64)
-    bn = np.array([_value(b, measure) for _, b in pairs], dtype=np.float64)
-    decided = ~(np.isinf(standard) & np.isinf(bn))
-    smaller = bn[decided] < standard[decided]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = bn / standard
-    ratios = ratios[np.isfinite(ratios)]
-    return {"pairs": int(len(pairs)), "both_infinite": int(len(pairs) - decided.sum()),
-            "bn_smaller_fraction": float(np.mean(smaller)) if smaller.size else None,
-            "median_ratio": float(np.median(ratios)) if len(ratios) else None}
-
-
 def seed_log_ratio(pairs, measure, statistic="median"):
-    """One seed's summary of BN vs standard over its checkpoint pairs: the median (or
-    mean) of log(BN / standard); +inf (-inf) when BN's (the standard net's) value
+    """One seed's summary of BN vs standard over its checkpoint pairs [(standard, bn),
+    ...] (a checkpoint None: missing, its net diverged before that step): the median
+    (or mean) of log(BN / standard); +inf (-inf) when BN's (the standard net's) value
     overflowed or is missing and the other's is not; pairs where both are are ties,
-    left out; None if no pair is left."""
+    left out; None if no pair is left (or pairs is None)."""
+    if pairs is None:
+        return None
     logs = []
     for standard, bn in pairs:
         a, b = _value(standard, measure), _value(bn, measure)
@@ -242,187 +315,338 @@ def seed_log_ratio(pairs, measure, statistic="median"):
 
 
 def seed_cell(per_seed, alpha=None):
-    """A cell by the sign test over seeds (stats.sign_test): "supported" if BN is
-    smaller (log ratio < 0) in significantly many seeds (one-sided p < alpha),
-    "refuted" if larger in significantly many, else "undecided"."""
+    """A cell by the sign test over seeds (stats.sign_test) of the per-seed log ratios
+    (None: no value, left out): "supported" if BN is smaller (log ratio < 0) in
+    significantly many seeds (one-sided p < alpha), "refuted" if larger in
+    significantly many, else "undecided". Returns (outcome, details): the test, the
+    per-seed values (None for non-finite), whether p < alpha is reachable with these
+    seeds, and the geometric mean ratio BN / standard with its 95% t interval over the
+    seeds (None when a seed's value is infinite or fewer than 2 seeds have one)."""
     alpha = RULE_PARAMS["alpha"] if alpha is None else alpha
     values = [v for v in per_seed if v is not None]
     test = stats.sign_test(values)
     outcome = ("supported" if test["p_less"] < alpha else
                "refuted" if test["p_greater"] < alpha else "undecided")
+    interval = stats.t_interval(values) if values else {"mean": None, "low": None,
+                                                         "high": None}
+
+    def exp(v):
+        return None if v is None or not np.isfinite(v) else float(np.exp(v))
     return outcome, {**test, "per_seed_log_ratio": [
         None if v is None or not np.isfinite(v) else v for v in per_seed],
-        "reachable": stats.sign_test_reachable(len(values), alpha), "outcome": outcome}
+        "reachable": stats.sign_test_reachable(len(values), alpha),
+        "geometric_mean_ratio": exp(interval["mean"]),
+        "ratio_interval": [exp(interval["low"]), exp(interval["high"])],
+        "outcome": outcome}
 
 
 def verdict_of(cells):
-    """Version 2's mapping (result.combine) over the cells {"problem.measure": outcome};
-    refutations all on the digits MLP read "refuted in" that setting."""
+    """Version 3's mapping (result.combine) over the cells {"problem.measure":
+    outcome}; a refutation whose refuting cells are all in the small CNNs reads
+    "refuted in" them."""
     refuting = [k for k, v in cells.items() if v == "refuted"]
-    only_digits = bool(refuting) and all(k.startswith("digits.") for k in refuting)
-    setting = SETTINGS["digits"] if only_digits else " and ".join(SETTINGS.values())
-    return combine(cells, setting, reduced=only_digits, decide=(
+    in_cnns = bool(refuting) and all(k.split(".")[0] in REDUCED for k in refuting)
+    problems = list(dict.fromkeys(k.split(".")[0] for k in cells))
+    setting = (REDUCED_SETTING if in_cnns else
+               " and ".join(SETTINGS.get(p, p) for p in problems))
+    return combine(cells, setting, reduced=in_cnns, decide=(
         "more seeds: the sign test over seeds needs at least 5 seeds to reach p < 0.05 "
         "at all, 10 to tolerate one seed the other way"))
 
 
-def cell_verdict(fraction):
-    """A measure on a problem: "supported" (BN smaller in >= MOST of the early pairs),
-    "refuted" (<= 1 - MOST) or "inconclusive"."""
-    if fraction is None:
-        return "inconclusive"
-    if fraction >= MOST:
-        return "supported"
-    if fraction <= 1 - MOST:
-        return "refuted"
-    return "inconclusive"
+def _window_limit(setup, window):
+    """The last step of a window ("early": the pre-registered first half; or a name of
+    RULE_PARAMS["alternative_windows"]): fraction x the run's steps."""
+    fraction = (RULE_PARAMS["early_fraction"] if window == "early"
+                else RULE_PARAMS["alternative_windows"][window])
+    return fraction * setup["steps"]
 
 
-def decide(cells):
-    """The overall verdict from the judged cells' verdicts."""
-    verdicts = list(cells)
-    if verdicts and all(v == "supported" for v in verdicts):
-        return "supported"
-    if any(v == "refuted" for v in verdicts):
-        return "refuted"
-    return "inconclusive"
+def matched_loss_pairs(standard_at, bn_at, steps):
+    """The checkpoint pairs of one seed at matched loss over a window.
+
+    standard_at, bn_at : {step: checkpoint} of the two nets (a step absent: that net
+        diverged before it); steps : the window's scheduled checkpoint steps, ascending.
+
+    RULE_PARAMS["matched_loss_levels"] levels spaced geometrically from the smaller of
+    the two nets' first checkpoint losses to the larger of their last ones (so both
+    nets reach every level within the window); at each level, each net's first
+    checkpoint at or below it (measures.matched_loss on the checkpoint losses).
+    Returns a list of (standard, bn) checkpoint pairs, one per level. A net missing the
+    window's last checkpoint (diverged, or its loss overflowed) counts as larger:
+    [(standard's last, None)] when only BN does, [(None, BN's last)] when only the
+    standard net does; None (no value for this seed) when both do or the losses did not
+    fall."""
+    def losses(at):
+        return np.array([np.inf if at.get(s) is None or at[s]["loss"] is None
+                         else at[s]["loss"] for s in steps], dtype=np.float64)
+
+    a, b = losses(standard_at), losses(bn_at)
+    last = steps[-1]
+    if not np.isfinite(a[-1]) and not np.isfinite(b[-1]):
+        return None
+    if not np.isfinite(b[-1]):
+        return [(standard_at[last], None)]
+    if not np.isfinite(a[-1]):
+        return [(None, bn_at[last])]
+    top, bottom = min(a[0], b[0]), max(a[-1], b[-1])
+    if not 0 < bottom < top:
+        return None
+    levels = np.geomspace(top, bottom, RULE_PARAMS["matched_loss_levels"])
+    levels[0], levels[-1] = top, bottom           # exactly reached, not rounded past
+    matched = matched_loss(a, b, levels=levels)   # indices into steps (record_every 1)
+    return [(standard_at[steps[i]], bn_at[steps[j]])
+            for i, j in zip(matched["steps_a"], matched["steps_b"])]
+
+
+def edge_share(run_checkpoints, setup, limit):
+    """One run's share of its checkpoints at steps 0 < step <= limit whose sharpness
+    (hessian_max; an overflowed one counts as above) is at or above
+    RULE_PARAMS["edge_band_low"] x the stability threshold, with the ratios
+    (measures.edge_of_stability; None: no checkpoint in the window)."""
+    points = [(c["step"], np.inf if c["hessian_max"] is None else c["hessian_max"])
+              for c in run_checkpoints if 0 < c["step"] <= limit]
+    if not points:
+        return None, []
+    steps, values = (np.array(v) for v in zip(*points))
+    eos = edge_of_stability((steps, values.astype(np.float64)), setup["lr"],
+                            setup.get("momentum", 0.0))
+    ratios = np.array([np.inf if r is None else r for r in eos["ratios"]])
+    return float(np.mean(ratios >= RULE_PARAMS["edge_band_low"])), eos["ratios"]
+
+
+def curvature(runs, setup, limit):
+    """The curvature controls of one problem: per configuration, each seed's share of
+    early checkpoints (after step 0) at or above the edge of stability and its median
+    sharpness / threshold over them, whether the configuration sits at the edge (the
+    share >= RULE_PARAMS["edge_checkpoint_share"] in at least
+    RULE_PARAMS["edge_seed_share"] of its seeds), and the effective learning rate of
+    its BN'd layers (median over layers) at step 0 and at the window's end (median over
+    seeds)."""
+    out = {"threshold": threshold_of(setup)}
+    for config, config_runs in runs.items():
+        shares, medians, lr0, lr_end = [], [], [], []
+        for run in config_runs:
+            share, ratios = edge_share(run["checkpoints"], setup, limit)
+            shares.append(share)
+            finite = [np.inf if r is None else r for r in ratios]
+            medians.append(float(np.median(finite)) if finite else None)
+            at = {c["step"]: c for c in run["checkpoints"]}
+            early = [s for s in at if s <= limit]
+            for store, step in ((lr0, 0), (lr_end, max(early) if early else None)):
+                rates = [] if step is None else [r for r in at[step]["effective_lr"]
+                                                 if r is not None]
+                store.append(float(np.median(rates)) if rates else None)
+        at_edge_seeds = sum(s is not None and s >= RULE_PARAMS["edge_checkpoint_share"]
+                            for s in shares)
+        out[config] = {
+            "seed_edge_share": shares,
+            "seed_median_ratio": [None if m is None or not np.isfinite(m) else m
+                                  for m in medians],
+            "seeds_at_edge": int(at_edge_seeds), "seeds": len(config_runs),
+            "at_edge": bool(config_runs) and
+            at_edge_seeds >= RULE_PARAMS["edge_seed_share"] * len(config_runs),
+            "median_effective_lr_start": _median(lr0),
+            "median_effective_lr_window_end": _median(lr_end)}
+    return out
+
+
+def _median(values):
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(values)) if values else None
 
 
 def conclude(settings, results):
     """Pairs BN and standard checkpoints by (problem, seed, step) at every scheduled
     step (0, every, ..., steps; a checkpoint missing because its net diverged counts as
-    overflowed) and applies the rule."""
+    overflowed), applies the rule per judged cell and under each alternative summary,
+    and adds the curvature controls. Returns (Verdict, measurements)."""
     by_key = {(r["problem"], r["replicate"], r["config"]): r for r in results}
     problems, verdict_inputs, cells = {}, {}, {}
     alternative_cells = {name: {} for name in ALTERNATIVES}
-    for problem in ("dln", "digits"):
+    judged = list(settings["problems"])
+    for problem in judged + list(settings.get("extras", [])):
         setup = settings[problem]
-        early_limit = EARLY * setup["steps"]
-        early, every_pair = [], []
-        seed_pairs = {"early": [], "all": []}
         runs = {config: [by_key[(problem, r, config)] for r in range(settings["seeds"])]
                 for config in CONFIGS}
-        schedule = range(0, setup["steps"] + 1, setup["every"])
+        schedule = list(range(0, setup["steps"] + 1, setup["every"]))
+        windows = {name: [s for s in schedule if s <= _window_limit(setup, name)]
+                   for name in ("early", *RULE_PARAMS["alternative_windows"])}
+        seed_pairs = {name: [] for name in windows}
+        seed_pairs["matched loss"] = []
         for standard_run, bn_run in zip(runs["standard"], runs["bn"]):
             standard_at = {c["step"]: c for c in standard_run["checkpoints"]}
             bn_at = {c["step"]: c for c in bn_run["checkpoints"]}
-            seed_early, seed_all = [], []
-            for step in schedule:
+            for name, steps in windows.items():
                 # None: that net diverged before this step (its value counts as inf)
-                pair = (standard_at.get(step), bn_at.get(step))
-                every_pair.append(pair)
-                seed_all.append(pair)
-                if step <= early_limit:
-                    early.append(pair)
-                    seed_early.append(pair)
-            seed_pairs["early"].append(seed_early)
-            seed_pairs["all"].append(seed_all)
+                seed_pairs[name].append([(standard_at.get(s), bn_at.get(s))
+                                         for s in steps])
+            seed_pairs["matched loss"].append(
+                matched_loss_pairs(standard_at, bn_at, windows["early"]))
+        controls = curvature(runs, setup, _window_limit(setup, "early"))
+        edge = [config for config in CONFIGS if controls[config]["at_edge"]]
         comparisons = {}
-        for measure in JUDGED + ("relative_loss_range", "relative_grad_change",
-                                 "hessian_max"):
-            early_result = compare(early, measure)
-            entry = {"early": early_result, "all": compare(every_pair, measure)}
-            if measure in JUDGED:
-                key = f"{problem}.{measure}"
-                outcome, test = seed_cell([seed_log_ratio(pairs, measure)
-                                           for pairs in seed_pairs["early"]])
-                entry["verdict"] = outcome
-                cells[key] = outcome
-                for name, (window, statistic) in ALTERNATIVES.items():
-                    if statistic == "pooled":
-                        alt = cell_verdict(early_result["bn_smaller_fraction"])
-                    else:
-                        alt = seed_cell([seed_log_ratio(pairs, measure, statistic)
-                                         for pairs in seed_pairs[window]])[0]
-                    alternative_cells[name][key] = alt
-                verdict_inputs[key] = {
-                    "seeds_bn_smaller": test["negative"], "seeds_bn_larger": test["positive"],
-                    "sign_test_p_bn_smaller": test["p_less"],
-                    "sign_test_p_bn_larger": test["p_greater"],
-                    "significance_reachable": test["reachable"],
-                    "bn_smaller_fraction_early": early_result["bn_smaller_fraction"],
-                    "early_pairs": early_result["pairs"],
-                    "median_ratio_bn_over_standard": early_result["median_ratio"],
-                    "verdict": outcome}
+        for measure in JUDGED + REPORTED:
+            outcome, test = seed_cell([seed_log_ratio(pairs, measure)
+                                       for pairs in seed_pairs["early"]])
+            entry = {"outcome": outcome, **test, "alternatives": {}}
+            for name, (window, statistic, matching) in ALTERNATIVES.items():
+                pairs = seed_pairs["matched loss" if matching == "loss" else window]
+                alt, alt_test = seed_cell([seed_log_ratio(p, measure, statistic)
+                                           for p in pairs])
+                entry["alternatives"][name] = {
+                    "outcome": alt, "negative": alt_test["negative"],
+                    "positive": alt_test["positive"], "n": alt_test["n"],
+                    "geometric_mean_ratio": alt_test["geometric_mean_ratio"]}
             comparisons[measure] = entry
+            if measure not in JUDGED or problem not in judged:
+                continue
+            key = f"{problem}.{measure}"
+            cells[key] = outcome
+            for name, alt in entry["alternatives"].items():
+                alternative_cells[name][key] = alt["outcome"]
+            verdict_inputs[key] = {
+                "seeds_bn_smaller": test["negative"], "seeds_bn_larger": test["positive"],
+                "sign_test_p_bn_smaller": test["p_less"],
+                "sign_test_p_bn_larger": test["p_greater"],
+                "significance_reachable": test["reachable"],
+                "geometric_mean_ratio": test["geometric_mean_ratio"],
+                "ratio_interval": test["ratio_interval"],
+                "at_edge_of_stability": edge, "verdict": outcome}
         problems[problem] = {
-            "comparisons": comparisons, "early_step_limit": early_limit,
-            "runs": {config: [_run_summary(run) for run in runs[config]]
+            "judged": problem in judged, "setting": SETTINGS[problem],
+            "comparisons": comparisons, "early_step_limit": _window_limit(setup, "early"),
+            "curvature": controls, "at_edge_of_stability": edge,
+            "runs": {config: [_run_summary(run, setup) for run in runs[config]]
                      for config in CONFIGS}}
     verdict_inputs["alpha"] = RULE_PARAMS["alpha"]
     alternatives = {name: verdict_of(alt).label for name, alt in alternative_cells.items()}
+    alternative_detail = {name: dict(alt) for name, alt in alternative_cells.items()}
     measurements = {"problems": problems, "verdict_inputs": verdict_inputs,
-                    "judged": list(JUDGED), "alternatives": alternatives}
+                    "judged": list(JUDGED), "alternatives": alternatives,
+                    "alternative_cells": alternative_detail}
     return verdict_of(cells), measurements
 
 
-def _run_summary(run):
-    """The parts of a task's result the report and the figure use."""
+def _run_summary(run, setup):
+    """The parts of a task's result the report and the figure use; sharpness as the
+    ratio to the stability threshold, the effective learning rate as the median over
+    the BN'd layers."""
     keys = ("loss", "grad_norm", "loss_min", "loss_max", "loss_range", "grad_change_min",
             "grad_change_max", "beta", "hessian_max")
     checkpoints = run["checkpoints"]
+    threshold = threshold_of(setup)
     summary = {"losses": run["losses"], "final_loss": run["final_loss"],
                "diverged_step": run["diverged_step"],
                "steps": [c["step"] for c in checkpoints]}
     summary.update({key: [c[key] for c in checkpoints] for key in keys})
+    summary["sharpness_ratio"] = [None if c["hessian_max"] is None
+                                  else c["hessian_max"] / threshold for c in checkpoints]
+    summary["effective_lr"] = [_median(c["effective_lr"]) for c in checkpoints]
     if "test_accuracy" in run:
         summary["test_accuracy"] = run["test_accuracy"]
     return summary
 
 
+NAMES = {"loss_range": "loss range along the gradient",
+         "grad_change_max": "max gradient change along it",
+         "beta": "effective beta-smoothness",
+         "relative_loss_range": "loss range / loss (not judged)",
+         "relative_grad_change": "gradient change / gradient norm (not judged)",
+         "hessian_max": "|largest Hessian eigenvalue| (not judged)"}
+
+
+def _ratio_text(test):
+    ratio, (low, high) = test["geometric_mean_ratio"], test["ratio_interval"]
+    if ratio is None:
+        return "geometric mean n/a (a seed overflowed or diverged)"
+    interval = "" if low is None else f" [{low:.3g}, {high:.3g}]"
+    return f"geometric mean {ratio:.3g}{interval}"
+
+
 def summary(measurements):
-    """The terminal report's lines."""
-    names = {"loss_range": "loss range along the gradient",
-             "grad_change_max": "max gradient change along it",
-             "beta": "effective beta-smoothness",
-             "relative_loss_range": "loss range / loss (not judged)",
-             "relative_grad_change": "gradient change / gradient norm (not judged)",
-             "hessian_max": "|largest Hessian eigenvalue| (not judged)"}
+    """The terminal report's lines: per problem, the final losses (and test
+    accuracies), the curvature controls, and per measure the seeds with BN smaller,
+    the sign test and the geometric mean ratio BN / standard with its interval."""
     lines = []
-    for problem, label in (("dln", "25-layer deep linear network"),
-                           ("digits", "digits MLP")):
-        block = measurements["problems"][problem]
-        # a diverged run's final loss (None) counts as infinite
+    for problem, block in measurements["problems"].items():
+        runs = block["runs"]
         finals = {config: np.median([np.inf if r["final_loss"] is None else r["final_loss"]
-                                     for r in block["runs"][config]])
-                  for config in CONFIGS}
-        lines.append(f"{label}: median final loss standard {finals['standard']:.4g}, "
-                     f"BN {finals['bn']:.4g}; early = steps <= {block['early_step_limit']:g}")
-        for measure, name in names.items():
-            early = block["comparisons"][measure]["early"]
-            fraction, ratio = early["bn_smaller_fraction"], early["median_ratio"]
-            verdict = block["comparisons"][measure].get("verdict")
-            text = "n/a" if fraction is None else f"{fraction:.0%}"
-            ratio_text = "n/a" if ratio is None else f"{ratio:.3g}"
-            ties = early.get("both_infinite", 0)
-            counted = early["pairs"] - ties
-            lines.append(f"  {name}: BN smaller at {text} of {counted} early "
-                         f"checkpoints"
-                         + (f" ({ties} with both overflowed or missing left out)"
-                            if ties else "")
-                         + f", median BN/standard {ratio_text}"
-                         + (f" -> {verdict}" if verdict else ""))
+                                     for r in runs[config]]) for config in CONFIGS}
+        text = (f"{block['setting']}{'' if block['judged'] else ' (reported, not judged)'}"
+                f": median final loss standard {finals['standard']:.4g}, BN "
+                f"{finals['bn']:.4g}")
+        if all("test_accuracy" in r for config in CONFIGS for r in runs[config]):
+            accuracy = {config: _median([r["test_accuracy"] for r in runs[config]])
+                        for config in CONFIGS}
+            text += (f"; test accuracy standard {_pct(accuracy['standard'])}, BN "
+                     f"{_pct(accuracy['bn'])}")
+        lines.append(text + f"; early = steps <= {block['early_step_limit']:g}")
+        controls = block["curvature"]
+        for config in CONFIGS:
+            c = controls[config]
+            ratio = _median(c["seed_median_ratio"])
+            lines.append(
+                f"  {config}: sharpness / threshold ({controls['threshold']:.4g}) median "
+                f"{'n/a' if ratio is None else f'{ratio:.3g}'} over the early checkpoints; "
+                f"at or above the edge in {c['seeds_at_edge']}/{c['seeds']} seeds"
+                + (" -> AT THE EDGE OF STABILITY (smoothness set by lr)"
+                   if c["at_edge"] else "")
+                + (f"; effective lr of the BN'd layers {c['median_effective_lr_start']:.3g}"
+                   f" at step 0, {c['median_effective_lr_window_end']:.3g} at the "
+                   "window's end" if c["median_effective_lr_start"] is not None
+                   and c["median_effective_lr_window_end"] is not None else ""))
+        matched = "matched loss instead of matched step"
+        lines.append("  at matched loss: " + ", ".join(
+            f"{measure} BN smaller in {alt['negative']}/{alt['n']} seeds ({alt['outcome']})"
+            for measure in JUDGED
+            for alt in [block["comparisons"][measure]["alternatives"][matched]]))
+        for measure, name in NAMES.items():
+            test = block["comparisons"][measure]
+            lines.append(f"  {name}: BN smaller in {test['negative']}/{test['n']} seeds "
+                         f"(p {test['p_less']:.3g}), larger in {test['positive']} "
+                         f"(p {test['p_greater']:.3g}); BN/standard {_ratio_text(test)}"
+                         + (f" -> {test['outcome']}" if measure in JUDGED and
+                            block["judged"] else ""))
     return lines
 
 
+#: The judged measures' short names (the verdict line).
+SHORT = {"loss_range": "loss range", "grad_change_max": "gradient change",
+         "beta": "beta"}
+
+
+def _pct(value):
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
 
 def headline(inputs):
-    """The verdict's key figures: per measure and problem, the fraction of early
-    checkpoints at which BN is smaller, against the threshold."""
-    pairs = {k: v for k, v in inputs.items() if isinstance(v, dict)}
-    if "threshold_most" not in inputs:            # version 2: seeds, sign test
-        return "seeds with BN smaller (sign test p): " + ", ".join(
-            f"{k} {v['seeds_bn_smaller']}/{v['seeds_bn_smaller'] + v['seeds_bn_larger']} "
-            f"(p {v['sign_test_p_bn_smaller']:.3g}, {v['verdict']})"
-            for k, v in pairs.items())
-    most = inputs["threshold_most"]
-    met = sum(v["verdict"] == "supported" for v in pairs.values())
-    return (f"BN smaller at >= {most:.3g} of early checkpoints for {met} of {len(pairs)} "
-            "measure/problem pairs: " + ", ".join(
-                f"{k} {100 * v['bn_smaller_fraction_early']:.0f}%" for k, v in pairs.items()))
-
+    """The verdict's key figures: per judged problem, the seeds with BN smaller out of
+    the untied ones for each judged measure, and which configurations sit at the edge
+    of stability (version 1: the pooled fractions)."""
+    cells = {k: v for k, v in inputs.items() if isinstance(v, dict)}
+    if "threshold_most" in inputs:                # version 1: pooled checkpoints
+        most = inputs["threshold_most"]
+        met = sum(v["verdict"] == "supported" for v in cells.values())
+        return (f"BN smaller at >= {most:.3g} of early checkpoints for {met} of "
+                f"{len(cells)} measure/problem pairs: " + ", ".join(
+                    f"{k} {100 * v['bn_smaller_fraction_early']:.0f}%"
+                    for k, v in cells.items()))
+    groups = []
+    for problem in dict.fromkeys(k.split(".")[0] for k in cells):
+        mine = {k.split(".", 1)[1]: v for k, v in cells.items()
+                if k.split(".")[0] == problem}
+        at_edge = next(iter(mine.values())).get("at_edge_of_stability")
+        groups.append(f"{problem} " + ", ".join(
+            f"{v['seeds_bn_smaller']}/{v['seeds_bn_smaller'] + v['seeds_bn_larger']}"
+            for v in mine.values())
+            + (" [edge of stability: "
+               f"{', '.join('BN' if c == 'bn' else c for c in at_edge)}]" if at_edge else ""))
+    alpha = inputs.get("alpha", RULE_PARAMS["alpha"])
+    return (f"seeds with BN smaller ({', '.join(SHORT.get(m, m) for m in JUDGED)}; sign "
+            f"test p < {alpha:g} decides): " + "; ".join(groups))
 
 EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
-                        rule_version=2, rule_params=RULE_PARAMS,
+                        rule_version=3, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
                         conclude=conclude, summary=summary, headline=headline, order=2)

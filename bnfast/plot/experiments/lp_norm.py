@@ -122,13 +122,18 @@ def draw(result, plt):
         for ax in (ax_loss, ax_acc, ax_sharp):
             ax.set_xlabel("training step")
         ax_loss.legend(fontsize=8)
-    judged = "; ".join(f"{name.replace('comparable ', '')}: {c['outcome']}"
-                       for name, c in measurements["conditions"].items())
+    by_problem = {}
+    for name, c in measurements["conditions"].items():
+        _, problem, p = name.split()
+        by_problem.setdefault(problem, []).append(f"{p} {c['outcome']}")
+    judged = "; ".join(f"{problem}: {', '.join(parts)}"
+                       for problem, parts in by_problem.items())
     beats = measurements["sub_claims"].get("l1 beats BN on the DLN")
     remark = f"; l1 beats BN on the DLN (reported): {beats['outcome']}" if beats else ""
     fig.suptitle("Santurkar et al. (2018) Fig. 5, 12-13: lp normalization performs "
-                 f"comparably to BN. Verdict: {result.verdict}\n{judged}{remark}",
-                 fontsize=10)
+                 f"comparably to BN. Verdict: {result.verdict.label}\n"
+                 f"lp within half of BN's gain over no normalization? {judged}{remark}",
+                 fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 

@@ -187,7 +187,9 @@ def settings(quick):
         f"{seeds} seeds per problem" + (" (quick: the sign test cannot decide)"
                                         if quick else ""),
         f"the dense digits MLP (reported, not judged): {digits['steps']} SGD steps, "
-        f"checkpoints every {digits['every']}, measured on the whole learning set",
+        f"checkpoints every {digits['every']}, measured on a fixed set of "
+        f"{digits['measure_rows']} learning rows per seed (versions 1-2: a fresh batch of "
+        "128 rows per checkpoint)",
     ]
     return {"dln": dln, "mnist1d": mnist1d, "digits-images": digits_images,
             "digits": digits, "problems": list(JUDGED_PROBLEMS),

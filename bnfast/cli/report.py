@@ -279,10 +279,9 @@ def _experiment_files(results_dir):
 
 
 def _verdict_text(data):
-    """The verdict as the run printed it ("refuted in <setting>", "mixed (...)"), with
-    its rule version ("rule v1" for files written before version 2)."""
-    detail = data.get("verdict_detail") or {}
-    return f"{detail.get('text', data['verdict'])} (rule v{data.get('rule_version', 1)})"
+    """The verdict as the run printed it, with its rule version (result.verdict_text)."""
+    from ..experiments.result import ExperimentResult, verdict_text
+    return verdict_text(ExperimentResult.from_dict(data))
 
 
 def _fragility_text(data):

@@ -375,7 +375,12 @@ def headline(inputs):
             f"largest gap/bound {figure(inputs['max_ratio_gap_to_bound'])}")
 
 
+#: The claim in a few words, for the README's and the report's tables.
+TITLE = ('GDNP converges linearly, rho* - rho(w_t) <= (1 - mu/L)^(2t) '
+         'gap_0 (Kohler et al. 2019)')
+
 EXPERIMENT = Experiment(name="decoupling", claim=CLAIM, source=SOURCE, rule=RULE,
                         rule_version=2, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, headline=headline, order=6)
+                        conclude=conclude, summary=summary, headline=headline, order=6,
+                        title=TITLE)

@@ -448,7 +448,12 @@ def headline(inputs):
             f"{figure(inputs['max_L_over_bound'])}")
 
 
+#: The claim in a few words, for the README's and the report's tables.
+TITLE = ("centring lowers the gradient's Lipschitz constant, scaling "
+         'preconditions, GD descends for lr < 2/L (Su Jianlin 2019)')
+
 EXPERIMENT = Experiment(name="lipschitz", claim=CLAIM, source=SOURCE, rule=RULE,
                         rule_version=2, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, headline=headline, order=7)
+                        conclude=conclude, summary=summary, headline=headline, order=7,
+                        title=TITLE)

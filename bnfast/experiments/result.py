@@ -23,7 +23,8 @@ import json
 from dataclasses import dataclass, field
 
 __all__ = ["LABELS", "V1_LABELS", "VERDICTS", "ExperimentResult", "Verdict", "combine",
-           "figure", "fragility", "fragility_line", "rule_hash", "verdict_line"]
+           "figure", "fragility", "fragility_line", "key_figures", "rule_hash",
+           "verdict_line", "verdict_text"]
 
 #: The four verdicts a version-2 rule may give.
 LABELS = ("supported", "refuted", "mixed", "underpowered")
@@ -293,10 +294,11 @@ def _compact(inputs, limit=200):
     return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
 
 
-def verdict_line(result):
-    """The report's one-line verdict: ``Verdict: VERDICT`` (with the quick-run label for
-    a quick run) and the key figures the rule used, at 3-4 significant digits (the
-    experiment's ``headline``); the full numbers are in ``--json``."""
+def key_figures(result):
+    """The key figures the rule used, at 3-4 significant digits: the experiment's
+    ``headline`` of measurements["verdict_inputs"]; a generic compaction of them when
+    there is no headline, or when the headline cannot read inputs written by another
+    version of the rule (an older results file)."""
     from .runner import experiment
 
     inputs = result.measurements.get("verdict_inputs", {})
@@ -304,7 +306,25 @@ def verdict_line(result):
         headline = experiment(result.name).headline
     except ValueError:
         headline = None
-    key_figures = headline(inputs) if headline is not None else _compact(inputs)
+    if headline is not None:
+        try:
+            return headline(inputs)
+        except (KeyError, IndexError, TypeError):
+            if experiment(result.name).rule_version == result.rule_version:
+                raise
+    return _compact(inputs)
+
+
+def verdict_text(result):
+    """The verdict as a run prints it ("refuted in <setting>", "mixed (...)"), with its
+    rule version: "supported (rule v2)"."""
+    return f"{result.verdict.text} (rule v{result.rule_version})"
+
+
+def verdict_line(result):
+    """The report's one-line verdict: ``Verdict: VERDICT`` (with the quick-run label for
+    a quick run) and the key figures the rule used (``key_figures``); the full numbers
+    are in ``--json``."""
     label = f" [{QUICK_LABEL}]" if result.quick else ""
     version = " (rule v1)" if result.rule_version == 1 else ""
-    return f"Verdict: {result.verdict.text}{version}{label}: {key_figures}"
+    return f"Verdict: {result.verdict.text}{version}{label}: {key_figures(result)}"

@@ -45,6 +45,9 @@ class Experiment:
     headline : measurements["verdict_inputs"] -> one short line of the key figures the
         rule used (3-4 significant digits), after the verdict in ``Verdict:``; None: a
         generic compaction of verdict_inputs (result.verdict_line).
+    title : the claim in a few words with its source, for the tables of the README
+        and of `bnfast report` ("BN does not reduce internal covariate shift, yet
+        trains faster (Santurkar et al. 2018, Def. 2.1, Fig. 5)").
     order : where `bnfast run --list` lists it (by order, then name; the default lists
         a new experiment after the first seven, which follow docs/experiments/README.md).
     """
@@ -62,6 +65,7 @@ class Experiment:
     summary: Callable
     order: int = 100
     headline: Optional[Callable] = None
+    title: str = ""
 
     @property
     def rule_hash(self):

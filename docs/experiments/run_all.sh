@@ -9,3 +9,5 @@ for name in $(bnfast run --list | cut -d' ' -f1); do
   bnfast run "$name" --json --no-progress --overwrite --plot "$here/$name.png" > "$here/$name.json"
   echo "$name: $(python -c "import json,sys; print(json.load(open(sys.argv[1]))['verdict'])" "$here/$name.json") ($((SECONDS - start)) s)"
 done
+echo
+python -m bnfast.experiments.results_table "$here"

@@ -35,7 +35,8 @@ def _quick(result):
 def test_verdict_is_one_short_readable_line(name):
     result = _full(name)
     line = verdict_line(result)
-    assert line.startswith(f"Verdict: {result.verdict} (rule v1): ")   # version-1 files
+    version = " (rule v1)" if result.rule_version == 1 else ""   # version-1 files say so
+    assert line.startswith(f"Verdict: {result.verdict}{version}: ")
     assert "\n" not in line and len(line) <= 300, len(line)
     assert all(_significant(n) <= 4 for n in DECIMAL.findall(line)), line
     assert "{" not in line and "[" not in line     # no Python dict or list
@@ -44,8 +45,8 @@ def test_verdict_is_one_short_readable_line(name):
 
 def test_the_verdict_states_the_rule_s_key_figures():
     assert verdict_line(_full("decoupling")) == (
-        "Verdict: supported (rule v1): 0 violations in 40,000 steps (21,502 with the bound above "
-        "rounding); largest gap/bound 0.3512")
+        "Verdict: supported: 0 violations in 80,000 steps (43,004 with the bound above "
+        "rounding); largest gap/bound 0.4134")
     assert "relu B=4 2.801 vs 3.084" in verdict_line(_full("explosion"))
     assert "decided by (a), (c)" in verdict_line(_full("lp-norm"))
 
@@ -58,7 +59,8 @@ def test_a_quick_run_says_so_in_text_and_json(name):
     assert QUICK_LABEL in verdict_line(quick)
     text = render(quick)
     assert text.splitlines()[0] == f"Experiment {name} - {QUICK_LABEL}"
-    assert f"Verdict: {quick.verdict} (rule v1) [{QUICK_LABEL}]" in text
+    version = " (rule v1)" if quick.rule_version == 1 else ""
+    assert f"Verdict: {quick.verdict}{version} [{QUICK_LABEL}]" in text
     assert QUICK_LABEL not in render(full)
     assert quick.to_dict()["quick"] is True and full.to_dict()["quick"] is False
 

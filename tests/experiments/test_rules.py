@@ -21,7 +21,7 @@ RESULTS = ROOT / "docs" / "experiments" / "results"
 PINNED = {
     "ics": {1: "697eddff7faf", 2: "daa809ab305d", 3: "d84efd613459"},
     "landscape": {1: "c6f6a32df819", 2: "20b049c5e535", 3: "d33fe85ab231"},
-    "noisy-bn": {1: "7ab7a64cbb78", 2: "a5b0fb92e607"},
+    "noisy-bn": {1: "7ab7a64cbb78", 2: "a5b0fb92e607", 3: "7346aa825a9c"},
     "lp-norm": {1: "eaf45e9e6b5e", 2: "e92c2677710a", 3: "1bf06841b6b5"},
     "explosion": {1: "027605585550", 2: "e9a66430e583"},
     "decoupling": {1: "9dd1b9ebc041", 2: "03c1b8bdadf5"},

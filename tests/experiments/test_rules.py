@@ -23,7 +23,7 @@ PINNED = {
     "landscape": {1: "c6f6a32df819", 2: "20b049c5e535", 3: "d33fe85ab231"},
     "noisy-bn": {1: "7ab7a64cbb78", 2: "a5b0fb92e607", 3: "7346aa825a9c"},
     "lp-norm": {1: "eaf45e9e6b5e", 2: "e92c2677710a", 3: "1bf06841b6b5"},
-    "explosion": {1: "027605585550", 2: "e9a66430e583"},
+    "explosion": {1: "027605585550", 2: "e9a66430e583", 3: "1d2bfcbdf843"},
     "decoupling": {1: "9dd1b9ebc041", 2: "03c1b8bdadf5"},
     "lipschitz": {1: "2ee0fa504aa7", 2: "d093531dbec2"},
 }

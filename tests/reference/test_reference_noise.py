@@ -3,9 +3,10 @@ a SplitMix64 written here (and checked against its published outputs), the draw 
 bit for bit, the laws of s and m, and train with noise against a hand loop whose
 gradient is a central difference of a noisy loss written from the formulas. On
 convolutions (one draw per sample and channel, shared by the channel's positions) and
-the same noise without normalization (the noisy-bn experiment's control): the draw order, the sharing
-by hand, loss and gradient against the torch twin with the same draws, central
-differences, and train against a loop that takes its gradients from torch.
+the same noise without normalization (the noisy-bn experiment's control): the draw
+order, the sharing by hand, loss and gradient against the torch twin with the same
+draws, central differences, and train against a loop that takes its gradients from
+torch.
 
 Tolerances. Draws are compared bit for bit (the same float operations in the same
 order). Against the torch twin, as in test_reference_conv.py: 1e-13 for losses, 1e-12

@@ -819,6 +819,10 @@ def headline(inputs):
     return text
 
 
+#: The claim in a few words, for the README's and the report's tables.
+TITLE = ("BN nets explode at init: squared gradient norm x lambda(B) per layer; residual "
+         "blocks relieve it (Yang et al. 2019, Thm 8-9)")
+
 EXPERIMENT = Experiment(
     name="explosion",
     claim=("At initialization, a deep batch-normalized network suffers gradient explosion:"
@@ -831,4 +835,5 @@ EXPERIMENT = Experiment(
             "Batch Normalization', ICLR 2019, arXiv:1902.08129, Theorems 8-9 and section "
             "'Gradient explosion'; Wikipedia 'Batch normalization' (seed)"),
     rule=RULE, rule_version=3, rule_params=RULE_PARAMS, settings=settings, tasks=tasks,
-    run_task=run_task, conclude=conclude, summary=summary, headline=headline, order=5)
+    run_task=run_task, conclude=conclude, summary=summary, headline=headline, order=5,
+    title=TITLE)

@@ -1,4 +1,6 @@
-"""The audit of Santurkar et al. (2018) section 4: every statement, its verdict, and the
+"""The audit of Santurkar et al. (2018) section 4, and of two statements of later papers
+(the scale invariance of BN weights, Arora, Li and Lyu 2019: scale_invariance.py; the
+l1 constant, Hoffer et al. 2018: l1_constant.py): every statement, its verdict, and the
 smallest counterexample of the ones that fail (`bnfast audit`).
 
 Each row is a statement in one form with a checker of one instance and a generator of
@@ -8,11 +10,13 @@ when none of the searched instances fails, and it is an IDENTITY when moreover e
 searched instance has gap exactly 0 (exact mode) or 0 within rounding (float mode). The
 Lemma 4.5 row adds the closed-form probability that (1) holds for a random
 initialization with the premise <W0, W*> > 0 on Example 3.2 (its ``extra``;
-lemma_4_5_probability.py).
+lemma_4_5_probability.py); the l1 constant's corrected row adds a Monte Carlo sweep of
+the finite-batch ratio (its ``extra``, l1_constant.l1_ratio_sweep). An equality
+statement (a report with relation "=") fails where its two sides differ.
 
     audit(statements=None, exact=False, seed=0) -> list of AuditRow, one per row
-    rows(): the rows, in the order of the paper; statements(): the names `bnfast audit`
-        takes
+    rows(): the rows, Santurkar et al.'s in the order of the paper, then the later
+        papers'; statements(): the names `bnfast audit` takes
 
 The rows are those the statements' modules list in AUDIT_ROWS (counterexample.Row): a
 new row, or a new statement, is written in its own module, and nothing lists them here.
@@ -36,15 +40,18 @@ EXACT_TRIES = 12
 
 def rows():
     """Every row of the audit (counterexample.Row): the AUDIT_ROWS of the modules of this
-    package, in the order of the paper, i.e. by the numbers in the statement's name
-    (theorem-4-1, ..., lemma-4-5; names without numbers last), a module's rows in the
+    package, in the order of the paper, i.e. by the section numbers that end the
+    statement's name (theorem-4-1, ..., lemma-4-5; names without them, such as
+    scale-invariance or l1-constant, last, in module order), a module's rows in the
     module's order."""
     found = [row for group in collect(__package__, "AUDIT_ROWS") for row in group]
     return sorted(found, key=_paper_order)
 
 
 def _paper_order(row):
-    numbers = tuple(int(n) for n in re.findall(r"\d+", row.name))
+    # Only the trailing "-4-1" of "theorem-4-1" counts (the 1 of "l1-constant" does not).
+    tail = re.search(r"(?:-\d+)+$", row.name)
+    numbers = tuple(int(n) for n in re.findall(r"\d+", tail.group())) if tail else ()
     return (not numbers, numbers)
 
 
@@ -58,6 +65,8 @@ class AuditRow:
     """One row of the audit.
 
     statement, form   as in the reports ("Theorem 4.1", "printed")
+    relation          "<=" (lhs <= rhs) or "=" (an equality: the scale invariance and
+                      l1 constant rows)
     verdict           "fails", "holds" or "identity" (holds with gap 0 on every instance)
     holds             False / True
     instances         how many instances were checked
@@ -67,7 +76,8 @@ class AuditRow:
     report            the checker's report on that instance (exact arithmetic for a
                       counterexample)
     extra             more numbers (the Row's extra): Lemma 4.5 adds
-                      "example_3_2_holds_probability" and "example_3_2_theta_degrees"
+                      "example_3_2_holds_probability" and "example_3_2_theta_degrees";
+                      the l1 constant's corrected row "monte_carlo" (L1Sweep.to_dict())
     notes             lines of text about ``extra`` for the table (the Row's notes)
     """
 
@@ -84,9 +94,14 @@ class AuditRow:
     extra: dict
     notes: tuple = ()
 
+    @property
+    def relation(self):
+        return getattr(self.report, "relation", "<=")
+
     def to_dict(self):
         """JSON-ready: numbers as floats; exact forms as strings under "exact_forms"."""
         out = {"statement": self.statement, "form": self.form, "verdict": self.verdict,
+               "relation": self.relation,
                "holds": self.holds, "instances": self.instances,
                "lhs": float(self.lhs), "rhs": float(self.rhs), "gap": float(self.gap),
                "counterexample": None if self.counterexample is None

@@ -93,7 +93,8 @@ class StatementReport:
                 Observation 4.3: "w-dependent" or "constant" (gamma, beta)
     exact       True: every number is an exact sympy number; False: float64
     m           batch size
-    lhs, rhs    the two sides of the inequality lhs <= rhs (original scale)
+    lhs, rhs    the two sides of the statement lhs <= rhs (or lhs = rhs: relation)
+                (original scale)
     gap         rhs - lhs
     holds       True / False; None when eps > 0 (the eps = 0 statement does not apply)
     tolerance   float path: rel * magnitude, the rounding allowance of the verdict
@@ -107,6 +108,9 @@ class StatementReport:
                 statement has no hypothesis or the reading is undefined
     quantities  the numbers a reader needs (mu, sigma, hhat, grad_h, ...), original
                 scale; each is also an attribute (report.hhat)
+    relation    "<=" (the statement is the inequality lhs <= rhs) or "=" (an equality:
+                holds iff lhs = rhs, exactly or within the tolerance; the scale
+                invariance rows, scale_invariance.py, and the l1 constant, l1_constant.py)
     """
 
     statement: str
@@ -124,6 +128,7 @@ class StatementReport:
     eps: Any = 0.0
     hypothesis_met: Optional[bool] = None
     quantities: Mapping = field(default_factory=lambda: Quantities({}))
+    relation: str = "<="
 
     def __getattr__(self, name):
         # Only called when the normal lookup fails: the quantities as attributes.

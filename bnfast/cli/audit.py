@@ -1,6 +1,7 @@
 """`bnfast audit [STATEMENT] [--exact] [--json] [--seed S] [--instance FILE]
-[--no-progress]`: every statement of Santurkar et al. (2018) section 4, checked
-(bnfast.claims.audit).
+[--no-progress]`: every statement of Santurkar et al. (2018) section 4, and the scale
+invariance of BN weights (Arora, Li and Lyu 2019) and the l1 constant (Hoffer et al.
+2018), checked (bnfast.claims.audit).
 
 Without --instance: a table, one row per statement and form, with the verdict and, for
 the statements that fail, the smallest counterexample the search found (re-checked in
@@ -26,11 +27,14 @@ def register(subparsers):
 
     names = statements()
     parser = subparsers.add_parser(
-        "audit", help="check every statement of Santurkar et al. (2018) section 4",
+        "audit", help="check every statement of Santurkar et al. (2018) section 4, "
+                      "the scale invariance of BN weights and the l1 constant",
         description="Checks the statements of section 4 of Santurkar et al. (2018, "
-                    "arXiv:1805.11604), in each of their forms, on small integer "
-                    "instances: the verdict of each, and the smallest counterexample of "
-                    "those that fail, re-checked in exact arithmetic.")
+                    "arXiv:1805.11604), the scale invariance of BN weights (Arora, Li "
+                    "and Lyu 2019, arXiv:1812.03981) and the l1 batch-norm constant "
+                    "(Hoffer et al. 2018, arXiv:1803.01814), in each of their forms, on "
+                    "small integer instances: the verdict of each, and the smallest "
+                    "counterexample of those that fail, re-checked in exact arithmetic.")
     parser.add_argument("statement", nargs="?", choices=names, metavar="STATEMENT",
                         help="one statement: " + ", ".join(names) + " (default: all)")
     options.add_exact(parser)
@@ -264,15 +268,17 @@ def render(rows, exact):
     from ..claims.counterexample import BOUND
 
     lines = ["bnfast audit: Santurkar et al. (2018), 'How does batch normalization help",
-             f"optimization?', section 4, on small integer instances (entries in [-{BOUND}, "
-             f"{BOUND}],",
-             "m = 2..6 samples); failures re-checked in exact arithmetic and shrunk",
+             "optimization?', section 4; scale invariance of BN weights (Arora, Li and",
+             "Lyu 2019); the l1 batch-norm constant (Hoffer et al. 2018); on small",
+             f"integer instances (entries in [-{BOUND}, {BOUND}], m = 2..6 samples); "
+             "failures",
+             "re-checked in exact arithmetic and shrunk",
              "arithmetic of the search: " + ("exact (sympy)" if exact else "float64"), ""]
     head = f"{'statement':<16} {'form':<12} {'verdict':<9} {'checked':>7}  evidence"
     lines += [head, "-" * len(head)]
     for r in rows:
         if r.counterexample is not None:
-            evidence = (f"lhs {_short(r.lhs)} > rhs {_short(r.rhs)} at "
+            evidence = (f"lhs {_short(r.lhs)} {_VIOLATED[r.relation]} rhs {_short(r.rhs)} at "
                         + _instance_text(r.counterexample.instance))
             if getattr(r.report, "hypothesis_met", None) is not None:
                 evidence += (" (hypothesis met)" if r.report.hypothesis_met
@@ -287,9 +293,15 @@ def render(rows, exact):
                      f"{evidence}")
         lines += [f"{'':<49}{note}" for note in r.notes]
     lines += ["", "checked: instances checked (for a failing row: drawn until the first "
-              "failure).", "Derivations: docs/math/santurkar_section_4.md and "
-              "docs/math/lemma_4_5.md."]
+              "failure).", "Derivations: docs/math/santurkar_section_4.md, "
+              "docs/math/lemma_4_5.md,", "docs/math/scale_invariance.md and "
+              "docs/math/l1_constant.md."]
     return "\n".join(lines)
+
+
+#: How a failing row shows its two sides: an inequality lhs <= rhs fails with
+#: lhs > rhs, an equality with lhs != rhs.
+_VIOLATED = {"<=": ">", "=": "!="}
 
 
 def render_instance(reports):

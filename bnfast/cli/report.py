@@ -3,8 +3,9 @@ self-contained HTML page of what bnfast finds, readable offline (no script, no e
 style, font or image: the figures are embedded PNGs).
 
 The page holds: `bnfast verify`'s verdict and argument with its figure; the audit table
-of Santurkar et al.'s section 4; Lemma 4.5's failure law (a sweep measured now on
-Example 3.2's data, and the per-data-set figure of docs/search when present); every
+(Santurkar et al.'s section 4, scale invariance, the l1 constant); Lemma 4.5's failure
+law (a sweep measured now on Example 3.2's data, and the per-data-set figure of
+docs/search when present); every
 experiment's verdict with its rule, the numbers the rule used and its figure (the
 NAME.json and NAME.png of `bnfast run NAME --json` / `--plot` in --results DIR); the
 MNIST-1D table (mnist1d.json there); and, with --asv DIR (an asv results directory,
@@ -205,7 +206,8 @@ def _audit_section():
             forms = d.get("exact_forms") or {}
             lhs, rhs = (forms[k] if len(str(forms.get(k, ""))) in range(1, 25)
                         else _round(d.get(k)) for k in ("lhs", "rhs"))
-            evidence = f"lhs {lhs} > rhs {rhs} at {instance}"
+            violated = "!=" if r.relation == "=" else ">"
+            evidence = f"lhs {lhs} {violated} rhs {rhs} at {instance}"
         elif r.verdict == "identity":
             evidence = "lhs = rhs on every instance"
         else:
@@ -216,11 +218,14 @@ def _audit_section():
         table.append([r.statement, r.form, {"fails": "FAILS"}.get(r.verdict, r.verdict),
                       r.instances, evidence])
         classes.append(f"v-{r.verdict}")
-    body = ("<p>Command: <code>bnfast audit</code>. Santurkar et al. (2018), section 4, "
-            "checked on small integer instances; failures re-checked in exact arithmetic "
-            "and shrunk. <em>checked</em>: instances checked (for a failing row: drawn "
-            "until the first failure).</p>\n" + _table(head, table, classes))
-    return _section("audit", "audit: Santurkar et al. (2018), section 4", body)
+    body = ("<p>Command: <code>bnfast audit</code>. Santurkar et al. (2018), section 4; "
+            "the scale invariance of BN weights (Arora, Li and Lyu 2019); the l1 "
+            "batch-norm constant (Hoffer et al. 2018); checked on small integer "
+            "instances; failures re-checked in exact arithmetic and shrunk. "
+            "<em>checked</em>: instances checked (for a failing row: drawn until the "
+            "first failure).</p>\n" + _table(head, table, classes))
+    return _section("audit", "audit: Santurkar et al. (2018) section 4, scale invariance, "
+                    "the l1 constant", body)
 
 
 def _failure_law_section(n):

@@ -1,5 +1,6 @@
-"""The audit of Santurkar et al. section 4 and the counterexample search: verdicts, the
-smallest counterexamples (minimal under the shrink, failing exactly), determinism."""
+"""The audit (Santurkar et al. section 4, scale invariance, the l1 constant) and the
+counterexample search: verdicts, the smallest counterexamples (minimal under the shrink,
+failing exactly), determinism, the order of the rows."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from bnfast.claims import audit as audit_module
 from bnfast.claims import check_lemma_4_5, check_theorem_4_1
 from bnfast.claims.counterexample import find_counterexample, shrink
 
-EXPECTED = {  # (statement, form) -> verdict, from docs/math/santurkar_section_4.md
+EXPECTED = {  # (statement, form) -> verdict, from docs/math/santurkar_section_4.md,
+    #            docs/math/l1_constant.md and docs/math/scale_invariance.md
     ("Theorem 4.1", "printed"): "fails",
     ("Theorem 4.1", "corrected"): "identity",
     ("Theorem 4.2(a)", "printed"): "identity",
@@ -18,6 +20,13 @@ EXPECTED = {  # (statement, form) -> verdict, from docs/math/santurkar_section_4
     ("Theorem 4.4", "printed"): "fails",
     ("Theorem 4.4", "corrected"): "identity",
     ("Lemma 4.5", "printed"): "fails",
+    ("l1 constant", "population"): "identity",
+    ("l1 constant", "batch B"): "fails",
+    ("l1 constant", "corrected"): "identity",
+    ("Scale invariance", "orthogonal"): "identity",
+    ("Scale invariance", "norm step"): "identity",
+    ("Scale invariance", "eps > 0"): "fails",
+    ("Scale invariance", "corrected"): "identity",
 }
 
 
@@ -28,6 +37,19 @@ def rows():
 
 def test_every_row_has_the_expected_verdict(rows):
     assert {(r.statement, r.form): r.verdict for r in rows} == EXPECTED
+
+
+def test_rows_in_the_order_of_the_papers(rows):
+    # Santurkar et al. by section number, then the later papers' rows (names without a
+    # trailing section number: the 1 of "l1-constant" is not one), in module order
+    assert audit_module.statements() == (
+        "theorem-4-1", "theorem-4-2", "observation-4-3", "theorem-4-4", "lemma-4-5",
+        "l1-constant", "scale-invariance")
+    # the new rows are equalities (a failure reads lhs != rhs), the others inequalities
+    later = {"l1 constant", "Scale invariance"}
+    for r in rows:
+        assert r.relation == r.to_dict()["relation"] == ("=" if r.statement in later
+                                                         else "<=")
 
 
 def test_counterexamples_fail_exactly_and_are_minimal(rows):
@@ -61,7 +83,7 @@ def test_theorem_4_1_counterexample_is_the_known_one(rows):
 
 
 def test_lemma_4_5_row_carries_the_closed_form_probability(rows):
-    row = rows[-1]
+    (row,) = [r for r in rows if r.statement == "Lemma 4.5"]
     assert row.extra["example_3_2_holds_probability"] == pytest.approx(0.4872947, abs=1e-7)
     assert row.extra["example_3_2_theta_degrees"] == pytest.approx(4.573921, abs=1e-6)
     i = row.counterexample.instance

@@ -28,6 +28,12 @@ def test_table_lists_every_row_with_its_verdict():
                  "Theorem 4.2(a)   printed      identity", "Theorem 4.2(b)   printed      FAILS",
                  "Observation 4.3  constant     FAILS", "Theorem 4.4      printed      FAILS",
                  "Theorem 4.4      corrected    identity", "Lemma 4.5        printed      FAILS",
+                 "l1 constant      population   identity", "l1 constant      batch B      FAILS",
+                 "l1 constant      corrected    identity",
+                 "Scale invariance orthogonal   identity", "Scale invariance norm step    identity",
+                 "Scale invariance eps > 0      FAILS", "Scale invariance corrected    identity",
+                 "lhs sqrt(2)/2 != rhs 1/sqrt(pi) at B=2 sigma=1 mu=0",
+                 "-> sqrt(2/pi) = 0.7979; 8 of 8 exact values in",
                  "= 0.4873", "for a random W0 with the premise",
                  "it fails for 51% of the initializations with the",
                  "premise (26% of all)"]:
@@ -39,12 +45,12 @@ def test_json_has_one_entry_per_row():
     p = run("--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert len(d["rows"]) == 9
+    assert len(d["rows"]) == 16
     for row in d["rows"]:
         assert {"statement", "form", "holds", "lhs", "rhs", "gap",
                 "counterexample"} <= set(row)
         assert (row["counterexample"] is None) == row["holds"]
-    lemma = d["rows"][-1]
+    (lemma,) = [row for row in d["rows"] if row["statement"] == "Lemma 4.5"]
     assert lemma["example_3_2_holds_probability"] == pytest.approx(0.4873, abs=1e-4)
     assert lemma["counterexample"]["instance"]["w0"]
 

@@ -111,3 +111,26 @@ def test_instance_usage_errors(tmp_path):
     assert p.returncode == 2 and "not valid JSON" in p.stderr
     p = run("theorem-9")
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def test_the_later_papers_rows_on_instance_files(tmp_path):
+    # scale invariance on the one-neuron counterexample (eps = 1): <W, G> = 16/25
+    path = tmp_path / "si.json"
+    path.write_text(json.dumps({"X": [[0], [1]], "W": [[1]], "V": [1], "y": [0, 0],
+                                "eps": 1, "lr": 2}))
+    p = run("scale-invariance", "--instance", str(path), "--exact")
+    assert p.returncode == 0, p.stderr
+    assert "Scale invariance (orthogonal): FAILS\n  lhs = 16/25\n  rhs = 0" in p.stdout
+    assert "Scale invariance (corrected): holds\n  lhs = 16/25\n  rhs = 16/25" in p.stdout
+    # the l1 constant at B = 4 (a JSON 4 is read as 4.0 without --exact: still a size)
+    path = tmp_path / "l1.json"
+    path.write_text(json.dumps({"sigma": 2, "mu": 1, "B": 4}))
+    p = run("l1-constant", "--instance", str(path), "--json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)["rows"]
+    assert [(r["form"], r["holds"], r["relation"]) for r in rows] == [
+        ("population", True, "="), ("batch", False, "="), ("corrected", True, "=")]
+    assert rows[1]["quantities"]["ratio"] == pytest.approx(3 ** 0.5 / 2, rel=1e-13)
+    path.write_text(json.dumps({"sigma": 2, "B": 1}))
+    p = run("l1-constant", "--instance", str(path))
+    assert p.returncode == 2 and "B must be >= 2" in p.stderr

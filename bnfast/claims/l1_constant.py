@@ -1,11 +1,10 @@
 """The l1 constant of Hoffer, Banner, Golan and Soudry, "Norm matters: efficient and
 accurate normalization schemes in deep networks" (NeurIPS 2018, arXiv:1803.01814),
-section 5 (l1 batch norm): for Gaussian x ~ N(mu, sigma^2), E|x - mu| = sigma sqrt(2/pi),
+the l1 batch norm: for Gaussian x ~ N(mu, sigma^2), E|x - mu| = sigma sqrt(2/pi),
 so dividing the centred activations by sqrt(pi/2) times their mean absolute deviation
-(l1 BN) is dividing by their standard deviation (BN) "for Gaussian activations";
+(l1 BN) is dividing by their standard deviation (BN) for Gaussian activations;
 checked exactly (sympy's symbolic integration) and in float64 (double-exponential
-quadrature),
-with a Monte Carlo sweep over batch sizes; docs/math/l1_constant.md.
+quadrature), with a Monte Carlo sweep over batch sizes; docs/math/l1_constant.md.
 
 A batch x_1..x_B of B >= 2 independent N(mu, sigma^2) samples, xbar its mean,
 
@@ -241,7 +240,7 @@ def _quad_chi_mean(n):
     def f(t):
         return np.exp((n / 2 - 0.5) * np.log(t) - t / 2 - log_norm)
 
-    return _half_line(f, 0.0, 1.0)
+    return _half_line(f, 0.0, float(max(1, n)))     # the density's mode is near n
 
 
 def _float_quantities(sigma, mu, B):

@@ -1,7 +1,7 @@
 """Scale invariance of the weights of a BN layer (Arora, Li and Lyu, "Theoretical
-analysis of auto rate-tuning by batch normalization", ICLR 2019, arXiv:1812.03981,
-section 2), checked on one small network in float64 (bnfast's engine) or exactly
-(sympy); docs/math/scale_invariance.md.
+analysis of auto rate-tuning by batch normalization", ICLR 2019, arXiv:1812.03981:
+their lemma on scale-invariant parameters), checked on one small network in float64
+(bnfast's engine) or exactly (sympy); docs/math/scale_invariance.md.
 
 The network (one BN layer, then a linear read-out, the papers' sum-of-squares loss):
 

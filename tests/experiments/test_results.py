@@ -34,9 +34,9 @@ def _json_values(value, where):
 NAMES = names()
 
 
-def test_names_are_the_seven_claims():
+def test_names_are_the_claims():
     assert NAMES == ("ics", "landscape", "noisy-bn", "lp-norm", "explosion", "decoupling",
-                     "lipschitz")
+                     "lipschitz", "residual-identity", "rank-collapse")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,7 +88,8 @@ def test_same_seed_same_result_whatever_the_executor(quick_result):
 
 def test_unknown_name_lists_the_experiments():
     with pytest.raises(ValueError, match="unknown experiment 'ICS'.*ics, landscape, "
-                                         "noisy-bn, lp-norm, explosion, decoupling, lipschitz"):
+                                         "noisy-bn, lp-norm, explosion, decoupling, "
+                                         "lipschitz, residual-identity, rank-collapse"):
         experiments.run("ICS")
 
 

@@ -108,5 +108,6 @@ def render(result):
               _wrap(result.rule)]
     lines.append(verdict_line(result))     # the key figures; --json has every number
     lines.append(f"Fragility: {fragility_line(result.fragility)}")
-    lines.append(f"({result.seconds:.1f} s)")
+    cpu = "" if result.cpu_seconds is None else f"; tasks' CPU time {result.cpu_seconds:.1f} s"
+    lines.append(f"({result.seconds:.1f} s{cpu})")
     return "\n".join(lines)

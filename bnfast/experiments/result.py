@@ -193,6 +193,10 @@ class ExperimentResult:
         holds the numbers the rule used; measurements["alternatives"] the labels under
         the alternative summaries (the fragility line).
     seconds : wall time of the run.
+    cpu_seconds : the CPU time of the run's tasks, summed over tasks wherever they ran
+        (each task runs with the kernels on one thread): the run's cost independent of
+        the machine's load; about cpu_seconds / 2 of wall time on two idle cores. None
+        in files written before it was recorded.
     rule_version, rule_params, rule_hash : the pre-registered rule's version, numeric
         parameters and hash (version 1: results written before rules had versions).
     fragility : the fragility (``fragility``) or None (version 1).
@@ -210,6 +214,7 @@ class ExperimentResult:
     rule_params: dict = field(default_factory=dict)
     rule_hash: str = ""
     fragility: dict = None
+    cpu_seconds: float = None
 
     def __post_init__(self):
         verdict = self.verdict
@@ -242,7 +247,7 @@ class ExperimentResult:
                 "rule_version": self.rule_version, "rule_hash": self.rule_hash,
                 "rule_params": self.rule_params, "fragility": self.fragility,
                 "settings": self.settings, "measurements": self.measurements,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "cpu_seconds": self.cpu_seconds}
 
     @classmethod
     def from_dict(cls, fields):
@@ -258,7 +263,8 @@ class ExperimentResult:
                    seconds=fields["seconds"], rule_version=version,
                    rule_params=fields.get("rule_params", {}),
                    rule_hash=fields.get("rule_hash", ""),
-                   fragility=fields.get("fragility"))
+                   fragility=fields.get("fragility"),
+                   cpu_seconds=fields.get("cpu_seconds"))
 
 
 #: What a quick run's verdict line, JSON and figure title say it is.

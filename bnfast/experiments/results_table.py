@@ -50,18 +50,37 @@ def _row(name, result):
     fragility = ("no alternative summary" if fragile is not None and fragile["of"] == 0
                  else fragility_line(fragile))
     figure = f"[{name}.png]({RESULTS_DIR}/{name}.png)"
-    return [claim, verdict, decided, fragility, f"{result.seconds / 60:.1f} min", figure]
+    return [claim, verdict, decided, fragility, _time(result), figure]
+
+
+def _time(result):
+    """"W min" of wall time, with the tasks' CPU time when the file records it."""
+    wall = f"{result.seconds / 60:.1f} min"
+    if result.cpu_seconds is None:
+        return wall
+    return f"{wall} (CPU {result.cpu_seconds / 60:.1f} min)"
+
+
+def _lead_in(found):
+    """The line above the table: where the results come from and what they cost."""
+    wall = sum(result.seconds for result in found.values())
+    cpu = [result.cpu_seconds for result in found.values() if result.cpu_seconds is not None]
+    cost = f"2 cores, {wall / 60:.0f} min of wall time in all"
+    if cpu:
+        cost += (f"; the tasks' CPU time, {sum(cpu) / 60:.0f} min over the {len(cpu)} runs "
+                 "that record it, is their cost whatever else ran on the machine: about "
+                 "half of it in wall time on two idle cores")
+    return (f"Verdicts of the full runs (seed 0; `docs/experiments/run_all.sh` re-runs them "
+            f"all, writes `{RESULTS_DIR}/NAME.json` and `NAME.png` and prints this table; "
+            f"{cost}):")
 
 
 def markdown(results_dir=RESULTS_DIR):
     """The README's block: a lead-in line and the table (a str ending in a newline)."""
     found = read_results(results_dir)
-    total = sum(result.seconds for result in found.values())
     head = ["claim (source)", "verdict", "what decided it (setting: the rule's figures)",
             "fragility", "time", "figure"]
-    lines = [f"Verdicts of the full runs (seed 0; `docs/experiments/run_all.sh` re-runs "
-             f"them all, writes `{RESULTS_DIR}/NAME.json` and `NAME.png` and prints this "
-             f"table; 2 cores, {total / 60:.0f} min in all):", "",
+    lines = [_lead_in(found), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names():
         lines.append("| " + " | ".join(_cell(c) for c in _row(name, found.get(name)))

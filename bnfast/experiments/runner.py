@@ -2,6 +2,7 @@
 ``experiment(name)``: the experiments, derived from the modules of this package that
 define ``EXPERIMENT`` (spec.py)."""
 
+import functools
 import time
 
 from .._registry import by_name, collect
@@ -53,8 +54,9 @@ def run(name, quick=False, seed=0, executor=None, progress=True):
     settings = spec.settings(quick)
     settings = {**settings, "quick": quick, "seed": seed}
     tasks = spec.tasks(settings, seed)
-    results = map_tasks(spec.run_task, tasks, executor=executor, progress=progress,
-                        desc=f"bnfast run {name}")
+    timed = map_tasks(functools.partial(_timed_task, spec.run_task), tasks,
+                      executor=executor, progress=progress, desc=f"bnfast run {name}")
+    results = [result for result, _ in timed]
     verdict, measurements = spec.conclude(settings, results)
     if not isinstance(verdict, Verdict) or "verdict_inputs" not in measurements \
             or not isinstance(measurements.get("alternatives"), dict):
@@ -67,4 +69,14 @@ def run(name, quick=False, seed=0, executor=None, progress=True):
                             seconds=round(time.perf_counter() - start, 3),
                             rule_version=spec.rule_version, rule_params=spec.rule_params,
                             rule_hash=spec.rule_hash,
-                            fragility=fragility(verdict, measurements["alternatives"]))
+                            fragility=fragility(verdict, measurements["alternatives"]),
+                            cpu_seconds=round(sum(cpu for _, cpu in timed), 3))
+
+
+def _timed_task(run_task, task):
+    """(run_task(task), the CPU seconds of the thread that ran it: the task's own cost,
+    whatever else shares its process; its kernels run on that thread, map_tasks pins
+    them to one)."""
+    start = time.thread_time()
+    result = run_task(task)
+    return result, time.thread_time() - start

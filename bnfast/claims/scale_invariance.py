@@ -272,7 +272,7 @@ def _float_values(net, with_step=True):
     (with_step; else None), and the absolute sizes the tolerance is measured against."""
     from ..nn import BatchNorm, Dense, Network, train
 
-    m, d, k = net["m"], net["d"], net["k"]
+    d, k = net["d"], net["k"]
     X, W, V, y = net["X"], net["W"], net["V"], net["y"]
     bn = BatchNorm(gamma=net["gamma"], beta=net["beta"], trainable=True,
                    eps=float(net["eps"]))

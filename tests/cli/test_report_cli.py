@@ -70,9 +70,12 @@ def test_report_holds_every_finding(page):
     assert "Both sides of (1)" in text
     # audit: one row per statement and form, the failures with their counterexample
     for statement in ("Theorem 4.1", "Theorem 4.2(a)", "Theorem 4.2(b)", "Observation 4.3",
-                      "Theorem 4.4", "Lemma 4.5"):
+                      "Theorem 4.4", "Lemma 4.5", "l1 constant", "Scale invariance"):
         assert f"<td>{statement}</td>" in text
-    assert text.count('<tr class="v-fails">') >= 4
+    assert text.count('<tr class="v-fails">') >= 6
+    # a failing equality shows its two sides as unequal, with the Monte Carlo note
+    assert "lhs sqrt(2)/2 != rhs 1/sqrt(pi) at B=2 sigma=1 mu=0" in text
+    assert "Monte Carlo E[mad_B]/E[std_B]" in text
     # the failure law, with its premise
     assert "Lemma 4.5&#x27;s failure law" in text
     assert "of the initializations with the premise" in text

@@ -345,15 +345,17 @@ def seed_cell(per_seed, alpha=None):
 def verdict_of(cells):
     """Version 3's mapping (result.combine) over the cells {"problem.measure":
     outcome}; a refutation whose refuting cells are all in the small CNNs reads
-    "refuted in" them."""
+    "refuted in" them; an underpowered verdict names its undecided cells (up to 3)."""
     refuting = [k for k, v in cells.items() if v == "refuted"]
+    undecided = [k for k, v in cells.items() if v not in ("supported", "refuted")]
     in_cnns = bool(refuting) and all(k.split(".")[0] in REDUCED for k in refuting)
     problems = list(dict.fromkeys(k.split(".")[0] for k in cells))
     setting = (REDUCED_SETTING if in_cnns else
                " and ".join(SETTINGS.get(p, p) for p in problems))
+    which = (", ".join(undecided) if len(undecided) <= 3
+             else f"the {len(undecided)} undecided cells")
     return combine(cells, setting, reduced=in_cnns, decide=(
-        "more seeds: the sign test over seeds needs at least 5 seeds to reach p < 0.05 "
-        "at all, 10 to tolerate one seed the other way"))
+        f"more seeds for {which}: 9 of 10 seeds of one sign decide"))
 
 
 def _window_limit(setup, window):
@@ -614,7 +616,7 @@ def summary(measurements):
 
 
 #: The judged measures' short names (the verdict line).
-SHORT = {"loss_range": "loss range", "grad_change_max": "gradient change",
+SHORT = {"loss_range": "loss range", "grad_change_max": "grad change",
          "beta": "beta"}
 
 
@@ -642,11 +644,12 @@ def headline(inputs):
         groups.append(f"{problem} " + ", ".join(
             f"{v['seeds_bn_smaller']}/{v['seeds_bn_smaller'] + v['seeds_bn_larger']}"
             for v in mine.values())
-            + (" [edge of stability: "
-               f"{', '.join('BN' if c == 'bn' else c for c in at_edge)}]" if at_edge else ""))
+            + (" [at the edge of stability: "
+               f"{', '.join('BN' if c == 'bn' else c for c in at_edge)}]"
+               if at_edge else ""))
     alpha = inputs.get("alpha", RULE_PARAMS["alpha"])
-    return (f"seeds with BN smaller ({', '.join(SHORT.get(m, m) for m in JUDGED)}; sign "
-            f"test p < {alpha:g} decides): " + "; ".join(groups))
+    return (f"BN smaller in k/n seeds ({', '.join(SHORT.get(m, m) for m in JUDGED)}; "
+            f"p < {alpha:g}): " + "; ".join(groups))
 
 EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
                         rule_version=3, rule_params=RULE_PARAMS,

@@ -126,7 +126,10 @@ def _assert_verdict(got, label, cells):
         assert got.setting == ALL and not got.reduced
         assert got.text == label
     if label == "underpowered":
-        assert "at least 5 seeds" in got.decide
+        undecided = [k for k, v in got.conditions.items() if v == "undecided"]
+        which = (", ".join(undecided) if len(undecided) <= 3
+                 else f"the {len(undecided)} undecided cells")
+        assert got.decide == f"more seeds for {which}: 9 of 10 seeds of one sign decide"
         assert got.text.startswith("underpowered (would decide: more seeds")
 
 
@@ -225,7 +228,13 @@ def test_a_refutation_only_in_the_cnns_is_never_bare():
     everything = {key: "refuted" for key in CELLS}
     assert L.verdict_of(everything).text == "refuted"
     dln_undecided = {**cnn_cells, **{f"dln.{m}": "undecided" for m in L.JUDGED}}
-    assert L.verdict_of(dln_undecided).label == "underpowered"
+    got = L.verdict_of(dln_undecided)
+    assert got.label == "underpowered"
+    assert got.decide == ("more seeds for dln.loss_range, dln.grad_change_max, dln.beta: "
+                          "9 of 10 seeds of one sign decide")
+    one = L.verdict_of({**{key: "supported" for key in CELLS}, "dln.beta": "undecided"})
+    assert one.text == ("underpowered (would decide: more seeds for dln.beta: 9 of 10 "
+                        "seeds of one sign decide)")
 
 
 def test_the_reported_extra_is_not_judged():
@@ -271,7 +280,7 @@ def test_conclude_pairs_every_scheduled_step(bn, standard, label, ties):
         else:
             assert cell["seeds_bn_smaller"] + cell["seeds_bn_larger"] == seeds
     assert L.summary(measurements)
-    assert L.headline(measurements["verdict_inputs"]).startswith("seeds with BN smaller")
+    assert L.headline(measurements["verdict_inputs"]).startswith("BN smaller in k/n seeds")
     json.dumps(measurements, allow_nan=False)
 
 
@@ -353,7 +362,7 @@ def test_edge_of_stability_is_flagged_and_does_not_change_the_verdict():
     assert controls["bn"]["median_effective_lr_start"] == pytest.approx(0.02)
     assert measurements["verdict_inputs"]["dln.beta"]["at_edge_of_stability"] == ["bn"]
     line = L.headline(measurements["verdict_inputs"])
-    assert "dln 5/5, 5/5, 5/5 [edge of stability: BN]" in line
+    assert "dln 5/5, 5/5, 5/5 [at the edge of stability: BN]" in line
     assert any("AT THE EDGE OF STABILITY" in text for text in L.summary(measurements))
     # one early checkpoint after step 0 of two at the edge (1/2 >= 1/2): still at it;
     # none (a sharpness of 0.85 x): not; an overflow (None) counts as above
@@ -497,7 +506,7 @@ def test_quick_run(quick_result):
     lines = L.summary(result.measurements)
     assert any("effective beta-smoothness" in line for line in lines)
     assert any("at matched loss" in line for line in lines)
-    assert len(L.headline(inputs)) < 260
+    assert len(L.headline(inputs)) < 200
 
 
 def test_run_task_diverged_is_strict_json():

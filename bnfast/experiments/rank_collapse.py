@@ -376,8 +376,9 @@ def conclude(settings, results):
                 continue
             tail = float(np.mean([_tail(r, "stable", depth, False) for r in group]))
             plain = groups.get((activation, "none", width), [])
+            soft = float(np.mean([_tail(r, "soft", depth, False) for r in group]))
             bound.append({"activation": activation, "width": width,
-                          "bn_tail_stable_rank": tail,
+                          "bn_tail_stable_rank": tail, "bn_tail_soft_rank": soft,
                           "over_sqrt_width": tail / math.sqrt(width),
                           "plain_last_stable_rank": float(np.mean(
                               [r["stable"][-1] for r in plain])) if plain else None})
@@ -420,7 +421,8 @@ def summary(measurements):
     for row in measurements["bound"]:
         lines.append(f"  {row['activation']:<6} d={row['width']:<4} BN sr (layers "
                      f"L/2..L) {figure(row['bn_tail_stable_rank'])} = "
-                     f"{figure(row['over_sqrt_width'])} sqrt(d); no BN sr(L) "
+                     f"{figure(row['over_sqrt_width'])} sqrt(d), soft rank "
+                     f"{figure(row['bn_tail_soft_rank'])}; no BN sr(L) "
                      f"{figure(row['plain_last_stable_rank'])}")
     for row in measurements["conditions"]:
         ci = ("" if row["low"] is None else

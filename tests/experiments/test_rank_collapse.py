@@ -157,6 +157,7 @@ def test_conclude_compares_with_sqrt_width():
     inputs = measurements["verdict_inputs"]
     assert abs(inputs["width_exponent"]["linear"][0] - 0.5) < 0.05
     assert abs(inputs["smallest_bn_rank_over_sqrt_width"]["relu"] - 0.6) < 0.05
+    assert all(b["bn_tail_soft_rank"] > 0 for b in measurements["bound"])
     assert set(measurements["alternatives"]) == set(rc.ALTERNATIVES)
     assert rc.summary(measurements) and "conditions supported" in rc.headline(inputs)
 

@@ -53,6 +53,10 @@ def draw(result, plt):
         right.plot(d, ranks, marker=marker, lw=1.4, color=color,
                    label=f"{activation}, BN (layers L/2..L)")
         right.plot(grid, constant * np.sqrt(grid), ls="--", lw=1, color=color, alpha=0.5)
+        if rows[0].get("bn_tail_soft_rank") is not None:
+            right.plot(d, [b["bn_tail_soft_rank"] for b in rows], marker=marker,
+                       ls="-.", lw=1, color=color, alpha=0.7,
+                       label=f"{activation}, BN: soft rank (sigma_i >= 0.1 sigma_1)")
         plain = [b["plain_last_stable_rank"] for b in rows]
         right.plot(d, plain, marker=marker, ls=":", lw=1, color=color,
                    label=f"{activation}, no BN (last layer)")
@@ -63,14 +67,26 @@ def draw(result, plt):
     right.set_xticklabels([str(w) for w in widths])
     right.xaxis.set_minor_locator(plt.NullLocator())
     right.set_xlabel("width d")
-    right.set_ylabel("stable rank")
+    right.set_ylabel("rank (stable, or soft: dash-dot)")
     exponents = result.measurements["verdict_inputs"]["width_exponent"]
     right.set_title("BN: rank >= Omega(sqrt(d))? slopes " + ", ".join(
         f"{a} {v[0]:.2f}" for a, v in exponents.items()), fontsize=9)
     right.grid(alpha=0.3, which="both")
     right.legend(fontsize=7)
     fig.suptitle(textwrap.fill("BN avoids rank collapse in randomly initialised deep "
-                               f"networks (Daneshmand et al. 2020): {result.verdict}",
+                               f"networks (Daneshmand et al. 2020): {_verdict(result)}",
                                150), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _verdict(result):
+    """The verdict for the title: a mixed verdict names only the conditions that
+    refuted, with the count of those that supported."""
+    verdict = result.verdict
+    if verdict.label != "mixed":
+        return verdict.text
+    refuted = [k for k, v in verdict.conditions.items() if v == "refuted"]
+    supported = sum(v == "supported" for v in verdict.conditions.values())
+    return (f"mixed ({supported} of {len(verdict.conditions)} conditions supported; "
+            f"refuted: {', '.join(refuted)})")

@@ -31,6 +31,8 @@ LABELS = ("supported", "refuted", "mixed", "underpowered")
 VERDICTS = LABELS
 #: The three verdicts of version-1 rules (results files written before version 2).
 V1_LABELS = ("supported", "refuted", "inconclusive")
+#: A mixed verdict's text names at most this many conditions of one outcome (else counts).
+MIXED_NAMES = 6
 #: The outcome of one pre-registered condition (a learning rate, a problem, a measure).
 OUTCOMES = ("supported", "refuted", "undecided")
 
@@ -83,16 +85,25 @@ class Verdict:
     def _which(self, outcome):
         return [name for name, value in self.conditions.items() if value == outcome]
 
+    def _listed(self, outcome):
+        """The conditions with ``outcome``, by name; by count when there are more than
+        MIXED_NAMES of them (the JSON's "conditions" has every name)."""
+        which = self._which(outcome)
+        if len(which) > MIXED_NAMES:
+            return f"{len(which)} of {len(self.conditions)} conditions"
+        return ", ".join(which)
+
     @property
     def text(self):
         """The verdict as reports print it: "refuted in <setting>" for a refutation
-        obtained only in a reduced set-up; "mixed (supported: ...; refuted: ...)";
+        obtained only in a reduced set-up; "mixed (supported: ...; refuted: ...)"
+        (conditions by name, or by count beyond MIXED_NAMES of one outcome);
         "underpowered (would decide: ...)"."""
         if self.label == "refuted" and self.reduced:
             return f"refuted in {self.setting}"
         if self.label == "mixed":
-            return (f"mixed (supported: {', '.join(self._which('supported'))}; "
-                    f"refuted: {', '.join(self._which('refuted'))})")
+            return (f"mixed (supported: {self._listed('supported')}; "
+                    f"refuted: {self._listed('refuted')})")
         if self.label == "underpowered":
             return f"underpowered (would decide: {self.decide})"
         return self.label

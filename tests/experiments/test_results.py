@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(300)
 
 FIELDS = ["experiment", "claim", "source", "verdict", "verdict_detail", "quick", "rule",
           "rule_version", "rule_hash", "rule_params", "fragility", "settings",
-          "measurements", "seconds"]
+          "measurements", "seconds", "cpu_seconds"]
 
 
 def _json_values(value, where):

@@ -73,3 +73,10 @@ def test_version_1_results_are_read_and_labelled():
     assert verdict_line(result).startswith("Verdict: inconclusive (rule v1): ")
     with pytest.raises(ValueError):       # "inconclusive" is not a version-2 label
         ExperimentResult("x", "c", "s", "inconclusive", "r", rule_version=2)
+
+
+def test_a_mixed_verdict_counts_the_conditions_of_a_long_side():
+    conditions = {f"width {2 ** k}": "supported" for k in range(5, 13)}
+    conditions["relu: rank grows like sqrt(d)"] = "refuted"
+    assert Verdict("mixed", conditions=conditions).text == (
+        "mixed (supported: 8 of 9 conditions; refuted: relu: rank grows like sqrt(d))")

@@ -36,7 +36,8 @@ NAMES = names()
 
 def test_names_are_the_claims():
     assert NAMES == ("ics", "landscape", "noisy-bn", "lp-norm", "explosion", "decoupling",
-                     "lipschitz", "residual-identity", "rank-collapse")
+                     "lipschitz", "residual-identity", "rank-collapse",
+                     "hessian-outliers")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -89,7 +90,8 @@ def test_same_seed_same_result_whatever_the_executor(quick_result):
 def test_unknown_name_lists_the_experiments():
     with pytest.raises(ValueError, match="unknown experiment 'ICS'.*ics, landscape, "
                                          "noisy-bn, lp-norm, explosion, decoupling, "
-                                         "lipschitz, residual-identity, rank-collapse"):
+                                         "lipschitz, residual-identity, rank-collapse, "
+                                         "hessian-outliers"):
         experiments.run("ICS")
 
 

@@ -37,7 +37,7 @@ NAMES = names()
 def test_names_are_the_claims():
     assert NAMES == ("ics", "landscape", "noisy-bn", "lp-norm", "explosion", "decoupling",
                      "lipschitz", "residual-identity", "rank-collapse",
-                     "hessian-outliers")
+                     "edge-of-stability", "large-lr", "hessian-outliers")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -91,6 +91,7 @@ def test_unknown_name_lists_the_experiments():
     with pytest.raises(ValueError, match="unknown experiment 'ICS'.*ics, landscape, "
                                          "noisy-bn, lp-norm, explosion, decoupling, "
                                          "lipschitz, residual-identity, rank-collapse, "
+                                         "edge-of-stability, large-lr, "
                                          "hessian-outliers"):
         experiments.run("ICS")
 

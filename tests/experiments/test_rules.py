@@ -28,12 +28,15 @@ PINNED = {
     "lipschitz": {1: "2ee0fa504aa7", 2: "d093531dbec2"},
     "residual-identity": {1: "7fe79b69697d"},
     "rank-collapse": {1: "490358b49e2a"},
+    "large-lr": {1: "8bf1253ec3c6"},
+    "edge-of-stability": {1: "1b3a84cf9ef7"},
     "hessian-outliers": {1: "2f64eb9f3feb"},
 }
 
 #: Experiments whose first registered rule already gives the version-2 labels (result.py):
 #: their rules start at version 1.
-FIRST_RULE_WITH_V2_LABELS = {"residual-identity", "rank-collapse", "hessian-outliers"}
+FIRST_RULE_WITH_V2_LABELS = {"residual-identity", "rank-collapse", "large-lr",
+                             "edge-of-stability", "hessian-outliers"}
 
 
 def _registry():
@@ -136,8 +139,8 @@ def test_committed_results_match_a_registered_version(name):
 SEED_KEYS = {"ics": "seeds", "landscape": "seeds", "noisy-bn": "seeds",
              "lp-norm": "seeds", "explosion": "replicates", "decoupling": "seeds",
              "lipschitz": "splits", "residual-identity": "seeds",
-             "rank-collapse": "seeds",
-             "hessian-outliers": "seeds"}
+             "rank-collapse": "seeds", "large-lr": "seeds",
+             "edge-of-stability": "seeds", "hessian-outliers": "seeds"}
 
 
 @pytest.mark.parametrize("name", names())

@@ -434,13 +434,13 @@ def judge(metric, alpha=None, margin_fraction=None, centre="mean"):
 
 
 def paired_differences(values, first, second):
-    """Per seed, values[first] - values[second] (None: +inf, worse; both None: 0)."""
+    """Per seed, values[first] - values[second] (None: +inf, worse). Equal values give
+    0, infinite ones too: both runs diverged, or both never reached a matched loss, is
+    no difference (inf - inf would be undefined)."""
     out = []
     for x, y in zip(values[first], values[second]):
-        if x is None and y is None:
-            out.append(0.0)
-        else:
-            out.append((math.inf if x is None else x) - (math.inf if y is None else y))
+        x, y = (math.inf if x is None else x), (math.inf if y is None else y)
+        out.append(0.0 if x == y else x - y)
     return out
 
 
@@ -530,7 +530,20 @@ def conclude(settings, results):
                                    for name, conds in alternative_conditions.items()},
         "verdict_inputs": {"conditions": conditions},
     }
-    return verdict, measurements
+    return verdict, _strict(measurements)
+
+
+def _strict(value):
+    """``value`` with every non-finite float (an interval end or mean made infinite by
+    a diverged run) as None, so that the result is strict JSON; the outcomes keep what
+    the infinities decided."""
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _interval_outcome(differences, alpha):

@@ -173,9 +173,12 @@ STEPS = 100
 
 def _run(problem, norm, replicate, m, accuracy, diverged=False):
     """A run whose loss curve falls linearly in log10 from 10^(m + 1) to 10^(m - 1)
-    over STEPS steps (mean log10 = m), recorded every 10 steps."""
+    over STEPS steps (mean log10 = m), recorded every 10 steps; a diverged run's curve
+    stops at its second record (None: not finite)."""
     steps = list(range(0, STEPS + 1, 10))
     curve = [10 ** (m + 1 - 2 * s / STEPS) for s in steps]
+    if diverged:                      # the curve stops where the loss overflowed
+        curve, steps = [curve[0], None], steps[:2]
     run = {"problem": problem, "config": norm, "replicate": replicate, "steps": STEPS,
            "losses": curve, "loss_steps": steps,
            "curve_metric": None if diverged else float(np.mean(np.log10(curve))),
@@ -288,11 +291,18 @@ def test_no_gain_leaves_a_problem_undecided():
 
 
 def test_a_diverged_lp_net_is_worse():
+    """linf diverged on every seed of the DLN: d = +inf, wholly above the margin. The
+    measurements stay strict JSON (_conclude checks): infinities become None."""
     verdict, outcomes, m = _conclude(diverged={("dln", "linf")})
     assert outcomes["comparable dln linf"] == "refuted"
     assert m["conditions"]["comparable dln linf"]["tost"] == "above"
     assert verdict.label == "mixed"
     assert m["problems"]["dln"]["linf"]["curve_metric"] == [None] * SEEDS
+    # l1 diverged too: the remark's interval is undefined, its mean +inf reads None
+    _, outcomes, m = _conclude(diverged={("dln", "linf"), ("dln", "l1")})
+    beats = m["sub_claims"]["l1 beats BN on the DLN"]
+    assert beats["outcome"] == "undecided" and beats["mean"] is None
+    assert outcomes["comparable dln l1"] == "refuted"
 
 
 def test_test_accuracy_is_the_first_alternative():
@@ -318,6 +328,40 @@ def test_matched_loss_metric():
     assert P._metric(bn, "matched_loss", level) == pytest.approx(0.8)   # recorded at 80
     assert P._metric(worse, "matched_loss", level) == math.inf
     assert P._metric(bn, "matched_loss", None) is None
+
+
+def test_paired_differences_of_infinite_values():
+    """None (diverged) counts +inf; equal values, infinite ones included, differ by 0
+    (both diverged, or both never reached a matched loss); no NaN reaches the tests."""
+    values = {"a": [None, math.inf, 1.0, -math.inf, None, 2.0],
+              "b": [None, math.inf, 3.0, -math.inf, 1.0, math.inf]}
+    assert P.paired_differences(values, "a", "b") == [0.0, 0.0, -2.0, 0.0, math.inf,
+                                                      -math.inf]
+
+
+def test_conclude_when_no_net_reaches_the_matched_loss():
+    """The unnormalized DLN ends below every normalized net: at matched loss BN and the
+    lp nets never reach its final loss (+inf each, d = 0), BN has no gain there, and the
+    DLN conditions of that alternative are undecided (the full run of c96b012 stopped
+    on inf - inf = NaN here)."""
+    verdict, outcomes, m = _conclude({"dln": {"none": 0.0, "std": 0.5, "l1": 0.5,
+                                              "l2": 0.5, "linf": 0.5}})
+    name = "matched loss (steps to the unnormalized net's final loss) instead of matched steps"
+    matched = m["alternative_conditions"][name]
+    assert [matched[f"comparable dln {p}"] for p in P.LP] == ["undecided"] * 3
+    assert outcomes["comparable dln l1"] == "undecided"      # no gain in M either
+    assert verdict.label == "underpowered"
+
+
+def test_conclude_when_bn_and_an_lp_net_both_diverge():
+    """BN and l1 diverged on every seed of the MNIST-1D CNN: their differences are 0,
+    BN's gain over no normalization is -inf on every seed (none finite: no margin), so
+    that problem's conditions are undecided, in every alternative too."""
+    verdict, outcomes, m = _conclude(diverged={("mnist1d", "std"), ("mnist1d", "l1")})
+    assert [outcomes[f"comparable mnist1d {p}"] for p in P.LP] == ["undecided"] * 3
+    assert verdict.label == "underpowered"
+    for conditions in m["alternative_conditions"].values():
+        assert conditions["comparable mnist1d l1"] == "undecided"
 
 
 # ---- the set-up and the tasks -------------------------------------------------------

@@ -37,7 +37,8 @@ NAMES = names()
 def test_names_are_the_claims():
     assert NAMES == ("ics", "landscape", "noisy-bn", "lp-norm", "explosion", "decoupling",
                      "lipschitz", "residual-identity", "rank-collapse",
-                     "edge-of-stability", "large-lr", "hessian-outliers")
+                     "edge-of-stability", "large-lr", "hessian-outliers",
+                     "precise-bn")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -92,7 +93,8 @@ def test_unknown_name_lists_the_experiments():
                                          "noisy-bn, lp-norm, explosion, decoupling, "
                                          "lipschitz, residual-identity, rank-collapse, "
                                          "edge-of-stability, large-lr, "
-                                         "hessian-outliers"):
+                                         "hessian-outliers, "
+                                         "precise-bn"):
         experiments.run("ICS")
 
 

@@ -31,12 +31,13 @@ PINNED = {
     "large-lr": {1: "8bf1253ec3c6"},
     "edge-of-stability": {1: "1b3a84cf9ef7"},
     "hessian-outliers": {1: "2f64eb9f3feb"},
+    "precise-bn": {1: "aab82840306d"},
 }
 
 #: Experiments whose first registered rule already gives the version-2 labels (result.py):
 #: their rules start at version 1.
 FIRST_RULE_WITH_V2_LABELS = {"residual-identity", "rank-collapse", "large-lr",
-                             "edge-of-stability", "hessian-outliers"}
+                             "edge-of-stability", "hessian-outliers", "precise-bn"}
 
 
 def _registry():
@@ -140,7 +141,8 @@ SEED_KEYS = {"ics": "seeds", "landscape": "seeds", "noisy-bn": "seeds",
              "lp-norm": "seeds", "explosion": "replicates", "decoupling": "seeds",
              "lipschitz": "splits", "residual-identity": "seeds",
              "rank-collapse": "seeds", "large-lr": "seeds",
-             "edge-of-stability": "seeds", "hessian-outliers": "seeds"}
+             "edge-of-stability": "seeds", "hessian-outliers": "seeds",
+             "precise-bn": "seeds"}
 
 
 @pytest.mark.parametrize("name", names())

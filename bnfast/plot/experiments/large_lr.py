@@ -9,10 +9,11 @@ import numpy as np
 
 def draw(result, plt):
     """One panel per network: the mean test accuracy over seeds (10-90% band) against
-    the learning rate, BN solid and without BN dashed; the matched lr and each curve's
-    best lr marked; the seeds' largest stable lrs as ticks along the top (BN blue,
-    standard orange). Right: BN's largest stable lr over the standard net's per seed,
-    and the accuracy gaps at the matched lr and at the best lrs with their intervals."""
+    the learning rate, BN solid and without BN dashed; the matched lr dash-dotted, each
+    norm's median largest stable lr dotted and the seeds' largest stable lrs as ticks
+    along the top (BN blue, standard orange). Right: the accuracy gaps at the matched lr
+    and at the best lrs with their 90% intervals (green supported, red refuted), and in
+    the title BN's largest stable lr over the standard net's (2 ** the mean log2 ratio)."""
     curves = result.measurements["curves"]
     rows = result.measurements["conditions"]
     settings = result.settings

@@ -55,6 +55,13 @@ TITLE = ("Without BN, Hessian outliers hold the gradient; BN (batch statistics) 
          "removes them, population statistics bring them back (Ghorbani et al. 2019)")
 
 PROBLEMS = ("mnist1d", "digits")
+#: The short names of the problems and of the rule's six conditions (the rule's
+#: wording -> the name verdicts and reports use, short enough for a one-line verdict).
+SHORT = {"mnist1d": "CNN", "digits": "MLP"}
+CONDITIONS = {"no-BN share": "share", "no-BN outliers": "outliers",
+              "BN removes the share": "BN share", "BN removes the outliers": "BN outliers",
+              "eval brings the outliers back": "eval outliers",
+              "eval brings the share back": "eval share"}
 NORMS = ("none", "std")
 #: The rule's parameters (the single source; hashed with the rule's text).
 RULE_PARAMS = {"seeds": 10, "k": 10, "measure_rows": 256, "tol": 1e-4,
@@ -269,8 +276,9 @@ def verdict_of(results, settings, trained_mean=False, ratio="outlier_ratio", tes
 
     def judge(problem, name, values, bar, shown_bar):
         label, summary = _decide(values, bar, level, test)
-        conditions[f"{problem}: {name}"] = label
-        rows.append({"condition": f"{problem}: {name}", "problem": problem, "name": name,
+        short = f"{SHORT[problem]} {CONDITIONS[name]}"
+        conditions[short] = label
+        rows.append({"condition": short, "problem": problem, "name": name,
                      "outcome": label, "bar": shown_bar, "seeds": len(values),
                      **summary})
 
@@ -377,25 +385,23 @@ def summary(measurements):
         log = row["name"] not in ("no-BN share", "no-BN outliers")
         show = (lambda v: figure(math.exp(v))) if log else figure
         ci = "" if row["low"] is None else f" [{show(row['low'])}, {show(row['high'])}]"
-        lines.append(f"  {row['condition']}: {show(row['mean'])}{ci} vs "
+        lines.append(f"  {row['condition']} ({row['name']}): {show(row['mean'])}{ci} vs "
                      f"{figure(row['bar'])}: {row['outcome']}")
     return lines
 
 
 def headline(inputs_):
-    """The verdict's key figures: conditions supported, and the MNIST-1D no-BN share
-    and BN/eval outlier ratios."""
+    """The verdict's key figures, for the CNN and the MLP: the no-BN share,
+    r_noBN/r_BN and r_eval/r_train."""
     means = inputs_["means"]
 
-    def ratio(name):
-        value = means.get(name)
-        return figure(None if value is None else math.exp(value))
-    return (f"{inputs_['supported']}/{inputs_['conditions']} conditions supported; "
-            f"mnist1d no-BN share {figure(means.get('mnist1d: no-BN share'))}, "
-            f"r_noBN/r_BN {ratio('mnist1d: BN removes the outliers')}, "
-            f"r_eval/r_train {ratio('mnist1d: eval brings the outliers back')}; digits "
-            f"no-BN share {figure(means.get('digits: no-BN share'))}, r_noBN/r_BN "
-            f"{ratio('digits: BN removes the outliers')}")
+    def pair(name, ratio):
+        values = [means.get(f"{SHORT[p]} {name}") for p in PROBLEMS]
+        return ", ".join(figure(None if v is None else math.exp(v) if ratio else v)
+                         for v in values)
+    return (f"{inputs_['supported']}/{inputs_['conditions']} supported; no-BN share "
+            f"{pair('share', False)}; r_noBN/r_BN {pair('BN outliers', True)}; "
+            f"r_eval/r_train {pair('eval outliers', True)} (CNN, MLP)")
 
 
 EXPERIMENT = Experiment(name="hessian-outliers", claim=CLAIM, source=SOURCE, rule=RULE,

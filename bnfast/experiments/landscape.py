@@ -644,8 +644,8 @@ def headline(inputs):
         groups.append(f"{problem} " + ", ".join(
             f"{v['seeds_bn_smaller']}/{v['seeds_bn_smaller'] + v['seeds_bn_larger']}"
             for v in mine.values())
-            + (" [at the edge of stability: "
-               f"{', '.join('BN' if c == 'bn' else c for c in at_edge)}]"
+            + (" (at the edge of stability: "
+               f"{', '.join('BN' if c == 'bn' else c for c in at_edge)})"
                if at_edge else ""))
     alpha = inputs.get("alpha", RULE_PARAMS["alpha"])
     return (f"BN smaller in k/n seeds ({', '.join(SHORT.get(m, m) for m in JUDGED)}; "

@@ -362,7 +362,8 @@ def test_edge_of_stability_is_flagged_and_does_not_change_the_verdict():
     assert controls["bn"]["median_effective_lr_start"] == pytest.approx(0.02)
     assert measurements["verdict_inputs"]["dln.beta"]["at_edge_of_stability"] == ["bn"]
     line = L.headline(measurements["verdict_inputs"])
-    assert "dln 5/5, 5/5, 5/5 [at the edge of stability: BN]" in line
+    assert "dln 5/5, 5/5, 5/5 (at the edge of stability: BN); mnist1d 5/5" in line
+    assert "[" not in line and "{" not in line          # no Python list or dict
     assert any("AT THE EDGE OF STABILITY" in text for text in L.summary(measurements))
     # one early checkpoint after step 0 of two at the edge (1/2 >= 1/2): still at it;
     # none (a sharpness of 0.85 x): not; an overflow (None) counts as above

@@ -341,9 +341,9 @@ def test_verdict_of(outcomes, text):
     if text is None:
         assert verdict.label == "underpowered"
         undecided = [c for c, o in zip(CONDITIONS, outcomes) if o == "U"]
-        assert f"more seeds at {', '.join(undecided)}" in verdict.decide
-        assert ("dln lr=1e-06 sits at the edge of stability" in verdict.decide) == \
-            (outcomes[0] == "U")
+        named = [f"{c} (at the edge of stability)" if c == "dln lr=1e-06" else c
+                 for c in undecided]
+        assert verdict.decide == f"more seeds at {', '.join(named)}"
     else:
         assert verdict.text == text
     if outcomes == "UURR":
@@ -413,7 +413,8 @@ def test_conclude_on_crafted_seeds_and_the_fragility_line():
     assert m["alternative_outcomes"]["conditions at the edge of stability left out"] == {
         "dln lr=1e-07": "supported", "mnist1d": "supported", "digits-images": "supported"}
     json.dumps(m, allow_nan=False)                       # strict JSON
-    assert "dln lr=1e-06: d" in ics.headline(inputs)
+    assert ics.headline(inputs).startswith("d, r: dln 1e-06 1.45, -0.789 refuted; ")
+    assert ics.headline(inputs).endswith("; at the edge of stability: dln 1e-06")
     assert any("AT THE EDGE OF STABILITY" in line for line in ics.summary(m))
 
 

@@ -58,7 +58,11 @@ def test_quick_run_fields(quick_result, name):
     assert isinstance(reduced, list) and reduced and all(isinstance(r, str) for r in reduced)
     inputs = fields["measurements"]["verdict_inputs"]
     assert isinstance(inputs, dict) and inputs
-    assert 0 < fields["seconds"] < 60   # the quick budget (2 cores)
+    # The quick budget, under a minute on 2 cores, judged on the tasks' CPU time: the
+    # wall time also counts whatever else runs on the machine (a CI neighbour, other
+    # tests), and the tasks spread over the local workers, so 60 CPU-seconds of tasks
+    # is about 30 s of wall time on two idle cores, leaving room for the serial part.
+    assert fields["seconds"] > 0 and 0 < fields["cpu_seconds"] < 60
     again = json.loads(json.dumps(fields, allow_nan=False))
     assert ExperimentResult.from_dict(again) == result
 

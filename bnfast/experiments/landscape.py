@@ -651,7 +651,12 @@ def headline(inputs):
     return (f"BN smaller in k/n seeds ({', '.join(SHORT.get(m, m) for m in JUDGED)}; "
             f"p < {alpha:g}): " + "; ".join(groups))
 
+#: The claim in a few words, for the README's and the report's tables.
+TITLE = ("BN makes the loss landscape smoother, early in training (Santurkar et al. "
+         "2018, 3.2, Fig. 4)")
+
 EXPERIMENT = Experiment(name="landscape", claim=CLAIM, source=SOURCE, rule=RULE,
                         rule_version=3, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, headline=headline, order=2)
+                        conclude=conclude, summary=summary, headline=headline, order=2,
+                        title=TITLE)

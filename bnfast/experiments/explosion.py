@@ -42,6 +42,7 @@ import numpy as np
 from .._validate import choice, integer
 from ..nn import BatchNorm, Dense, Network, Residual
 from .result import combine
+from ..executors import one_blas_thread
 from .spec import Experiment, derived_seed
 from .stats import t_quantile
 
@@ -416,18 +417,6 @@ def tasks(settings, seed):
     return out
 
 
-def _one_blas_thread():
-    """A context that keeps NumPy's BLAS on one thread (each task runs on one core; a
-    multi-threaded BLAS in two worker processes made a draw ~10x slower on 2 cores).
-    threadpoolctl ships with scikit-learn (the experiments extra); without it, a no-op."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                     # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def run_task(task):
     """A "network" task: for each B of task["batch_sizes"], the per-layer log
     ||dL/dW_l||^2 and the fitted rate of one bnfast network on the first B rows of a
@@ -438,7 +427,7 @@ def run_task(task):
     {"widths": [{"width", "log_squared_norms" (depth,), "rate"}, ...]}."""
     if task["kind"] == "sampled":
         out = []
-        with _one_blas_thread():
+        with one_blas_thread():
             for width in task["widths"]:
                 rng = np.random.default_rng(derived_seed(task["seed"], width))
                 B = task["batch_size"]

@@ -36,8 +36,9 @@ from .. import curvature
 from .problems import (digits_data, digits_mlp, mnist1d_cnn, mnist1d_data, recipe,
                        train_recipe)
 from .result import combine, figure
+from ..executors import one_blas_thread
 from .spec import Experiment, derived_seed
-from .stats import sign_test, t_interval
+from .stats import decide_side
 
 __all__ = ["EXPERIMENT", "hessian_measures", "learning_set", "network", "verdict_of"]
 
@@ -188,19 +189,10 @@ def hessian_measures(net, X, y, k, mode, tol, seed):
             "share": share, "products": int(pairs.iterations)}
 
 
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                     # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def run_task(task):
     """Trains one network along its checkpoints and measures the Hessian at each
     (train mode; for BN also eval mode after training has set running statistics)."""
-    with _one_blas_thread():
+    with one_blas_thread():
         X, y, X_test, y_test = learning_set(task["problem"], derived_seed(task["seed"], 0))
         rows = np.random.default_rng(derived_seed(task["seed"], 2)).permutation(
             len(X))[:task["measure_rows"]]
@@ -247,23 +239,6 @@ def _per_seed(results, problem, norm, mode, key, trained_mean):
     return out
 
 
-def _decide(values, bar, level, test):
-    """("supported" / "refuted" / "undecided", summary): the seeds' values above
-    ``bar`` supports, below refutes; by the two-sided ``level`` t interval of the mean
-    (test "t") or the exact one-sided sign test at 5% (test "sign")."""
-    if test == "sign":
-        counts = sign_test([v - bar for v in values])
-        label = ("supported" if counts["p_greater"] <= 0.05 else
-                 "refuted" if counts["p_less"] <= 0.05 else "undecided")
-        return label, {"mean": float(np.mean(values)), "low": None, "high": None}
-    ci = t_interval(values, level)
-    if ci["low"] is None:
-        return "undecided", {"mean": ci["mean"], "low": None, "high": None}
-    label = ("supported" if ci["low"] > bar else "refuted" if ci["high"] < bar
-             else "undecided")
-    return label, {"mean": ci["mean"], "low": ci["low"], "high": ci["high"]}
-
-
 def verdict_of(results, settings, trained_mean=False, ratio="outlier_ratio", test="t",
                level=None, factors=None):
     """(Verdict, rows) by the rule (RULE); keyword arguments are the fragility
@@ -275,7 +250,7 @@ def verdict_of(results, settings, trained_mean=False, ratio="outlier_ratio", tes
     conditions, rows = {}, []
 
     def judge(problem, name, values, bar, shown_bar):
-        label, summary = _decide(values, bar, level, test)
+        label, summary = decide_side(values, bar, level, test)
         short = f"{SHORT[problem]} {CONDITIONS[name]}"
         conditions[short] = label
         rows.append({"condition": short, "problem": problem, "name": name,

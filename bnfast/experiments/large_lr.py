@@ -29,7 +29,7 @@ from . import measures
 from .problems import digits_data, digits_mlp, mnist1d_cnn, mnist1d_data
 from .result import combine, figure
 from .spec import Experiment, derived_seed
-from .stats import sign_test, t_interval, tost
+from .stats import decide_side, sign_test, t_interval, tost
 
 __all__ = ["EXPERIMENT", "best_lr_index", "run_task", "verdict_of"]
 
@@ -192,22 +192,6 @@ def best_lr_index(rows):
     return int(np.argmax(means))
 
 
-def _decide_above(values, bar, level, test):
-    """supported if the values lie above ``bar`` (t interval, or sign test), refuted if
-    below, else undecided. Returns (outcome, summary)."""
-    if test == "sign":
-        counts = sign_test([v - bar for v in values])
-        label = ("supported" if counts["p_greater"] <= 0.05 else
-                 "refuted" if counts["p_less"] <= 0.05 else "undecided")
-        return label, {"mean": float(np.mean(values)), "low": None, "high": None}
-    ci = t_interval(values, level)
-    if ci["low"] is None:
-        return "undecided", {"mean": ci["mean"], "low": None, "high": None}
-    label = ("supported" if ci["low"] > bar else "refuted" if ci["high"] < bar
-             else "undecided")
-    return label, {"mean": ci["mean"], "low": ci["low"], "high": ci["high"]}
-
-
 def _decide_similar(values, margin, level, test):
     """supported if the values are equivalent to 0 within +-margin (TOST at 5%, or sign
     tests against each end), refuted if they lie outside, else undecided."""
@@ -276,13 +260,13 @@ def verdict_of(results, settings, own_best=False, test="t", level=None, factor=N
             continue
         ratios, gaps, best, best_lrs = _per_seed(groups, network, settings, own_best)
         judged = [
-            ("larger lr", ratios, _decide_above(ratios, math.log2(factor), level, test),
+            ("larger lr", ratios, decide_side(ratios, math.log2(factor), level, test),
              math.log2(factor)),
             ("similar at the matched lr", gaps,
              _decide_similar(gaps, margin, level, test) if gaps else
              ("undecided", {"mean": None, "low": None, "high": None}), margin),
             ("advantage at the best lrs", best,
-             _decide_above(best, margin, level, test), margin)]
+             decide_side(best, margin, level, test), margin)]
         for kind, values, (label, summary), bar in judged:
             name = f"{network}: {kind}"
             conditions[name] = label

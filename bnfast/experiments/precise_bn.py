@@ -33,8 +33,9 @@ import numpy as np
 from .problems import (mnist1d_cnn_layers, mnist1d_data, pytorch_default_init, recipe,
                        train_recipe)
 from .result import combine, figure
+from ..executors import one_blas_thread
 from .spec import Experiment, derived_seed
-from .stats import sign_test, t_interval
+from .stats import decide_side
 from ..nn import Network
 
 __all__ = ["EXPERIMENT", "network", "statistics_gap", "verdict_of"]
@@ -143,19 +144,10 @@ def statistics_gap(ema_mean, ema_var, mean, var, eps=1e-5):
     return out
 
 
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                     # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def run_task(task):
     """Trains one network along its checkpoints; at each, the EMA and exact statistics'
     gap per layer and the test accuracy with each."""
-    with _one_blas_thread():
+    with one_blas_thread():
         X, y, X_test, y_test = mnist1d_data()
         net = network(task["momentum"], derived_seed(task["seed"], 1))
         records, done, state = [], 0, None
@@ -189,22 +181,6 @@ def _gap(record, layers):
     return max(record["gaps"]) if layers == "max" else float(np.mean(record["gaps"]))
 
 
-def _decide(values, bar, level, test):
-    """Above ``bar`` supports, below refutes: by the two-sided ``level`` t interval
-    (test "t") or the exact one-sided sign test at 5% (test "sign")."""
-    if test == "sign":
-        counts = sign_test([v - bar for v in values])
-        label = ("supported" if counts["p_greater"] <= 0.05 else
-                 "refuted" if counts["p_less"] <= 0.05 else "undecided")
-        return label, {"mean": float(np.mean(values)), "low": None, "high": None}
-    ci = t_interval(values, level)
-    if ci["low"] is None:
-        return "undecided", {"mean": ci["mean"], "low": None, "high": None}
-    label = ("supported" if ci["low"] > bar else "refuted" if ci["high"] < bar
-             else "undecided")
-    return label, {"mean": ci["mean"], "low": ci["low"], "high": ci["high"]}
-
-
 def verdict_of(results, settings, test="t", level=None, last_only=False, layers="max",
                far=None):
     """(Verdict, rows, worst) by the rule (RULE); keyword arguments are the fragility
@@ -216,7 +192,7 @@ def verdict_of(results, settings, test="t", level=None, last_only=False, layers=
     conditions, rows = {}, []
 
     def judge(name, kind, values, bar, **extra):
-        label, summary = _decide(values, bar, level, test)
+        label, summary = decide_side(values, bar, level, test)
         conditions[name] = label
         rows.append({"condition": name, "kind": kind, "outcome": label, "bar": bar,
                      "seeds": len(values), **extra, **summary})

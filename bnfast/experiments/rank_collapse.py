@@ -38,8 +38,9 @@ import numpy as np
 
 from ..nn import BatchNorm, Dense, Network
 from .result import combine, figure
+from ..executors import one_blas_thread
 from .spec import Experiment, derived_seed
-from .stats import sign_test, t_interval
+from .stats import decide_side, sign_test
 
 __all__ = ["EXPERIMENT", "layer_weights", "propagate", "record_depths", "spectrum_ranks",
            "verdict_of", "width_exponent"]
@@ -197,18 +198,6 @@ def propagate(X, activation, norm, depth, rng, record, tau, eps=1e-5):
     return out
 
 
-def _one_blas_thread():
-    """NumPy's BLAS on one thread while a task runs (each task has one core; a BLAS team
-    in every worker process slows a busy machine down). threadpoolctl ships with
-    scikit-learn (the experiments extra); without it, a no-op."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                     # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def inputs(width, batch, rng):
     """A batch (batch, width) of Gaussian rows, standardised per feature."""
     X = rng.standard_normal((batch, width))
@@ -217,7 +206,7 @@ def inputs(width, batch, rng):
 
 def run_task(task):
     """One network of one seed: the ranks along depth."""
-    with _one_blas_thread():
+    with one_blas_thread():
         rng = np.random.default_rng(task["seed"])
         X = inputs(task["width"], task["batch"], rng)
         weights_rng = np.random.default_rng(derived_seed(task["seed"], 1))
@@ -259,29 +248,15 @@ def width_exponent(widths, ranks):
 
 
 def _decide(values, above, threshold, level, test):
-    """"supported" if the seeds' values lie on the claim's side of ``threshold``
-    (above: above it), "refuted" if on the other, else "undecided": by the two-sided
-    ``level`` t interval of the mean (test "t") or the exact one-sided sign test at 5%
-    (test "sign"). Returns (outcome, summary dict)."""
+    """stats.decide_side of the seeds' values against ``threshold`` (above: the claim's
+    side is above it), with the sign test's counts in the summary. Returns (outcome,
+    summary dict)."""
     values = [float(v) for v in values]
+    label, summary = decide_side(values, threshold, level, test, above=above)
     if test == "sign":
         counts = sign_test([v - threshold for v in values])
-        good, bad = ("p_greater", "p_less") if above else ("p_less", "p_greater")
-        label = ("supported" if counts[good] <= 0.05 else
-                 "refuted" if counts[bad] <= 0.05 else "undecided")
-        return label, {"mean": float(np.mean(values)), "low": None, "high": None,
-                       "above": counts["positive"], "below": counts["negative"]}
-    ci = t_interval(values, level)
-    if ci["low"] is None:
-        return "undecided", {"mean": ci["mean"], "low": None, "high": None}
-    low, high = ci["low"], ci["high"]
-    if above:
-        label = "supported" if low > threshold else "refuted" if high < threshold \
-            else "undecided"
-    else:
-        label = "supported" if high < threshold else "refuted" if low > threshold \
-            else "undecided"
-    return label, {"mean": ci["mean"], "low": low, "high": high}
+        summary.update(above=counts["positive"], below=counts["negative"])
+    return label, summary
 
 
 def verdict_of(results, settings, key="stable", deepest=False, test="t", level=None,

@@ -53,6 +53,7 @@ import numpy as np
 
 from ..nn import BatchNorm, Conv1d, Dense, Network
 from .result import combine, figure
+from ..executors import one_blas_thread
 from .spec import Experiment, derived_seed
 from .stats import t_interval
 
@@ -331,23 +332,11 @@ def closed_forms(architecture, norm, q0, blocks, profile0=None, profiles=None,
     return {"growth": 1.0 + m2 / m0, "skip": np.array(skip), "ratio": m2 / (m0 + m2)}
 
 
-def _one_blas_thread():
-    """NumPy's BLAS on one thread while a task runs (each task has one core; a BLAS team
-    in every worker process slows a busy machine down). threadpoolctl ships with
-    scikit-learn (the experiments extra); without it, a no-op."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                     # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def run_task(task):
     """One network of one seed: the per-block second moments, the closed forms (the
     architecture's and the paper's plain ones) and the exact conditional check of the
     branch's second moment without BN (2 mean(A^2 relu(x)^2 profile), dense: A = I)."""
-    with _one_blas_thread():
+    with one_blas_thread():
         return _run_task(task)
 
 

@@ -17,8 +17,10 @@ them against scipy.stats.
 
 import math
 
-__all__ = ["sign_test", "sign_test_reachable", "t_cdf", "t_interval", "t_quantile",
-           "tost"]
+import numpy as np
+
+__all__ = ["decide_side", "sign_test", "sign_test_reachable", "t_cdf", "t_interval",
+           "t_quantile", "tost"]
 
 
 def _betacf(a, b, x):
@@ -196,3 +198,26 @@ def tost(differences, margin, alpha=0.05):
     elif interval["high"] < -margin:
         out["outcome"] = "below"
     return out
+
+
+def decide_side(values, bar, level=0.90, test="t", above=True):
+    """The outcome of "the seeds' values lie above ``bar``" (below it, with above=False),
+    one number per seed: "supported" if they do, "refuted" if they lie on the other
+    side, else "undecided"; by the two-sided ``level`` t interval of the mean (test "t")
+    or the exact one-sided sign test at 5% (test "sign"). Returns (outcome, {"mean",
+    "low", "high"}), low and high None for the sign test or when the interval is
+    undefined (fewer than two finite values)."""
+    if test == "sign":
+        counts = sign_test([v - bar for v in values])
+        good, bad = ("p_greater", "p_less") if above else ("p_less", "p_greater")
+        label = ("supported" if counts[good] <= 0.05 else
+                 "refuted" if counts[bad] <= 0.05 else "undecided")
+        return label, {"mean": float(np.mean(values)), "low": None, "high": None}
+    ci = t_interval(values, level)
+    if ci["low"] is None:
+        return "undecided", {"mean": ci["mean"], "low": None, "high": None}
+    low, high = ci["low"], ci["high"]
+    claim_side, other_side = (low > bar, high < bar) if above else (high < bar, low > bar)
+    label = "supported" if claim_side else "refuted" if other_side else "undecided"
+    return label, {"mean": ci["mean"], "low": low, "high": high}
+

@@ -772,7 +772,12 @@ def _headline_v1(inputs):
     return "; ".join(parts) + f"; decided by {', '.join(decided)}"
 
 
+#: The claim in a few words, for the README's and the report's tables.
+TITLE = ("Normalizing by the l1, l2 or l-inf norm instead of the std performs comparably "
+         "to BN (Santurkar et al. 2018, 3.3, Fig. 5)")
+
 EXPERIMENT = Experiment(name="lp-norm", claim=CLAIM, source=SOURCE, rule=RULE,
                         rule_version=3, rule_params=RULE_PARAMS,
                         settings=settings, tasks=tasks, run_task=run_task,
-                        conclude=conclude, summary=summary, headline=headline, order=4)
+                        conclude=conclude, summary=summary, headline=headline, order=4,
+                        title=TITLE)

@@ -314,8 +314,10 @@ def headline(inputs_):
     """The verdict's key figures: the counts and the range of the mean ratios."""
     span = inputs_["ratio_range"]
     span = "none" if span is None else f"{figure(span[0])}-{figure(span[1])}"
+    low, high = inputs_["band"]
     return (f"{inputs_['supported']}/{inputs_['conditions']} conditions in the band "
-            f"{inputs_['band']}; mean sharpness/(2/lr) after reaching {span}")
+            f"{figure(low)}-{figure(high)} x 2/lr; mean sharpness/(2/lr) after reaching "
+            f"{span}")
 
 
 EXPERIMENT = Experiment(name="edge-of-stability", claim=CLAIM, source=SOURCE, rule=RULE,

@@ -684,16 +684,18 @@ def _fmt(value):
 
 
 def headline(inputs):
-    """The verdict's key figures: per condition, M_lp - M_BN (mean over seeds) against
-    its margin, and the outcome's initial (S/R/U)."""
+    """The verdict's key figures: per problem, BN's margin and, per norm, M_lp - M_BN
+    (mean over seeds) with the outcome's initial (S/R/U)."""
     if "conditions" not in inputs:
         return _headline_v1(inputs)
-    parts = []
+    problems = {}
     for name, c in inputs["conditions"].items():
-        margin = f"/{_fmt(c['margin'])}" if c.get("margin") is not None else ""
-        parts.append(f"{name.replace('comparable ', '')} {_fmt(c.get('mean'))}{margin} "
-                     f"{c['outcome'][0].upper()}")
-    return "M_lp - M_BN / margin: " + "; ".join(parts)
+        problem, norm = name.replace("comparable ", "").rsplit(" ", 1)
+        margin, parts = problems.setdefault(problem, (c.get("margin"), []))
+        parts.append(f"{norm} {_fmt(c.get('mean'))} {c['outcome'][0].upper()}")
+    return "M_lp - M_BN (margin): " + "; ".join(
+        f"{problem} ({_fmt(margin)}) {', '.join(parts)}"
+        for problem, (margin, parts) in problems.items())
 
 
 # ---- version-1 results (docs/experiments/results before version 2) ------------------

@@ -33,6 +33,8 @@ VERDICTS = LABELS
 V1_LABELS = ("supported", "refuted", "inconclusive")
 #: A mixed verdict's text names at most this many conditions of one outcome (else counts).
 MIXED_NAMES = 6
+#: ... and at most this many characters of names (a verdict line stays readable).
+MIXED_CHARACTERS = 60
 #: The outcome of one pre-registered condition (a learning rate, a problem, a measure).
 OUTCOMES = ("supported", "refuted", "undecided")
 
@@ -87,17 +89,19 @@ class Verdict:
 
     def _listed(self, outcome):
         """The conditions with ``outcome``, by name; by count when there are more than
-        MIXED_NAMES of them (the JSON's "conditions" has every name)."""
+        MIXED_NAMES of them or their names take more than MIXED_CHARACTERS (the JSON's
+        "conditions" has every name)."""
         which = self._which(outcome)
-        if len(which) > MIXED_NAMES:
+        named = ", ".join(which)
+        if len(which) > MIXED_NAMES or len(named) > MIXED_CHARACTERS:
             return f"{len(which)} of {len(self.conditions)} conditions"
-        return ", ".join(which)
+        return named
 
     @property
     def text(self):
         """The verdict as reports print it: "refuted in <setting>" for a refutation
         obtained only in a reduced set-up; "mixed (supported: ...; refuted: ...)"
-        (conditions by name, or by count beyond MIXED_NAMES of one outcome);
+        (conditions by name, or by count when one outcome's names are many or long);
         "underpowered (would decide: ...)"."""
         if self.label == "refuted" and self.reduced:
             return f"refuted in {self.setting}"
@@ -343,5 +347,6 @@ def verdict_line(result):
     a quick run) and the key figures the rule used (``key_figures``); the full numbers
     are in ``--json``."""
     label = f" [{QUICK_LABEL}]" if result.quick else ""
-    version = " (rule v1)" if result.rule_version == 1 else ""
+    # A result written before version 2 (old labels, no fragility) says which rule.
+    version = " (rule v1)" if result.fragility is None else ""
     return f"Verdict: {result.verdict.text}{version}{label}: {key_figures(result)}"

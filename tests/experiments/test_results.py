@@ -131,3 +131,9 @@ def test_derived_seeds_are_distinct_and_stable():
     assert experiments.derived_seed(7, 3) == experiments.derived_seed(7, 3)
     assert experiments.derived_seed(7, 3) != experiments.derived_seed(3, 7)
     assert not math.isnan(experiments.derived_seed(2**62, 2**40))
+
+
+def test_every_experiment_has_a_title_for_the_tables():
+    for name in NAMES:
+        title = experiments.experiment(name).title
+        assert 20 < len(title) <= 160 and "\n" not in title and "|" not in title, name

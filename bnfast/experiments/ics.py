@@ -32,6 +32,7 @@ from .measures import (downsample, edge_of_stability, finite_or_none,
                        internal_covariate_shift, matched_loss, stability_threshold)
 from .problems import build, paired_tasks, recipe, recipe_optimizer
 from .result import Verdict, combine
+from ..executors import one_blas_thread
 from .spec import Experiment, derived_seed
 from ..nn import SGD, TrainingDiverged, train
 
@@ -303,22 +304,8 @@ def run_task(task):
     loss_steps (r,), losses (r,) (the learning-set loss, every record_every steps);
     diverged_at (None, or the step at which the loss or the parameters became
     non-finite; training stops there)."""
-    with _one_blas_thread():
+    with one_blas_thread():
         return _run_task(task)
-
-
-def _one_blas_thread():
-    """NumPy's BLAS on one thread while a task runs (threadpoolctl, which ships with
-    scikit-learn; a no-op without it): the Lanczos vectors' norms and dot products are
-    too small to gain from threads, and two worker processes on two cores each
-    starting a BLAS team made them ~5x slower on a busy machine; one thread in every
-    executor keeps the result independent of the executor."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                       # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _run_task(task):

@@ -26,8 +26,8 @@ at least ``skip`` away from both ends (the ends carry the input's and the loss's
 transients; the rate far from the top does not depend on the loss). The residual variant
 wraps every layer in bnfast.Residual (x -> x + phi(BN(W x))), same weights.
 
-Version 3 (issue 28; docs/experiments/README.md, "Version 2 set-ups") judges the rate extrapolated to
-infinite width instead of one finite width. The networks themselves (bnfast.Network, the
+Version 3 (issue 28; docs/experiments/README.md, "Version 2 set-ups") judges the rate
+extrapolated to infinite width instead of one finite width. The networks themselves (bnfast.Network, the
 engine) run at width 512, where they give the residual comparison, the profiles and a
 check of the draws below; the widths 512 to 65536 of the extrapolation come from
 ``sampled_squared_gradient_norms``, which draws the same per-layer norms as the network

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from ..nn import Network
-from .measures import (downsample, effective_learning_rates, finite_or_none,
+from .measures import (effective_learning_rates, finite_or_none,
                        first_reach_steps, gradient_line_measures, measured_training,
                        measurement_batch, stability_threshold, step_sizes)
 from .problems import RECIPES, build, paired_tasks, recipe, recipe_optimizer

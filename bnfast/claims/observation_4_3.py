@@ -31,8 +31,8 @@ from functools import partial
 
 from .counterexample import Row, draw_x_w
 from .lemma_4_5 import check_lemma_4_5
-from .statement import (Neuron, Quantities, StatementReport, arithmetic, batch_vector, compare,
-                        eps_value, real)
+from .statement import (Neuron, Quantities, StatementReport, arithmetic, batch_matrix,
+                        batch_vector, compare, eps_value, real)
 
 __all__ = ["AUDIT_ROWS", "check_observation_4_3"]
 
@@ -59,10 +59,7 @@ def check_observation_4_3(X, W, y=None, gamma=None, beta=None, exact=False, eps=
     TypeError for invalid arguments.
     """
     ar = arithmetic(exact)
-    X = ar.array(X, "X")
-    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] == 0:
-        raise ValueError("X must be an (m, d) matrix, one sample per row, with m >= 2 "
-                         f"(batch normalization needs a batch), got shape {X.shape}")
+    X = batch_matrix(ar, X, "X")
     m, d = X.shape
     W = ar.array(W, "W")
     if W.shape != (d,):

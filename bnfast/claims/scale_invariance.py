@@ -51,7 +51,7 @@ import numpy as np
 
 from .._validate import choice
 from .counterexample import BOUND, Row
-from .statement import Quantities, StatementReport, arithmetic
+from .statement import Quantities, StatementReport, arithmetic, batch_matrix
 
 __all__ = ["AUDIT_ROWS", "FORMS", "check_scale_invariance"]
 
@@ -115,10 +115,7 @@ def check_scale_invariance(X, W, V, y, lr=1, gamma=1, beta=0, eps=0, form="ortho
 
 def _instance(ar, X, W, V, y, lr, gamma, beta, eps):
     """The validated arguments as a dict (ar's numbers; W as a (d, k) matrix)."""
-    X = ar.array(X, "X")
-    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] == 0:
-        raise ValueError("X must be an (m, d) matrix, one sample per row, with m >= 2 "
-                         f"(batch normalization needs a batch), got shape {X.shape}")
+    X = batch_matrix(ar, X, "X")
     m, d = X.shape
     W = ar.array(W, "W")
     vector = W.ndim == 1

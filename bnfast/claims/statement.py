@@ -212,6 +212,15 @@ def batch_vector(ar, value, name, m=None):
     return arr
 
 
+def batch_matrix(ar, value, name):
+    """An (m, d) matrix of real numbers, one sample per row, m >= 2 and d >= 1."""
+    arr = ar.array(value, name)
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be an (m, d) matrix, one sample per row, with m >= 2 "
+                         f"(batch normalization needs a batch), got shape {arr.shape}")
+    return arr
+
+
 def hessian_matrix(ar, value, m):
     """A symmetric (m, m) matrix of real numbers."""
     arr = ar.array(value, "hessian")

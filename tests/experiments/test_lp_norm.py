@@ -474,7 +474,7 @@ def test_quick_run(quick_result):
     assert any(line.startswith("l1 beats BN on the DLN (reported)") for line in lines)
     assert any(line.startswith("comparable mnist1d linf:") for line in lines)
     assert P.headline(result.measurements["verdict_inputs"]).startswith(
-        "M_lp - M_BN / margin: dln l1 ")
+        "M_lp - M_BN (margin): dln (")
 
 
 def test_quick_run_figure(quick_result, tmp_path):

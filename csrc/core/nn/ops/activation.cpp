@@ -1,5 +1,6 @@
 #include "nn/ops/activation.hpp"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "nn/activation.hpp"
@@ -36,10 +37,28 @@ template <Activation K>
 void activate_all(const Dual* z, Dual* a, i64 n) {
   for (i64 i = 0; i < n; ++i) a[i] = activate(K, z[i]);
 }
+// tanh and sigmoid on Dual numbers: the values by the vectorised kernel of the double
+// pass (libm's scalar tanh took a fifth of a tanh MLP's hvp), the tangents phi'(z) z'
+// with phi' from the value, as derivative() takes it.
+template <Activation K>
+void activate_smooth(const Dual* z, Dual* a, i64 n) {
+  constexpr i64 kBlock = 256;  // on the stack, in L1
+  double zv[kBlock], av[kBlock];
+  for (i64 b = 0; b < n; b += kBlock) {
+    const i64 len = std::min(kBlock, n - b);
+    for (i64 i = 0; i < len; ++i) zv[i] = z[b + i].v;
+    activate_array(K, zv, av, len);
+    for (i64 i = 0; i < len; ++i) {
+      const double t = av[i];
+      const double slope = K == Activation::tanh ? 1.0 - t * t : t * (1.0 - t);
+      a[b + i] = Dual(t, slope * z[b + i].d);
+    }
+  }
+}
 void activate_all(Activation act, const Dual* z, Dual* a, i64 n) {
   switch (act) {
-    case Activation::sigmoid: return activate_all<Activation::sigmoid>(z, a, n);
-    case Activation::tanh: return activate_all<Activation::tanh>(z, a, n);
+    case Activation::sigmoid: return activate_smooth<Activation::sigmoid>(z, a, n);
+    case Activation::tanh: return activate_smooth<Activation::tanh>(z, a, n);
     case Activation::relu: return activate_all<Activation::relu>(z, a, n);
     case Activation::identity: return activate_all<Activation::identity>(z, a, n);
   }

@@ -51,7 +51,7 @@ struct Pass {
   // shared scratch (each op's own state lives in the op)
   AlignedVector<T> w_t;                 // W^T of the current dense op
   AlignedVector<T> w;                   // W, when the caller's parameters are not aligned
-  AlignedVector<double> split[4];       // Dual products as double products
+  AlignedVector<double> split[2];       // Dual products as double products
   std::vector<T> gamma, beta, work;     // constant gamma, beta as T; per-column work
   Workspace ws;                         // the BN kernels' scratch
 };

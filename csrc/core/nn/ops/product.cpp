@@ -23,14 +23,15 @@ double* at_least(AlignedVector<double>& v, i64 n) {
   return v.data();
 }
 
-// Copies the (rows, cols) operand into row-major values v and tangents d.
-void unzip(const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, double* v, double* d) {
-  split_row_ranges(rows, cols, [&](i64 r0, i64 r1) {
+// Copies the (rows, cols) operand into the row-major (rows, 2 cols) matrix [V | D]: each
+// row its values, then its tangents.
+void unzip(const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, double* vd) {
+  split_row_ranges(rows, 2 * cols, [&](i64 r0, i64 r1) {
     for (i64 i = r0; i < r1; ++i)
       for (i64 j = 0; j < cols; ++j) {
         const Dual& x = src[i * rs + j * cs];
-        v[i * cols + j] = x.v;
-        d[i * cols + j] = x.d;
+        vd[i * 2 * cols + j] = x.v;
+        vd[i * 2 * cols + cols + j] = x.d;
       }
   });
 }
@@ -55,17 +56,18 @@ void product(Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs
   const double* a = &A->v;
   const MatrixView av{a, 2 * ars, 2 * acs}, ad{a + 1, 2 * ars, 2 * acs};
   const bool a_varies = any_tangent(A, m, k, ars, acs);
-  double *bv = at_least(s[0], k * n), *bd = at_least(s[1], k * n);
-  double *cv = at_least(s[2], m * n), *cd = at_least(s[3], m * n);
-  unzip(B, k, n, ldb, 1, bv, bd);
+  // A [B | B'] = [AB | AB'] in one product (A's strided entries read once for both),
+  // then A'B added to the tangents: each entry still sums in the documented order.
+  double* b = at_least(s[0], 2 * k * n);
+  double* c = at_least(s[1], 2 * m * n);
+  unzip(B, k, n, ldb, 1, b);
   // Split by rows of C, as the double products: the same bits as one thread's.
-  matmul_acc_threaded(m, n, k, av, bv, n, cv, n, false);
-  matmul_acc_threaded(m, n, k, av, bd, n, cd, n, false);
-  if (a_varies) matmul_acc_threaded(m, n, k, ad, bv, n, cd, n, true);
+  matmul_acc_threaded(m, 2 * n, k, av, b, 2 * n, c, 2 * n, false);
+  if (a_varies) matmul_acc_threaded(m, n, k, ad, b, 2 * n, c + n, 2 * n, true);
   split_row_ranges(m, n, [&](i64 r0, i64 r1) {
     for (i64 i = r0; i < r1; ++i)
       for (i64 j = 0; j < n; ++j) {
-        const Dual ab(cv[i * n + j], cd[i * n + j]);
+        const Dual ab(c[i * 2 * n + j], c[i * 2 * n + n + j]);
         C[i * ldc + j] = accumulate ? C[i * ldc + j] + ab : ab;
       }
   });

@@ -368,3 +368,14 @@ def test_the_sanitizer_environment_has_the_test_extra():
     assert "'.[test]'" in block
     test_extra = _pyproject()["project"]["optional-dependencies"]["test"]
     assert any(r.startswith("pytest-timeout") for r in test_extra)
+
+
+def test_the_experiments_section_counts_the_experiments():
+    from bnfast.experiments import names
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+             "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+             "seventeen", "eighteen", "nineteen", "twenty"]
+    count = words[len(names())]
+    section = TEXT.split("## Experiments: `bnfast run`", 1)[1]
+    assert section.lstrip().startswith(f"{count.capitalize()} empirical claims about BN")
+    assert f"# the {count} experiments" in section

@@ -5,8 +5,10 @@ builder; none writes the flag itself.
     --seed S          add_seed, seed            --json            add_json
     --plot PATH       add_plot, check_plot, write_plot
     --scheduler ADDR  add_scheduler, scheduler_client
-    --no-progress     add_progress              --out FILE.parquet  add_out, check_out
-    --exact           add_exact                 --overwrite  (with --plot, --out)
+    --no-progress     add_progress              --exact           add_exact
+    --out FILE        add_out; check_out (a sweep's Parquet file), check_json_out and
+                      write_json_out (an experiment's result)
+    --overwrite       (with --plot, --out)
 
 A file a command writes (--plot, --out) is checked before any work starts, by one rule
 (bnfast._files.check_target): its folder must be writable, and an existing file is
@@ -22,9 +24,10 @@ import sys
 
 from .._validate import integer_text, seed as seed_value
 
-__all__ = ["add_exact", "add_json", "add_out", "add_overwrite", "add_plot", "add_progress",
-           "add_scheduler", "add_seed", "check_file", "check_out", "check_plot", "fail",
-           "integer", "scheduler_client", "seed", "write_plot"]
+__all__ = ["add_exact", "add_json", "add_out", "add_overwrite", "add_plot",
+           "add_progress", "add_scheduler", "add_seed", "check_file", "check_json_out",
+           "check_out", "check_plot", "fail", "integer", "scheduler_client", "seed",
+           "write_json_out", "write_plot"]
 
 
 def fail(args, message):
@@ -99,8 +102,57 @@ def write_plot(args, draw, note=None):
         return fail(args, str(exc))
     except OSError as exc:
         return fail(args, f"cannot write {args.plot}: {exc}")
-    said = f"wrote {args.plot}" if note is None else f"{note}; wrote {args.plot}"
-    print(said, file=sys.stderr if args.json else sys.stdout)
+    _say_written(args, args.plot, note)
+    return 0
+
+
+def _say_written(args, path, note=None):
+    """"wrote PATH" (after ``note``): on stderr with --json, so that stdout stays one
+    JSON object."""
+    said = f"wrote {path}" if note is None else f"{note}; wrote {path}"
+    print(said, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
+# ---- --out FILE ---------------------------------------------------------------------
+
+def add_out(parser, what):
+    """--out FILE (and --overwrite): the file that keeps ``what`` (a sweep's chunks, an
+    experiment's result), one help for every subcommand: each write replaces the file
+    atomically, so a failed or interrupted command leaves a complete file
+    (``bnfast run ... --json > FILE`` would empty FILE as the run starts)."""
+    parser.add_argument("--out", metavar="FILE",
+                        help=f"keep {what} in FILE; each write replaces it atomically (an "
+                             "interrupted command leaves a complete file), and an "
+                             "existing file needs --overwrite")
+    add_overwrite(parser)
+
+
+def check_json_out(args):
+    """ValueError, before any work, when --out FILE.json cannot be written or exists
+    without --overwrite (the file rule: ``check_file``)."""
+    if args.out is not None:
+        check_file(args, "--out", args.out)
+
+
+def write_json_out(args, fields):
+    """Writes ``fields`` to --out FILE.json (atomically) and says so; returns the exit
+    code: 0, or 2 when the file cannot be written (or appeared since check_json_out)."""
+    import json
+
+    from .._files import replace_atomically
+    try:
+        check_file(args, "--out", args.out)
+        text = json.dumps(fields, indent=2) + "\n"
+
+        def write(tmp):
+            with open(tmp, "w") as fh:
+                fh.write(text)
+        replace_atomically(args.out, write)
+    except ValueError as exc:
+        return fail(args, str(exc))
+    except OSError as exc:
+        return fail(args, f"cannot write {args.out}: {exc}")
+    _say_written(args, args.out)
     return 0
 
 
@@ -131,15 +183,6 @@ def scheduler_client(args):
 def add_progress(parser):
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar on stderr")
-
-
-def add_out(parser):
-    """--out FILE.parquet (and --overwrite): a sweep's results file."""
-    parser.add_argument("--out", metavar="FILE.parquet",
-                        help="keep each finished chunk's aggregates in this Parquet file; "
-                             "an existing file is refused unless --resume continues it "
-                             "or --overwrite replaces it")
-    add_overwrite(parser)
 
 
 def check_out(args):

@@ -1,11 +1,12 @@
-"""`bnfast run NAME [--quick] [--json] [--plot PATH] [--seed S] [--scheduler ADDR]
-[--no-progress]` and `bnfast run --list`: one empirical claim about BN as an experiment
-with a verdict (docs/experiments/README.md; bnfast.experiments).
+"""`bnfast run NAME [--quick] [--json] [--out FILE.json] [--plot PATH] [--seed S]
+[--scheduler ADDR] [--no-progress]` and `bnfast run --list`: one empirical claim about
+BN as an experiment with a verdict (docs/experiments/README.md; bnfast.experiments).
 
 Exit codes: 0 the experiment ran (whatever its verdict); 2 usage errors (unknown name,
-bad seed, unreachable scheduler, a --plot file that cannot be written or exists without
---overwrite: all checked before the run starts); 130 after Ctrl-C or SIGTERM (the local
-workers stopped; no verdict from a partial grid).
+bad seed, unreachable scheduler, an --out or --plot file that cannot be written or
+exists without --overwrite: all checked before the run starts); 130 after Ctrl-C or
+SIGTERM (the local workers stopped; no verdict from a partial grid; --out and --plot
+files untouched).
 """
 
 import json
@@ -29,6 +30,7 @@ def register(subparsers):
     parser.add_argument("--quick", action="store_true",
                         help="the reduced set-up (under a minute; same code as the full run)")
     options.add_json(parser)
+    options.add_out(parser, "the result (the object --json prints)")
     options.add_plot(parser, "the experiment's figure")
     options.add_seed(parser, "the run")
     options.add_scheduler(parser)
@@ -50,6 +52,7 @@ def run(args):
     try:
         experiments.experiment(args.name)
         seed = options.seed(args)
+        options.check_json_out(args)
         options.check_plot(args)
         client = options.scheduler_client(args)
     except ValueError as exc:
@@ -64,7 +67,12 @@ def run(args):
     finally:
         if client is not None:
             client.close()
-    print(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
+    fields = result.to_dict()
+    print(json.dumps(fields, indent=2) if args.json else render(result))
+    if args.out is not None:
+        status = options.write_json_out(args, fields)
+        if status:
+            return status
     if args.plot is None:
         return 0
 

@@ -1,5 +1,5 @@
 """`bnfast search STATEMENT [--instances N] [--samples M] [--seed S] [--scheduler ADDR]
-[--out FILE.parquet] [--resume] [--plot PATH] [--json] [--no-progress]` and the
+[--out FILE] [--resume] [--plot PATH] [--json] [--no-progress]` and the
 statement's own options (lemma-4-5: --data NAME, --dim D; theorem-4-4: --lam L): how
 often a statement fails over random instances, every counterexample certified exactly
 (bnfast.search; docs/math/search.md). The statements, their options and their reports
@@ -65,9 +65,11 @@ def register(subparsers):
                             help=f"{', '.join(names)}: {option.help}")
     options.add_seed(parser, "the sweep")
     options.add_scheduler(parser)
-    options.add_out(parser)
+    options.add_out(parser, "each finished chunk's aggregates (a Parquet file)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the sweep stored in --out")
+                        help="continue the sweep stored in --out (an existing --out file "
+                             "is refused unless --resume continues it or --overwrite "
+                             "replaces it)")
     options.add_plot(parser, " or ".join(figures) or "nothing (no sweep has a figure)")
     options.add_json(parser)
     options.add_progress(parser)

@@ -104,9 +104,32 @@ def test_a_dask_scheduler_gives_the_local_result():
     assert remote["verdict"] == local["verdict"]
 
 
-def test_ctrl_c_stops_within_a_second():
-    # A full run (minutes); SIGINT once it is under way.
-    process = subprocess.Popen([sys.executable, "-m", "bnfast", "run", "explosion"],
+def test_out_writes_the_json_object(tmp_path):
+    path = tmp_path / "result.json"
+    p = run(CHEAP, "--quick", "--json", "--no-progress", "--out", str(path))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(path.read_text()) == json.loads(p.stdout)   # stdout stays the object
+    assert p.stderr == f"wrote {path}\n"
+
+
+def test_an_existing_out_file_is_refused_before_the_run(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text("kept")
+    start = time.perf_counter()
+    p = run("ics", "--out", str(path))          # a full run, were it to start
+    assert p.returncode == 2
+    assert "--out:" in p.stderr and "pass --overwrite to replace it" in p.stderr
+    assert p.stdout == "" and path.read_text() == "kept"
+    assert time.perf_counter() - start < 30
+
+
+def test_ctrl_c_stops_within_a_second(tmp_path):
+    # A full run (minutes); SIGINT once it is under way. Its --out file, given with
+    # --overwrite, is replaced only by a finished run: here it keeps its content.
+    kept = tmp_path / "result.json"
+    kept.write_text("the previous result")
+    process = subprocess.Popen([sys.executable, "-m", "bnfast", "run", "explosion",
+                                "--out", str(kept), "--overwrite"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=tempfile.gettempdir(), preexec_fn=default_sigint)
     try:
@@ -122,3 +145,5 @@ def test_ctrl_c_stops_within_a_second():
     assert process.returncode == 130, err
     assert "interrupted;" in err and "runs had finished" in err
     assert "Traceback" not in err
+    assert kept.read_text() == "the previous result"
+    assert [f.name for f in tmp_path.iterdir()] == ["result.json"]   # no temporary left

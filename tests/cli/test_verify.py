@@ -157,7 +157,7 @@ def test_shared_options_read_the_same_in_every_subcommand():
     parser = importlib.import_module("bnfast.cli.main").build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     # what a subcommand says of its own: the seed's purpose, the figure
-    own = {"--seed": ", an integer", "--plot": " to PATH"}
+    own = {"--seed": ", an integer", "--plot": " to PATH", "--out": " in FILE"}
     seen = {}
     for subparser in sub.choices.values():
         for action in subparser._actions:

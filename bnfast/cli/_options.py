@@ -110,7 +110,7 @@ def _say_written(args, path, note=None):
     """"wrote PATH" (after ``note``): on stderr with --json, so that stdout stays one
     JSON object."""
     said = f"wrote {path}" if note is None else f"{note}; wrote {path}"
-    print(said, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    print(said, file=sys.stderr if args.json else sys.stdout)
 
 
 # ---- --out FILE ---------------------------------------------------------------------

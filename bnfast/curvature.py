@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _core
 from ._validate import boolean, choice, integer, positive_finite, real_number
 from ._validate import seed as seed_value
 from .nn.network import MODES, Network
@@ -62,11 +63,6 @@ BLOCKS = ("layer",)
 #: Default cap on the Lanczos steps (Hessian-vector products) of all runs of one solve
 #: together: max(DEFAULT_MAX_ITER, 3 p) for p wanted eigenpairs.
 DEFAULT_MAX_ITER = 1000
-
-#: A Lanczos vector whose norm after reorthogonalization is below this fraction of the
-#: largest ||H q|| seen closes the Krylov space (rounding noise is ~1e-15 of it).
-_BREAKDOWN = 1e-12
-
 
 # ---- results -------------------------------------------------------------------------
 
@@ -182,25 +178,29 @@ class SpectralDensity:
 
 class _Hessian:
     """v -> H v for the loss of ``net`` on (X, y) in ``mode``, at the parameters and
-    running statistics ``net`` has now (copies: changing ``net`` later changes nothing),
-    optionally restricted to the parameters ``part`` (a slice): H[part, part] v."""
+    running statistics ``net`` has now (``point``, a core HessianAt shared by the blocks:
+    it holds copies, so changing ``net`` later changes nothing; products after its first
+    recompute only the tangents), optionally restricted to the parameters ``part`` (a
+    slice): H[part, part] v."""
 
-    def __init__(self, net, X, y, mode, part=None):
+    def __init__(self, net, X, y, mode, point, part=None):
         self.X, self.y = X, y
         self.core = net._core
         self.params = net.params
         self.running = None if mode == "train" else np.array(net._running)
+        self.point = point
         self.total = net.num_params
         self.part = part
         self.n = self.total if part is None else part.stop - part.start
+        # what a core Lanczos process multiplies with directly (blocks go through here)
+        self.native = point if part is None else None
 
     def __call__(self, v):
         if self.part is None:
-            v = np.ascontiguousarray(v, dtype=np.float64)
-            return self.core.hvp(self.params, self.X, self.y, v, self.running)[2]
+            return self.point.apply(np.ascontiguousarray(v, dtype=np.float64))
         full = np.zeros(self.total)
         full[self.part] = v
-        return self.core.hvp(self.params, self.X, self.y, full, self.running)[2][self.part]
+        return self.point.apply(full)[self.part]
 
     def gradient(self):
         g = self.core.gradient(self.params, self.X, self.y, self.running)[1]
@@ -220,9 +220,11 @@ def _operators(function, net, X, y, mode, blocks):
     X, y = net.learning_set(X, y)
     # Shapes are checked by the core; a loss evaluation does it before any long work.
     net.loss(X, y, mode=mode)
+    point = _core.HessianAt(net._core, net.params, X, y,
+                            None if mode == "train" else np.array(net._running))
     if blocks is None:
-        return {None: _Hessian(net, X, y, mode)}
-    return {i: _Hessian(net, X, y, mode, part)
+        return {None: _Hessian(net, X, y, mode, point)}
+    return {i: _Hessian(net, X, y, mode, point, part)
             for i, part in enumerate(net.param_slices) if part.stop > part.start}
 
 
@@ -256,103 +258,46 @@ def _eigh_tridiagonal():
     return eigh_tridiagonal
 
 
-class _Lanczos:
-    """The Lanczos process on a symmetric operator with full reorthogonalization.
+#: The core process runs this long between progress updates (and Ctrl-C checks, which
+#: otherwise come with each product of a Python operator).
+_SLICE_SECONDS = 0.1
 
-    After ``size`` steps: Q[:size] are orthonormal (rows), T = tridiag(beta[:size-1],
-    alpha[:size], beta[:size-1]) = Q H Q^T, and H q_{size-1} = ... + beta[size-1] q_size.
-    Each new vector is orthogonalized against all previous ones by classical
-    Gram-Schmidt applied twice ("twice is enough": orthogonal to rounding). When the
-    Krylov space closes (beta ~ 0), a fresh random direction orthogonal to it continues
-    the process if ``rng`` is given (beta recorded as 0, T block-diagonal), else the
-    process is ``exhausted``; it always is after n steps.
-    """
 
-    def __init__(self, matvec, n, v0, rng=None, capacity=64, locked=None):
-        self.matvec, self.n, self.rng = matvec, n, rng
-        self.locked = locked if locked is not None and len(locked) else None
-        # the dimension of the space the process lives in (the complement of locked)
-        self.dim = n - (0 if self.locked is None else len(self.locked))
-        rows = min(max(capacity, 2), self.dim + 1)
-        self.Q = np.empty((rows, n))
-        v0 = self._deflate(np.array(v0, dtype=np.float64))
-        self.Q[0] = v0 / np.linalg.norm(v0)
-        self.alpha, self.beta = [], []
-        self.scale = 0.0          # the largest ||H q_j||: a lower bound on ||H||
-        self.exhausted = False
+def _advance(lz, matvec, k, which, tol, budget, bar, rng):
+    """Runs the core Lanczos process ``lz`` (bnfast._core.Lanczos: the steps, products
+    and convergence test in C++; linalg/lanczos.hpp) until it converges (tol < 0: no
+    test), has ``budget`` steps or is exhausted. When the Krylov space closes, a fresh
+    random direction from ``rng`` continues it (T block-diagonal), or without rng the run
+    ends. The products are the HessianAt behind a network's operator (``native``: no
+    Python per product) or ``matvec`` itself. Returns the status that ended it."""
+    op = getattr(matvec, "native", None) or matvec
+    while True:
+        before = lz.size
+        status = lz.advance(op, k, which, tol, budget, _SLICE_SECONDS)
+        bar.update(lz.size - before)
+        if tol >= 0 and status != "closed":
+            bar.set_postfix(residual=f"{lz.residual:.1e}", refresh=False)
+        if status == "running":
+            continue
+        if status == "closed" and rng is not None:
+            while not lz.restart(rng.standard_normal(lz.n)):
+                pass
+            continue
+        return status
 
-    @property
-    def size(self):
-        return len(self.alpha)
 
-    def _row(self, j):
-        if j >= self.Q.shape[0]:       # grow the basis (memory as used: 8 n bytes a step)
-            grown = np.empty((min(2 * self.Q.shape[0], self.dim + 1), self.n))
-            grown[:self.Q.shape[0]] = self.Q
-            self.Q = grown
-        return self.Q
-
-    def _deflate(self, w):
-        """w without its components along the locked vectors (twice)."""
-        if self.locked is not None:
-            for _ in range(2):
-                w -= (self.locked @ w) @ self.locked
-        return w
-
-    def _orthogonalize(self, w, j):
-        basis = self.Q[:j + 1]
-        alpha = 0.0
-        for _ in range(2):     # classical Gram-Schmidt twice
-            if self.locked is not None:
-                w -= (self.locked @ w) @ self.locked
-            h = basis @ w
-            w -= h @ basis
-            alpha += h[j]
-        return w, alpha
-
-    def step(self):
-        """One step: one product with the operator."""
-        j = self.size
-        w = np.array(self.matvec(self.Q[j]), dtype=np.float64)
-        self.scale = max(self.scale, float(np.linalg.norm(w)))
-        w, alpha = self._orthogonalize(w, j)
-        self.alpha.append(float(alpha))
-        if j + 1 >= self.dim:
-            self.beta.append(0.0)
-            self.exhausted = True
-            return
-        b = float(np.linalg.norm(w))
-        if b > _BREAKDOWN * self.scale:
-            self.beta.append(b)
-            self._row(j + 1)[j + 1] = w / b
-            return
-        self.beta.append(0.0)
-        if self.rng is None:
-            self.exhausted = True
-            return
-        while True:   # a new direction, orthogonal to the closed Krylov space
-            w, _ = self._orthogonalize(self.rng.standard_normal(self.n), j)
-            b = float(np.linalg.norm(w))
-            if b > 1e-8:
-                self._row(j + 1)[j + 1] = w / b
-                return
-
-    def tridiagonal(self):
-        """(alpha, off-diagonal beta) of T after ``size`` steps."""
-        return np.array(self.alpha), np.array(self.beta[:self.size - 1])
-
-    def ritz(self, indices, eigenvectors=True):
-        """Ritz values (ascending) of T at the sorted ``indices`` (positions in the
-        ascending order), and the eigenvectors of T (size, len(indices))."""
-        d, e = self.tridiagonal()
-        lo, hi = indices[0], indices[-1]
-        eigh = _eigh_tridiagonal()
-        if eigenvectors:
-            theta, S = eigh(d, e, select="i", select_range=(lo, hi))
-        else:
-            theta, S = eigh(d, e, eigvals_only=True, select="i", select_range=(lo, hi)), None
-        keep = np.asarray(indices) - lo
-        return theta[keep], (None if S is None else S[:, keep])
+def _ritz(lz, indices, eigenvectors=True):
+    """Ritz values (ascending) of the process's T at the sorted ``indices`` (positions
+    in the ascending order), and the eigenvectors of T (size, len(indices)), by LAPACK."""
+    d, e = lz.alpha, lz.beta[:lz.size - 1]
+    lo, hi = indices[0], indices[-1]
+    eigh = _eigh_tridiagonal()
+    if eigenvectors:
+        theta, S = eigh(d, e, select="i", select_range=(lo, hi))
+    else:
+        theta, S = eigh(d, e, eigvals_only=True, select="i", select_range=(lo, hi)), None
+    keep = np.asarray(indices) - lo
+    return theta[keep], (None if S is None else S[:, keep])
 
 
 def _wanted(which, k, size):
@@ -373,23 +318,22 @@ def _wanted_count(which, k, n):
 
 def _ritz_pairs(lz, which, k):
     """(theta ascending, S, residual estimates, spectral-norm estimate) for the wanted
-    Ritz pairs of the current T (k: how many at each wanted end)."""
+    Ritz pairs of the process's T (k: how many at each wanted end)."""
     size = lz.size
     idx = _wanted(which, k, size)
     if which == "both" and len(idx) < size:
-        low, S_low = lz.ritz(idx[:k])
-        high, S_high = lz.ritz(idx[k:])
+        low, S_low = _ritz(lz, idx[:k])
+        high, S_high = _ritz(lz, idx[k:])
         theta, S = np.concatenate([low, high]), np.hstack([S_low, S_high])
     else:
-        theta, S = lz.ritz(idx)
+        theta, S = _ritz(lz, idx)
     extremes = [theta[0], theta[-1]]
     if idx[0] != 0:
-        extremes.append(lz.ritz([0], eigenvectors=False)[0][0])
+        extremes.append(_ritz(lz, [0], eigenvectors=False)[0][0])
     if idx[-1] != size - 1:
-        extremes.append(lz.ritz([size - 1], eigenvectors=False)[0][0])
+        extremes.append(_ritz(lz, [size - 1], eigenvectors=False)[0][0])
     scale = float(np.max(np.abs(extremes)))
-    last = 0.0 if lz.exhausted else lz.beta[size - 1]
-    estimates = np.abs(last * S[-1, :])
+    estimates = np.abs(lz.beta[size - 1] * S[-1, :])  # beta 0: closed or exhausted
     return theta, S, estimates, scale
 
 
@@ -398,28 +342,17 @@ def _run(matvec, n, k, which, tol, budget, rng, bar, locked, scale):
     have residual estimates <= tol * scale (scale: the largest |Ritz value| seen, in any
     run) or ``budget`` steps. Returns (theta ascending, Ritz vectors (n, p), residual
     estimates, steps, converged, scale)."""
-    lz = _Lanczos(matvec, n, rng.standard_normal(n), rng, locked=locked)
+    lz = _core.Lanczos(rng.standard_normal(n), locked)
     p = _wanted_count(which, k, lz.dim)
     k = min(k, lz.dim)
-    theta = S = estimates = None
-    converged = False
-    while True:
-        lz.step()
-        bar.update(1)
-        size = lz.size
-        if size >= p:
-            theta, S, estimates, run_scale = _ritz_pairs(lz, which, k)
-            scale = max(scale, run_scale)
-            bar.set_postfix(residual=f"{np.max(estimates) / max(scale, 1e-300):.1e}",
-                            refresh=False)
-            converged = lz.exhausted or bool(np.all(estimates <= tol * scale))
-            if converged:
-                break
-        if size >= budget:
-            break
-    if S is None:                     # the budget ended before p steps
+    lz.ritz_scale = scale
+    status = _advance(lz, matvec, k, which, tol, budget, bar, rng)
+    scale = lz.ritz_scale
+    if lz.size < p:                   # the budget ended before p steps
         return np.empty(0), np.empty((n, 0)), np.empty(0), lz.size, False, scale
-    return theta, lz.Q[:lz.size].T @ S, estimates, lz.size, converged, scale
+    theta, S, estimates, run_scale = _ritz_pairs(lz, which, k)
+    converged = status in ("converged", "exhausted")
+    return theta, lz.basis.T @ S, estimates, lz.size, converged, max(scale, run_scale)
 
 
 def _select(values, which, k):
@@ -685,12 +618,10 @@ def _slq(matvec, n, runs, steps, rng, bar):
     nodes = np.full((runs, steps), np.nan)
     weights = np.zeros((runs, steps))
     for r in range(runs):
-        lz = _Lanczos(matvec, n, rng.standard_normal(n), None, capacity=steps + 1)
-        while lz.size < steps and not lz.exhausted:
-            lz.step()
-            bar.update(1)
+        lz = _core.Lanczos(rng.standard_normal(n))
+        _advance(lz, matvec, 1, "largest", -1.0, steps, bar, None)
         bar.update(steps - lz.size)
-        theta, S = eigh(*lz.tridiagonal())
+        theta, S = eigh(lz.alpha, lz.beta[:lz.size - 1])
         nodes[r, :len(theta)] = theta
         weights[r, :len(theta)] = S[0] ** 2
     return nodes, weights

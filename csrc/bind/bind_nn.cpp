@@ -13,6 +13,7 @@
 #include <pybind11/stl.h>
 
 #include "bind/arrays.hpp"
+#include "bind/hessian_at_binding.hpp"
 #include "nn/network.hpp"
 #include "nn/one_neuron_step.hpp"
 #include "nn/train.hpp"
@@ -300,6 +301,35 @@ py::tuple hvp_binding(BoundNetwork& self, const py::object& params, const py::ob
     loss = self.net.hvp(e.params, e.x, e.y, e.m, v, g, h, r);
   }
   return py::make_tuple(loss, grad, hv);
+}
+
+// Repeated Hessian-vector products at one point (nn/hessian_at.hpp) for the curvature
+// estimators; the point is checked as hvp's arguments are, then copied.
+std::unique_ptr<BoundHessianAt> make_hessian_at(BoundNetwork& self, const py::object& params,
+                                                const py::object& X, const py::object& Y,
+                                                const py::object& running) {
+  if (Y.is_none()) throw py::value_error("y is required: the Hessian is of the loss");
+  const Evaluation e = evaluation(self, params, X, Y);
+  const double* r = running_of(running, self.net);
+  std::int64_t y_size = 1;
+  for (const std::int64_t d : e.y_shape) y_size *= d;
+  auto out = std::make_unique<BoundHessianAt>();
+  py::gil_scoped_release release;
+  Held held(self);
+  prepare(self.net, e, r == nullptr);
+  out->at = std::make_unique<HessianAt>(self.net, e.params, e.x, e.y, y_size, e.m, r);
+  return out;
+}
+
+Vec hessian_apply(BoundHessianAt& self, const py::object& V) {
+  const double* v = flat_vector(V, self.at->size(), "v");
+  Vec hv(self.at->size());
+  double* h = hv.mutable_data();
+  {
+    py::gil_scoped_release release;
+    self.apply(v, h);
+  }
+  return hv;
 }
 
 // The poll hook of a training loop run with the GIL released: true when a signal
@@ -671,6 +701,19 @@ void bind_nn(py::module_& m) {
            py::arg("steps_done"), py::arg("status"), py::arg("X"), py::arg("y"), py::arg("lr"),
            py::arg("steps"), py::arg("record_every"),
            "Trains k instances of this one-neuron network in place (bnfast.train_many).");
+  py::class_<BoundHessianAt>(m, "HessianAt",
+                             "Hessian-vector products of a network's loss at one point, "
+                             "many of them: products after the first recompute only the "
+                             "tangents (the same bits as Network.hvp).")
+      .def(py::init(&make_hessian_at), py::arg("net"), py::arg("params"), py::arg("X"),
+           py::arg("y"), py::arg("running") = py::none(),
+           "Copies the point; running None: the train-mode loss, else the eval-mode one.")
+      .def_property_readonly("size", [](const BoundHessianAt& s) { return s.at->size(); })
+      .def_property_readonly("tangent_passes",
+                             [](const BoundHessianAt& s) { return s.at->tangent_passes(); },
+                             "Whether products after the first recompute only the tangents "
+                             "(not with convolutions or residual blocks yet).")
+      .def("apply", &hessian_apply, py::arg("v"), "H v (float64, (size,)).");
   m.def("epoch_permutations", &epoch_permutations, py::arg("m"), py::arg("seed"),
         py::arg("epochs"), "The mini-batch SGD shuffles, concatenated (for tests).");
 }

@@ -7,6 +7,7 @@ void bind_kernels(pybind11::module_& m);
 void bind_nn(pybind11::module_& m);
 void bind_capi(pybind11::module_& m);
 void bind_activation(pybind11::module_& m);
+void bind_linalg(pybind11::module_& m);
 }  // namespace bnfast::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   bnfast::bind::bind_nn(m);
   bnfast::bind::bind_capi(m);
   bnfast::bind::bind_activation(m);
+  bnfast::bind::bind_linalg(m);
 }

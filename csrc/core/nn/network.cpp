@@ -28,6 +28,11 @@ struct Network::Values {
   std::vector<AlignedVector<T>> out;  // per op, its output (m, out_width)
   AlignedVector<T> grad[2];           // gradients of two consecutive values (m, widest)
   i64 reserved_m = 0;
+  // keep: per value k, d loss / d value (m, its width) in a buffer of its own (not two
+  // shared in turn), so a tangent pass finds the value parts of the last pass's
+  // gradients (HvpReuse); kept: whether the last pass kept them.
+  bool keep = false, kept = false;
+  std::vector<AlignedVector<T>> dvalue;
   std::vector<T> params, x, grad_params;  // Dual copies of the inputs (hvp)
   std::vector<T> x_scaled;                // X 2^-e (Network::input_exponent)
 };
@@ -228,6 +233,8 @@ void Network::set_input_shape(const SampleShape& shape) {
   norm_op_ = std::move(norm_op);
   join_at_.assign(ops_.size() + 1, nullptr);
   for (const auto& [from, join] : joins) join_at_[from] = join;
+  tangent_pass_ = std::all_of(ops_.begin(), ops_.end(),
+                              [](const std::unique_ptr<Op>& op) { return op->tangent_pass(); });
   input_shape_ = shape;
   output_shape_ = cur;
   values_ = std::make_unique<Values<double>>();
@@ -252,7 +259,14 @@ void Network::forward_pass(Values<T>& v, const T* params, const T* X, i64 m, Mod
       widest = std::max({widest, ops_[k]->in_width, ops_[k]->out_width});
     }
     for (auto& g : v.grad) g.resize(static_cast<std::size_t>(m * widest));
+    v.dvalue.clear();
     v.reserved_m = m;
+  }
+  if (v.keep && v.dvalue.empty()) {
+    v.dvalue.resize(ops_.size() + 1);
+    for (std::size_t k = 0; k <= ops_.size(); ++k)
+      v.dvalue[k].resize(static_cast<std::size_t>(
+          v.reserved_m * (k == 0 ? ops_[0]->in_width : ops_[k - 1]->out_width)));
   }
   Pass<T>& p = v.pass;
   p.m = m;
@@ -316,12 +330,14 @@ T Network::evaluate(Values<T>& v, const T* params, const T* X, const double* Y, 
   forward_pass(v, params, X, m, running ? Mode::inference : Mode::train,
                running ? nullptr : noise, running);
   Pass<T>& p = v.pass;
-  T* dout = grad ? v.grad[0].data() : nullptr;
+  T* dout = !grad ? nullptr : v.keep ? v.dvalue.back().data() : v.grad[0].data();
   const T total = loss_and_gradient(loss_kind_, p.values.back(), Y, m, out_features(), dout);
   if (!grad) return total;
   p.grad = grad;
   for (std::size_t k = ops_.size(); k-- > 0;) {
-    T* spare = dout == v.grad[0].data() ? v.grad[1].data() : v.grad[0].data();
+    T* spare = v.keep                      ? v.dvalue[k].data()
+               : dout == v.grad[0].data() ? v.grad[1].data()
+                                          : v.grad[0].data();
     T* din = ops_[k]->backward(p, p.values[k], p.values[k + 1], dout, spare, k > 0);
     if (din && join_at_[k]) join_at_[k]->add_skip(p, din);  // the skip connection's share
     dout = din;
@@ -364,14 +380,23 @@ i64 Network::normalization_input(const double* params, const double* running, co
 }
 
 double Network::hvp(const double* params, const double* X, const double* Y, i64 m,
-                    const double* v, double* grad, double* hv, const double* running) {
+                    const double* v, double* grad, double* hv, const double* running,
+                    HvpReuse reuse) {
   const FineGrain grain(kStepGrain);  // as the gradient's pass: its products are as small
   if (!tangents_) tangents_ = std::make_unique<Values<Dual>>();
   Values<Dual>& t = *tangents_;
   const i64 P = num_params_;
-  t.params.resize(P);
-  for (i64 k = 0; k < P; ++k) t.params[k] = Dual(params[k], v[k]);
-  t.x.assign(X, X + m * input_size());  // constants: zero tangent
+  const bool tangents = reuse == HvpReuse::tangents && tangent_pass_ && t.kept;
+  t.keep = reuse != HvpReuse::none;
+  t.kept = false;  // until this pass is through
+  t.pass.tangent_only = tangents;
+  if (tangents) {  // the values are the last pass's
+    for (i64 k = 0; k < P; ++k) t.params[k].d = v[k];
+  } else {
+    t.params.resize(P);
+    for (i64 k = 0; k < P; ++k) t.params[k] = Dual(params[k], v[k]);
+    t.x.assign(X, X + m * input_size());  // constants: zero tangent
+  }
   t.grad_params.resize(P);
   const Dual total =
       loss_pass(t, t.params.data(), t.x.data(), Y, m, t.grad_params.data(), nullptr, running);
@@ -379,6 +404,7 @@ double Network::hvp(const double* params, const double* X, const double* Y, i64 
     hv[k] = t.grad_params[k].d;
     if (grad) grad[k] = t.grad_params[k].v;
   }
+  t.kept = t.keep;
   return total.v;
 }
 

@@ -82,10 +82,24 @@ class Network {
               double* grad, const BatchNoise* noise = nullptr,
               const double* running = nullptr);
 
+  // Whether every op allows tangent passes (HvpReuse::tangents recomputes only tangents).
+  bool tangent_passes() const { return tangent_pass_; }
+
+  // How an hvp() uses the pass before it (HessianAt: many products at one point).
+  enum class HvpReuse {
+    none,      // a pass of its own
+    keep,      // the same, keeping every value and gradient of the pass for the next
+    tangents,  // at the point of the call before, which was keep or tangents (the
+               // caller guarantees the same params, X, Y, m and running): when every op
+               // allows it (Op::tangent_pass) only what depends on v is recomputed, the
+               // same bits; otherwise as keep
+  };
+
   // hv = (d^2 loss / d params^2) v, forward-over-reverse; also the gradient into grad
   // when not null. Returns the loss. `running` as for loss().
   double hvp(const double* params, const double* X, const double* Y, std::int64_t m,
-             const double* v, double* grad, double* hv, const double* running = nullptr);
+             const double* v, double* grad, double* hv, const double* running = nullptr,
+             HvpReuse reuse = HvpReuse::none);
 
   // The input of layer `layer`'s normalization (its pre-activations, (m, size)) in
   // inference mode with `running`: what its population statistics are statistics of.
@@ -137,6 +151,7 @@ class Network {
   std::vector<const Normalization*> batch_norms_;  // the ops with running statistics
   std::vector<std::int64_t> norm_op_;              // per layer: its normalization op, or -1
   std::vector<ResidualJoin*> join_at_;             // per value: the join that reads it, or null
+  bool tangent_pass_ = false;                      // whether every op allows tangent passes
   std::unique_ptr<Values<double>> values_;
   std::unique_ptr<Values<Dual>> tangents_;  // created by the first hvp
 };

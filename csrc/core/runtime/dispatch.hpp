@@ -1,5 +1,6 @@
 // The one CPU-dispatch mechanism of the core. Every kernel family with per-instruction-set
-// bodies (kernels/batchnorm_isa.cpp, linalg/matmul_isa.cpp, nn/activation_isa.cpp) is
+// bodies (kernels/batchnorm_isa.cpp, linalg/matmul_isa.cpp, linalg/gram_schmidt_isa.cpp,
+// nn/activation_isa.cpp) is
 // compiled once per variant into the namespaces bnfast::baseline and bnfast::avx2
 // (CMakeLists.txt sets BNFAST_ISA and the flags); each variant hands out its entry
 // points, and select_isa picks the widest variant this CPU runs. -ffp-contract=off makes

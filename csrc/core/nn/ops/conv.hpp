@@ -36,6 +36,9 @@ class Conv : public OpOn<Conv> {
   // dW = (cols^T dY)^T, db = sums of dY, dA = col2im(dY W).
   template <class T>
   T* backward_on(Pass<T>& p, const T* A, const T* out, T* dout, T* dA, bool need_din);
+  // Its backward reuses the forward's product rows and a block of dcols: a tangent-only
+  // product would leave their values stale.
+  bool tangent_pass() const override { return false; }
 
  private:
   template <class T>

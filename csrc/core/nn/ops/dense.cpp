@@ -1,6 +1,7 @@
 #include "nn/ops/dense.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "nn/ops/product.hpp"
 
@@ -15,9 +16,20 @@ void Dense::forward_on(Pass<T>& p, const T* A, T* H) {
   p.w_t.resize(static_cast<std::size_t>(in * out));
   for (i64 k = 0; k < in; ++k)  // writes in order, reads strided (cheaper than the reverse)
     for (i64 j = 0; j < out; ++j) p.w_t[k * out + j] = W[j * in + k];
-  // bias rows, then the product accumulated on top of them
-  if (b_at_ >= 0)
-    for (i64 i = 0; i < m; ++i) std::copy(p.params + b_at_, p.params + b_at_ + out, H + i * out);
+  // bias rows, then the product accumulated on top of them (a tangent pass: the bias
+  // tangents, the values being H's already)
+  if (b_at_ >= 0) {
+    const T* b = p.params + b_at_;
+    for (i64 i = 0; i < m; ++i) {
+      if constexpr (std::is_same_v<T, Dual>) {
+        if (p.tangent_only) {
+          for (i64 j = 0; j < out; ++j) H[i * out + j].d = b[j].d;
+          continue;
+        }
+      }
+      std::copy(b, b + out, H + i * out);
+    }
+  }
   product(p, m, out, in, A, in, 1, p.w_t.data(), out, H, out, b_at_ >= 0);
 }
 

@@ -47,6 +47,12 @@ struct Pass {
   const double* running = nullptr;    // inference: the running statistics
   const BatchNoise* noise = nullptr;  // train: one step's noise draws, or null
   std::vector<const T*> values;       // values[k]: the input of op k
+  // A tangent pass (Dual only): the pass before ran at the same point (parameter values,
+  // data, mode) and its values and gradients are still in place, so their value parts
+  // (Dual::v) are right already; an op may then write only the tangents (Dual::d) of
+  // what it outputs. An op that rewrites both parts computes the same values again:
+  // slower, still right. Network::hvp (HvpReuse) sets it.
+  bool tangent_only = false;
 
   // shared scratch (each op's own state lives in the op)
   AlignedVector<T> w_t;                 // W^T of the current dense op
@@ -74,6 +80,11 @@ class Op {
                            double* spare, bool need_din) = 0;
   virtual Dual* backward(Pass<Dual>& p, const Dual* in, const Dual* out, Dual* dout,
                          Dual* spare, bool need_din) = 0;
+
+  // Whether a tangent pass (Pass::tangent_only) may run this op: false for an op that
+  // adds into a buffer another op wrote, or keeps reused scratch whose values a
+  // tangent-only product would leave stale.
+  virtual bool tangent_pass() const { return true; }
 
   const std::int64_t in_width, out_width;
 };

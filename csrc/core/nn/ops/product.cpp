@@ -61,14 +61,23 @@ void product(Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs
   double* b = at_least(s[0], 2 * k * n);
   double* c = at_least(s[1], 2 * m * n);
   unzip(B, k, n, ldb, 1, b);
-  // Split by rows of C, as the double products: the same bits as one thread's.
-  matmul_acc_threaded(m, 2 * n, k, av, b, 2 * n, c, 2 * n, false);
+  // Split by rows of C, as the double products: the same bits as one thread's. A
+  // tangent pass leaves C's values as they are and skips AB: AB' then has the
+  // columns of [AB | AB'] to itself, each entry the same sum in the same order.
+  if (p.tangent_only)
+    matmul_acc_threaded(m, n, k, av, b + n, 2 * n, c + n, 2 * n, false);
+  else
+    matmul_acc_threaded(m, 2 * n, k, av, b, 2 * n, c, 2 * n, false);
   if (a_varies) matmul_acc_threaded(m, n, k, ad, b, 2 * n, c + n, 2 * n, true);
   split_row_ranges(m, n, [&](i64 r0, i64 r1) {
     for (i64 i = r0; i < r1; ++i)
       for (i64 j = 0; j < n; ++j) {
-        const Dual ab(c[i * 2 * n + j], c[i * 2 * n + n + j]);
-        C[i * ldc + j] = accumulate ? C[i * ldc + j] + ab : ab;
+        Dual& out = C[i * ldc + j];
+        const double tangent = c[i * 2 * n + n + j];
+        if (p.tangent_only)
+          out.d = accumulate ? out.d + tangent : tangent;
+        else
+          out = accumulate ? out + Dual(c[i * 2 * n + j], tangent) : Dual(c[i * 2 * n + j], tangent);
       }
   });
 }

@@ -22,6 +22,9 @@ class ResidualJoin : public OpOn<ResidualJoin> {
   // dX_b += the kept dS (m, width).
   template <class T>
   void add_skip(const Pass<T>& p, T* dXb);
+  // add_skip adds into the gradient another op wrote, whose value part a tangent pass
+  // may have kept (it would be added twice).
+  bool tangent_pass() const override { return false; }
 
   const std::int64_t from;
 

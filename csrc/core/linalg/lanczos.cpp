@@ -111,7 +111,10 @@ Lanczos::Status Lanczos::advance(const SymmetricProduct& A, i64 k, RitzEnd end, 
                                  i64 budget, double seconds) {
   using Clock = std::chrono::steady_clock;
   const FineGrain grain(kStepGrain);  // a step's loops are as short as a training step's
-  const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+  const bool timed = std::isfinite(seconds);  // infinity: no time slice
+  const auto until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(timed ? std::max(seconds, 0.0) : 0.0));
   const i64 wanted = std::min(end == RitzEnd::both ? 2 * k : k, dim());
   for (;;) {
     if (!pending_test_) {
@@ -127,7 +130,7 @@ Lanczos::Status Lanczos::advance(const SymmetricProduct& A, i64 k, RitzEnd end, 
       return Status::converged;
     if (exhausted_) return Status::exhausted;
     if (size() >= budget) return Status::budget;
-    if (Clock::now() >= until) return Status::running;
+    if (timed && Clock::now() >= until) return Status::running;
   }
 }
 

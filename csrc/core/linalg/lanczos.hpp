@@ -35,7 +35,7 @@ class Lanczos {
   Lanczos(std::int64_t n, const double* start, const double* locked, std::int64_t rows);
 
   // Steps (each one product with A) until a Status other than running, or until
-  // `seconds` have passed. The convergence test (k pairs at `end`, k <= dim()) runs
+  // `seconds` have passed (infinity: no time limit). The convergence test (k pairs at `end`, k <= dim()) runs
   // after each step once there are enough Ritz values; tol < 0: none (fixed steps).
   Status advance(const SymmetricProduct& A, std::int64_t k, RitzEnd end, double tol,
                  std::int64_t budget, double seconds);

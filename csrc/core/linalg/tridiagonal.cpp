@@ -10,12 +10,14 @@ namespace bnfast {
 using i64 = std::int64_t;
 
 bool tridiagonal_eigen(const double* diag, const double* off, i64 n, std::vector<double>& values,
-                       std::vector<double>& last) {
+                       std::vector<double>& last, std::vector<double>* vectors) {
   constexpr double kEps = std::numeric_limits<double>::epsilon();
   std::vector<double> d(diag, diag + n), e(static_cast<std::size_t>(n), 0.0);
   std::copy(off, off + std::max<i64>(n - 1, 0), e.begin());  // e[n - 1] stays 0
-  std::vector<double> z(static_cast<std::size_t>(n), 0.0);   // the last row of Z
-  if (n > 0) z[n - 1] = 1.0;
+  // Z's rows that are kept, from the identity's: the last only, or all n
+  const i64 rows = vectors ? n : std::min<i64>(n, 1);
+  std::vector<double> z(static_cast<std::size_t>(rows * n), 0.0);
+  for (i64 r = 0; r < rows; ++r) z[r * n + (n - rows + r)] = 1.0;
   bool ok = true;
   for (i64 l = 0; l < n; ++l) {
     for (int iter = 0;; ++iter) {
@@ -51,9 +53,12 @@ bool tridiagonal_eigen(const double* diag, const double* off, i64 n, std::vector
         p = s * r;
         d[i + 1] = g + p;
         g = c * r - b;
-        const double zi = z[i], zn = z[i + 1];  // the rotation on columns i, i + 1
-        z[i + 1] = s * zi + c * zn;
-        z[i] = c * zi - s * zn;
+        for (i64 r = 0; r < rows; ++r) {  // the rotation on columns i, i + 1
+          double* row = z.data() + r * n;
+          const double zi = row[i], zn = row[i + 1];
+          row[i + 1] = s * zi + c * zn;
+          row[i] = c * zi - s * zn;
+        }
       }
       if (split) continue;
       d[l] -= p;
@@ -67,9 +72,15 @@ bool tridiagonal_eigen(const double* diag, const double* off, i64 n, std::vector
   std::stable_sort(order.begin(), order.end(), [&](i64 a, i64 b) { return d[a] < d[b]; });
   values.resize(static_cast<std::size_t>(n));
   last.resize(static_cast<std::size_t>(n));
+  const double* z_last = z.data() + (rows - 1) * n;
   for (i64 i = 0; i < n; ++i) {
     values[i] = ok ? d[order[i]] : std::numeric_limits<double>::quiet_NaN();
-    last[i] = z[order[i]];
+    last[i] = z_last[order[i]];
+  }
+  if (vectors) {
+    vectors->resize(static_cast<std::size_t>(n * n));
+    for (i64 r = 0; r < n; ++r)
+      for (i64 i = 0; i < n; ++i) (*vectors)[r * n + i] = z[r * n + order[i]];
   }
   return ok;
 }

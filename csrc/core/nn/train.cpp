@@ -121,8 +121,11 @@ TrainOutcome train(Network& net, const TrainState& state, const double* X, const
   if (opts.sharpness_every > 0) {
     tracker = std::make_unique<SharpnessTracker>(net.num_params(), opts.seed);
     on_sharpness = [&](i64 step) {
+      // one point per record: its first product keeps its pass, the next reuse it
+      auto reuse = Network::HvpReuse::keep;
       values.push_back(tracker->estimate([&](const double* v, double* hv) {
-        net.hvp(state.params, X, Y, m, v, nullptr, hv);
+        net.hvp(state.params, X, Y, m, v, nullptr, hv, nullptr, reuse);
+        reuse = Network::HvpReuse::tangents;
       }));
       steps.push_back(step);
     };

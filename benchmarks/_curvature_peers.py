@@ -1,19 +1,26 @@
 """Hessian-vector products of the tanh BN MLP (``_train_peers.mlp``: 256 x 16 -> 64 ->
 64 (tanh, BN, no bias) -> 1, summed squared loss, train mode: batch statistics) in
-bnfast and its peers, and the same Lanczos eigensolver on each (issue 27, item 5):
+bnfast and its peers, and the same Lanczos eigensolver on each (issue 27, item 5).
+Products come in two settings:
 
-    bnfast   Network.hvp: forward-over-reverse on dual numbers, in C++ (2 threads)
-    torch    double backward as PyHessian does it: the gradient g(p) is built once with
-             create_graph=True, each product is torch.autograd.grad(g, p, v,
-             retain_graph=True) (float64, 2 threads)
-    jax      jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1]), float64
+    at a new point each time (what one hvp costs)
+        bnfast          Network.hvp: forward-over-reverse on dual numbers, in C++
+        jax             jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1])
+    many at one point (what an eigensolver needs)
+        bnfast-point    a HessianAt: the first product keeps its pass, the next
+                        recompute only the tangents (the same bits as Network.hvp)
+        torch           double backward as PyHessian does it: the gradient g(p) built
+                        once with create_graph=True, each product
+                        torch.autograd.grad(g, p, v, retain_graph=True)
+        jax-linearize   jax.jit of the function jax.linearize(jax.grad(loss), p) returns
 
-Every peer's loss is written from the flat parameter vector in bnfast's layout
-(``net.param_layout()``), BN with the batch mean and the biased batch variance, so the
-products agree with bnfast's to rounding (``agreement``). The eigensolver is
-``bnfast.curvature.lanczos`` (full reorthogonalization, locking) on each peer's product,
-the same code and seed as ``bnfast.curvature.top_eigenvalues``: the ratio of their times
-is the ratio of the products plus the solver's shared overhead.
+float64, 2 threads (XLA picks its own). Every peer's loss is written from the flat
+parameter vector in bnfast's layout (``net.param_layout()``), BN with the batch mean and
+the biased batch variance, so the products agree with bnfast's to rounding
+(``agreement``). The eigensolver is ``bnfast.curvature.lanczos`` (the core's Lanczos
+process: full reorthogonalization, locking) on each peer's product, the same code and
+seed as ``bnfast.curvature.top_eigenvalues``, which runs it on a HessianAt without
+leaving C++ between products.
 
 ``python -m benchmarks._curvature_peers`` (from the repository root) prints the times,
 the ratios and the agreement.
@@ -60,6 +67,17 @@ def bnfast_hvp(threads=2):
     return hvp
 
 
+def bnfast_point_hvp(threads=2):
+    """v -> H v by a HessianAt at the workload's point (the operator of
+    curvature.top_eigenvalues)."""
+    net, X, y = workload()
+    bnfast.set_num_threads(threads)
+    X, y = net.learning_set(X, y)
+    point = bnfast._core.HessianAt(net._core, net.params, X, y)
+    point.apply(np.zeros(net.num_params))   # the first product: the whole pass
+    return point.apply
+
+
 def torch_hvp(threads=2):
     """v (numpy) -> H v (numpy) by double backward on a graph built once."""
     torch = import_peer("torch")
@@ -93,8 +111,8 @@ def torch_hvp(threads=2):
     return hvp
 
 
-def jax_hvp():
-    """v (numpy) -> H v (numpy) by jax.jit(jvp(grad(loss)))."""
+def jax_loss():
+    """(jax, the loss as a function of the flat parameters) for the workload."""
     jax = import_peer("jax")
     jax.config.update("jax_enable_x64", True)
     jnp = jax.numpy
@@ -118,17 +136,39 @@ def jax_hvp():
             A = acts[act](H)
         R = A - Yj
         return jnp.sum(R * R)
+    return jax, loss
 
-    product = jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1])
-    p = jnp.asarray(net.params)
+
+def _numpy_product(jax, product):
+    """numpy v -> numpy H v around a jitted jax product, compiled now."""
+    net, _, _ = workload()
 
     def hvp(v):
-        return np.asarray(product(p, jnp.asarray(v)).block_until_ready())
-    hvp(np.zeros(net.num_params))   # compile now
+        return np.asarray(product(jax.numpy.asarray(v)).block_until_ready())
+    hvp(np.zeros(net.num_params))
     return hvp
 
 
-PEERS = {"bnfast": bnfast_hvp, "torch": torch_hvp, "jax": jax_hvp}
+def jax_hvp():
+    """v (numpy) -> H v (numpy) by jax.jit(jvp(grad(loss))) at the point each time."""
+    jax, loss = jax_loss()
+    product = jax.jit(lambda p, v: jax.jvp(jax.grad(loss), (p,), (v,))[1])
+    p = jax.numpy.asarray(workload()[0].params)
+    return _numpy_product(jax, lambda v: product(p, v))
+
+
+def jax_linearized_hvp():
+    """v (numpy) -> H v (numpy) by the jitted linearization of grad(loss) at the point."""
+    jax, loss = jax_loss()
+    _, linear = jax.linearize(jax.grad(loss), jax.numpy.asarray(workload()[0].params))
+    return _numpy_product(jax, jax.jit(linear))
+
+
+PEERS = {"bnfast": bnfast_hvp, "bnfast-point": bnfast_point_hvp, "torch": torch_hvp,
+         "jax": jax_hvp, "jax-linearize": jax_linearized_hvp}
+
+#: bnfast's product to compare each peer with: the one of the same setting.
+SETTING = {"torch": "bnfast-point", "jax": "bnfast", "jax-linearize": "bnfast-point"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,17 +214,16 @@ def main():  # pragma: no cover - a report for people
             hvp_of(peer)(v)
             available.append(peer)
         except NotImplementedError as exc:
-            print(f"  {peer:7s} skipped: {exc}")
-    mine = hvp_of("bnfast")
+            print(f"  {peer:13s} skipped: {exc}")
     grad = min_time(lambda: net.gradient(X, y), number=5, repeat=20)
-    hvp = min_time(lambda: mine(v), number=5, repeat=20)
-    print(f"  bnfast: gradient {grad * 1e6:.0f} us, hvp {hvp * 1e6:.0f} us "
-          f"({hvp / grad:.2f} gradients)")
-    for peer in available[1:]:
-        theirs = hvp_of(peer)
-        print(f"  hvp bnfast / {peer}: "
-              f"{ratio(lambda: mine(v), lambda: theirs(v), number=5, repeat=10):.3f} "
-              f"({peer} {min_time(lambda: theirs(v), number=5, repeat=10) * 1e6:.0f} us; "
+    for mine in ("bnfast", "bnfast-point"):
+        t = min_time(lambda: hvp_of(mine)(v), number=5, repeat=20)
+        print(f"  {mine:13s} {t * 1e6:5.0f} us ({t / grad:.2f} gradients of {grad * 1e6:.0f} us)")
+    for peer in (p for p in available if p in SETTING):
+        mine, theirs = hvp_of(SETTING[peer]), hvp_of(peer)
+        r = ratio(lambda: mine(v), lambda: theirs(v), number=5, repeat=10)
+        t = min_time(lambda: theirs(v), number=5, repeat=10)
+        print(f"  {SETTING[peer]} / {peer}: {r:.3f} ({peer} {t * 1e6:.0f} us; "
               f"agreement {agreement(peer):.1e})")
     if "torch" in available:
         rb, rt = top_eigenvalue("bnfast"), top_eigenvalue("torch")

@@ -9,12 +9,15 @@ mode), float64, 2 threads (XLA picks its own):
                     there as power iteration): time_bnfast, time_torch,
                     track_ratio_to_torch (goal <= 0.3), track_torch_agreement (relative
                     difference of the two eigenvalues; fails above 1e-6).
-    Hvp             one Hessian-vector product: time_bnfast, time_torch (PyHessian's:
-                    the gradient graph built once, each product one autograd.grad with
-                    retain_graph), time_jax (jit(jvp(grad))); track_ratio_to_torch
-                    (goal <= 0.5), track_ratio_to_jax (goal <= 0.7),
-                    track_<peer>_agreement (max relative difference of the products;
-                    fails above 1e-12).
+    Hvp             one Hessian-vector product, bnfast's against the peer's of the same
+                    setting (_curvature_peers.SETTING): at one point, bnfast's HessianAt
+                    (the products of top_eigenvalues) against torch (PyHessian's: the
+                    gradient graph built once, each product one autograd.grad with
+                    retain_graph) and against jax-linearize (jit of jax.linearize's
+                    function); at a new point each time, Network.hvp against jax
+                    (jit(jvp(grad))). time_bnfast, time_peer, track_ratio_to_peer
+                    (goals: <= 0.5 to torch, <= 0.7 to jax), track_peer_agreement (max
+                    relative difference of the products; fails above 1e-12).
 
 Ratios are bnfast's time over the peer's, measured interleaved in one process (min of
 repeats; lower is better). The peers' code is in _curvature_peers.py; `python -m
@@ -65,7 +68,7 @@ class TopEigenvalue:
 
 
 class Hvp:
-    params = [["torch", "jax"]]
+    params = [["torch", "jax", "jax-linearize"]]
     param_names = ["peer"]
     timeout = _TIMEOUT
     repeat = (5, 30, 2.0)
@@ -73,7 +76,7 @@ class Hvp:
 
     def setup(self, peer):
         self.v = peers.probe()
-        self.bnfast = peers.hvp_of("bnfast")
+        self.bnfast = peers.hvp_of(peers.SETTING[peer])
         self.peer = peers.hvp_of(peer)      # NotImplementedError (a skip) if missing
 
     def time_bnfast(self, peer):

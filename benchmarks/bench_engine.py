@@ -6,7 +6,10 @@ All runs use one thread (bnfast.set_num_threads(1)) and float64.
     HvpGradient   time_gradient, time_hvp on two networks, and track_hvp_over_gradient:
                   hvp time / gradient time, measured interleaved in one process (section
                   11 expects about 3: every product of the forward and backward passes
-                  gains two tangent products).
+                  gains two tangent products); time_hvp_at_point and
+                  track_point_hvp_over_gradient: the same for the products after the
+                  first of a HessianAt (tangent passes: the products of the primal
+                  values are not redone, about 2).
     Predict       time_predict on 10000 rows (inference: running statistics, rows do
                   not interact) and track_predict_rows_per_second.
     TrainStep     time_train_step: 20 full-batch gradient steps (bnfast.train,
@@ -82,6 +85,21 @@ class HvpGradient:
         """min hvp time / min gradient time, samples of 10 calls, interleaved."""
         return ratio(self._hvp, self._gradient, number=10, repeat=15, budget=4.0)
     track_hvp_over_gradient.unit = "x"
+
+    def _point(self):
+        if not hasattr(self, "point"):
+            X, y = self.net.learning_set(self.X, self.y)
+            self.point = bnfast._core.HessianAt(self.net._core, self.net.params, X, y)
+            self.point.apply(self.v)
+        self.point.apply(self.v)
+
+    def time_hvp_at_point(self, network):
+        self._point()
+
+    def track_point_hvp_over_gradient(self, network):
+        """as track_hvp_over_gradient for the products of a HessianAt."""
+        return ratio(self._point, self._gradient, number=10, repeat=15, budget=4.0)
+    track_point_hvp_over_gradient.unit = "x"
 
 
 class Predict:

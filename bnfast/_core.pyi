@@ -196,4 +196,28 @@ class Network:
                    steps_done: numpy.ndarray, status: numpy.ndarray, X: object, y: object,
                    lr: object, steps: _Int, record_every: _Int) -> bool: ...
 
+class HessianAt:
+    def __init__(self, net: Network, params: object, X: object, y: object,
+                 running: object = ...) -> None: ...
+    size: Final[int]
+    tangent_passes: Final[bool]
+    def apply(self, v: object) -> _Vector: ...
+
+class Lanczos:
+    def __init__(self, start: object, locked: object = ...) -> None: ...
+    def advance(self, op: HessianAt | Callable[[_Vector], object], k: _Int, which: str,
+                tol: _Float, budget: _Int, seconds: _Float) -> str: ...
+    def restart(self, direction: object) -> bool: ...
+    n: Final[int]
+    dim: Final[int]
+    size: Final[int]
+    exhausted: Final[bool]
+    alpha: Final[_Vector]
+    beta: Final[_Vector]
+    basis: Final[numpy.ndarray]
+    ritz_scale: float
+    residual: Final[float]
+
+def tridiagonal_eigen(diag: object, off: object) -> tuple[_Vector, _Vector]: ...
+
 def epoch_permutations(m: _Int, seed: _Int, epochs: _Int) -> list[int]: ...

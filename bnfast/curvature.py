@@ -1,7 +1,9 @@
 """The curvature of the loss a network is trained on: eigenvalues, trace, spectral density
 and blocks of the Hessian of ``net.loss`` with respect to ``net.params``, from exact
-Hessian-vector products (``Network.hvp``, forward-over-reverse). docs/math/curvature.md
-has the algorithms and the error statements.
+Hessian-vector products (``Network.hvp``'s, forward-over-reverse, taken from a core
+HessianAt: after the first product at a point only the tangents are recomputed, the same
+bits). The Lanczos process runs in C++ (bnfast._core.Lanczos), products included.
+docs/math/curvature.md has the algorithms and the error statements.
 
     top_eigenvalues(net, X, y, k=1, mode="train", which="largest", tol=1e-8,
                     max_iter=None, seed=0) -> Eigenpairs(eigenvalues, eigenvectors,
@@ -30,9 +32,10 @@ and only that slice of H v is kept); the result is a dict {layer index: result} 
 layers with parameters, the index that of ``net.param_slices``.
 
 Every function is deterministic for a given seed (and thread count, as the hvp is);
-Ctrl-C raises KeyboardInterrupt within one Hessian-vector product (the product runs with
-the GIL released); a tqdm progress bar on stderr appears when a run takes over a second
-(progress=False: none). Needs scipy (the tridiagonal eigensolver).
+Ctrl-C raises KeyboardInterrupt within one Hessian-vector product or 0.1 s (the products
+and Lanczos steps run with the GIL released, returning to Python every 0.1 s); a tqdm
+progress bar on stderr appears when a run takes over a second (progress=False: none).
+Needs scipy (the final Ritz pairs, from LAPACK).
 """
 
 import math

@@ -124,15 +124,26 @@ def min_time(func, number=1, repeat=5, budget=3.0):
     return best
 
 
+#: The pause before each side's sample in ``ratio``: a library's worker threads keep
+#: spinning for milliseconds after its work (PyTorch's OpenMP team, XLA's pool), and a
+#: sample started at once would share the cores with them (measured: the top Hessian
+#: eigenvalue took 28.5 ms right after PyTorch's, 21.9 ms after a 50 ms pause).
+SETTLE_SECONDS = 0.05
+
+
 def ratio(numerator, denominator, number=1, repeat=5, budget=6.0):
     """min time of ``numerator`` / min time of ``denominator``, measured interleaved
-    in one process (the machine is shared and noisy: both sides see the same load)."""
+    in one process (the machine is shared and noisy: both sides see the same load),
+    each sample after a pause of SETTLE_SECONDS (not timed) so that it has the cores
+    to itself."""
     numerator()
     denominator()  # warm up both (page faults, thread pools)
     best_n = best_d = float("inf")
     start = time.perf_counter()
     for k in range(repeat):
+        time.sleep(SETTLE_SECONDS)
         best_n = min(best_n, min_time(numerator, number, 1))
+        time.sleep(SETTLE_SECONDS)
         best_d = min(best_d, min_time(denominator, number, 1))
         if k >= 1 and time.perf_counter() - start > budget:
             break

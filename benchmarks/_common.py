@@ -129,22 +129,32 @@ def min_time(func, number=1, repeat=5, budget=3.0):
 #: sample started at once would share the cores with them (measured: the top Hessian
 #: eigenvalue took 28.5 ms right after PyTorch's, 21.9 ms after a 50 ms pause).
 SETTLE_SECONDS = 0.05
+#: Then untimed calls for at least this long: this side's threads wake and the cores
+#: leave their idle states (one call of a 0.6 ms product after the pause was not enough:
+#: the next five ran up to 1.5x slower than in a row).
+WARM_SECONDS = 0.02
+
+
+def _settled_sample(func, number):
+    """One sample of ``number`` calls with the cores to itself: a pause (the other
+    side's threads park), WARM_SECONDS of untimed calls, then the timed calls."""
+    time.sleep(SETTLE_SECONDS)
+    start = time.perf_counter()
+    func()
+    while time.perf_counter() - start < WARM_SECONDS:
+        func()
+    return min_time(func, number, 1)
 
 
 def ratio(numerator, denominator, number=1, repeat=5, budget=6.0):
     """min time of ``numerator`` / min time of ``denominator``, measured interleaved
     in one process (the machine is shared and noisy: both sides see the same load),
-    each sample after a pause of SETTLE_SECONDS (not timed) so that it has the cores
-    to itself."""
-    numerator()
-    denominator()  # warm up both (page faults, thread pools)
+    each sample settled (_settled_sample) so that it has the cores to itself."""
     best_n = best_d = float("inf")
     start = time.perf_counter()
     for k in range(repeat):
-        time.sleep(SETTLE_SECONDS)
-        best_n = min(best_n, min_time(numerator, number, 1))
-        time.sleep(SETTLE_SECONDS)
-        best_d = min(best_d, min_time(denominator, number, 1))
+        best_n = min(best_n, _settled_sample(numerator, number))
+        best_d = min(best_d, _settled_sample(denominator, number))
         if k >= 1 and time.perf_counter() - start > budget:
             break
     return best_n / best_d

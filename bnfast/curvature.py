@@ -355,7 +355,7 @@ def _run(matvec, n, k, which, tol, budget, rng, bar, locked, scale):
         return np.empty(0), np.empty((n, 0)), np.empty(0), lz.size, False, scale
     theta, S, estimates, run_scale = _ritz_pairs(lz, which, k)
     converged = status in ("converged", "exhausted")
-    return theta, lz.basis.T @ S, estimates, lz.size, converged, max(scale, run_scale)
+    return theta, lz.ritz_vectors(S), estimates, lz.size, converged, max(scale, run_scale)
 
 
 def _select(values, which, k):

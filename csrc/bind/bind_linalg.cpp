@@ -1,7 +1,9 @@
 // Bindings of the linear algebra bnfast.curvature runs on: the Lanczos process
 // (linalg/lanczos.hpp) on a HessianAt, whose products run with the GIL released, or on
 // any Python callable v -> A v; and the tridiagonal eigensolver of its convergence test.
+#include <atomic>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "bind/arrays.hpp"
@@ -47,7 +49,33 @@ const char* status_name(Lanczos::Status s) {
   return "";
 }
 
-std::unique_ptr<Lanczos> make_lanczos(const py::object& start, const py::object& locked) {
+// A process and whether a call is using it: advance runs with the GIL released, so a
+// second thread (or the product itself, calling back) must not touch the basis then.
+struct BoundLanczos {
+  std::unique_ptr<Lanczos> process;
+  std::atomic<bool> busy{false};
+};
+
+// Holds a BoundLanczos for one call (taken with the GIL held); RuntimeError if in use.
+class InUse {
+ public:
+  explicit InUse(BoundLanczos& b) : b_(b) {
+    if (b_.busy.exchange(true))
+      throw std::runtime_error("this Lanczos process is in use (by another thread, or by "
+                               "the product it is calling)");
+  }
+  ~InUse() { b_.busy.store(false); }
+  InUse(const InUse&) = delete;
+  InUse& operator=(const InUse&) = delete;
+  Lanczos& operator*() const { return *b_.process; }
+  Lanczos* operator->() const { return b_.process.get(); }
+
+ private:
+  BoundLanczos& b_;
+};
+
+std::unique_ptr<BoundLanczos> make_lanczos(const py::object& start, const py::object& locked) {
+  if (py::array(start).ndim() != 1) throw py::value_error("start must be a vector (n,)");
   const Vec s = float64_values(start, py::len(start), "start");
   const std::int64_t n = s.size();
   if (n < 1) throw py::value_error("start must have at least one value");
@@ -60,13 +88,17 @@ std::unique_ptr<Lanczos> make_lanczos(const py::object& start, const py::object&
     rows = l.size() / n;
     if (rows >= n) throw py::value_error("locked must leave a space to run in (< n rows)");
   }
-  return std::make_unique<Lanczos>(n, s.data(), rows ? l.data() : nullptr, rows);
+  auto out = std::make_unique<BoundLanczos>();
+  out->process = std::make_unique<Lanczos>(n, s.data(), rows ? l.data() : nullptr, rows);
+  return out;
 }
 
 // Steps with the products of `op`: a HessianAt (no GIL needed) or a callable, called
 // with the GIL held on a copy of v, whose result must have n values.
-std::string advance(Lanczos& self, const py::object& op, std::int64_t k,
+std::string advance(BoundLanczos& bound, const py::object& op, std::int64_t k,
                     const std::string& which, double tol, std::int64_t budget, double seconds) {
+  const InUse held(bound);
+  Lanczos& self = *held;
   const RitzEnd end = ritz_end(which);
   if (k < 1 || k > self.dim()) throw py::value_error("k must be in [1, dim]");
   const std::int64_t n = self.n();
@@ -105,33 +137,48 @@ Vec copy_of(const std::vector<double>& v) {
 }  // namespace
 
 void bind_linalg(py::module_& m) {
-  py::class_<Lanczos>(m, "Lanczos",
-                      "The Lanczos process with full reorthogonalization "
-                      "(linalg/lanczos.hpp): the steps of bnfast.curvature's solver.")
+  py::class_<BoundLanczos>(m, "Lanczos",
+                           "The Lanczos process with full reorthogonalization "
+                           "(linalg/lanczos.hpp): the steps of bnfast.curvature's solver.")
       .def(py::init(&make_lanczos), py::arg("start"), py::arg("locked") = py::none(),
            "start (n,), locked (rows, n) orthonormal rows or None.")
       .def("advance", &advance, py::arg("op"), py::arg("k"), py::arg("which"), py::arg("tol"),
            py::arg("budget"), py::arg("seconds"),
            "Steps until converged, budget, closed or exhausted (or `seconds`: running); "
            "tol < 0: no convergence test. Returns the status's name.")
-      .def("restart", [](Lanczos& s, const py::object& d) {
-             const Vec v = float64_values(d, s.n(), "direction");
-             return s.restart(v.data());
+      .def("restart", [](BoundLanczos& b, const py::object& d) {
+             const InUse held(b);
+             const Vec v = float64_values(d, held->n(), "direction");
+             return held->restart(v.data());
            }, py::arg("direction"), "After 'closed': go on from direction; False if it is "
                                     "(nearly) in the basis's span.")
-      .def_property_readonly("n", &Lanczos::n)
-      .def_property_readonly("dim", &Lanczos::dim)
-      .def_property_readonly("size", &Lanczos::size)
-      .def_property_readonly("exhausted", &Lanczos::exhausted)
-      .def_property_readonly("alpha", [](const Lanczos& s) { return copy_of(s.alpha()); })
-      .def_property_readonly("beta", [](const Lanczos& s) { return copy_of(s.beta()); })
-      .def_property_readonly("basis", [](const Lanczos& s) {
-             Vec out({s.size(), s.n()});
-             std::copy(s.basis(), s.basis() + s.size() * s.n(), out.mutable_data());
+      .def("ritz_vectors", [](BoundLanczos& b, const py::object& S) {
+             const InUse held(b);
+             const py::array a = as_array(S, "S");
+             if (a.ndim() != 2 || a.shape(0) != held->size())
+               throw py::value_error("S must be (size, p) = (" + std::to_string(held->size()) +
+                                     ", p), got " + shape_str(a));
+             const Vec s = float64_values(S, a.size(), "S");
+             Vec out({held->n(), static_cast<std::int64_t>(a.shape(1))});
+             held->ritz_vectors(s.data(), a.shape(1), out.mutable_data());
              return out;
-           }, "(size, n): the orthonormal rows q_0 .. q_{size-1}.")
-      .def_readwrite("ritz_scale", &Lanczos::ritz_scale)
-      .def_property_readonly("residual", &Lanczos::residual,
+           }, py::arg("S"), "Q^T S (n, p): the Ritz vectors of T's eigenvectors S.")
+      .def_property_readonly("n", [](BoundLanczos& b) { return InUse(b)->n(); })
+      .def_property_readonly("dim", [](BoundLanczos& b) { return InUse(b)->dim(); })
+      .def_property_readonly("size", [](BoundLanczos& b) { return InUse(b)->size(); })
+      .def_property_readonly("exhausted", [](BoundLanczos& b) { return InUse(b)->exhausted(); })
+      .def_property_readonly("alpha", [](BoundLanczos& b) { return copy_of(InUse(b)->alpha()); })
+      .def_property_readonly("beta", [](BoundLanczos& b) { return copy_of(InUse(b)->beta()); })
+      .def_property_readonly("basis", [](BoundLanczos& b) {
+             const InUse held(b);
+             Vec out({held->size(), held->n()});
+             std::copy(held->basis(), held->basis() + held->size() * held->n(),
+                       out.mutable_data());
+             return out;
+           }, "(size, n): the orthonormal rows q_0 .. q_{size-1} (a copy).")
+      .def_property("ritz_scale", [](BoundLanczos& b) { return InUse(b)->ritz_scale; },
+                    [](BoundLanczos& b, double v) { InUse(b)->ritz_scale = v; })
+      .def_property_readonly("residual", [](BoundLanczos& b) { return InUse(b)->residual(); },
                              "The last test's largest residual estimate / ritz_scale.");
   m.def("tridiagonal_eigen", [](const py::object& diag, const py::object& off) {
           const std::int64_t n = py::len(diag);

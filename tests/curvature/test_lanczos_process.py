@@ -200,3 +200,104 @@ def test_ctrl_c_in_a_python_product_stops_the_run():
     with pytest.raises(KeyboardInterrupt):
         core.advance(product, 1, "largest", -1.0, 50, 10.0)
     assert core.size == 2 or core.size == 3
+
+
+def test_graded_tridiagonals_converge():
+    """Off-diagonal entries tiny next to their neighbours but not next to ||T||: the
+    deflation test against eps ||T|| lets them converge (against the neighbours alone
+    they stalled and every value came back NaN)."""
+    d = 10.0 ** np.linspace(-40, 40, 100)
+    e = 10.0 ** np.linspace(-40, 40, 99)
+    values, _ = _core.tridiagonal_eigen(d, e)
+    want = scipy_linalg.eigh_tridiagonal(d, e, eigvals_only=True)
+    assert np.all(np.isfinite(values))
+    assert np.max(np.abs(values - want)) <= 64 * np.finfo(float).eps * np.max(np.abs(want))
+
+
+def test_ritz_vectors_are_the_basis_times_s():
+    A = symmetric(30, 12)
+    core = _core.Lanczos(np.random.default_rng(13).standard_normal(30))
+    core.advance(lambda v: A @ v, 1, "largest", -1.0, 12, 10.0)
+    S = np.random.default_rng(14).standard_normal((12, 3))
+    assert np.allclose(core.ritz_vectors(S), core.basis.T @ S, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match=r"S must be \(size, p\) = \(12, p\)"):
+        core.ritz_vectors(S[:5])
+
+
+def test_restart_only_after_the_space_closed():
+    core = _core.Lanczos(np.ones(5))
+    with pytest.raises(RuntimeError, match="closed"):
+        core.restart(np.arange(5.0))
+    A = symmetric(5, 15)
+    core.advance(lambda v: A @ v, 1, "largest", -1.0, 2, 10.0)
+    with pytest.raises(RuntimeError, match="closed"):
+        core.restart(np.arange(5.0))
+    assert core.size == 2
+
+
+def test_a_start_with_nothing_left_is_refused():
+    with pytest.raises(ValueError, match="start vector must be finite"):
+        _core.Lanczos(np.zeros(4))
+    with pytest.raises(ValueError, match="start vector must be finite"):
+        _core.Lanczos(np.array([1.0, np.nan, 0.0]))
+    with pytest.raises(ValueError, match="start vector must be finite"):
+        _core.Lanczos(np.array([1.0, 0.0, 0.0]), np.array([[1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"start must be a vector \(n,\)"):
+        _core.Lanczos(np.ones((3, 4)))
+
+
+def test_no_step_past_the_budget():
+    A = symmetric(10, 16)
+    core = _core.Lanczos(np.ones(10))
+    assert core.advance(lambda v: A @ v, 1, "largest", -1.0, 3, 10.0) == "budget"
+    assert core.advance(lambda v: A @ v, 1, "largest", -1.0, 3, 10.0) == "budget"
+    assert core.size == 3
+
+
+def test_a_process_is_used_by_one_call_at_a_time():
+    """A product that reads its own process, and a thread that reads it while another
+    steps it, get a RuntimeError instead of a basis being reallocated under them."""
+    core = _core.Lanczos(np.ones(2000))
+    d = np.linspace(-1.0, 1.0, 2000)
+    with pytest.raises(RuntimeError, match="in use"):
+        core.advance(lambda v: d * v + 0 * core.size, 1, "largest", -1.0, 5, 10.0)
+    assert core.size == 0
+    started, errors, done = threading.Event(), [], threading.Event()
+
+    def slow(v):
+        started.set()
+        done.wait(5.0)
+        return d * v
+
+    worker = threading.Thread(target=lambda: core.advance(slow, 1, "largest", -1.0, 1, 10.0))
+    worker.start()
+    try:
+        assert started.wait(5.0)
+        for read in (lambda: core.alpha, lambda: core.basis, lambda: core.size):
+            try:
+                read()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+    finally:
+        done.set()
+        worker.join(10.0)
+    assert len(errors) == 3 and all("in use" in e for e in errors)
+    assert core.size == 1
+
+
+def test_long_runs_test_on_a_schedule_and_still_stop_at_the_tolerance():
+    """Past 64 steps the convergence test runs every ceil(size / 64)-th step: a run that
+    converges there stops within that many steps of where a test every step would."""
+    n = 400
+    rng = np.random.default_rng(17)
+    d = np.concatenate([np.linspace(0.0, 1.0, n - 1), [1.0 + 1e-3]])   # a slow top
+    core = _core.Lanczos(rng.standard_normal(n))
+    status = core.advance(lambda v: d * v, 1, "largest", 1e-10, n, 60.0)
+    assert status == "converged" and core.size > 64
+    T = np.diag(core.alpha) + np.diag(core.beta[:-1], 1) + np.diag(core.beta[:-1], -1)
+    assert abs(np.linalg.eigvalsh(T)[-1] - d[-1]) < 1e-9
+    # the first size at which a test would have passed
+    first = next(j for j in range(1, core.size + 1)
+                 if abs(core.beta[j - 1] * np.linalg.eigh(T[:j, :j])[1][-1, -1])
+                 <= 1e-10 * max(abs(np.linalg.eigvalsh(T[:j, :j])[[0, -1]])))
+    assert core.size - first < -(-core.size // 64)

@@ -31,17 +31,24 @@ class Lanczos {
   };
 
   // n: the dimension; start: n values (any norm; the components along the locked rows
-  // are removed); locked: `rows` orthonormal rows of n values (copied), or none.
+  // are removed; std::invalid_argument when nothing finite is left); locked: `rows`
+  // orthonormal rows of n values (copied), or none.
   Lanczos(std::int64_t n, const double* start, const double* locked, std::int64_t rows);
 
   // Steps (each one product with A) until a Status other than running, or until
-  // `seconds` have passed (infinity: no time limit). The convergence test (k pairs at `end`, k <= dim()) runs
-  // after each step once there are enough Ritz values; tol < 0: none (fixed steps).
+  // `seconds` have passed (infinity: no time limit). The convergence test (k pairs at
+  // `end`, k <= dim()) runs once there are enough Ritz values, after every step up to 64
+  // steps and then every ceil(size / 64)-th (and at the budget); tol < 0: none (fixed
+  // steps).
   Status advance(const SymmetricProduct& A, std::int64_t k, RitzEnd end, double tol,
                  std::int64_t budget, double seconds);
-  // After `closed`: goes on from `direction` (n values) made orthogonal to the basis and
-  // the locked rows; false when little of it is left (draw another).
+  // After `closed` (std::logic_error otherwise): goes on from `direction` (n values)
+  // made orthogonal to the basis and the locked rows; false when less than 1e-8 of its
+  // norm is left (draw another).
   bool restart(const double* direction);
+  // out (n x columns, row-major) = Q^T S for S (size() x columns, row-major): the Ritz
+  // vectors of the eigenvectors S of T, without a copy of the basis.
+  void ritz_vectors(const double* S, std::int64_t columns, double* out) const;
 
   std::int64_t n() const { return n_; }
   // the dimension of the space the process lives in (the complement of the locked rows)

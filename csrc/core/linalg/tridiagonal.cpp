@@ -18,12 +18,18 @@ bool tridiagonal_eigen(const double* diag, const double* off, i64 n, std::vector
   const i64 rows = vectors ? n : std::min<i64>(n, 1);
   std::vector<double> z(static_cast<std::size_t>(rows * n), 0.0);
   for (i64 r = 0; r < rows; ++r) z[r * n + (n - rows + r)] = 1.0;
+  // ||T|| (the largest row sum): an off-diagonal entry below eps ||T|| is negligible even
+  // next to tiny diagonal entries (graded matrices would otherwise not deflate)
+  double scale = 0;
+  for (i64 i = 0; i < n; ++i)
+    scale = std::max(scale, std::fabs(d[i]) + std::fabs(e[i]) + (i ? std::fabs(e[i - 1]) : 0.0));
   bool ok = true;
   for (i64 l = 0; l < n; ++l) {
     for (int iter = 0;; ++iter) {
       // the block that starts at l ends at the first negligible off-diagonal
       i64 m = l;
-      while (m < n - 1 && !(std::fabs(e[m]) <= kEps * (std::fabs(d[m]) + std::fabs(d[m + 1]))))
+      while (m < n - 1 && !(std::fabs(e[m]) <= kEps * (std::fabs(d[m]) + std::fabs(d[m + 1])) ||
+                            std::fabs(e[m]) <= kEps * scale))
         ++m;
       if (m == l) break;  // d[l] is an eigenvalue
       if (iter == 64 || !std::isfinite(e[m - 1])) {

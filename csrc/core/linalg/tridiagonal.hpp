@@ -14,9 +14,11 @@ namespace bnfast {
 // diag (n), off (n - 1: off[i] couples i and i + 1). values: the eigenvalues ascending;
 // last[i]: the last component of the unit eigenvector of values[i] (its sign is
 // arbitrary); vectors, when given: every eigenvector, column i of the row-major n x n
-// matrix for values[i] (O(n^3); `last` is then its last row, the same bits). Returns
-// false when an eigenvalue did not converge in 64 iterations (which does not happen for
-// finite input; NaN or inf input gives NaN values).
+// matrix for values[i] (O(n^3); `last` is then its last row, the same bits). An
+// off-diagonal entry is negligible below eps times its two diagonal neighbours or eps
+// ||T||: the eigenvalues are exact to a few eps ||T||. Returns false, with NaN values,
+// when an eigenvalue did not converge in 64 iterations (NaN input; inf input gives inf
+// or NaN values).
 bool tridiagonal_eigen(const double* diag, const double* off, std::int64_t n,
                        std::vector<double>& values, std::vector<double>& last,
                        std::vector<double>* vectors = nullptr);

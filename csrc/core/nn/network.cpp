@@ -33,6 +33,7 @@ struct Network::Values {
   // gradients (HvpReuse); kept: whether the last pass kept them.
   bool keep = false, kept = false;
   std::vector<AlignedVector<T>> dvalue;
+  i64 widest = 0;  // the widest value, for the two shared gradient buffers
   std::vector<T> params, x, grad_params;  // Dual copies of the inputs (hvp)
   std::vector<T> x_scaled;                // X 2^-e (Network::input_exponent)
 };
@@ -258,15 +259,19 @@ void Network::forward_pass(Values<T>& v, const T* params, const T* X, i64 m, Mod
       v.out[k].resize(static_cast<std::size_t>(m * ops_[k]->out_width));
       widest = std::max({widest, ops_[k]->in_width, ops_[k]->out_width});
     }
-    for (auto& g : v.grad) g.resize(static_cast<std::size_t>(m * widest));
+    v.widest = widest;
+    for (auto& g : v.grad) g.clear();
     v.dvalue.clear();
     v.reserved_m = m;
   }
+  // the gradient buffers of the backward: two shared in turn, or with keep one per value
+  // (none for X: the first op computes no d X)
   if (v.keep && v.dvalue.empty()) {
     v.dvalue.resize(ops_.size() + 1);
-    for (std::size_t k = 0; k <= ops_.size(); ++k)
-      v.dvalue[k].resize(static_cast<std::size_t>(
-          v.reserved_m * (k == 0 ? ops_[0]->in_width : ops_[k - 1]->out_width)));
+    for (std::size_t k = 1; k <= ops_.size(); ++k)
+      v.dvalue[k].resize(static_cast<std::size_t>(v.reserved_m * ops_[k - 1]->out_width));
+  } else if (!v.keep && v.grad[0].empty()) {
+    for (auto& g : v.grad) g.resize(static_cast<std::size_t>(v.reserved_m * v.widest));
   }
   Pass<T>& p = v.pass;
   p.m = m;
@@ -386,8 +391,10 @@ double Network::hvp(const double* params, const double* X, const double* Y, i64 
   if (!tangents_) tangents_ = std::make_unique<Values<Dual>>();
   Values<Dual>& t = *tangents_;
   const i64 P = num_params_;
-  const bool tangents = reuse == HvpReuse::tangents && tangent_pass_ && t.kept;
-  t.keep = reuse != HvpReuse::none;
+  // (a different m or mode cannot be the same point: a whole pass then)
+  const bool tangents = reuse == HvpReuse::tangents && tangent_pass_ && t.kept &&
+                        t.pass.m == m && t.pass.running == running;
+  t.keep = reuse != HvpReuse::none && tangent_pass_;  // no use keeping what cannot be reused
   t.kept = false;  // until this pass is through
   t.pass.tangent_only = tangents;
   if (tangents) {  // the values are the last pass's
@@ -407,6 +414,8 @@ double Network::hvp(const double* params, const double* X, const double* Y, i64 
   t.kept = t.keep;
   return total.v;
 }
+
+void Network::release_hvp_state() { tangents_.reset(); }
 
 void Network::update_running(double* running, i64 update, i64 m) const {
   for (const Normalization* norm : batch_norms_) norm->update_running(running, update, m);

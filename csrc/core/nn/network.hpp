@@ -101,6 +101,10 @@ class Network {
              const double* v, double* grad, double* hv, const double* running = nullptr,
              HvpReuse reuse = HvpReuse::none);
 
+  // Frees the buffers hvp() keeps between calls (its values and gradients on Dual
+  // numbers); the next hvp() makes them again.
+  void release_hvp_state();
+
   // The input of layer `layer`'s normalization (its pre-activations, (m, size)) in
   // inference mode with `running`: what its population statistics are statistics of.
   // Returns the size of a sample's pre-activations; throws std::invalid_argument when

@@ -13,9 +13,16 @@ namespace bnfast {
 using i64 = std::int64_t;
 
 SharpnessTracker::SharpnessTracker(i64 P, std::uint64_t seed, int first_steps, int steps)
-    : P_(P), first_steps_(first_steps), steps_(steps), v_(static_cast<std::size_t>(P)) {
-  SplitMix64 gen(seed ^ 0x3C6EF372FE94F82BULL);  // a stream apart from SGD's and the noise's
-  for (auto& x : v_) x = 2.0 * gen.uniform() - 1.0;
+    : P_(P),
+      first_steps_(first_steps),
+      steps_(steps),
+      gen_(seed ^ 0x3C6EF372FE94F82BULL),  // a stream apart from SGD's and the noise's
+      v_(static_cast<std::size_t>(P)) {
+  draw_start();
+}
+
+void SharpnessTracker::draw_start() {
+  for (auto& x : v_) x = 2.0 * gen_.uniform() - 1.0;
 }
 
 double SharpnessTracker::estimate(const SymmetricProduct& hvp) {
@@ -34,9 +41,9 @@ double SharpnessTracker::estimate(const SymmetricProduct& hvp) {
     const double* q = lz.basis() + i * P_;
     for (i64 p = 0; p < P_; ++p) v_[p] += s * q[p];
   }
+  // a non-finite estimate (NaN products) leaves no direction to warm-start from
   const double norm = std::sqrt(dot(v_.data(), v_.data(), P_));
-  if (norm > 0)
-    for (auto& x : v_) x /= norm;
+  if (!(norm > 0 && std::isfinite(norm))) draw_start();
   return values[k - 1];
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "linalg/lanczos.hpp"
+#include "nn/splitmix.hpp"
 
 namespace bnfast {
 
@@ -25,10 +26,15 @@ class SharpnessTracker {
   double estimate(const SymmetricProduct& hvp);
 
  private:
+  // v_ from the tracker's own random stream (a first start, or a restart after a
+  // non-finite estimate)
+  void draw_start();
+
   std::int64_t P_;
   int first_steps_, steps_;
   bool warm_ = false;
-  std::vector<double> v_;  // the start of the next estimate (unit norm)
+  SplitMix64 gen_;
+  std::vector<double> v_;  // the start of the next estimate (any norm)
 };
 
 }  // namespace bnfast

@@ -133,6 +133,7 @@ TrainOutcome train(Network& net, const TrainState& state, const double* X, const
   TrainOutcome outcome = run_train_loop<NetworkStepper>(opts, losses, on_record, poll,
                                                         on_sharpness, net, state, X, Y, m,
                                                         opts);
+  if (tracker) net.release_hvp_state();  // its full-data Dual buffers are not the user's
   outcome.sharpness_steps = std::move(steps);
   outcome.sharpness = std::move(values);
   return outcome;

@@ -17,6 +17,8 @@ class ActivationOp : public OpOn<ActivationOp> {
   // dZ = dA * phi'(Z), phi' from Z and A = phi(Z).
   template <class T>
   T* backward_on(Pass<T>& p, const T* Z, const T* A, T* dA, T* dZ, bool need_din);
+  // A tangent pass of tanh and sigmoid takes phi' from the kept outputs.
+  bool tangent_pass() const override { return true; }
 
  private:
   Activation phi_;

@@ -19,6 +19,8 @@ class Dense : public OpOn<Dense> {
   // dW = dH^T A, db = column sums of dH, dA = dH W.
   template <class T>
   T* backward_on(Pass<T>& p, const T* A, const T* H, T* dH, T* dA, bool need_din);
+  // A tangent pass skips the products of primal values and copies only the bias tangents.
+  bool tangent_pass() const override { return true; }
 
  private:
   std::int64_t w_at_, b_at_;

@@ -28,6 +28,8 @@ class NoiseOp : public OpOn<NoiseOp> {
   // dZ = s dout in place (without draws the identity's: dout unchanged); returns dout.
   template <class T>
   T* backward_on(Pass<T>& p, const T* Z, const T* out, T* dout, T* spare, bool need_din);
+  // The identity in an hvp (no draws): its output rewritten whole.
+  bool tangent_pass() const override { return true; }
 
  private:
   // Whether this evaluation has draws for the layer (train mode with BatchNoise).

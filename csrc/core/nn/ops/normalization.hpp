@@ -41,6 +41,8 @@ class Normalization : public OpOn<Normalization> {
   void forward_on(Pass<T>& p, const T* H, T* Z);
   template <class T>
   T* backward_on(Pass<T>& p, const T* H, const T* Z, T* dZ, T* dH, bool need_din);
+  // Recomputes its whole Dual pass from inputs whose values are kept (its state is its own).
+  bool tangent_pass() const override { return true; }
 
   // One update of the running statistics from the batch statistics of the last
   // train-mode forward on double (of m rows: m times positions values a channel);

@@ -81,10 +81,10 @@ class Op {
   virtual Dual* backward(Pass<Dual>& p, const Dual* in, const Dual* out, Dual* dout,
                          Dual* spare, bool need_din) = 0;
 
-  // Whether a tangent pass (Pass::tangent_only) may run this op: false for an op that
-  // adds into a buffer another op wrote, or keeps reused scratch whose values a
-  // tangent-only product would leave stale.
-  virtual bool tangent_pass() const { return true; }
+  // Whether a tangent pass (Pass::tangent_only) may run this op, opted into by each op
+  // kind: it writes only into its own outputs and state, and whatever it reads keeps
+  // the values of the last pass (it may then recompute them, or write only tangents).
+  virtual bool tangent_pass() const { return false; }
 
   const std::int64_t in_width, out_width;
 };

@@ -23,6 +23,8 @@ class Pool : public OpOn<Pool> {
   void forward_on(Pass<T>& p, const T* A, T* out);
   template <class T>
   T* backward_on(Pass<T>& p, const T* A, const T* out, T* dout, T* dA, bool need_din);
+  // Rewrites its outputs (and argmax) whole from inputs whose values are kept.
+  bool tangent_pass() const override { return true; }
 
  private:
   template <class T>

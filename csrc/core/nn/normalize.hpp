@@ -21,21 +21,35 @@ namespace bnfast {
 
 inline double sign_of(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 
-// f(value index, channel) for every value of the block, samples outer, positions inner;
-// the channels split across threads, so f may accumulate per channel: each channel's
-// values still come in the one order (the same bits for every thread count).
+// f(c0, c1) over ranges of the block's channels, split across threads: a pass that
+// works channel by channel runs whole (statistics, then the values that use them) on
+// its channels in one parallel region.
+template <class F>
+void split_channels(std::int64_t N, std::int64_t C, std::int64_t S, F&& f) {
+  split_row_ranges(C, N * S, f);
+}
+
+// f(value index, channel) for every value of the channels [c0, c1), samples outer,
+// positions inner: each channel's values come in the one order, whatever the ranges (the
+// same bits for every thread count), so f may accumulate per channel.
+template <class F>
+void for_values_of(std::int64_t N, std::int64_t C, std::int64_t S, std::int64_t c0,
+                   std::int64_t c1, F&& f) {
+  if (S == 1) {  // a dense layer: the channels contiguous, a loop the compiler vectorises
+    for (std::int64_t i = 0; i < N; ++i)
+      for (std::int64_t c = c0; c < c1; ++c) f(i * C + c, c);
+    return;
+  }
+  for (std::int64_t i = 0; i < N; ++i)
+    for (std::int64_t c = c0; c < c1; ++c)
+      for (std::int64_t s = 0; s < S; ++s) f((i * C + c) * S + s, c);
+}
+
+// f(value index, channel) for every value of the block, the channels split across
+// threads (for_values_of's order within each channel).
 template <class F>
 void for_each_value(std::int64_t N, std::int64_t C, std::int64_t S, F&& f) {
-  split_row_ranges(C, N * S, [&](std::int64_t c0, std::int64_t c1) {
-    if (S == 1) {  // a dense layer: the channels contiguous, a loop the compiler vectorises
-      for (std::int64_t i = 0; i < N; ++i)
-        for (std::int64_t c = c0; c < c1; ++c) f(i * C + c, c);
-      return;
-    }
-    for (std::int64_t i = 0; i < N; ++i)
-      for (std::int64_t c = c0; c < c1; ++c)
-        for (std::int64_t s = 0; s < S; ++s) f((i * C + c) * S + s, c);
-  });
+  split_channels(N, C, S, [&](std::int64_t c0, std::int64_t c1) { for_values_of(N, C, S, c0, c1, f); });
 }
 
 // Per channel: the batch mean, the scale s (formed for l1 and linf, whose q needs it),
@@ -50,15 +64,30 @@ struct BlockScale {
   std::vector<T> mu, s, s2, d;
   std::vector<std::int64_t> k;
   std::vector<int> e;  // the channels' scales 2^e (all 0 unless some channel was redone)
+  std::vector<char> zero;  // whether the channel's scale is 0 (with eps == 0: an error)
 
-  // Throws ZeroVarianceError(channel) when eps == 0 and a channel's scale is 0.
-  void compute(NormScale norm, const T* H, const Dims& dims, double eps) {
+  // Sizes the per-channel arrays for `dims` (before the channels are computed).
+  void prepare(const Dims& dims) {
+    const auto cols = static_cast<std::size_t>(dims.c);
+    mu.resize(cols);
+    s.resize(cols);
+    s2.resize(cols);
+    d.resize(cols);
+    k.resize(cols);
+    e.resize(cols);
+    zero.resize(cols);
+  }
+
+  // The statistics of the channels [c0, c1) (prepare first); a channel whose scale is 0
+  // with eps == 0 is marked for check() (its d is 0).
+  void compute_channels(NormScale norm, const T* H, const Dims& dims, double eps,
+                        std::int64_t c0, std::int64_t c1) {
     using std::sqrt;
-    statistics<false>(norm, H, dims);
-    if (eps == 0 && rescale(H, dims)) statistics<true>(norm, H, dims);
-    for (std::int64_t c = 0; c < dims.c; ++c) {
-      if (eps == 0 && value(s2[c]) == 0)
-        throw ZeroVarianceError(c, "the normalizing scale is 0 and eps == 0");
+    std::fill(e.begin() + c0, e.begin() + c1, 0);
+    statistics<false>(norm, H, dims, c0, c1);
+    if (eps == 0 && rescale(H, dims, c0, c1)) statistics<true>(norm, H, dims, c0, c1);
+    for (std::int64_t c = c0; c < c1; ++c) {
+      zero[c] = eps == 0 && value(s2[c]) == 0;
       d[c] = sqrt(s2[c] + T(eps));
       if (e[c] != 0) {
         using std::ldexp;
@@ -70,55 +99,63 @@ struct BlockScale {
     }
   }
 
+  // Throws ZeroVarianceError(channel) for the first channel whose scale is 0 when
+  // eps == 0.
+  void check() const {
+    for (std::size_t c = 0; c < zero.size(); ++c)
+      if (zero[c])
+        throw ZeroVarianceError(static_cast<std::int64_t>(c),
+                                "the normalizing scale is 0 and eps == 0");
+  }
+
  private:
-  // The statistics of the values H 2^-e[c] (Scaled) or H.
+  // The statistics of the values H 2^-e[c] (Scaled) or H, channels [c0, c1).
   template <bool Scaled>
-  void statistics(NormScale norm, const T* H, const Dims& dims) {
+  void statistics(NormScale norm, const T* H, const Dims& dims, std::int64_t c0,
+                  std::int64_t c1) {
     const std::int64_t N = dims.n, C = dims.c, S = dims.s;
-    const auto cols = static_cast<std::size_t>(C);
-    mu.assign(cols, T(0.0));
-    s.assign(cols, T(0.0));
-    s2.assign(cols, T(0.0));
-    d.resize(cols);
-    k.assign(cols, -1);
-    if (!Scaled) e.assign(cols, 0);
+    for (std::int64_t c = c0; c < c1; ++c) {
+      mu[c] = s[c] = s2[c] = T(0.0);
+      k[c] = -1;
+    }
     auto h = [&](std::int64_t at, std::int64_t c) {
       using std::ldexp;
       if constexpr (Scaled) return ldexp(H[at], -e[c]);
       else return H[at];
     };
+    auto values = [&](auto&& f) { for_values_of(N, C, S, c0, c1, f); };
     const T inv_m(1.0 / static_cast<double>(N * S));
-    for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) { mu[c] += h(at, c); });
-    for (std::int64_t c = 0; c < C; ++c) mu[c] *= inv_m;
+    values([&](std::int64_t at, std::int64_t c) { mu[c] += h(at, c); });
+    for (std::int64_t c = c0; c < c1; ++c) mu[c] *= inv_m;
     switch (norm) {
       case NormScale::std:
-        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+        values([&](std::int64_t at, std::int64_t c) {
           const T r = h(at, c) - mu[c];
           s2[c] += r * r;
         });
-        for (std::int64_t c = 0; c < C; ++c) s2[c] *= inv_m;
+        for (std::int64_t c = c0; c < c1; ++c) s2[c] *= inv_m;
         break;
       case NormScale::l1:
-        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+        values([&](std::int64_t at, std::int64_t c) {
           s[c] += T(sign_of(value(H[at]))) * h(at, c);
         });
-        for (std::int64_t c = 0; c < C; ++c) {
+        for (std::int64_t c = c0; c < c1; ++c) {
           s[c] *= inv_m;
           s2[c] = s[c] * s[c];
         }
         break;
       case NormScale::l2:
-        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+        values([&](std::int64_t at, std::int64_t c) {
           const T v = h(at, c);
           s2[c] += v * v;
         });
-        for (std::int64_t c = 0; c < C; ++c) s2[c] *= inv_m;
+        for (std::int64_t c = c0; c < c1; ++c) s2[c] *= inv_m;
         break;
       case NormScale::linf:
-        for_each_value(N, C, S, [&](std::int64_t at, std::int64_t c) {
+        values([&](std::int64_t at, std::int64_t c) {
           if (k[c] < 0 || std::fabs(value(H[at])) > std::fabs(value(H[k[c]]))) k[c] = at;
         });
-        for (std::int64_t c = 0; c < C; ++c) {
+        for (std::int64_t c = c0; c < c1; ++c) {
           const T v = h(k[c], c);
           s[c] = T(sign_of(value(v))) * v;
           s2[c] = s[c] * s[c];
@@ -127,11 +164,11 @@ struct BlockScale {
     }
   }
 
-  // Sets e[c] for the channels whose s2 lost bits to underflow or overflowed (finite
-  // values, not all zero); false when there are none.
-  bool rescale(const T* H, const Dims& dims) {
+  // Sets e[c] for the channels of [c0, c1) whose s2 lost bits to underflow or
+  // overflowed (finite values, not all zero); false when there are none.
+  bool rescale(const T* H, const Dims& dims, std::int64_t c0, std::int64_t c1) {
     bool any = false;
-    for (std::int64_t c = 0; c < dims.c; ++c) {
+    for (std::int64_t c = c0; c < c1; ++c) {
       const double v = value(s2[c]);
       if (v >= 0x1p-960 && std::isfinite(v)) continue;
       double largest = 0;
@@ -150,70 +187,78 @@ struct BlockScale {
   }
 };
 
-// Z = gamma (H - mu)/d + beta per channel; `scale` keeps the statistics.
+// Z = gamma (H - mu)/d + beta per channel; `scale` keeps the statistics. One parallel
+// region: each thread's channels get their statistics and then their values.
 template <class T>
 void block_forward(NormScale norm, const T* H, const Dims& dims, const T* gamma,
                    const T* beta, double eps, T* Z, BlockScale<T>& scale, std::vector<T>& g) {
-  scale.compute(norm, H, dims, eps);
-  g.resize(static_cast<std::size_t>(dims.c));
-  for (std::int64_t c = 0; c < dims.c; ++c) g[c] = gamma[c] / scale.d[c];
-  for_each_value(dims.n, dims.c, dims.s, [&](std::int64_t at, std::int64_t c) {
-    Z[at] = g[c] * (H[at] - scale.mu[c]) + beta[c];
+  const std::int64_t N = dims.n, C = dims.c, S = dims.s;
+  scale.prepare(dims);
+  g.resize(static_cast<std::size_t>(C));
+  split_channels(N, C, S, [&](std::int64_t c0, std::int64_t c1) {
+    scale.compute_channels(norm, H, dims, eps, c0, c1);
+    for (std::int64_t c = c0; c < c1; ++c) g[c] = gamma[c] / scale.d[c];
+    for_values_of(N, C, S, c0, c1, [&](std::int64_t at, std::int64_t c) {
+      Z[at] = g[c] * (H[at] - scale.mu[c]) + beta[c];
+    });
   });
+  scale.check();  // Z is the caller's scratch: a failed call leaves nothing else
 }
 
 // dH from G = dLoss/dZ: dh = gamma/d (G - dbeta/m - dgamma q), m = N S values per
 // channel, q of networks.md section 7; also dgamma = sum G zhat and dbeta = sum G per
-// channel. c: the statistics block_forward computed from this H.
+// channel. c: the statistics block_forward computed from this H. One parallel region:
+// each thread's channels get their sums and then their dH.
 template <class T>
 void block_backward(NormScale norm, const T* H, const T* G, const Dims& dims, const T* gamma,
                     T* dH, T* dgamma, T* dbeta, const BlockScale<T>& c, std::vector<T>& work) {
-  const std::int64_t C = dims.c;
-  const auto cols = static_cast<std::size_t>(C);
-  work.resize(4 * cols);
+  const std::int64_t N = dims.n, C = dims.c, S = dims.s;
+  work.resize(4 * static_cast<std::size_t>(C));
   T* inv_d = work.data();
   T* scale = inv_d + C;     // gamma / d
   T* centre = scale + C;    // dbeta / m
   T* factor = centre + C;   // dgamma times the channel's constant part of q
-  const T inv_m(1.0 / static_cast<double>(dims.n * dims.s));
-  for (std::int64_t j = 0; j < C; ++j) {
-    inv_d[j] = T(1.0) / c.d[j];
-    dgamma[j] = T(0.0);
-    dbeta[j] = T(0.0);
-  }
-  for_each_value(dims.n, C, dims.s, [&](std::int64_t at, std::int64_t j) {
-    const T g = G[at];
-    dbeta[j] += g;
-    dgamma[j] += g * ((H[at] - c.mu[j]) * inv_d[j]);
-  });
-  for (std::int64_t j = 0; j < C; ++j) {
-    scale[j] = gamma[j] * inv_d[j];
-    centre[j] = dbeta[j] * inv_m;
-    switch (norm) {
-      case NormScale::std:  // q = (h - mu)/(d m)
-      case NormScale::l2:   // q = h/(d m)
-        factor[j] = dgamma[j] * inv_d[j] * inv_m;
-        break;
-      case NormScale::l1:   // q = (s/d) sign(h)/m
-        factor[j] = dgamma[j] * c.s[j] * inv_d[j] * inv_m;
-        break;
-      case NormScale::linf:  // q = (s/d) sign(h_k) at the value k only
-        factor[j] = dgamma[j] * c.s[j] * inv_d[j];
-        break;
+  const T inv_m(1.0 / static_cast<double>(N * S));
+  split_channels(N, C, S, [&](std::int64_t j0, std::int64_t j1) {
+    for (std::int64_t j = j0; j < j1; ++j) {
+      inv_d[j] = T(1.0) / c.d[j];
+      dgamma[j] = T(0.0);
+      dbeta[j] = T(0.0);
     }
-  }
-  for_each_value(dims.n, C, dims.s, [&](std::int64_t at, std::int64_t j) {
-    const T h = H[at];
-    T q(0.0);
-    switch (norm) {
-      case NormScale::std: q = factor[j] * (h - c.mu[j]); break;
-      case NormScale::l2: q = factor[j] * h; break;
-      case NormScale::l1: q = factor[j] * T(sign_of(value(h))); break;
-      case NormScale::linf:
-        if (at == c.k[j]) q = factor[j] * T(sign_of(value(h)));
-        break;
+    for_values_of(N, C, S, j0, j1, [&](std::int64_t at, std::int64_t j) {
+      const T g = G[at];
+      dbeta[j] += g;
+      dgamma[j] += g * ((H[at] - c.mu[j]) * inv_d[j]);
+    });
+    for (std::int64_t j = j0; j < j1; ++j) {
+      scale[j] = gamma[j] * inv_d[j];
+      centre[j] = dbeta[j] * inv_m;
+      switch (norm) {
+        case NormScale::std:  // q = (h - mu)/(d m)
+        case NormScale::l2:   // q = h/(d m)
+          factor[j] = dgamma[j] * inv_d[j] * inv_m;
+          break;
+        case NormScale::l1:   // q = (s/d) sign(h)/m
+          factor[j] = dgamma[j] * c.s[j] * inv_d[j] * inv_m;
+          break;
+        case NormScale::linf:  // q = (s/d) sign(h_k) at the value k only
+          factor[j] = dgamma[j] * c.s[j] * inv_d[j];
+          break;
+      }
     }
-    dH[at] = scale[j] * (G[at] - centre[j] - q);
+    for_values_of(N, C, S, j0, j1, [&](std::int64_t at, std::int64_t j) {
+      const T h = H[at];
+      T q(0.0);
+      switch (norm) {
+        case NormScale::std: q = factor[j] * (h - c.mu[j]); break;
+        case NormScale::l2: q = factor[j] * h; break;
+        case NormScale::l1: q = factor[j] * T(sign_of(value(h))); break;
+        case NormScale::linf:
+          if (at == c.k[j]) q = factor[j] * T(sign_of(value(h)));
+          break;
+      }
+      dH[at] = scale[j] * (G[at] - centre[j] - q);
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 #include <cstddef>
 
 #include "linalg/matmul.hpp"
+#include "linalg/product_rows.hpp"
 #include "runtime/parallel.hpp"
 
 namespace bnfast {
@@ -26,14 +27,12 @@ double* at_least(AlignedVector<double>& v, i64 n) {
 // Copies the (rows, cols) operand into the row-major (rows, 2 cols) matrix [V | D]: each
 // row its values, then its tangents.
 void unzip(const Dual* src, i64 rows, i64 cols, i64 rs, i64 cs, double* vd) {
-  split_row_ranges(rows, 2 * cols, [&](i64 r0, i64 r1) {
-    for (i64 i = r0; i < r1; ++i)
-      for (i64 j = 0; j < cols; ++j) {
-        const Dual& x = src[i * rs + j * cs];
-        vd[i * 2 * cols + j] = x.v;
-        vd[i * 2 * cols + cols + j] = x.d;
-      }
-  });
+  for (i64 i = 0; i < rows; ++i)
+    for (i64 j = 0; j < cols; ++j) {
+      const Dual& x = src[i * rs + j * cs];
+      vd[i * 2 * cols + j] = x.v;
+      vd[i * 2 * cols + cols + j] = x.d;
+    }
 }
 
 // Whether any of the (m, k) operand's tangents is non-zero (stops at the first).
@@ -54,27 +53,36 @@ void product(Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs
   // they are the doubles of A at even and odd places, and the kernel reads A entry by
   // entry through strides (only B and C are read as rows of vectors).
   const double* a = &A->v;
-  const MatrixView av{a, 2 * ars, 2 * acs}, ad{a + 1, 2 * ars, 2 * acs};
   const bool a_varies = any_tangent(A, m, k, ars, acs);
-  // A [B | B'] = [AB | AB'] in one product (A's strided entries read once for both),
-  // then A'B added to the tangents: each entry still sums in the documented order.
-  double* b = at_least(s[0], 2 * k * n);
+  const bool tangent_only = p.tangent_only;
+  const i64 units = (tangent_only ? 1 : 2) + (a_varies ? 1 : 0);  // double products
+  const int chunks = product_chunks(m, units * m * n * k);
+  // One parallel region, C's rows split as the double products split them: each chunk
+  // copies B into its own [B | B'] (k n entries, against its rows' (m / chunks) k n
+  // multiply-adds per product), runs its rows' products and writes its rows of C.
+  double* b = at_least(s[0], chunks * 2 * k * n);
   double* c = at_least(s[1], 2 * m * n);
-  unzip(B, k, n, ldb, 1, b);
-  // Split by rows of C, as the double products: the same bits as one thread's. A
-  // tangent pass leaves C's values as they are and skips AB: AB' then has the
-  // columns of [AB | AB'] to itself, each entry the same sum in the same order.
-  if (p.tangent_only)
-    matmul_acc_threaded(m, n, k, av, b + n, 2 * n, c + n, 2 * n, false);
-  else
-    matmul_acc_threaded(m, 2 * n, k, av, b, 2 * n, c, 2 * n, false);
-  if (a_varies) matmul_acc_threaded(m, n, k, ad, b, 2 * n, c + n, 2 * n, true);
-  split_row_ranges(m, n, [&](i64 r0, i64 r1) {
+  const MatmulAcc mm = matmul_acc();
+  split_product_rows(m, chunks, [&](int chunk, i64 r0, i64 r1) {
+    double* bc = b + chunk * 2 * k * n;
+    unzip(B, k, n, ldb, 1, bc);
+    const MatrixView av{a + r0 * 2 * ars, 2 * ars, 2 * acs};
+    const MatrixView ad{a + 1 + r0 * 2 * ars, 2 * ars, 2 * acs};
+    double* cr = c + r0 * 2 * n;
+    // A [B | B'] = [AB | AB'] in one product (A's strided entries read once for both),
+    // then A'B added to the tangents: each entry still sums in the documented order. A
+    // tangent pass leaves C's values as they are and skips AB: AB' then has the
+    // columns of [AB | AB'] to itself, each entry the same sum in the same order.
+    if (tangent_only)
+      mm(r1 - r0, n, k, av, bc + n, 2 * n, cr + n, 2 * n, false);
+    else
+      mm(r1 - r0, 2 * n, k, av, bc, 2 * n, cr, 2 * n, false);
+    if (a_varies) mm(r1 - r0, n, k, ad, bc, 2 * n, cr + n, 2 * n, true);
     for (i64 i = r0; i < r1; ++i)
       for (i64 j = 0; j < n; ++j) {
         Dual& out = C[i * ldc + j];
         const double tangent = c[i * 2 * n + n + j];
-        if (p.tangent_only)
+        if (tangent_only)
           out.d = accumulate ? out.d + tangent : tangent;
         else
           out = accumulate ? out + Dual(c[i * 2 * n + j], tangent) : Dual(c[i * 2 * n + j], tangent);

@@ -131,6 +131,20 @@ def integer_text(text, name):
     return int(value)
 
 
+#: The core keeps update counts in an int64: a count of updates done is in [0, 2**63).
+COUNT_END = 2**63
+
+
+def update_count(value, name):
+    """value as a Python int in [0, 2**63): a count of updates already done (a
+    network's running-statistics updates, an optimizer's), restored from a pickle or a
+    TrainResult; the core keeps it in an int64."""
+    value = integer(value, name, 0)
+    if value >= COUNT_END:
+        raise ValueError(f"{name} must be < 2**63 (an int64 count), got {value}")
+    return value
+
+
 #: Seeds of the experiments, sweeps and audits are in [0, SEED_END): 63 bits, what
 #: derived_seed (bnfast.executors) hands out and a signed 64-bit column can hold.
 SEED_END = 2**63

@@ -211,16 +211,18 @@ def map_tasks(fn, tasks, executor=None, progress=True, desc=None, on_result=None
 
 
 class _Finished(dict):
-    """Results by task index; tells ``on_result`` about each one as it is stored."""
+    """Results by task index; tells ``on_result`` about each one before storing it."""
 
     def __init__(self, on_result):
         super().__init__()
         self._on_result = on_result
 
     def __setitem__(self, index, result):
-        super().__setitem__(index, result)
+        # stored only once on_result returned: a Ctrl-C or SIGTERM inside it (a results
+        # file being written) must not count a task its file does not hold
         if self._on_result is not None:
             self._on_result(index, result)
+        super().__setitem__(index, result)
 
 
 def _progress_bar(total, progress, desc):

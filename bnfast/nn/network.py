@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core
-from .._validate import choice, float64_array, integer
+from .._validate import choice, float64_array, integer, update_count
 from .._validate import seed as seed_value
 from .data import inputs, learning_set
 from .init import default_params, scheme_params
@@ -118,7 +118,7 @@ class Network:
             if any(np.any(var < 0) for _, var in self._running_views(running)):
                 raise ValueError("running: a running variance is negative")
             self._running = running
-            self._updates = integer(state["updates"], "updates", 0)
+            self._updates = update_count(state["updates"], "updates")
 
     @property
     def layers(self):

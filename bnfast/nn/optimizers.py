@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
-from .._validate import boolean, real_number
+from .._validate import boolean, real_number, update_count
 
 __all__ = ["Adam", "OptimizerState", "SGD"]
 
@@ -117,8 +117,4 @@ def start_state(optimizer, num_params, state):
                          f"optimizer on this network keeps ({k}, {num_params})")
     if not np.all(np.isfinite(buffers)):
         raise ValueError("optimizer_state's buffers must be finite")
-    if isinstance(state.updates, bool) or not isinstance(state.updates, (int, np.integer)) \
-            or not 0 <= state.updates < 2**63:
-        raise ValueError(f"optimizer_state.updates must be an int in [0, 2**63), got "
-                         f"{state.updates!r}")
-    return buffers, int(state.updates)
+    return buffers, update_count(state.updates, "optimizer_state.updates")

@@ -75,6 +75,14 @@ def _learning_rates(lr, steps):
 MAX_RECORDS = 2**28
 
 
+def check_records_fit(records, counted, remedy):
+    """Refuses, before any work, a run whose loss records (``records``, the value of
+    the expression ``counted``) would exceed MAX_RECORDS; ``remedy`` says what to do."""
+    if records > MAX_RECORDS:
+        raise ValueError(f"{counted} = {records} loss records would not fit in memory (at "
+                         f"most {MAX_RECORDS}): {remedy}")
+
+
 def _train_args(steps, batch_size, seed, record_every, callback, optimizer,
                 sharpness_every=None):
     """The values of a train call (the bindings check batch_size against the data)."""
@@ -90,11 +98,9 @@ def _train_args(steps, batch_size, seed, record_every, callback, optimizer,
             raise ValueError(f"{name} must be < 2**63, got {value}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable (step, loss) -> bool, or None")
-    records = steps // record_every + 1
-    if callback is None and records > MAX_RECORDS:
-        raise ValueError(f"steps // record_every + 1 = {records} loss records would not fit "
-                         f"in memory (at most {MAX_RECORDS}): raise record_every, or pass a "
-                         "callback that stops the run")
+    if callback is None:
+        check_records_fit(steps // record_every + 1, "steps // record_every + 1",
+                          "raise record_every, or pass a callback that stops the run")
     sharpness_every = (0 if sharpness_every is None
                        else integer(sharpness_every, "sharpness_every", 1, 2**63 - 1))
     if optimizer is None:

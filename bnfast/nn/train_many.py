@@ -9,6 +9,7 @@ from .. import _core
 from .._validate import integer, positive_finite
 from .data import _float64
 from .network import Network
+from .train import check_records_fit
 
 __all__ = ["TrainManyResult", "train_many"]
 
@@ -111,6 +112,8 @@ def train_many(net, params, X, y, lr, steps, record_every=None):
     # steps + 1 (the final loss is step `steps`) must fit an int64
     if steps >= 2**63 - 1 or record_every >= 2**63:
         raise ValueError("steps must be < 2**63 - 1 and record_every < 2**63")
+    check_records_fit(k * (steps // record_every + 1), "k * (steps // record_every + 1)",
+                      "raise record_every, or train fewer instances per call")
     losses = np.full((k, steps // record_every + 1), np.nan)
     done = np.zeros(k, dtype=np.int64)
     status = np.zeros(k, dtype=np.int8)

@@ -144,9 +144,14 @@ class ChunkFile:
         return dict(row, kept=kept)
 
     def add(self, chunk, row):
-        """Stores one finished chunk and rewrites the file."""
+        """Stores one finished chunk and rewrites the file; if the write fails (an
+        interrupt inside it, a full disk), neither the file nor the rows change."""
         self.rows[chunk] = dict(row, chunk=chunk)
-        self.write()
+        try:
+            self.write()
+        except BaseException:
+            del self.rows[chunk]
+            raise
 
     def write(self):
         """Writes every stored row, atomically (module docstring)."""

@@ -39,6 +39,10 @@ def test_network_seed_follows_the_seed_rule(seed, exc, match):
     (lambda s: s.update(params=np.full(4, np.nan)), ValueError, "params must be finite"),
     (lambda s: s.update(params=np.zeros(5)), ValueError, r"params must have shape \(4,\)"),
     (lambda s: s.update(updates=-1), ValueError, "updates must be >= 0"),
+    # the core's int64 count: before, it loaded and the next train raised pybind's
+    # TypeError
+    (lambda s: s.update(updates=2**70), ValueError, r"updates must be < 2\*\*63 \(an int64"),
+    (lambda s: s.update(updates=1.5), TypeError, "updates must be an int"),
     (lambda s: s.update(running=np.zeros(7)), ValueError, "running must be finite with "
                                                           "shape"),
     (lambda s: s["running"].__setitem__(1, -1.0), ValueError, "running variance is negative"),

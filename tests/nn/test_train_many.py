@@ -231,6 +231,13 @@ def test_inputs_are_not_modified():
     (dict(steps=-1), ValueError, "steps must be >= 0"),
     (dict(steps=2.5), TypeError, "steps must be an int"),
     (dict(record_every=0), ValueError, "record_every must be >= 1"),
+    # train's up-front rule on the records, counting every instance's (before: 7.8 GB
+    # allocated for 10**9 steps, a MemoryError at 10**12)
+    (dict(steps=10**9, record_every=1), ValueError,
+     r"^k \* \(steps // record_every \+ 1\) = 2000000002 loss records would not fit in "
+     r"memory \(at most 268435456\)"),
+    (dict(steps=10**12, record_every=1), ValueError, "would not fit in memory"),
+    (dict(steps=2**27, record_every=1), ValueError, "= 268435458 loss records"),
 ])
 def test_bad_arguments_name_the_argument(change, error, match):
     args = dict(net=neuron(2), params=np.array([[7.0, 5.0], [1.0, 2.0]]), X=X32, y=Y32,

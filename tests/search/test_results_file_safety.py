@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bnfast import _files
+from bnfast.executors import Interrupted
 from bnfast.search import lemma_4_5, theorem_4_1
 from bnfast.search.sweep import MAX_CHUNKS
 
@@ -107,6 +108,28 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _files.replace_atomically(path, write)
     assert path.read_bytes() == b"previous" and os.listdir(tmp_path) == [path.name]
+
+
+def test_an_interrupt_inside_a_write_counts_only_the_chunks_the_file_holds(
+        sweep_file, tmp_path, pool, monkeypatch):
+    # Ctrl-C (or SIGTERM) inside the third chunk's write: before, that chunk was counted
+    # as finished ("3 of 3 ... holds them") while the file kept the first two
+    path, real, calls = tmp_path / "i.parquet", pq.write_table, []
+
+    def write_table(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", write_table)
+    with pytest.raises(Interrupted) as info:
+        theorem_4_1(**ARGS, executor=pool, out=path)
+    assert sorted(info.value.finished) == [0, 1] and pq.read_table(path).num_rows == 2
+    monkeypatch.undo()
+    again = resume(path, pool)                 # the third chunk is done again, once
+    full = sweep_file[1]
+    assert (again.premise, again.holds) == (full.premise, full.holds)
 
 
 # ---- --resume: every row checked against the sweep's chunk plan ------------------------

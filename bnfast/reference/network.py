@@ -111,8 +111,16 @@ _DPHI = {
     "identity": lambda z, a: np.ones(z.shape),
     "sigmoid": lambda z, a: a * (1.0 - a),
     "tanh": lambda z, a: 1.0 - a * a,
-    "relu": lambda z, a: (z.real > 0).astype(np.float64),
 }
+
+
+def _chain(activation, dA, Z, A):
+    """dA phi'(Z). ReLU's is PyTorch's threshold_backward: exactly 0 where Re Z <= 0 (so
+    a NaN or inf from downstream stops at a unit that is off), dA where Re Z > 0 or Z is
+    NaN."""
+    if activation == "relu":
+        return np.where(Z.real <= 0, 0.0, dA)
+    return dA * _DPHI[activation](Z, A)
 
 HVP_STEP = 1e-30  # the complex step h of network_hvp
 
@@ -282,7 +290,7 @@ def backprop(layers, params, X, y, loss="sum", noise=None):
             continue
         if layer.block_end:
             dskip = dA  # the block's output gradient also reaches its input unchanged
-        dH = dA * _DPHI[layer.activation](rec["Z"], rec["a"])
+        dH = _chain(layer.activation, dA, rec["Z"], rec["a"])
         if "noise_s" in rec:  # the draws are constants
             dH = dH * rec["noise_s"]
         if layer.bn is not None:

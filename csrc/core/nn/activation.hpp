@@ -47,4 +47,14 @@ T derivative(Activation act, T z, T a) {
   return T(1.0);
 }
 
+// dz = dout phi'(z), the backward of phi. ReLU's is PyTorch's threshold_backward: dout
+// where z > 0 or z is NaN, exactly 0 (not 0 dout) where z <= 0, so a NaN or inf coming
+// from downstream stops at a unit that is off, as in PyTorch (bit for bit dout phi'(z)
+// otherwise, but for the sign of a zero).
+template <class T>
+T chain(Activation act, T dout, T z, T a) {
+  if (act == Activation::relu) return value(z) <= 0 ? T(0.0) : dout;
+  return dout * derivative(act, z, a);
+}
+
 }  // namespace bnfast

@@ -25,7 +25,7 @@ namespace avx2 { ActivateArray activation_entry(); }
 void activate_array(Activation a, const double* z, double* out, std::int64_t n);
 
 // dz[i] = dout[i] * phi'(z[i]) for 0 <= i < n, phi' from z and a = phi(z), the very
-// operations of derivative() (so the same bits), without a branch per element: ReLU's
+// operations of chain() (so the same bits), without a branch per element: ReLU's
 // z > 0 is a coin flip on real data, and a mispredicted branch costs more than the
 // product. dz may equal dout; no other overlap.
 using ChainRuleArray = void (*)(Activation act, const double* dout, const double* z,

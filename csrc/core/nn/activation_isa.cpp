@@ -183,12 +183,13 @@ void activate_span(Activation a, const double* z, double* out, i64 n) {
   if (out != z) std::memmove(out, z, static_cast<std::size_t>(n) * sizeof(double));
 }
 
-// derivative()'s phi' per lane, then times dout; the tail in a zero-padded buffer.
+// chain() per lane (derivative()'s phi' times dout; ReLU's select); the tail in a
+// zero-padded buffer.
 template <Activation K>
 inline vec chain(vec dout, vec z, vec a) {
   if constexpr (K == Activation::sigmoid) return dout * (a * (1.0 - a));
   else if constexpr (K == Activation::tanh) return dout * (1.0 - a * a);
-  else if constexpr (K == Activation::relu) return dout * select(z > 0.0, splat(1.0), vec{});
+  else if constexpr (K == Activation::relu) return select(z <= 0.0, vec{}, dout);
   else return dout * 1.0;
 }
 template <Activation K>

@@ -5,9 +5,9 @@ and, with asv and Chromium installed, a real `asv run --python=same --set-commit
 on two commits of a scratch repository, `asv publish`, the rewrite, and the page
 opened from file:// with the network off.
 
-`asv continuous` on two real commits of bnfast builds the extension twice (about 10
-minutes): test_asv_continuous_builds_and_compares_two_commits runs it when
-BNFAST_TEST_ASV_CONTINUOUS=1.
+`asv continuous` on two real commits of bnfast builds the extension twice (about 5
+minutes on two cores): test_asv_continuous_builds_and_compares_two_commits runs it when
+BNFAST_TEST_ASV_CONTINUOUS=1, as `.ci/run` does after the suite.
 """
 
 import importlib.util
@@ -105,12 +105,12 @@ def _git(repo, *args):
                             GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"))
 
 
-def _asv(cwd, *args, timeout=300, home=None):
+def _asv(cwd, *args, timeout=300, home=None, returncodes=(0,)):
     """`asv ARGS` in cwd; home: a HOME of its own (asv keeps ~/.asv-machine.json)."""
     env = dict(os.environ) if home is None else dict(os.environ, HOME=str(home))
     done = subprocess.run([sys.executable, "-m", "asv", *args], cwd=cwd, text=True,
                           capture_output=True, timeout=timeout, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode in returncodes, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
 
@@ -168,7 +168,8 @@ def test_dashboard_of_python_same_runs_renders_offline(tmp_path):
 
 
 @pytest.mark.skipif(os.environ.get("BNFAST_TEST_ASV_CONTINUOUS") != "1",
-                    reason="builds bnfast twice (~10 min): BNFAST_TEST_ASV_CONTINUOUS=1")
+                    reason="builds bnfast twice (~5 min): BNFAST_TEST_ASV_CONTINUOUS=1")
+@pytest.mark.timeout(1800)  # the item's own mark: the module's 600 s is too short here
 def test_asv_continuous_builds_and_compares_two_commits(tmp_path):
     pytest.importorskip("asv")
     if shutil.which("git") is None or not (ROOT / ".git").exists():
@@ -178,9 +179,13 @@ def test_asv_continuous_builds_and_compares_two_commits(tmp_path):
     bench, home = clone / "benchmarks", tmp_path / "home"
     home.mkdir()
     _asv(bench, "machine", "--yes", "--machine", "ci", home=home)
+    # asv continuous exits 1 when it finds a significant change (with --quick, one
+    # sample a side, noise can be one); either way it printed its comparison
     out = _asv(bench, "continuous", "--quick", "--machine", "ci", "HEAD~1", "HEAD", "-b",
-               r"BnfastKernels.time_forward_out", timeout=3600, home=home)
-    assert "BENCHMARKS NOT SIGNIFICANTLY CHANGED" in out or "SIGNIFICANTLY" in out
+               r"BnfastKernels.time_forward_out", timeout=1700, home=home,
+               returncodes=(0, 1))
+    assert ("BENCHMARKS NOT SIGNIFICANTLY CHANGED" in out
+            or "SOME BENCHMARKS HAVE CHANGED SIGNIFICANTLY" in out), out[-3000:]
     results = list((bench / "results" / "ci").glob("*.json"))
     assert len([r for r in results if r.name != "machine.json"]) == 2
     out = _asv(bench, "compare", "--machine", "ci", "HEAD~1", "HEAD", home=home)

@@ -5,13 +5,17 @@ test_dense_check.py).
 The trace's reported error: the check is that tr(H) lies in estimate +- 1.645 stderr
 (the 90% interval of a 1-sigma standard error) in at least 90% of seeds, counted over
 SEEDS = 400 seeds on each of three networks (dense BN, BN-free, convolutional BN) at the
-default budget (99 products) and at 30.
+default budget (99 products) and at 30. The measured rates are the README's ("92% of
+1200 seeds", at 99) and docs/math/curvature.md's (92.1% at 99, 94.6% at 30): the test
+checks that they say what it measures.
 
 SLQ: the density integrates to 1 (trapezoid on its grid, within 1e-6: the Gaussian
 tails beyond 5 sigma hold 6e-7); its moments estimate tr(H)/n and ||H||_F^2/n, checked
 within 4 of their reported standard errors; with as many steps as the Krylov space has
 dimensions, every node is an eigenvalue of H (to 1e-9 of the spectral norm).
 """
+
+import pathlib
 
 import numpy as np
 import pytest
@@ -22,6 +26,8 @@ from curvature_cases import problem  # noqa: E402
 from bnfast import curvature  # noqa: E402
 
 SEEDS = 400
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CURVATURE_MD = ROOT / "docs" / "math" / "curvature.md"
 
 
 def coverage_networks():
@@ -65,6 +71,22 @@ def test_trace_is_within_its_90_percent_interval_in_90_percent_of_seeds(samples)
     print(f"\ncoverage of estimate +- 1.645 stderr, {samples} products: "
           f"{hits / total:.3f} over {total} seeds ({rates})")
     assert hits / total >= 0.90, rates
+    # The README and docs/math/curvature.md state what this measures (issue 24: a stated
+    # result is checked where it is computed, so the 1200 seeds run once)
+    rate = 100 * hits / total
+    said = [(CURVATURE_MD, f"over {total} seeds on three networks"),
+            (CURVATURE_MD, f"in {rate:.1f}% of seeds at 99 products" if samples == 99
+             else f"and {rate:.1f}% at {samples} (")]
+    if samples == 99:
+        said.append((ROOT / "README.md",
+                     f"contained the exact trace in {rate:.0f}% of {total} seeds."))
+    for path, text in said:
+        assert text in _prose(path), f"{path.name} should say {text!r}"
+
+
+def _prose(path):
+    """The text of ``path`` with line breaks as spaces (sentences wrap)."""
+    return " ".join(path.read_text().split())
 
 
 def test_trace_is_exact_when_the_budget_covers_every_basis_vector():

@@ -72,7 +72,7 @@ def add_plot(parser, figure):
                         help=f"also draw {figure} to PATH; the suffix names the format "
                              "(.png, .pdf, .svg; needs matplotlib: pip install "
                              "'bnfast[plot]'); an existing file needs --overwrite")
-    add_overwrite(parser)
+    add_overwrite(parser, "--plot")
 
 
 def check_plot(args):
@@ -124,7 +124,7 @@ def add_out(parser, what):
                         help=f"keep {what} in FILE; each write replaces it atomically (an "
                              "interrupted command leaves a complete file), and an "
                              "existing file needs --overwrite")
-    add_overwrite(parser)
+    add_overwrite(parser, "--out")
 
 
 def check_json_out(args):
@@ -219,11 +219,14 @@ def add_exact(parser):
 
 # ---- --overwrite ---------------------------------------------------------------------
 
-def add_overwrite(parser, what="the file given to --out or --plot"):
-    """--overwrite: replace ``what`` (the file the subcommand writes, e.g. "PATH.html")
-    when it exists; read by ``check_file``. Added once per
-    parser (--plot and --out both bring it)."""
-    if "--overwrite" in parser._option_string_actions:
+def add_overwrite(parser, writes):
+    """--overwrite: replace an existing file that the subcommand writes: ``writes`` is
+    the option that names it ("--plot", "--out") or the file itself ("PATH.html"); read
+    by ``check_file``. Added once per parser; each later option joins its help."""
+    what = f"the file given to {writes}" if writes.startswith("--") else writes
+    action = parser._option_string_actions.get("--overwrite")
+    if action is not None:
+        action.help = action.help.replace(" when it exists", f" or to {writes} when it exists")
         return
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} when it exists (default: refuse, before "

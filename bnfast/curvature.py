@@ -221,8 +221,8 @@ def _operators(function, net, X, y, mode, blocks):
     if net.num_params == 0:
         raise ValueError(f"{function}: the network has no parameters")
     X, y = net.learning_set(X, y)
-    # Shapes are checked by the core; a loss evaluation does it before any long work.
-    net.loss(X, y, mode=mode)
+    # The core checks the shapes as it makes the point, and the labels and the statistics
+    # in its first product (the first step of any solver)
     point = _core.HessianAt(net._core, net.params, X, y,
                             None if mode == "train" else np.array(net._running))
     if blocks is None:
@@ -235,10 +235,26 @@ def _unwrap(results, blocks):
     return results[None] if blocks is None else results
 
 
+class _NoBar:
+    """What a progress bar is asked for when there is none (progress=False): nothing,
+    without building a disabled tqdm each call (a tenth of a millisecond)."""
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
 def _progress_bar(total, progress, desc):
+    if not progress:
+        return _NoBar()
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="hvp", file=sys.stderr, disable=not progress,
-                delay=1.0, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, unit="hvp", file=sys.stderr, delay=1.0,
+                dynamic_ncols=True, leave=False)
 
 
 def _layer_desc(function, key):
@@ -252,13 +268,37 @@ def _rng(seed, key):
 
 # ---- Lanczos with full reorthogonalization ---------------------------------------------
 
-def _eigh_tridiagonal():
+def _lapack():
     try:
-        from scipy.linalg import eigh_tridiagonal
+        from scipy.linalg import lapack
     except ImportError as exc:  # pragma: no cover - scipy is in the test and dev extras
         raise ImportError("bnfast.curvature needs scipy (the tridiagonal eigensolver): "
                           "pip install scipy") from exc
-    return eigh_tridiagonal
+    return lapack
+
+
+def _tridiagonal_pairs(d, e, lo, hi, eigenvectors):
+    """The eigenvalues lo..hi (ascending positions) of the symmetric tridiagonal (d, e),
+    and with ``eigenvectors`` their eigenvectors (len(d), hi - lo + 1): LAPACK's stebz
+    (bisection) and stein (inverse iteration), the calls and arguments of
+    scipy.linalg.eigh_tridiagonal(d, e, select="i", select_range=(lo, hi)) (the same
+    bits), without its per-call validation (a tenth of a millisecond, a few times per
+    Lanczos run: d and e come from the core's process, finite and float64)."""
+    if len(d) == 1:
+        return d.copy(), np.ones((1, 1))
+    lapack = _lapack()
+    m, w, iblock, isplit, info = lapack.dstebz(d, e, 2, 0.0, 1.0, lo + 1, hi + 1, 0.0,
+                                               "B" if eigenvectors else "E")
+    if info != 0:
+        raise np.linalg.LinAlgError(f"stebz (the tridiagonal eigenvalues) failed: {info}")
+    w = w[:m]
+    if not eigenvectors:
+        return w, None
+    v, info = lapack.dstein(d, e, w, iblock, isplit)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"stein: {info} eigenvectors failed to converge")
+    order = np.argsort(w)  # block order to ascending, as eigh_tridiagonal does
+    return w[order], v[:, order]
 
 
 #: The core process runs this long between progress updates (and Ctrl-C checks, which
@@ -294,11 +334,7 @@ def _ritz(lz, indices, eigenvectors=True):
     in the ascending order), and the eigenvectors of T (size, len(indices)), by LAPACK."""
     d, e = lz.alpha, lz.beta[:lz.size - 1]
     lo, hi = indices[0], indices[-1]
-    eigh = _eigh_tridiagonal()
-    if eigenvectors:
-        theta, S = eigh(d, e, select="i", select_range=(lo, hi))
-    else:
-        theta, S = eigh(d, e, eigvals_only=True, select="i", select_range=(lo, hi)), None
+    theta, S = _tridiagonal_pairs(d, e, lo, hi, eigenvectors)
     keep = np.asarray(indices) - lo
     return theta[keep], (None if S is None else S[:, keep])
 
@@ -617,7 +653,8 @@ def _slq(matvec, n, runs, steps, rng, bar):
     """Per run: a Gaussian start vector, ``steps`` Lanczos steps (fewer when the Krylov
     space closes), the Ritz values and the squared first components of T's
     eigenvectors. Returns nodes, weights (runs, steps) padded with NaN / 0."""
-    eigh = _eigh_tridiagonal()
+    _lapack()                                  # scipy is there (its eigensolver below)
+    from scipy.linalg import eigh_tridiagonal as eigh
     nodes = np.full((runs, steps), np.nan)
     weights = np.zeros((runs, steps))
     for r in range(runs):

@@ -301,3 +301,26 @@ def test_long_runs_test_on_a_schedule_and_still_stop_at_the_tolerance():
                  if abs(core.beta[j - 1] * np.linalg.eigh(T[:j, :j])[1][-1, -1])
                  <= 1e-10 * max(abs(np.linalg.eigvalsh(T[:j, :j])[[0, -1]])))
     assert core.size - first < -(-core.size // 64)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_ritz_pairs_are_eigh_tridiagonal_s_bits(seed):
+    """curvature._tridiagonal_pairs calls LAPACK's stebz and stein as
+    scipy.linalg.eigh_tridiagonal(select="i") does, without its per-call validation:
+    the same eigenvalues and eigenvectors, bit for bit, on every index range."""
+    from bnfast.curvature import _tridiagonal_pairs
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n = int(rng.integers(1, 70))
+        d = rng.standard_normal(n) * rng.choice([1.0, 1e-8, 1e8])
+        e = rng.standard_normal(n - 1) * rng.choice([1.0, 1e-12, 0.0])
+        lo = int(rng.integers(0, n))
+        hi = int(rng.integers(lo, n))
+        values, vectors = _tridiagonal_pairs(d, e, lo, hi, True)
+        want, Z = scipy_linalg.eigh_tridiagonal(d, e, select="i", select_range=(lo, hi))
+        np.testing.assert_array_equal(values, want)
+        np.testing.assert_array_equal(vectors, Z)
+        values, none = _tridiagonal_pairs(d, e, lo, hi, False)
+        assert none is None
+        np.testing.assert_array_equal(values, scipy_linalg.eigh_tridiagonal(
+            d, e, eigvals_only=True, select="i", select_range=(lo, hi)))

@@ -285,7 +285,7 @@ def _tridiagonal_pairs(d, e, lo, hi, eigenvectors):
     bits), without its per-call validation (a tenth of a millisecond, a few times per
     Lanczos run: d and e come from the core's process, finite and float64)."""
     if len(d) == 1:
-        return d.copy(), np.ones((1, 1))
+        return d.copy(), (np.ones((1, 1)) if eigenvectors else None)
     lapack = _lapack()
     m, w, iblock, isplit, info = lapack.dstebz(d, e, 2, 0.0, 1.0, lo + 1, hi + 1, 0.0,
                                                "B" if eigenvectors else "E")

@@ -651,16 +651,7 @@ def reduction(loss):
 
 def direction(v, n):
     """The direction v of a Hessian-vector product: a new finite float64 (n,)."""
-    arr = np.asarray(v)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"v must be real numbers, got dtype {arr.dtype}")
-    if arr.shape != (n,):
-        raise ValueError(f"v must have shape ({n},) (one entry per parameter), "
-                         f"got {arr.shape}")
-    arr = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("v must be finite")
-    return arr
+    return _state_vector(v, "v", n)
 
 
 def running_stats(layers, running_mean, running_var):

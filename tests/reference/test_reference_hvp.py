@@ -149,10 +149,10 @@ def test_hvp_does_not_modify_its_inputs():
     (np.zeros((19, 1)), ValueError, r"v must have shape \(19,\).*got \(19, 1\)"),
     (np.full(19, math.nan), ValueError, "v must be finite"),
     (np.array([math.inf] + [0.0] * 18), ValueError, "v must be finite"),
-    (np.zeros(19, complex), TypeError, "v must be real numbers"),
-    (np.zeros(19, bool), TypeError, "v must be real numbers"),
-    (["a"] * 19, TypeError, "v must be real numbers"),
-    (None, TypeError, "v must be real numbers"),
+    (np.zeros(19, complex), TypeError, "v must hold real numbers"),
+    (np.zeros(19, bool), TypeError, "v must hold real numbers"),
+    (["a"] * 19, TypeError, "v must hold real numbers"),
+    (None, TypeError, "v must hold real numbers"),
 ])
 def test_v_errors(v, exc, match):
     layers = [dense(2, 3, "tanh", True, bn(gamma=[1.0, 2.0, 3.0], beta=0.5)),

@@ -58,14 +58,24 @@ void product(Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs
   const i64 units = (tangent_only ? 1 : 2) + (a_varies ? 1 : 0);  // double products
   const int chunks = product_chunks(m, units * m * n * k);
   // One parallel region, C's rows split as the double products split them: each chunk
-  // copies B into its own [B | B'] (k n entries, against its rows' (m / chunks) k n
-  // multiply-adds per product), runs its rows' products and writes its rows of C.
-  double* b = at_least(s[0], chunks * 2 * k * n);
+  // copies B into its own [B | B'] (k n entries) when its rows' products outweigh that
+  // copy (m / chunks * units rows of k n multiply-adds, at least 16 copies' worth);
+  // otherwise (few rows of C and a long k, as a convolution's weight gradient) B is
+  // copied once, by rows over the threads, before the products.
+  const bool own_copy = chunks > 1 && m / chunks * units >= 16;
+  double* b = at_least(s[0], (own_copy ? chunks : 1) * 2 * k * n);
   double* c = at_least(s[1], 2 * m * n);
+  if (!own_copy)
+    split_row_ranges(k, 2 * n, [&](i64 r0, i64 r1) {
+      unzip(B + r0 * ldb, r1 - r0, n, ldb, 1, b + r0 * 2 * n);
+    });
   const MatmulAcc mm = matmul_acc();
   split_product_rows(m, chunks, [&](int chunk, i64 r0, i64 r1) {
-    double* bc = b + chunk * 2 * k * n;
-    unzip(B, k, n, ldb, 1, bc);
+    double* bc = b;
+    if (own_copy) {
+      bc += chunk * 2 * k * n;
+      unzip(B, k, n, ldb, 1, bc);
+    }
     const MatrixView av{a + r0 * 2 * ars, 2 * ars, 2 * acs};
     const MatrixView ad{a + 1 + r0 * 2 * ars, 2 * ars, 2 * acs};
     double* cr = c + r0 * 2 * n;

@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/batchnorm.hpp"
 #include "nn/dual.hpp"
+#include "nn/dual_pair.hpp"
 #include "nn/layer.hpp"
 #include "runtime/parallel.hpp"
 
@@ -43,6 +45,26 @@ void for_values_of(std::int64_t N, std::int64_t C, std::int64_t S, std::int64_t 
   for (std::int64_t i = 0; i < N; ++i)
     for (std::int64_t c = c0; c < c1; ++c)
       for (std::int64_t s = 0; s < S; ++s) f((i * C + c) * S + s, c);
+}
+
+// f(lanes, c) for the channels [c0, c1) of a dense block (S == 1) of Dual numbers: two
+// channels at a time (lanes TwoDuals, channels c and c + 1), an odd last one alone
+// (OneDual). f runs its channels' values itself, in sample order (value i at i C + c),
+// with the channels' constants and sums in registers; written once for both accessors,
+// it does Dual's operations on each lane: the same bits as for_values_of with one Dual
+// at a time.
+template <class F>
+void for_channel_pairs(std::int64_t c0, std::int64_t c1, F&& f) {
+  std::int64_t c = c0;
+  for (; c + 2 <= c1; c += 2) f(TwoDuals{}, c);
+  if (c < c1) f(OneDual{}, c);
+}
+
+// Whether the pass on T over a block with S positions runs two channels at a time: Dual
+// numbers of a dense layer (S == 1) under the std scale.
+template <class T>
+constexpr bool paired(std::int64_t S, NormScale norm) {
+  return std::is_same_v<T, Dual> && S == 1 && norm == NormScale::std;
 }
 
 // f(value index, channel) for every value of the block, the channels split across
@@ -125,6 +147,29 @@ struct BlockScale {
     };
     auto values = [&](auto&& f) { for_values_of(N, C, S, c0, c1, f); };
     const T inv_m(1.0 / static_cast<double>(N * S));
+    if constexpr (!Scaled && std::is_same_v<T, Dual>) {
+      if (paired<T>(S, norm)) {  // the std case below, two channels at a time
+        for_channel_pairs(c0, c1, [&](auto lanes, std::int64_t c) {
+          using L = decltype(lanes);
+          auto sum = L::load(&mu[c]);
+          for (std::int64_t i = 0; i < N; ++i) sum = sum + L::load(H + i * C + c);
+          L::store(&mu[c], sum);
+        });
+        for (std::int64_t c = c0; c < c1; ++c) mu[c] *= inv_m;
+        for_channel_pairs(c0, c1, [&](auto lanes, std::int64_t c) {
+          using L = decltype(lanes);
+          const auto m = L::load(&mu[c]);
+          auto sum = L::load(&s2[c]);
+          for (std::int64_t i = 0; i < N; ++i) {
+            const auto r = L::load(H + i * C + c) - m;
+            sum = sum + r * r;
+          }
+          L::store(&s2[c], sum);
+        });
+        for (std::int64_t c = c0; c < c1; ++c) s2[c] *= inv_m;
+        return;
+      }
+    }
     values([&](std::int64_t at, std::int64_t c) { mu[c] += h(at, c); });
     for (std::int64_t c = c0; c < c1; ++c) mu[c] *= inv_m;
     switch (norm) {
@@ -198,6 +243,17 @@ void block_forward(NormScale norm, const T* H, const Dims& dims, const T* gamma,
   split_channels(N, C, S, [&](std::int64_t c0, std::int64_t c1) {
     scale.compute_channels(norm, H, dims, eps, c0, c1);
     for (std::int64_t c = c0; c < c1; ++c) g[c] = gamma[c] / scale.d[c];
+    if constexpr (std::is_same_v<T, Dual>) {
+      if (paired<T>(S, norm)) {
+        for_channel_pairs(c0, c1, [&](auto lanes, std::int64_t c) {
+          using L = decltype(lanes);
+          const auto gc = L::load(&g[c]), m = L::load(&scale.mu[c]), b = L::load(beta + c);
+          for (std::int64_t i = 0; i < N; ++i)
+            L::store(Z + i * C + c, gc * (L::load(H + i * C + c) - m) + b);
+        });
+        return;
+      }
+    }
     for_values_of(N, C, S, c0, c1, [&](std::int64_t at, std::int64_t c) {
       Z[at] = g[c] * (H[at] - scale.mu[c]) + beta[c];
     });
@@ -225,11 +281,27 @@ void block_backward(NormScale norm, const T* H, const T* G, const Dims& dims, co
       dgamma[j] = T(0.0);
       dbeta[j] = T(0.0);
     }
-    for_values_of(N, C, S, j0, j1, [&](std::int64_t at, std::int64_t j) {
-      const T g = G[at];
-      dbeta[j] += g;
-      dgamma[j] += g * ((H[at] - c.mu[j]) * inv_d[j]);
-    });
+    if constexpr (std::is_same_v<T, Dual>) {
+      if (paired<T>(S, norm))
+        for_channel_pairs(j0, j1, [&](auto lanes, std::int64_t j) {
+          using L = decltype(lanes);
+          const auto m = L::load(&c.mu[j]), id = L::load(inv_d + j);
+          auto db = L::load(dbeta + j), dg = L::load(dgamma + j);
+          for (std::int64_t i = 0; i < N; ++i) {
+            const auto g = L::load(G + i * C + j);
+            db = db + g;
+            dg = dg + g * ((L::load(H + i * C + j) - m) * id);
+          }
+          L::store(dbeta + j, db);
+          L::store(dgamma + j, dg);
+        });
+    }
+    if (!paired<T>(S, norm))
+      for_values_of(N, C, S, j0, j1, [&](std::int64_t at, std::int64_t j) {
+        const T g = G[at];
+        dbeta[j] += g;
+        dgamma[j] += g * ((H[at] - c.mu[j]) * inv_d[j]);
+      });
     for (std::int64_t j = j0; j < j1; ++j) {
       scale[j] = gamma[j] * inv_d[j];
       centre[j] = dbeta[j] * inv_m;
@@ -244,6 +316,20 @@ void block_backward(NormScale norm, const T* H, const T* G, const Dims& dims, co
         case NormScale::linf:  // q = (s/d) sign(h_k) at the value k only
           factor[j] = dgamma[j] * c.s[j] * inv_d[j];
           break;
+      }
+    }
+    if constexpr (std::is_same_v<T, Dual>) {
+      if (paired<T>(S, norm)) {  // std: q = factor (h - mu)
+        for_channel_pairs(j0, j1, [&](auto lanes, std::int64_t j) {
+          using L = decltype(lanes);
+          const auto f = L::load(factor + j), m = L::load(&c.mu[j]);
+          const auto sc = L::load(scale + j), ce = L::load(centre + j);
+          for (std::int64_t i = 0; i < N; ++i) {
+            const auto q = f * (L::load(H + i * C + j) - m);
+            L::store(dH + i * C + j, sc * (L::load(G + i * C + j) - ce - q));
+          }
+        });
+        return;
       }
     }
     for_values_of(N, C, S, j0, j1, [&](std::int64_t at, std::int64_t j) {

@@ -49,8 +49,10 @@ T derivative(Activation act, T z, T a) {
 
 // dz = dout phi'(z), the backward of phi. ReLU's is PyTorch's threshold_backward: dout
 // where z > 0 or z is NaN, exactly 0 (not 0 dout) where z <= 0, so a NaN or inf coming
-// from downstream stops at a unit that is off, as in PyTorch (bit for bit dout phi'(z)
-// otherwise, but for the sign of a zero).
+// from downstream stops at a unit that is off, as in PyTorch. On finite doubles that is
+// dout phi'(z) but for the sign of a zero; on Dual numbers the tangent where z > 0 is
+// dout's (the product's was dout.d 1 + dout.v 0, NaN for an infinite dout.v), as
+// PyTorch's double backward and the reference give.
 template <class T>
 T chain(Activation act, T dout, T z, T a) {
   if (act == Activation::relu) return value(z) <= 0 ? T(0.0) : dout;

@@ -24,10 +24,10 @@ namespace avx2 { ActivateArray activation_entry(); }
 // Runs the variant this CPU uses (runtime/dispatch.hpp), chosen once.
 void activate_array(Activation a, const double* z, double* out, std::int64_t n);
 
-// dz[i] = dout[i] * phi'(z[i]) for 0 <= i < n, phi' from z and a = phi(z), the very
-// operations of chain() (so the same bits), without a branch per element: ReLU's
+// dz[i] = chain(act, dout[i], z[i], a[i]) for 0 <= i < n (dout phi'(z), ReLU's a select),
+// the very operations of chain() (so the same bits), without a branch per element: ReLU's
 // z > 0 is a coin flip on real data, and a mispredicted branch costs more than the
-// product. dz may equal dout; no other overlap.
+// arithmetic. dz may equal dout; no other overlap.
 using ChainRuleArray = void (*)(Activation act, const double* dout, const double* z,
                                 const double* a, double* dz, std::int64_t n);
 namespace baseline { ChainRuleArray chain_rule_entry(); }

@@ -59,10 +59,12 @@ void product(Pass<Dual>& p, i64 m, i64 n, i64 k, const Dual* A, i64 ars, i64 acs
   const int chunks = product_chunks(m, units * m * n * k);
   // One parallel region, C's rows split as the double products split them: each chunk
   // copies B into its own [B | B'] (k n entries) when its rows' products outweigh that
-  // copy (m / chunks * units rows of k n multiply-adds, at least 16 copies' worth);
-  // otherwise (few rows of C and a long k, as a convolution's weight gradient) B is
-  // copied once, by rows over the threads, before the products.
-  const bool own_copy = chunks > 1 && m / chunks * units >= 16;
+  // copy (m / chunks * units rows of k n multiply-adds, at least 16 copies' worth) and
+  // the copy is cache-sized (the scratch grows to one copy a thread and is kept);
+  // otherwise (few rows of C and a long k, as a convolution's weight gradient, or a
+  // large B) B is copied once, by rows over the threads, before the products.
+  constexpr i64 kOwnCopyMax = 1 << 14;  // entries of B: 256 KB of values and tangents
+  const bool own_copy = chunks > 1 && m / chunks * units >= 16 && k * n <= kOwnCopyMax;
   double* b = at_least(s[0], (own_copy ? chunks : 1) * 2 * k * n);
   double* c = at_least(s[1], 2 * m * n);
   if (!own_copy)

@@ -268,13 +268,15 @@ def _rng(seed, key):
 
 # ---- Lanczos with full reorthogonalization ---------------------------------------------
 
-def _lapack():
+def _scipy_linalg():
+    """scipy.linalg (LAPACK's tridiagonal eigensolvers), or an ImportError that says how
+    to get it."""
     try:
-        from scipy.linalg import lapack
+        from scipy import linalg
     except ImportError as exc:  # pragma: no cover - scipy is in the test and dev extras
         raise ImportError("bnfast.curvature needs scipy (the tridiagonal eigensolver): "
                           "pip install scipy") from exc
-    return lapack
+    return linalg
 
 
 def _tridiagonal_pairs(d, e, lo, hi, eigenvectors):
@@ -286,7 +288,7 @@ def _tridiagonal_pairs(d, e, lo, hi, eigenvectors):
     Lanczos run: d and e come from the core's process, finite and float64)."""
     if len(d) == 1:
         return d.copy(), (np.ones((1, 1)) if eigenvectors else None)
-    lapack = _lapack()
+    lapack = _scipy_linalg().lapack
     m, w, iblock, isplit, info = lapack.dstebz(d, e, 2, 0.0, 1.0, lo + 1, hi + 1, 0.0,
                                                "B" if eigenvectors else "E")
     if info != 0:
@@ -653,8 +655,7 @@ def _slq(matvec, n, runs, steps, rng, bar):
     """Per run: a Gaussian start vector, ``steps`` Lanczos steps (fewer when the Krylov
     space closes), the Ritz values and the squared first components of T's
     eigenvectors. Returns nodes, weights (runs, steps) padded with NaN / 0."""
-    _lapack()                                  # scipy is there (its eigensolver below)
-    from scipy.linalg import eigh_tridiagonal as eigh
+    eigh = _scipy_linalg().eigh_tridiagonal
     nodes = np.full((runs, steps), np.nan)
     weights = np.zeros((runs, steps))
     for r in range(runs):

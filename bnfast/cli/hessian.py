@@ -114,7 +114,7 @@ def run(args):
             raise ValueError(f"{args.net} has no parameters")
         top = _count(args, "--top", args.top, 1, n)
         bottom = _count(args, "--bottom", args.bottom, 0, n)
-        curvature._lapack()                 # scipy is there (else a usage error)
+        curvature._scipy_linalg()          # scipy is there (else a usage error)
     except (ValueError, ImportError) as exc:
         return options.fail(args, str(exc))
     progress = not args.no_progress
